@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing need. As root it runs apt-get; otherwise
+# it names what is missing and fails, so nothing is ever set up by hand without being written here.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config
+  libjansson-dev libyaml-dev libevent-dev libssl-dev libcurl4-openssl-dev
+  libcriterion-dev
+  clang clang-tidy cppcheck clang-format
+  openssl curl jq
+  maven default-jdk-headless
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has stale or empty lists; update once, quietly, then install.
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,251 @@
+#include "pkg/base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *fmw_strerror(enum fmw_err err)
+{
+    switch (err) {
+    case FMW_OK:
+        return "OK";
+    case FMW_ENOMEM:
+        return "ENOMEM";
+    case FMW_EINVAL:
+        return "EINVAL";
+    case FMW_ECONFIG:
+        return "ECONFIG";
+    case FMW_EOVERFLOW:
+        return "EOVERFLOW";
+    case FMW_ETOOBIG:
+        return "ETOOBIG";
+    case FMW_EIO:
+        return "EIO";
+    case FMW_ENOTFOUND:
+        return "ENOTFOUND";
+    case FMW_ETIMEDOUT:
+        return "ETIMEDOUT";
+    case FMW_EUSAGE:
+        return "EUSAGE";
+    case FMW_EINTERNAL:
+        return "EINTERNAL";
+    }
+    return "EUNKNOWN";
+}
+
+enum fmw_err fmw_diag_vset(struct fmw_diag *d, enum fmw_err err, const char *fmt, va_list ap)
+{
+    if (!d)
+        return err;
+    char *msg = NULL;
+    int n = vasprintf(&msg, fmt, ap);
+    free(d->msg);
+    d->msg = NULL;
+    if (n < 0)
+        return err; /* out of memory: the code still tells what happened */
+    if ((size_t)n >= FMW_DIAG_MAX)
+        msg[FMW_DIAG_MAX - 1] = '\0';
+    d->msg = msg;
+    return err;
+}
+
+enum fmw_err fmw_diag_set(struct fmw_diag *d, enum fmw_err err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fmw_diag_vset(d, err, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+enum fmw_err fmw_diag_prefix(struct fmw_diag *d, const char *prefix)
+{
+    if (!d)
+        return FMW_OK;
+    char *old = d->msg;
+    d->msg = NULL;
+    fmw_diag_set(d, FMW_OK, "%s%s", prefix, old ? old : "");
+    if (!d->msg) {
+        d->msg = old; /* keep the unprefixed text rather than nothing */
+        return FMW_ENOMEM;
+    }
+    free(old);
+    return FMW_OK;
+}
+
+const char *fmw_diag_msg(const struct fmw_diag *d)
+{
+    return d && d->msg ? d->msg : "";
+}
+
+void fmw_diag_cleanup(struct fmw_diag *d)
+{
+    if (!d)
+        return;
+    free(d->msg);
+    d->msg = NULL;
+    d->line = 0;
+    d->column = 0;
+}
+
+void fmw_buf_init(struct fmw_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    b->max = max;
+}
+
+static enum fmw_err buf_reserve(struct fmw_buf *b, size_t extra)
+{
+    /* Room for the content, the new bytes and the terminating NUL, within the cap. */
+    if (extra > b->max || b->len > b->max - extra)
+        return FMW_ETOOBIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->alloc)
+        return FMW_OK;
+    size_t alloc = b->alloc ? b->alloc : 64;
+    while (alloc < need)
+        alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
+    if (alloc > b->max + 1)
+        alloc = b->max + 1;
+    char *p = realloc(b->data, alloc);
+    if (!p)
+        return FMW_ENOMEM;
+    b->data = p;
+    b->alloc = alloc;
+    return FMW_OK;
+}
+
+enum fmw_err fmw_buf_add(struct fmw_buf *b, const void *p, size_t n)
+{
+    enum fmw_err err = buf_reserve(b, n);
+    if (err)
+        return err;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return FMW_OK;
+}
+
+enum fmw_err fmw_buf_adds(struct fmw_buf *b, const char *s)
+{
+    return fmw_buf_add(b, s, strlen(s));
+}
+
+enum fmw_err fmw_buf_addc(struct fmw_buf *b, char c)
+{
+    return fmw_buf_add(b, &c, 1);
+}
+
+enum fmw_err fmw_buf_vaddf(struct fmw_buf *b, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0)
+        return FMW_EINVAL;
+    enum fmw_err err = buf_reserve(b, (size_t)n);
+    if (err)
+        return err;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return FMW_OK;
+}
+
+enum fmw_err fmw_buf_addf(struct fmw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum fmw_err err = fmw_buf_vaddf(b, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+const char *fmw_buf_cstr(const struct fmw_buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+void fmw_buf_reset(struct fmw_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+char *fmw_buf_take(struct fmw_buf *b)
+{
+    char *p = b->data;
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    return p;
+}
+
+void fmw_buf_free(struct fmw_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+}
+
+struct fmw_str fmw_str_c(const char *s)
+{
+    struct fmw_str r = {s, s ? strlen(s) : 0};
+    return r;
+}
+
+bool fmw_str_eq(struct fmw_str a, struct fmw_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+bool fmw_str_eq_c(struct fmw_str a, const char *s)
+{
+    return fmw_str_eq(a, fmw_str_c(s));
+}
+
+bool fmw_str_starts_with(struct fmw_str a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return a.len >= n && memcmp(a.ptr, prefix, n) == 0;
+}
+
+struct fmw_str fmw_str_trim_java(struct fmw_str s)
+{
+    /* UTF-8 continuation and lead bytes are >= 0x80, so a byte-wise test equals Java's. */
+    while (s.len && (unsigned char)s.ptr[0] <= 0x20) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len && (unsigned char)s.ptr[s.len - 1] <= 0x20)
+        s.len--;
+    return s;
+}
+
+char *fmw_str_dup(struct fmw_str s)
+{
+    char *p = malloc(s.len + 1);
+    if (!p)
+        return NULL;
+    if (s.len)
+        memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    return p;
+}
+
+void *fmw_calloc(size_t n, size_t size)
+{
+    if (n == 0 || size == 0)
+        n = size = 1;
+    return calloc(n, size);
+}
+
+char *fmw_strdup(const char *s)
+{
+    return fmw_str_dup(fmw_str_c(s));
+}

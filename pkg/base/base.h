@@ -1,0 +1,112 @@
+/*
+ * pkg/base: the few things every package shares — one result code, diagnostics, capped growable
+ * buffers and (pointer, length) string slices. Nothing here knows about Flink or Kubernetes.
+ */
+#ifndef FMW_BASE_H
+#define FMW_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Result codes: 0 is success, every failure is negative (libuv's convention). The three "config"
+ * codes mirror the Java exception classes Flink throws, because whether Flink prefixes a message
+ * ("JobManager memory configuration failed: ") depends on that class.
+ */
+enum fmw_err {
+    FMW_OK = 0,
+    FMW_ENOMEM = -1,    /* allocation failed */
+    FMW_EINVAL = -2,    /* bad input: Java IllegalArgumentException and plain parse errors */
+    FMW_ECONFIG = -3,   /* configuration rejected: Java IllegalConfigurationException */
+    FMW_EOVERFLOW = -4, /* arithmetic overflow: Java ArithmeticException("long overflow") */
+    FMW_ETOOBIG = -5,   /* a cap was reached (buffer, body, nesting) */
+    FMW_EIO = -6,       /* file or network I/O failed */
+    FMW_ENOTFOUND = -7, /* the thing looked up does not exist */
+    FMW_ETIMEDOUT = -8, /* a deadline passed */
+    FMW_EUSAGE = -9,    /* the caller used an interface wrongly (bad flag, bad argument) */
+    FMW_EINTERNAL = -10 /* a bug of ours; never caused by input alone */
+};
+
+/* A short stable name for a code, e.g. "EINVAL"; never NULL. */
+const char *fmw_strerror(enum fmw_err err);
+
+/*
+ * Details of a failure. `msg` is owned by the diag (NULL when nothing was said); parsers also set
+ * `line`/`column` (1-based, 0 when unknown). A diag must be released with fmw_diag_cleanup().
+ * Functions taking `struct fmw_diag *` accept NULL when the caller wants no details.
+ */
+struct fmw_diag {
+    char *msg;
+    int line;
+    int column;
+};
+
+#define FMW_DIAG_INIT {NULL, 0, 0}
+
+/* Longest message a diag keeps; longer texts are cut (user-controlled text can be huge). */
+#define FMW_DIAG_MAX 65536
+
+/* Replaces the diag's message with the formatted text and returns `err`, so callers can write
+ * `return fmw_diag_set(d, FMW_EINVAL, "...", ...)`. A NULL diag only returns `err`. */
+enum fmw_err fmw_diag_set(struct fmw_diag *d, enum fmw_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+enum fmw_err fmw_diag_vset(struct fmw_diag *d, enum fmw_err err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* Puts `prefix` in front of the current message (e.g. a container name). */
+enum fmw_err fmw_diag_prefix(struct fmw_diag *d, const char *prefix);
+/* The message, or "" when none was set. Borrowed: valid until the diag changes. */
+const char *fmw_diag_msg(const struct fmw_diag *d);
+void fmw_diag_cleanup(struct fmw_diag *d);
+
+/*
+ * A growable byte buffer with a hard cap set at init (curl's dynbuf). The content is always
+ * NUL-terminated so it can be used as a C string. Appending past the cap fails with FMW_ETOOBIG
+ * and leaves the buffer as it was.
+ */
+struct fmw_buf {
+    char *data;
+    size_t len;
+    size_t alloc;
+    size_t max;
+};
+
+void fmw_buf_init(struct fmw_buf *b, size_t max);
+enum fmw_err fmw_buf_add(struct fmw_buf *b, const void *p, size_t n);
+enum fmw_err fmw_buf_adds(struct fmw_buf *b, const char *s);
+enum fmw_err fmw_buf_addc(struct fmw_buf *b, char c);
+enum fmw_err fmw_buf_addf(struct fmw_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+enum fmw_err fmw_buf_vaddf(struct fmw_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* The content as a C string; "" for an empty buffer. Borrowed. */
+const char *fmw_buf_cstr(const struct fmw_buf *b);
+/* Empties the buffer and keeps its memory. */
+void fmw_buf_reset(struct fmw_buf *b);
+/* Hands the content over to the caller (free() it); the buffer is left empty. NULL when empty. */
+char *fmw_buf_take(struct fmw_buf *b);
+void fmw_buf_free(struct fmw_buf *b);
+
+/* A borrowed (pointer, length) slice of text; not NUL-terminated. */
+struct fmw_str {
+    const char *ptr;
+    size_t len;
+};
+
+#define FMW_STR_LIT(s) ((struct fmw_str){(s), sizeof(s) - 1})
+
+struct fmw_str fmw_str_c(const char *s);
+bool fmw_str_eq(struct fmw_str a, struct fmw_str b);
+bool fmw_str_eq_c(struct fmw_str a, const char *s);
+bool fmw_str_starts_with(struct fmw_str a, const char *prefix);
+/* Java String.trim(): drops leading and trailing characters <= U+0020. */
+struct fmw_str fmw_str_trim_java(struct fmw_str s);
+/* A NUL-terminated heap copy (free() it), or NULL when out of memory. */
+char *fmw_str_dup(struct fmw_str s);
+
+/* Allocation helpers that never return NULL for a zero size and check multiplication. */
+void *fmw_calloc(size_t n, size_t size);
+char *fmw_strdup(const char *s);
+
+#endif

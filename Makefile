@@ -26,14 +26,15 @@ endif
 OPT      ?= -O2 -g
 HARDEN   ?= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?=
-CPPFLAGS += -I. -D_GNU_SOURCE
+VERSION  ?= 0.1.0
+CPPFLAGS += -I. -D_GNU_SOURCE -DFMW_VERSION='"$(VERSION)"'
 ALL_CFLAGS = -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(DEP_CFLAGS) $(CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LDLIBS   += $(DEP_LIBS) -lm
 
 # Packages in dependency order, lowest first (STYLE.md: base ← memsize ← flinkconf ← jmmem ← …).
-PACKAGES := base memsize flinkconf jmmem
+PACKAGES := base memsize flinkconf jmmem obs server
 
 define pkg_rules
 $(1)_SRCS := $$(wildcard pkg/$(1)/*.c)

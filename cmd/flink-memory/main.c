@@ -1,0 +1,504 @@
+/*
+ * flink-memory: the offline CLI, also installed as the kubectl plugin kubectl-flink_memory.
+ * It only parses flags, reads files and wires the packages together; every rule lives below.
+ *
+ * Exit codes: 0 success; 1 Flink rejects the configuration or the size (Flink's message);
+ * 2 bad usage or an unreadable file.
+ */
+#include "pkg/base/base.h"
+#include "pkg/flinkconf/flinkconf.h"
+#include "pkg/jmmem/jmmem.h"
+#include "pkg/memsize/memsize.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_REJECTED 1
+#define EXIT_USAGE 2
+#define MAX_FILE (4u << 20)
+
+static const char USAGE[] =
+    "usage: flink-memory <command> [options]\n"
+    "\n"
+    "Resolves Apache Flink JobManager memory exactly as Flink does, offline.\n"
+    "\n"
+    "commands:\n"
+    "  resolve   resolve a configuration: Flink's memory table, JVM flags, Kubernetes size\n"
+    "  explain   the same as 'resolve --output text', with the lines Flink would log\n"
+    "  size      convert one size between Flink and Kubernetes spellings\n"
+    "  version   print the version of this tool\n"
+    "\n"
+    "resolve / explain options:\n"
+    "  --config FILE          the configuration file; 'config.yaml' is read as standard YAML,\n"
+    "                         any other name with the legacy flink-conf.yaml line parser\n"
+    "  --conf-dir DIR         a Flink conf directory; the file is chosen as the Flink version\n"
+    "                         does (flink-conf.yaml up to 1.18, either in 1.19/1.20,\n"
+    "                         config.yaml from 2.0)\n"
+    "  --format legacy|yaml   override the format chosen from the file name\n"
+    "  -D key=value, -Dkey=value\n"
+    "                         a dynamic property on top of the file (repeatable); without any\n"
+    "                         file the configuration comes from -D alone\n"
+    "  --flink-version X.Y    the Flink line to model, 1.11 to 2.x (default 1.20)\n"
+    "  --legacy-heap-as none|heap|process\n"
+    "                         how jobmanager.heap.size, jobmanager.heap.mb and FLINK_JM_HEAP are\n"
+    "                         read: as JVM heap (default for 1.x, a script-started JobManager),\n"
+    "                         as total process memory (the Kubernetes/YARN client), or ignored\n"
+    "                         (2.x, which removed them)\n"
+    "  --env NAME=VALUE       an environment variable of the JobManager (FLINK_JM_HEAP)\n"
+    "  --output text|json     output format (default text)\n"
+    "\n"
+    "size options:\n"
+    "  flink-memory size TEXT [--output text|json]\n"
+    "                         TEXT is a Flink size (1600m, 2 gb) or a Kubernetes quantity\n"
+    "                         (1600Mi, 2G); Flink's syntax is tried first\n"
+    "\n"
+    "exit status: 0 ok, 1 Flink rejects the configuration (Flink's message), 2 bad usage or an\n"
+    "unreadable file\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("flink-memory: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(see 'flink-memory --help')\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* Reads a whole file (at most MAX_FILE bytes) into `out`. */
+static enum fmw_err read_file(const char *path, struct fmw_buf *out, struct fmw_diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fmw_diag_set(d, FMW_EIO, "cannot read '%s': %s", path, strerror(errno));
+    char chunk[65536];
+    size_t n;
+    enum fmw_err err = FMW_OK;
+    while (!err && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        err = fmw_buf_add(out, chunk, n);
+    if (!err && ferror(f))
+        err = fmw_diag_set(d, FMW_EIO, "cannot read '%s': %s", path, strerror(errno));
+    else if (err == FMW_ETOOBIG)
+        fmw_diag_set(d, err, "'%s' is larger than %u bytes", path, MAX_FILE);
+    else if (err)
+        fmw_diag_set(d, err, "out of memory reading '%s'", path);
+    fclose(f);
+    return err;
+}
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+enum format { FORMAT_AUTO, FORMAT_LEGACY, FORMAT_YAML };
+
+struct resolve_opts {
+    const char *config;
+    const char *conf_dir;
+    enum format format;
+    struct fmw_flink_version version;
+    bool legacy_given;
+    enum fmw_legacy_heap legacy;
+    const char *env_jm_heap;
+    bool json;
+    bool explain;
+    /* -D properties in order. */
+    const char **dynamic;
+    size_t ndynamic;
+};
+
+static void version_str(struct fmw_flink_version v, char out[16])
+{
+    snprintf(out, 16, "%d.%d", v.major, v.minor);
+}
+
+/* Picks the file and format the JobManager of `o->version` would read; 0 or an exit code. */
+static int choose_file(const struct resolve_opts *o, char **path, enum format *format)
+{
+    char ver[16];
+    version_str(o->version, ver);
+    bool yaml_capable = fmw_flink_version_cmp(o->version, (struct fmw_flink_version){1, 19}) >= 0;
+    bool legacy_capable = o->version.major < 2;
+    *path = NULL;
+    *format = o->format;
+    if (o->config) {
+        *path = fmw_strdup(o->config);
+        if (*format == FORMAT_AUTO) {
+            const char *base = strrchr(o->config, '/');
+            base = base ? base + 1 : o->config;
+            *format = strcmp(base, "config.yaml") == 0 ? FORMAT_YAML : FORMAT_LEGACY;
+        }
+    } else if (o->conf_dir) {
+        size_t n = strlen(o->conf_dir) + 32;
+        char *legacy = malloc(n), *standard = malloc(n);
+        if (!legacy || !standard) {
+            free(legacy);
+            free(standard);
+            return usage_error("out of memory");
+        }
+        snprintf(legacy, n, "%s/flink-conf.yaml", o->conf_dir);
+        snprintf(standard, n, "%s/config.yaml", o->conf_dir);
+        /* GlobalConfiguration: ≤1.18 flink-conf.yaml only; 1.19/1.20 flink-conf.yaml when it
+         * exists, else config.yaml; 2.x config.yaml only. */
+        bool use_legacy = legacy_capable && (!yaml_capable || file_exists(legacy));
+        *path = use_legacy ? legacy : standard;
+        free(use_legacy ? standard : legacy);
+        if (*format == FORMAT_AUTO)
+            *format = use_legacy ? FORMAT_LEGACY : FORMAT_YAML;
+        if (!file_exists(*path)) {
+            char abs[PATH_MAX];
+            const char *shown = realpath(o->conf_dir, abs) ? abs : o->conf_dir;
+            fprintf(stderr,
+                    "flink-memory: The Flink config file '%s' (%s/%s) does not exist.\n",
+                    *path, shown, use_legacy ? "flink-conf.yaml" : "config.yaml");
+            free(*path);
+            *path = NULL;
+            return EXIT_USAGE;
+        }
+    } else {
+        return 0; /* configuration from -D alone */
+    }
+    if (*format == FORMAT_YAML && !yaml_capable) {
+        free(*path);
+        *path = NULL;
+        return usage_error("Flink %s reads only flink-conf.yaml; the standard config.yaml needs "
+                           "Flink 1.19 or newer (--format legacy reads it with the line parser)",
+                           ver);
+    }
+    if (*format == FORMAT_LEGACY && !legacy_capable) {
+        free(*path);
+        *path = NULL;
+        return usage_error("Flink %s ignores flink-conf.yaml and reads only config.yaml "
+                           "(--format yaml reads this file as standard YAML)",
+                           ver);
+    }
+    return 0;
+}
+
+static int print_rejected(const struct resolve_opts *o, const char *msg, const char *detail)
+{
+    if (o->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "error", json_string(msg)); /* steals the new string */
+        char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        fprintf(stderr, "flink-memory: Flink rejects this configuration:\n%s\n", msg);
+    }
+    if (detail && *detail)
+        fprintf(stderr, "flink-memory: %s\n", detail);
+    return EXIT_REJECTED;
+}
+
+static int print_result(const struct resolve_opts *o, const struct fmw_jm_result *r)
+{
+    const struct fmw_jm_spec *s = &r->spec;
+    char quantity[FMW_MEMSIZE_STRLEN];
+    char ver[16];
+    fmw_quantity_format(s->total_process, quantity);
+    version_str(o->version, ver);
+    if (o->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "total_process", json_integer((json_int_t)s->total_process));
+        json_object_set_new(j, "total_flink", json_integer((json_int_t)s->total_flink));
+        json_object_set_new(j, "heap", json_integer((json_int_t)s->heap));
+        json_object_set_new(j, "off_heap", json_integer((json_int_t)s->off_heap));
+        json_object_set_new(j, "metaspace", json_integer((json_int_t)s->metaspace));
+        json_object_set_new(j, "overhead", json_integer((json_int_t)s->overhead));
+        json_object_set_new(j, "jvm_args", json_string(r->jvm_args));
+        json_object_set_new(j, "dynamic_configs",
+                            r->dynamic_configs[0] ? json_string(r->dynamic_configs) : json_null());
+        json_object_set_new(j, "kubernetes_memory", json_string(quantity));
+        json_object_set_new(j, "flink_version", json_string(ver));
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (!text)
+            return usage_error("out of memory");
+        puts(text);
+        free(text);
+        return 0;
+    }
+    struct fmw_buf out;
+    fmw_buf_init(&out, 1 << 20);
+    fmw_jmmem_format_block(s, &out);
+    fputs(fmw_buf_cstr(&out), stdout);
+    fmw_buf_free(&out);
+    printf("\nJVM memory flags:   %s\n", r->jvm_args);
+    if (r->dynamic_configs[0])
+        printf("Dynamic configs:    %s\n", r->dynamic_configs);
+    printf("Kubernetes memory:  %s (limits.memory = requests.memory = total process memory)\n",
+           quantity);
+    printf("Flink version:      %s\n", ver);
+    if (o->explain && r->log.len) {
+        printf("\nWhat Flink logs while resolving:\n");
+        const char *p = fmw_buf_cstr(&r->log);
+        while (*p) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int)(nl - p) : (int)strlen(p);
+            printf("  %.*s\n", n, p);
+            p += n + (nl ? 1 : 0);
+        }
+    }
+    return 0;
+}
+
+static int run_resolve(const struct resolve_opts *o)
+{
+    struct fmw_conf conf;
+    struct fmw_buf file, detail;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    struct fmw_jm_result r;
+    char *path = NULL;
+    enum format format;
+    int rc;
+    fmw_conf_init(&conf);
+    fmw_buf_init(&file, MAX_FILE);
+    fmw_buf_init(&detail, 4096);
+    fmw_jm_result_init(&r);
+
+    rc = choose_file(o, &path, &format);
+    if (rc)
+        goto out;
+    if (path) {
+        if (read_file(path, &file, &d) != FMW_OK) {
+            rc = usage_error("%s", fmw_diag_msg(&d));
+            goto out;
+        }
+        enum fmw_err err = format == FORMAT_YAML
+                               ? fmw_conf_parse_yaml(&conf, file.data, file.len, &d, &detail)
+                               : fmw_conf_parse_legacy(&conf, file.data, file.len, &d);
+        if (err == FMW_EINVAL) {
+            char where[PATH_MAX + 64];
+            snprintf(where, sizeof where, "%s: %s", path, fmw_buf_cstr(&detail));
+            rc = print_rejected(o, fmw_diag_msg(&d), where);
+            goto out;
+        }
+        if (err) {
+            rc = usage_error("%s: %s", path, fmw_diag_msg(&d));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < o->ndynamic; i++) {
+        if (fmw_conf_apply_dynamic(&conf, fmw_str_c(o->dynamic[i])) != FMW_OK) {
+            rc = usage_error("cannot apply -D %s", o->dynamic[i]);
+            goto out;
+        }
+    }
+    struct fmw_jm_input in = {&conf, o->version, o->legacy, o->env_jm_heap};
+    if (!o->legacy_given)
+        in.legacy = o->version.major >= 2 ? FMW_LEGACY_NONE : FMW_LEGACY_HEAP;
+    if (fmw_jmmem_resolve(&in, &r, &d) != FMW_OK) {
+        rc = print_rejected(o, fmw_diag_msg(&d), NULL);
+        goto out;
+    }
+    rc = print_result(o, &r);
+out:
+    free(path);
+    fmw_jm_result_cleanup(&r);
+    fmw_diag_cleanup(&d);
+    fmw_buf_free(&detail);
+    fmw_buf_free(&file);
+    fmw_conf_cleanup(&conf);
+    return rc;
+}
+
+static int parse_output(const char *arg, bool *json)
+{
+    if (strcmp(arg, "json") == 0)
+        *json = true;
+    else if (strcmp(arg, "text") == 0)
+        *json = false;
+    else
+        return usage_error("--output takes text or json, not '%s'", arg);
+    return 0;
+}
+
+static int cmd_resolve(int argc, char **argv, bool explain)
+{
+    enum { OPT_CONFIG = 256, OPT_CONF_DIR, OPT_FORMAT, OPT_VERSION, OPT_LEGACY, OPT_ENV, OPT_OUTPUT };
+    static const struct option LONG[] = {
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"conf-dir", required_argument, NULL, OPT_CONF_DIR},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"flink-version", required_argument, NULL, OPT_VERSION},
+        {"legacy-heap-as", required_argument, NULL, OPT_LEGACY},
+        {"env", required_argument, NULL, OPT_ENV},
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct resolve_opts o;
+    memset(&o, 0, sizeof o);
+    o.version = FMW_FLINK_DEFAULT;
+    o.explain = explain;
+    o.dynamic = calloc((size_t)argc + 1, sizeof *o.dynamic);
+    if (!o.dynamic)
+        return usage_error("out of memory");
+    int rc = 0, c;
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, "+D:h", LONG, NULL)) != -1) {
+        switch (c) {
+        case 'D':
+            o.dynamic[o.ndynamic++] = optarg;
+            break;
+        case OPT_CONFIG:
+            o.config = optarg;
+            break;
+        case OPT_CONF_DIR:
+            o.conf_dir = optarg;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "legacy") == 0)
+                o.format = FORMAT_LEGACY;
+            else if (strcmp(optarg, "yaml") == 0)
+                o.format = FORMAT_YAML;
+            else
+                rc = usage_error("--format takes legacy or yaml, not '%s'", optarg);
+            break;
+        case OPT_VERSION:
+            if (!fmw_flink_version_parse(optarg, &o.version))
+                rc = usage_error("--flink-version: '%s' is not a Flink line from 1.11 to 2.x",
+                                 optarg);
+            break;
+        case OPT_LEGACY:
+            o.legacy_given = true;
+            if (strcmp(optarg, "none") == 0)
+                o.legacy = FMW_LEGACY_NONE;
+            else if (strcmp(optarg, "heap") == 0)
+                o.legacy = FMW_LEGACY_HEAP;
+            else if (strcmp(optarg, "process") == 0)
+                o.legacy = FMW_LEGACY_PROCESS;
+            else
+                rc = usage_error("--legacy-heap-as takes none, heap or process, not '%s'", optarg);
+            break;
+        case OPT_ENV: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                rc = usage_error("--env takes NAME=VALUE, not '%s'", optarg);
+            else if (strncmp(optarg, FMW_JM_LEGACY_ENV "=", sizeof FMW_JM_LEGACY_ENV) == 0)
+                o.env_jm_heap = eq + 1;
+            /* Other variables do not reach the memory model; they are accepted and unused. */
+            break;
+        }
+        case OPT_OUTPUT:
+            rc = parse_output(optarg, &o.json);
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            free(o.dynamic);
+            return 0;
+        default:
+            rc = EXIT_USAGE;
+        }
+    }
+    if (rc == 0 && optind < argc)
+        rc = usage_error("unexpected argument '%s'", argv[optind]);
+    if (rc == 0 && o.config && o.conf_dir)
+        rc = usage_error("--config and --conf-dir exclude each other");
+    if (rc == 0 && explain && o.json)
+        rc = usage_error("explain prints text; use 'resolve --output json' for JSON");
+    if (rc == 0)
+        rc = run_resolve(&o);
+    free(o.dynamic);
+    return rc;
+}
+
+static int cmd_size(int argc, char **argv)
+{
+    static const struct option LONG[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false;
+    int rc = 0, c;
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", LONG, NULL)) != -1) {
+        if (c == 'o')
+            rc = parse_output(optarg, &json);
+        else if (c == 'h') {
+            fputs(USAGE, stdout);
+            return 0;
+        } else
+            rc = EXIT_USAGE;
+    }
+    if (rc)
+        return rc;
+    if (optind + 1 != argc)
+        return usage_error("size takes exactly one TEXT");
+    const char *text = argv[optind];
+
+    /* Flink's syntax first, as Flink's Kubernetes operator reads sizes; then a quantity. */
+    struct fmw_diag flink_err = FMW_DIAG_INIT;
+    uint64_t bytes;
+    if (fmw_memsize_parse(fmw_str_c(text), &bytes, &flink_err) != FMW_OK &&
+        fmw_quantity_parse(fmw_str_c(text), &bytes, NULL) != FMW_OK) {
+        if (json) {
+            json_t *j = json_pack("{s:s}", "error", fmw_diag_msg(&flink_err));
+            char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            if (s)
+                puts(s);
+            free(s);
+            json_decref(j);
+        } else {
+            fprintf(stderr, "flink-memory: %s\n", fmw_diag_msg(&flink_err));
+        }
+        fmw_diag_cleanup(&flink_err);
+        return EXIT_REJECTED;
+    }
+    fmw_diag_cleanup(&flink_err);
+    char human[FMW_MEMSIZE_STRLEN], flink[FMW_MEMSIZE_STRLEN], quantity[FMW_MEMSIZE_STRLEN];
+    fmw_memsize_human(bytes, human);
+    fmw_memsize_flink(bytes, flink);
+    fmw_quantity_format(bytes, quantity);
+    if (json) {
+        json_t *j = json_pack("{s:I,s:s,s:s,s:s}", "bytes", (json_int_t)bytes, "human", human,
+                              "flink", flink, "kubernetes", quantity);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (!s) {
+            json_decref(j);
+            return usage_error("out of memory");
+        }
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("bytes:       %llu\nhuman:       %s\nflink:       %s\nkubernetes:  %s\n",
+               (unsigned long long)bytes, human, flink, quantity);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("a command is required");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("flink-memory %s\n", FMW_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "resolve") == 0)
+        return cmd_resolve(argc - 1, argv + 1, false);
+    if (strcmp(cmd, "explain") == 0)
+        return cmd_resolve(argc - 1, argv + 1, true);
+    if (strcmp(cmd, "size") == 0)
+        return cmd_size(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", cmd);
+}

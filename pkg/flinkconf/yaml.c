@@ -1,0 +1,418 @@
+/*
+ * Standard config.yaml: libyaml builds the node graph, we type scalars by the YAML 1.2 Core
+ * schema (as Flink's snakeyaml-engine loader does) and flatten mappings into dotted keys.
+ */
+#include "pkg/flinkconf/flinkconf.h"
+
+#include "pkg/memsize/memsize.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+static const char PARSE_ERROR[] = "Error parsing YAML configuration.";
+
+/* A scalar typed by the Core schema, with the Java toString() text of its value. */
+struct scalar {
+    enum fmw_conf_type type;
+    bool is_null;
+    double number;
+    struct fmw_buf text;
+};
+
+static bool match_all(struct fmw_str s, bool (*ok)(int c), size_t from)
+{
+    if (s.len <= from)
+        return false;
+    for (size_t i = from; i < s.len; i++) {
+        if (!ok((unsigned char)s.ptr[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool is_dec(int c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_oct(int c)
+{
+    return c >= '0' && c <= '7';
+}
+static bool is_hex(int c)
+{
+    return isxdigit(c) != 0;
+}
+
+/* Appends the decimal digits of the unsigned number written in `digits` in `base` (Java's
+ * BigInteger.toString of a YAML int that may exceed 64 bits). */
+static enum fmw_err radix_to_decimal(struct fmw_str digits, unsigned base, bool neg,
+                                     struct fmw_buf *out)
+{
+    if (digits.len > 4096)
+        return FMW_ETOOBIG;
+    /* Little-endian base-10^9 limbs. */
+    size_t cap = digits.len + 2;
+    uint32_t *limb = calloc(cap, sizeof *limb);
+    if (!limb)
+        return FMW_ENOMEM;
+    size_t n = 1;
+    for (size_t i = 0; i < digits.len; i++) {
+        int c = (unsigned char)digits.ptr[i];
+        unsigned v = isdigit(c) ? (unsigned)(c - '0') : (unsigned)(tolower(c) - 'a' + 10);
+        uint64_t carry = v;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t x = (uint64_t)limb[k] * base + carry;
+            limb[k] = (uint32_t)(x % 1000000000u);
+            carry = x / 1000000000u;
+        }
+        while (carry) {
+            limb[n++] = (uint32_t)(carry % 1000000000u);
+            carry /= 1000000000u;
+        }
+    }
+    enum fmw_err err = FMW_OK;
+    bool zero = n == 1 && limb[0] == 0;
+    if (neg && !zero)
+        err = fmw_buf_addc(out, '-');
+    if (!err)
+        err = fmw_buf_addf(out, "%u", limb[n - 1]);
+    for (size_t k = n - 1; k-- > 0 && !err;)
+        err = fmw_buf_addf(out, "%09u", limb[k]);
+    free(limb);
+    return err;
+}
+
+static bool is_float_text(struct fmw_str s)
+{
+    /* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
+    size_t i = 0;
+    if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        i++;
+    size_t int_digits = 0, frac_digits = 0;
+    while (i < s.len && is_dec((unsigned char)s.ptr[i])) {
+        i++;
+        int_digits++;
+    }
+    if (i < s.len && s.ptr[i] == '.') {
+        i++;
+        while (i < s.len && is_dec((unsigned char)s.ptr[i])) {
+            i++;
+            frac_digits++;
+        }
+        if (int_digits == 0 && frac_digits == 0)
+            return false;
+    } else if (int_digits == 0) {
+        return false;
+    }
+    if (i < s.len && (s.ptr[i] == 'e' || s.ptr[i] == 'E')) {
+        i++;
+        if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+            i++;
+        size_t exp_digits = 0;
+        while (i < s.len && is_dec((unsigned char)s.ptr[i])) {
+            i++;
+            exp_digits++;
+        }
+        if (exp_digits == 0)
+            return false;
+    }
+    return i == s.len;
+}
+
+static bool one_of(struct fmw_str s, const char *const *words)
+{
+    for (; *words; words++) {
+        if (fmw_str_eq_c(s, *words))
+            return true;
+    }
+    return false;
+}
+
+static enum fmw_err type_scalar(const yaml_node_t *node, struct scalar *out)
+{
+    struct fmw_str s = {(const char *)node->data.scalar.value, node->data.scalar.length};
+    const char *tag = (const char *)node->tag;
+    out->type = FMW_CONF_STRING;
+    out->is_null = false;
+    out->number = 0;
+    bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    bool explicit_str = tag && strcmp(tag, YAML_STR_TAG) == 0;
+    if (!plain || explicit_str)
+        return fmw_buf_add(&out->text, s.ptr, s.len);
+
+    static const char *const NULLS[] = {"", "null", "Null", "NULL", "~", NULL};
+    static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
+    static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
+    static const char *const INFS[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL};
+    static const char *const NINFS[] = {"-.inf", "-.Inf", "-.INF", NULL};
+    static const char *const NANS[] = {".nan", ".NaN", ".NAN", NULL};
+
+    if (one_of(s, NULLS)) {
+        out->is_null = true;
+        return FMW_OK;
+    }
+    if (one_of(s, TRUES) || one_of(s, FALSES)) {
+        out->type = FMW_CONF_BOOL;
+        return fmw_buf_adds(&out->text, one_of(s, TRUES) ? "true" : "false");
+    }
+    /* Ints: [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+ — Java prints them in decimal. */
+    bool sign = s.len && (s.ptr[0] == '+' || s.ptr[0] == '-');
+    if (match_all(s, is_dec, sign ? 1 : 0)) {
+        out->type = FMW_CONF_INT;
+        return radix_to_decimal((struct fmw_str){s.ptr + sign, s.len - sign}, 10,
+                                sign && s.ptr[0] == '-', &out->text);
+    }
+    if (s.len > 2 && s.ptr[0] == '0' && s.ptr[1] == 'o' && match_all(s, is_oct, 2)) {
+        out->type = FMW_CONF_INT;
+        return radix_to_decimal((struct fmw_str){s.ptr + 2, s.len - 2}, 8, false, &out->text);
+    }
+    if (s.len > 2 && s.ptr[0] == '0' && s.ptr[1] == 'x' && match_all(s, is_hex, 2)) {
+        out->type = FMW_CONF_INT;
+        return radix_to_decimal((struct fmw_str){s.ptr + 2, s.len - 2}, 16, false, &out->text);
+    }
+    bool special = true;
+    if (one_of(s, INFS))
+        out->number = 1.0 / 0.0;
+    else if (one_of(s, NINFS))
+        out->number = -1.0 / 0.0;
+    else if (one_of(s, NANS))
+        out->number = 0.0 / 0.0;
+    else
+        special = false;
+    if (special || (is_float_text(s) && s.len < 512)) {
+        out->type = FMW_CONF_FLOAT;
+        if (!special) {
+            char *t = fmw_str_dup(s);
+            if (!t)
+                return FMW_ENOMEM;
+            out->number = strtod(t, NULL);
+            free(t);
+        }
+        char text[FMW_MEMSIZE_STRLEN];
+        fmw_java_double_str(out->number, text);
+        return fmw_buf_adds(&out->text, text);
+    }
+    return fmw_buf_add(&out->text, s.ptr, s.len);
+}
+
+struct flattener {
+    yaml_document_t *doc;
+    struct fmw_conf *conf;
+    struct fmw_diag *d;
+    struct fmw_buf *detail;
+    size_t visited; /* nodes walked, bounds alias expansion ("billion laughs") */
+};
+
+#define MAX_VISITS 200000
+
+static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const char *why)
+{
+    if (f->d) {
+        f->d->line = node ? (int)node->start_mark.line + 1 : 0;
+        f->d->column = node ? (int)node->start_mark.column + 1 : 0;
+    }
+    if (f->detail)
+        fmw_buf_addf(f->detail, "line %d, column %d: %s", node ? (int)node->start_mark.line + 1 : 0,
+                     node ? (int)node->start_mark.column + 1 : 0, why);
+    return fmw_diag_set(f->d, FMW_EINVAL, "%s", PARSE_ERROR);
+}
+
+/* Java's toString of a sequence or mapping node, for values that are not scalars. */
+static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw_buf *out,
+                              int depth)
+{
+    if (++f->visited > MAX_VISITS || depth > FMW_CONF_MAX_DEPTH)
+        return fail(f, node, "document too large or too deeply nested");
+    enum fmw_err err = FMW_OK;
+    if (node->type == YAML_SCALAR_NODE) {
+        struct scalar sc;
+        fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
+        err = type_scalar(node, &sc);
+        if (!err)
+            err = fmw_buf_adds(out, sc.is_null ? "null" : fmw_buf_cstr(&sc.text));
+        fmw_buf_free(&sc.text);
+        return err;
+    }
+    if (node->type == YAML_SEQUENCE_NODE) {
+        err = fmw_buf_addc(out, '[');
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             !err && it < node->data.sequence.items.top; it++) {
+            if (it != node->data.sequence.items.start)
+                err = fmw_buf_adds(out, ", ");
+            if (!err)
+                err = node_text(f, yaml_document_get_node(f->doc, *it), out, depth + 1);
+        }
+        return err ? err : fmw_buf_addc(out, ']');
+    }
+    err = fmw_buf_addc(out, '{');
+    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
+         !err && pr < node->data.mapping.pairs.top; pr++) {
+        if (pr != node->data.mapping.pairs.start)
+            err = fmw_buf_adds(out, ", ");
+        if (!err)
+            err = node_text(f, yaml_document_get_node(f->doc, pr->key), out, depth + 1);
+        if (!err)
+            err = fmw_buf_addc(out, '=');
+        if (!err)
+            err = node_text(f, yaml_document_get_node(f->doc, pr->value), out, depth + 1);
+    }
+    return err ? err : fmw_buf_addc(out, '}');
+}
+
+static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_buf *prefix,
+                            int depth)
+{
+    if (depth > FMW_CONF_MAX_DEPTH)
+        return fail(f, map, "mapping nested too deeply");
+    enum fmw_err err = FMW_OK;
+    size_t keys_len = 0;
+    struct fmw_buf *keys = NULL; /* typed key texts of this mapping, to reject duplicates */
+    size_t npairs = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    keys = calloc(npairs ? npairs : 1, sizeof *keys);
+    if (!keys)
+        return FMW_ENOMEM;
+
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        if (++f->visited > MAX_VISITS) {
+            err = fail(f, map, "document too large");
+            goto out;
+        }
+        yaml_node_t *key = yaml_document_get_node(f->doc, pr->key);
+        yaml_node_t *value = yaml_document_get_node(f->doc, pr->value);
+        struct fmw_buf *kt = &keys[keys_len];
+        fmw_buf_init(kt, FMW_CONF_MAX_TEXT);
+        keys_len++;
+        /* The key's identity: its Core-schema type and value (1 and 0x1 collide, as in Java). */
+        if (key->type == YAML_SCALAR_NODE) {
+            struct scalar sc;
+            fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
+            err = type_scalar(key, &sc);
+            if (!err)
+                err = fmw_buf_addf(kt, "%d:", sc.is_null ? -1 : (int)sc.type);
+            if (!err)
+                err = fmw_buf_adds(kt, sc.is_null ? "null" : fmw_buf_cstr(&sc.text));
+            fmw_buf_free(&sc.text);
+        } else {
+            err = fmw_buf_adds(kt, "c:");
+            if (!err)
+                err = node_text(f, key, kt, depth + 1);
+        }
+        if (err)
+            goto out;
+        for (size_t i = 0; i + 1 < keys_len; i++) {
+            if (strcmp(fmw_buf_cstr(&keys[i]), fmw_buf_cstr(kt)) == 0) {
+                err = fail(f, key, "found duplicate key");
+                goto out;
+            }
+        }
+        /* The flat key: prefix + "." + the key's Java toString text. */
+        size_t mark = prefix->len;
+        if (mark)
+            err = fmw_buf_addc(prefix, '.');
+        if (!err)
+            err = fmw_buf_adds(prefix, strchr(fmw_buf_cstr(kt), ':') + 1);
+        if (err)
+            goto out;
+        if (value->type == YAML_MAPPING_NODE) {
+            err = flatten(f, value, prefix, depth + 1);
+        } else if (value->type == YAML_SEQUENCE_NODE) {
+            struct fmw_buf text;
+            fmw_buf_init(&text, FMW_CONF_MAX_TEXT);
+            err = node_text(f, value, &text, depth + 1);
+            if (!err)
+                err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
+                                   (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST,
+                                   0);
+            fmw_buf_free(&text);
+        } else {
+            struct scalar sc;
+            fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
+            err = type_scalar(value, &sc);
+            if (!err && sc.is_null)
+                err = fail(f, value, "null value");
+            else if (!err)
+                err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
+                                   (struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len}, sc.type,
+                                   sc.number);
+            fmw_buf_free(&sc.text);
+        }
+        if (err)
+            goto out;
+        prefix->len = mark;
+        prefix->data[mark] = '\0';
+    }
+out:
+    for (size_t i = 0; i < keys_len; i++)
+        fmw_buf_free(&keys[i]);
+    free(keys);
+    if (err == FMW_ETOOBIG || err == FMW_ENOMEM)
+        fail(f, map, err == FMW_ETOOBIG ? "configuration too large" : "out of memory");
+    return err;
+}
+
+enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
+                                 struct fmw_diag *d, struct fmw_buf *detail)
+{
+    struct flattener f = {NULL, conf, d, detail, 0};
+    if (len > FMW_CONF_MAX_TEXT)
+        return fail(&f, NULL, "file too large");
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return FMW_ENOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    enum fmw_err err = FMW_OK;
+    bool have_doc = false;
+    if (!yaml_parser_load(&parser, &doc)) {
+        if (d) {
+            d->line = (int)parser.problem_mark.line + 1;
+            d->column = (int)parser.problem_mark.column + 1;
+        }
+        if (detail)
+            fmw_buf_addf(detail, "line %d, column %d: %s", (int)parser.problem_mark.line + 1,
+                         (int)parser.problem_mark.column + 1,
+                         parser.problem ? parser.problem : "invalid YAML");
+        err = fmw_diag_set(d, FMW_EINVAL, "%s", PARSE_ERROR);
+        goto out;
+    }
+    have_doc = true;
+    f.doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+        goto out; /* an empty file is an empty configuration */
+
+    /* Flink loads exactly one document. */
+    yaml_document_t extra;
+    if (!yaml_parser_load(&parser, &extra)) {
+        err = fail(&f, root, "invalid YAML after the first document");
+        goto out;
+    }
+    bool more = yaml_document_get_root_node(&extra) != NULL;
+    yaml_document_delete(&extra);
+    if (more) {
+        err = fail(&f, root, "expected a single document");
+        goto out;
+    }
+    if (root->type == YAML_SCALAR_NODE && root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (root->data.scalar.length == 0 || fmw_str_eq_c((struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length}, "null") ||
+         fmw_str_eq_c((struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length}, "~")))
+        goto out; /* a null document is an empty configuration */
+    if (root->type != YAML_MAPPING_NODE) {
+        err = fail(&f, root, "the document is not a mapping");
+        goto out;
+    }
+    struct fmw_buf prefix;
+    fmw_buf_init(&prefix, FMW_CONF_MAX_TEXT);
+    err = fmw_buf_add(&prefix, "", 0);
+    if (!err)
+        err = flatten(&f, root, &prefix, 0);
+    fmw_buf_free(&prefix);
+out:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return err;
+}

@@ -71,7 +71,7 @@ deps-check:
 	@$(PKG_CONFIG) --exists $(DEP_MODULES) || scripts/install-deps.sh
 
 # ---- unit tests (Criterion): tests/unit/<pkg>/test_*.c → build/tests/unit/<pkg> ----
-UNIT_PKGS := $(notdir $(wildcard tests/unit/*))
+UNIT_PKGS := $(notdir $(patsubst %/,%,$(wildcard tests/unit/*/)))
 define unit_rules
 $(BUILD)/tests/unit/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
                           $(BUILD)/obj/tests/unit/support.o $(CORE_LIBS)

@@ -6,7 +6,7 @@ for bin in "$@"; do
   log="$bin.log"
   "$bin" --jobs=2 >"$log" 2>&1
   rc=$?
-  tail -n 1 "$log"
+  printf "%-12s %s\n" "$(basename "$bin")" "$(grep Synthesis "$log" | tail -n 1)"
   if [ $rc -ne 0 ] || grep -qE 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$log"; then
     echo "FAILED: $bin (log: $log)" >&2
     grep -E '\[(FAIL|----)\]|Sanitizer|runtime error' "$log" | head -40 >&2

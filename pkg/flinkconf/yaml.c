@@ -133,13 +133,13 @@ static bool one_of(struct fmw_str s, const char *const *words)
 static enum fmw_err type_scalar(const yaml_node_t *node, struct scalar *out)
 {
     struct fmw_str s = {(const char *)node->data.scalar.value, node->data.scalar.length};
-    const char *tag = (const char *)node->tag;
     out->type = FMW_CONF_STRING;
     out->is_null = false;
     out->number = 0;
-    bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    bool explicit_str = tag && strcmp(tag, YAML_STR_TAG) == 0;
-    if (!plain || explicit_str)
+    /* Quoted and block scalars are strings. libyaml's document loader gives every untagged
+     * scalar the str tag, so an explicit "!!str" on a plain scalar cannot be told apart and is
+     * typed by its content like any plain scalar (known, rare in Flink configurations). */
+    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return fmw_buf_add(&out->text, s.ptr, s.len);
 
     static const char *const NULLS[] = {"", "null", "Null", "NULL", "~", NULL};

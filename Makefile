@@ -89,7 +89,13 @@ $(BUILD)/tests/oracle-runner: $(BUILD)/obj/tests/oracle/runner.o $(CORE_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-TEST_SUITES := unit
+# cli: the flink-memory contract, byte for byte, with cases from tests/data/cli-cases.json.
+.PHONY: cli
+cli: all
+	@python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+	python3 -m pytest -q tests/cli
+
+TEST_SUITES := unit cli
 -include mk/*.mk
 
 # test: every suite, in order; one summary line at the end.

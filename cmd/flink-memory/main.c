@@ -126,7 +126,7 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
 {
     char ver[16];
     version_str(o->version, ver);
-    bool yaml_capable = fmw_flink_version_cmp(o->version, (struct fmw_flink_version){1, 19}) >= 0;
+    bool yaml_capable = fmw_flink_version_cmp(o->version, FMW_FLINK_LINE(1, 19)) >= 0;
     bool legacy_capable = o->version.major < 2;
     *path = NULL;
     *format = o->format;

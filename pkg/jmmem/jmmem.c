@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const struct fmw_flink_version FMW_FLINK_OLDEST = {1, 11};
-const struct fmw_flink_version FMW_FLINK_NEWEST = {2, 99};
-const struct fmw_flink_version FMW_FLINK_DEFAULT = {1, 20};
+const struct fmw_flink_version FMW_FLINK_OLDEST = {1, 11, -1};
+const struct fmw_flink_version FMW_FLINK_NEWEST = {2, 99, -1};
+const struct fmw_flink_version FMW_FLINK_DEFAULT = {1, 20, -1};
 
 #define DEFAULT_OFF_HEAP (128 * FMW_MIB)
 #define DEFAULT_METASPACE (256 * FMW_MIB)
@@ -42,12 +42,15 @@ bool fmw_flink_version_parse(const char *text, struct fmw_flink_version *v)
     if (*end != '.' || end[1] < '0' || end[1] > '9')
         return false;
     long minor = strtol(end + 1, &end, 10);
+    long patch = -1;
     /* Anything after the minor must be a patch ("." digits) or a qualifier ("-preview1"). */
-    if (*end && *end != '.' && *end != '-')
+    if (*end == '.' && end[1] >= '0' && end[1] <= '9')
+        patch = strtol(end + 1, &end, 10);
+    if (*end && *end != '-' && *end != '_')
         return false;
-    if (major < 0 || major > 99 || minor < 0 || minor > 99)
+    if (major < 0 || major > 99 || minor < 0 || minor > 99 || patch > 999)
         return false;
-    struct fmw_flink_version parsed = {(int)major, (int)minor};
+    struct fmw_flink_version parsed = {(int)major, (int)minor, (int)patch};
     if (fmw_flink_version_cmp(parsed, FMW_FLINK_OLDEST) < 0 ||
         fmw_flink_version_cmp(parsed, FMW_FLINK_NEWEST) > 0)
         return false;
@@ -313,7 +316,7 @@ static enum fmw_err jvm_from_total_flink(struct resolver *rs, uint64_t total_fli
                       "The derived JVM %s size (%s) does not match the configured or default JVM "
                       "Overhead fraction (%s) from the configured Total Process Memory size (%s). "
                       "The derived JVM Overhead size will be used.",
-                      fmw_flink_version_cmp(rs->version, (struct fmw_flink_version){1, 16}) < 0
+                      fmw_flink_version_cmp(rs->version, FMW_FLINK_LINE(1, 16)) < 0
                           ? "OVerhead"
                           : "Overhead",
                       o, fs, p);
@@ -439,7 +442,7 @@ static void format_outputs(struct resolver *rs, const struct fmw_jm_spec *s)
              "-Xmx%" PRIu64 " -Xms%" PRIu64 "%s -XX:MaxMetaspaceSize=%" PRIu64, s->heap, s->heap,
              direct, s->metaspace);
     r->dynamic_configs[0] = '\0';
-    if (fmw_flink_version_cmp(rs->version, (struct fmw_flink_version){1, 12}) >= 0)
+    if (fmw_flink_version_cmp(rs->version, FMW_FLINK_LINE(1, 12)) >= 0)
         snprintf(r->dynamic_configs, sizeof r->dynamic_configs,
                  "-D " FMW_JM_OFF_HEAP "=%" PRIu64 "b -D " FMW_JM_OVERHEAD_MIN "=%" PRIu64
                  "b -D " FMW_JM_METASPACE "=%" PRIu64 "b -D " FMW_JM_HEAP "=%" PRIu64

@@ -124,7 +124,8 @@ Test(jmmem, flink_vectors_on_every_line_they_cover)
         bool legacy = json_is_string(json_object_get(c, "legacy_interpretation")) ||
                       json_object_get(c, "env");
         /* Vectors without a version range hold for every line; legacy ones only for 1.x. */
-        static const struct fmw_flink_version lines[] = {{1, 11}, {1, 16}, {1, 20}, {2, 0}, {2, 2}};
+        static const struct fmw_flink_version lines[] = {{1, 11, -1}, {1, 16, -1}, {1, 20, -1},
+                                                         {2, 0, -1},  {2, 2, -1}};
         for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
             if (lines[k].major >= 2 && (legacy || (versions && strstr(versions, "1.20 ("))))
                 continue;
@@ -150,11 +151,11 @@ Test(jmmem, shipped_default_and_prefix_by_line)
     struct fmw_diag d = FMW_DIAG_INIT;
     fmw_jm_result_init(&r);
     /* No memory option at all: 1.x scripts prefix the message, 2.x does not. */
-    struct fmw_jm_input in = {&conf, {1, 18}, FMW_LEGACY_HEAP, NULL};
+    struct fmw_jm_input in = {&conf, FMW_FLINK_LINE(1, 18), FMW_LEGACY_HEAP, NULL};
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
     cr_expect(starts_with(fmw_diag_msg(&d), "JobManager memory configuration failed: Either"), "%s",
               fmw_diag_msg(&d));
-    in.version = (struct fmw_flink_version){2, 1};
+    in.version = FMW_FLINK_LINE(2, 1);
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
     cr_expect(starts_with(fmw_diag_msg(&d), "Either required"), "%s", fmw_diag_msg(&d));
 
@@ -166,7 +167,7 @@ Test(jmmem, shipped_default_and_prefix_by_line)
     /* The legacy heap key wins over process size only where it is read as heap (1.x scripts). */
     fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_LEGACY_HEAP "=2g"));
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK, "2.x ignores legacy keys");
-    in.version = (struct fmw_flink_version){1, 20};
+    in.version = FMW_FLINK_LINE(1, 20);
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
     cr_expect(strstr(fmw_diag_msg(&d), "The configured Total Process Memory size (1.563gb") != NULL,
               "%s", fmw_diag_msg(&d));
@@ -175,7 +176,7 @@ Test(jmmem, shipped_default_and_prefix_by_line)
     cr_expect_eq(r.spec.total_process, 1677721600);
 
     /* 1.11 has no dynamic-configs line; the direct-memory flag comes with the switch. */
-    in.version = (struct fmw_flink_version){1, 11};
+    in.version = FMW_FLINK_LINE(1, 11);
     fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_DIRECT_LIMIT "=TRUE"));
     cr_assert_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK);
     cr_expect_str_eq(r.dynamic_configs, "");
@@ -194,7 +195,7 @@ Test(jmmem, bad_fraction_and_boolean_are_not_prefixed)
     struct fmw_jm_result r;
     struct fmw_diag d = FMW_DIAG_INIT;
     fmw_jm_result_init(&r);
-    struct fmw_jm_input in = {&conf, {1, 17}, FMW_LEGACY_HEAP, NULL};
+    struct fmw_jm_input in = {&conf, FMW_FLINK_LINE(1, 17), FMW_LEGACY_HEAP, NULL};
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_EINVAL);
     cr_expect_str_eq(fmw_diag_msg(&d), "Could not parse value 'lots' for key "
                                        "'jobmanager.memory.jvm-overhead.fraction'.");

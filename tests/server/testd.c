@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pkg/obs/obs.h"
 #include "pkg/server/server.h"
@@ -252,6 +253,10 @@ int main(int argc, char **argv)
     }
 
     err = fmw_server_run(srv);
+    /* Past the grace period a handler may still be running, and fmw_server_free() would wait
+     * for it: a daemon told to stop now exits now, leaving the memory to the kernel. */
+    if (err == FMW_ETIMEDOUT)
+        _exit(3);
     g_server = NULL;
     fmw_server_free(srv);
     fmw_obs_registry_free(reg);

@@ -34,7 +34,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LDLIBS   += $(DEP_LIBS) -lm
 
 # Packages in dependency order, lowest first (STYLE.md: base ← memsize ← flinkconf ← jmmem ← …).
-PACKAGES := base memsize flinkconf jmmem obs server
+PACKAGES := base memsize flinkconf jmmem podspec kube admission obs server
 
 define pkg_rules
 $(1)_SRCS := $$(wildcard pkg/$(1)/*.c)
@@ -48,6 +48,7 @@ $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 # pkglibs: the archives of the named packages, given highest first (the link order).
 pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
+CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize base)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -55,7 +56,7 @@ $(BUILD)/obj/%.o: %.c
 
 BINS := $(BUILD)/bin/flink-memory
 
-$(BUILD)/bin/flink-memory: $(BUILD)/obj/cmd/flink-memory/main.o $(CORE_LIBS)
+$(BUILD)/bin/flink-memory: $(BUILD)/obj/cmd/flink-memory/main.o $(CLI_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -5,8 +5,10 @@
  * Exit codes: 0 success; 1 Flink rejects the configuration or the size (Flink's message);
  * 2 bad usage or an unreadable file.
  */
+#include "pkg/admission/admission.h"
 #include "pkg/base/base.h"
 #include "pkg/flinkconf/flinkconf.h"
+#include "pkg/kube/kube.h"
 #include "pkg/jmmem/jmmem.h"
 #include "pkg/memsize/memsize.h"
 
@@ -30,7 +32,9 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  resolve   resolve a configuration: Flink's memory table, JVM flags, Kubernetes size\n"
-    "  explain   the same as 'resolve --output text', with the lines Flink would log\n"
+    "  explain   the same as 'resolve --output text', with the lines Flink would log;\n"
+    "            with -f, what the webhook would do to a pod or workload manifest\n"
+    "  review    answer an AdmissionReview read from stdin, exactly as the webhook does\n"
     "  size      convert one size between Flink and Kubernetes spellings\n"
     "  version   print the version of this tool\n"
     "\n"
@@ -52,6 +56,19 @@ static const char USAGE[] =
     "                         (2.x, which removed them)\n"
     "  --env NAME=VALUE       an environment variable of the JobManager (FLINK_JM_HEAP)\n"
     "  --output text|json     output format (default text)\n"
+    "\n"
+    "explain -f options (offline, nothing is sent anywhere):\n"
+    "  -f FILE                a Pod, Deployment, StatefulSet, ReplicaSet, Job or CronJob\n"
+    "                         manifest (ConfigMaps in the same file are used too)\n"
+    "  --configmap FILE       ConfigMap manifests (YAML or JSON; repeatable)\n"
+    "  --namespace NS         the namespace of the lookups (default: the manifest's)\n"
+    "  --default-flink-version X.Y, --requests equal|keep-lower\n"
+    "\n"
+    "review options:\n"
+    "  --configmap FILE       ConfigMap manifests standing in for the API server (repeatable)\n"
+    "  --mode enforce|dry-run|off, --on-invalid deny|warn, --workloads warn|patch|off,\n"
+    "  --default-flink-version X.Y, --requests equal|keep-lower\n"
+    "                         the webhook's settings (defaults: enforce, deny, warn, 1.20, equal)\n"
     "\n"
     "size options:\n"
     "  flink-memory size TEXT [--output text|json]\n"
@@ -415,6 +432,304 @@ static int cmd_resolve(int argc, char **argv, bool explain)
     return rc;
 }
 
+/* ---- the webhook's own pipeline, offline: review and explain -f ---- */
+
+struct webhook_opts {
+    struct fmw_admission_config cfg;
+    struct fmw_cm_static *cms;
+    const char *file;
+    const char *ns;
+};
+
+/* Loads a YAML or JSON manifest file into an array of documents; 0 or an exit code. */
+static int load_manifests(const char *path, json_t **docs)
+{
+    struct fmw_buf text;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    fmw_buf_init(&text, MAX_FILE);
+    int rc = 0;
+    if (read_file(path, &text, &d) != FMW_OK ||
+        fmw_kube_yaml_load(text.data ? text.data : "", text.len, docs, &d) != FMW_OK)
+        rc = usage_error("%s: %s", path, fmw_diag_msg(&d));
+    fmw_diag_cleanup(&d);
+    fmw_buf_free(&text);
+    return rc;
+}
+
+static int add_configmaps(struct webhook_opts *o, const char *path)
+{
+    json_t *docs = NULL;
+    int rc = load_manifests(path, &docs);
+    struct fmw_diag d = FMW_DIAG_INIT;
+    if (!rc && fmw_cm_static_add(o->cms, docs, &d) != FMW_OK)
+        rc = usage_error("%s: %s", path, fmw_diag_msg(&d));
+    fmw_diag_cleanup(&d);
+    json_decref(docs);
+    return rc;
+}
+
+enum {
+    OPT_CONFIGMAP = 300,
+    OPT_MODE,
+    OPT_ON_INVALID,
+    OPT_WORKLOADS,
+    OPT_DEFAULT_VERSION,
+    OPT_REQUESTS,
+    OPT_NAMESPACE
+};
+
+static const struct option WEBHOOK_LONG[] = {
+    {"configmap", required_argument, NULL, OPT_CONFIGMAP},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
+    {"workloads", required_argument, NULL, OPT_WORKLOADS},
+    {"default-flink-version", required_argument, NULL, OPT_DEFAULT_VERSION},
+    {"requests", required_argument, NULL, OPT_REQUESTS},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"filename", required_argument, NULL, 'f'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses the options shared by review and explain -f; 0, -1 after --help, or an exit code. */
+static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, bool want_file)
+{
+    fmw_admission_config_defaults(&o->cfg);
+    o->cms = fmw_cm_static_new();
+    if (!o->cms)
+        return usage_error("out of memory");
+    int c, rc = 0;
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, want_file ? "f:h" : "h", WEBHOOK_LONG, NULL)) !=
+                          -1) {
+        switch (c) {
+        case OPT_CONFIGMAP:
+            rc = add_configmaps(o, optarg);
+            break;
+        case OPT_MODE:
+            if (!fmw_mode_parse(optarg, &o->cfg.mode))
+                rc = usage_error("--mode takes enforce, dry-run or off, not '%s'", optarg);
+            break;
+        case OPT_ON_INVALID:
+            if (!fmw_on_invalid_parse(optarg, &o->cfg.on_invalid))
+                rc = usage_error("--on-invalid takes deny or warn, not '%s'", optarg);
+            break;
+        case OPT_WORKLOADS:
+            if (!fmw_workloads_parse(optarg, &o->cfg.workloads))
+                rc = usage_error("--workloads takes warn, patch or off, not '%s'", optarg);
+            break;
+        case OPT_DEFAULT_VERSION:
+            if (!fmw_flink_version_parse(optarg, &o->cfg.podspec.default_version))
+                rc = usage_error("--default-flink-version: '%s' is not a Flink line from 1.11 "
+                                 "to 2.x",
+                                 optarg);
+            break;
+        case OPT_REQUESTS:
+            if (!fmw_requests_policy_parse(optarg, &o->cfg.podspec.requests))
+                rc = usage_error("--requests takes equal or keep-lower, not '%s'", optarg);
+            break;
+        case OPT_NAMESPACE:
+            o->ns = optarg;
+            break;
+        case 'f':
+            o->file = optarg;
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return -1;
+        default:
+            rc = EXIT_USAGE;
+        }
+    }
+    if (rc == 0 && optind < argc)
+        rc = usage_error("unexpected argument '%s'", argv[optind]);
+    if (rc == 0 && want_file && !o->file)
+        rc = usage_error("explain needs -f FILE for a manifest");
+    return rc;
+}
+
+static int cmd_review(int argc, char **argv)
+{
+    struct webhook_opts o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_webhook_opts(argc, argv, &o, false);
+    struct fmw_buf in, out;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    fmw_buf_init(&in, 7u << 20); /* the server's body cap */
+    fmw_buf_init(&out, 64u << 20);
+    if (rc == 0) {
+        char chunk[65536];
+        size_t n;
+        enum fmw_err err = FMW_OK;
+        while (!err && (n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+            err = fmw_buf_add(&in, chunk, n);
+        if (err)
+            rc = usage_error("stdin: %s", err == FMW_ETOOBIG ? "larger than 7 MiB"
+                                                              : fmw_strerror(err));
+    }
+    if (rc == 0) {
+        struct fmw_cm_source src;
+        struct fmw_decision dec;
+        fmw_cm_static_source(o.cms, &src);
+        if (fmw_admission_review(&o.cfg, &src, in.data ? in.data : "", in.len, &out, &dec, &d) !=
+            FMW_OK)
+            rc = usage_error("%s", fmw_diag_msg(&d));
+        else
+            puts(fmw_buf_cstr(&out));
+    }
+    fmw_diag_cleanup(&d);
+    fmw_buf_free(&in);
+    fmw_buf_free(&out);
+    fmw_cm_static_free(o.cms);
+    return rc < 0 ? 0 : rc;
+}
+
+/* Finds the pod or pod template of a manifest object, with the JSON Pointer prefix. */
+static json_t *pod_of(json_t *obj, const char **prefix)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    if (!kind)
+        return NULL;
+    if (strcmp(kind, "Pod") == 0) {
+        *prefix = "";
+        return obj;
+    }
+    if (strcmp(kind, "CronJob") == 0) {
+        *prefix = "/spec/jobTemplate/spec/template";
+        return json_object_get(
+            json_object_get(json_object_get(json_object_get(obj, "spec"), "jobTemplate"), "spec"),
+            "template");
+    }
+    if (strcmp(kind, "Deployment") == 0 || strcmp(kind, "StatefulSet") == 0 ||
+        strcmp(kind, "ReplicaSet") == 0 || strcmp(kind, "Job") == 0) {
+        *prefix = "/spec/template";
+        return json_object_get(json_object_get(obj, "spec"), "template");
+    }
+    return NULL;
+}
+
+static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *plan,
+                         const struct webhook_opts *o)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    json_t *meta = json_object_get(obj, "metadata");
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name)
+        name = json_string_value(json_object_get(meta, "generateName"));
+    printf("%s %s/%s", kind, ns, name ? name : "(unnamed)");
+    if (plan->status == FMW_PLAN_SKIP) {
+        printf(": no JobManager container, the webhook leaves it alone\n");
+        return;
+    }
+    printf(", container %s\n", plan->container);
+    printf("Flink %d.%d (%s), configuration from %s\n", plan->version.major, plan->version.minor,
+           plan->version_source, plan->source[0] ? plan->source : "(not read)");
+    size_t i;
+    json_t *n;
+    json_array_foreach(plan->notes, i, n)
+    {
+        printf("note: %s\n", json_string_value(n));
+    }
+    if (plan->status == FMW_PLAN_UNREADABLE) {
+        printf("\nThe configuration cannot be read: %s\nThe webhook allows the pod unchanged, "
+               "with a warning.\n",
+               fmw_diag_msg(&plan->message));
+        return;
+    }
+    if (plan->status == FMW_PLAN_INVALID) {
+        printf("\nFlink rejects this configuration:\n  %s\nThe webhook %s.\n",
+               fmw_diag_msg(&plan->message),
+               o->cfg.on_invalid == FMW_ON_INVALID_DENY
+                   ? "denies the pod with this message (onInvalidConfig: deny)"
+                   : "allows the pod unchanged, with a warning (onInvalidConfig: warn)");
+        return;
+    }
+    struct fmw_buf block;
+    fmw_buf_init(&block, 1 << 16);
+    fmw_jmmem_format_block(&plan->jm.spec, &block);
+    char q[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(plan->jm.spec.total_process, q);
+    printf("\n%sJVM memory flags:   %s\nKubernetes memory:  %s\n", fmw_buf_cstr(&block),
+           plan->jm.jvm_args, q);
+    fmw_buf_free(&block);
+    if (json_array_size(plan->changes) == 0) {
+        printf("\nNo change: the pod already matches Flink.\n");
+        return;
+    }
+    printf("\nChanges the webhook makes:\n");
+    json_array_foreach(plan->changes, i, n)
+    {
+        printf("  ~ %s\n", json_string_value(n));
+    }
+    printf("\nJSON Patch:\n");
+    json_t *opv;
+    json_array_foreach(plan->patch, i, opv)
+    {
+        char *v = json_dumps(json_object_get(opv, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("  %-7s %s %s\n", json_string_value(json_object_get(opv, "op")),
+               json_string_value(json_object_get(opv, "path")), v ? v : "");
+        free(v);
+    }
+}
+
+static int cmd_explain_file(int argc, char **argv)
+{
+    struct webhook_opts o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_webhook_opts(argc, argv, &o, true);
+    json_t *docs = NULL;
+    if (rc == 0)
+        rc = load_manifests(o.file, &docs);
+    struct fmw_diag d = FMW_DIAG_INIT;
+    if (rc == 0 && fmw_cm_static_add(o.cms, docs, &d) != FMW_OK)
+        rc = usage_error("%s: %s", o.file, fmw_diag_msg(&d));
+    fmw_diag_cleanup(&d);
+    size_t i, shown = 0;
+    json_t *obj;
+    int worst = 0;
+    if (rc == 0) {
+        struct fmw_cm_source src;
+        fmw_cm_static_source(o.cms, &src);
+        json_array_foreach(docs, i, obj)
+        {
+            const char *prefix;
+            json_t *pod = pod_of(obj, &prefix);
+            if (!json_is_object(pod))
+                continue;
+            const char *ns = o.ns;
+            if (!ns)
+                ns = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                       "namespace"));
+            if (!ns)
+                ns = "default";
+            struct fmw_plan plan;
+            fmw_plan_init(&plan);
+            if (fmw_podspec_plan(pod, ns, prefix, &o.cfg.podspec, &src, &plan) != FMW_OK) {
+                fmw_plan_cleanup(&plan);
+                rc = usage_error("out of memory");
+                break;
+            }
+            if (shown++)
+                printf("\n---\n");
+            explain_plan(obj, ns, &plan, &o);
+            if (plan.status == FMW_PLAN_INVALID && worst < EXIT_REJECTED)
+                worst = EXIT_REJECTED;
+            if (plan.status == FMW_PLAN_UNREADABLE)
+                worst = EXIT_USAGE;
+            fmw_plan_cleanup(&plan);
+        }
+        if (rc == 0 && shown == 0)
+            rc = usage_error("%s holds no Pod, Deployment, StatefulSet, ReplicaSet, Job or "
+                             "CronJob",
+                             o.file);
+    }
+    json_decref(docs);
+    fmw_cm_static_free(o.cms);
+    if (rc < 0)
+        return 0;
+    return rc ? rc : worst;
+}
+
 static int cmd_size(int argc, char **argv)
 {
     static const struct option LONG[] = {
@@ -496,8 +811,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "resolve") == 0)
         return cmd_resolve(argc - 1, argv + 1, false);
-    if (strcmp(cmd, "explain") == 0)
+    if (strcmp(cmd, "explain") == 0) {
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "-f") == 0 || strncmp(argv[i], "--filename", 10) == 0)
+                return cmd_explain_file(argc - 1, argv + 1);
+        }
         return cmd_resolve(argc - 1, argv + 1, true);
+    }
+    if (strcmp(cmd, "review") == 0)
+        return cmd_review(argc - 1, argv + 1);
     if (strcmp(cmd, "size") == 0)
         return cmd_size(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);

@@ -1,0 +1,374 @@
+/* AdmissionReview handling: decode, decide, answer. */
+#include "pkg/admission/admission.h"
+
+#include "pkg/memsize/memsize.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WARN_PREFIX "flink-memory-webhook: "
+
+void fmw_admission_config_defaults(struct fmw_admission_config *cfg)
+{
+    cfg->mode = FMW_MODE_ENFORCE;
+    cfg->on_invalid = FMW_ON_INVALID_DENY;
+    cfg->workloads = FMW_WORKLOADS_WARN;
+    cfg->podspec.default_version = FMW_FLINK_DEFAULT;
+    cfg->podspec.requests = FMW_REQUESTS_EQUAL;
+}
+
+bool fmw_mode_parse(const char *text, enum fmw_mode *mode)
+{
+    if (!text)
+        return false;
+    if (strcmp(text, "enforce") == 0)
+        *mode = FMW_MODE_ENFORCE;
+    else if (strcmp(text, "dry-run") == 0)
+        *mode = FMW_MODE_DRY_RUN;
+    else if (strcmp(text, "off") == 0)
+        *mode = FMW_MODE_OFF;
+    else
+        return false;
+    return true;
+}
+
+bool fmw_on_invalid_parse(const char *text, enum fmw_on_invalid *v)
+{
+    if (text && strcmp(text, "deny") == 0)
+        *v = FMW_ON_INVALID_DENY;
+    else if (text && strcmp(text, "warn") == 0)
+        *v = FMW_ON_INVALID_WARN;
+    else
+        return false;
+    return true;
+}
+
+bool fmw_workloads_parse(const char *text, enum fmw_workloads *v)
+{
+    if (text && strcmp(text, "warn") == 0)
+        *v = FMW_WORKLOADS_WARN;
+    else if (text && strcmp(text, "patch") == 0)
+        *v = FMW_WORKLOADS_PATCH;
+    else if (text && strcmp(text, "off") == 0)
+        *v = FMW_WORKLOADS_OFF;
+    else
+        return false;
+    return true;
+}
+
+bool fmw_requests_policy_parse(const char *text, enum fmw_requests_policy *v)
+{
+    if (text && strcmp(text, "equal") == 0)
+        *v = FMW_REQUESTS_EQUAL;
+    else if (text && strcmp(text, "keep-lower") == 0)
+        *v = FMW_REQUESTS_KEEP_LOWER;
+    else
+        return false;
+    return true;
+}
+
+/* The kinds we look at, and where their pod template is. */
+static const struct {
+    const char *group, *kind, *template_path;
+} WORKLOADS[] = {
+    {"apps", "Deployment", "/spec/template"},
+    {"apps", "StatefulSet", "/spec/template"},
+    {"apps", "ReplicaSet", "/spec/template"},
+    {"batch", "Job", "/spec/template"},
+    {"batch", "CronJob", "/spec/jobTemplate/spec/template"},
+};
+
+/* Follows a JSON Pointer made of plain segments ("/spec/template"). */
+static json_t *at_path(json_t *root, const char *path)
+{
+    char seg[64];
+    json_t *cur = root;
+    while (*path == '/' && cur) {
+        path++;
+        size_t n = strcspn(path, "/");
+        if (n >= sizeof seg)
+            return NULL;
+        memcpy(seg, path, n);
+        seg[n] = '\0';
+        cur = json_object_get(cur, seg);
+        path += n;
+    }
+    return cur;
+}
+
+/* Copies what fits; these fields only feed log lines and metrics. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* One warning: prefixed, control characters flattened, cut to FMW_WARNING_MAX characters. */
+static void add_warning(json_t *warnings, const char *container, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_warning(json_t *warnings, const char *container, const char *fmt, ...)
+{
+    char body[1024], text[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    snprintf(text, sizeof text, WARN_PREFIX "%s%s%s", container ? container : "",
+             container && *container ? ": " : "", body);
+    for (char *p = text; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    }
+    /* Cut on a UTF-8 boundary. */
+    size_t n = strlen(text);
+    if (n > FMW_WARNING_MAX) {
+        size_t cut = FMW_WARNING_MAX - 3;
+        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut--;
+        memcpy(text + cut, "...", 4);
+    }
+    json_array_append_new(warnings, json_string(text));
+}
+
+struct answer {
+    json_t *response; /* the "response" object */
+    json_t *warnings;
+    json_t *audit;
+};
+
+static enum fmw_err finish(json_t *review, struct answer *a, struct fmw_buf *out)
+{
+    if (json_array_size(a->warnings) > 0)
+        json_object_set(a->response, "warnings", a->warnings);
+    if (json_object_size(a->audit) > 0)
+        json_object_set(a->response, "auditAnnotations", a->audit);
+    char *text = json_dumps(review, JSON_COMPACT);
+    if (!text)
+        return FMW_ENOMEM;
+    enum fmw_err err = fmw_buf_adds(out, text);
+    free(text);
+    return err;
+}
+
+static enum fmw_err set_patch(json_t *response, json_t *patch)
+{
+    char *text = json_dumps(patch, JSON_COMPACT);
+    if (!text)
+        return FMW_ENOMEM;
+    size_t n = strlen(text);
+    size_t enc_len = 4 * ((n + 2) / 3) + 1;
+    unsigned char *enc = malloc(enc_len);
+    if (!enc) {
+        free(text);
+        return FMW_ENOMEM;
+    }
+    EVP_EncodeBlock(enc, (const unsigned char *)text, (int)n);
+    free(text);
+    json_object_set_new(response, "patchType", json_string("JSONPatch"));
+    json_object_set_new(response, "patch", json_string((const char *)enc));
+    free(enc);
+    return FMW_OK;
+}
+
+static const char *mode_name(enum fmw_mode m)
+{
+    return m == FMW_MODE_ENFORCE ? "enforce" : m == FMW_MODE_DRY_RUN ? "dry-run" : "off";
+}
+
+/* Applies the plan of one pod or pod template to the answer. */
+static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw_mode mode,
+                                bool workload, struct fmw_plan *plan, struct answer *a,
+                                struct fmw_decision *dec)
+{
+    const char *ctr = plan->container;
+    copy_text(dec->container, sizeof dec->container, ctr);
+    if (plan->status != FMW_PLAN_SKIP)
+        snprintf(dec->flink_version, sizeof dec->flink_version, "%d.%d", plan->version.major,
+                 plan->version.minor);
+    size_t i;
+    json_t *n;
+    json_array_foreach(plan->notes, i, n)
+    {
+        add_warning(a->warnings, ctr, "%s", json_string_value(n));
+    }
+    switch (plan->status) {
+    case FMW_PLAN_SKIP:
+        dec->outcome = "skipped";
+        return FMW_OK;
+    case FMW_PLAN_UNREADABLE:
+        dec->outcome = "unreadable";
+        add_warning(a->warnings, ctr, "configuration not read, pod left as is: %s",
+                    fmw_diag_msg(&plan->message));
+        json_object_set_new(a->audit, "decision", json_string("unreadable"));
+        return FMW_OK;
+    case FMW_PLAN_INVALID: {
+        char msg[4096];
+        snprintf(msg, sizeof msg, "%s: %s", ctr, fmw_diag_msg(&plan->message));
+        json_object_set_new(a->audit, "flink-error", json_string(fmw_diag_msg(&plan->message)));
+        if (workload || cfg->on_invalid == FMW_ON_INVALID_WARN || mode == FMW_MODE_DRY_RUN) {
+            dec->outcome = "warned";
+            add_warning(a->warnings, ctr, "%sFlink rejects this configuration: %s",
+                        workload ? "pods will be denied: "
+                        : mode == FMW_MODE_DRY_RUN && cfg->on_invalid == FMW_ON_INVALID_DENY
+                            ? "would deny: "
+                            : "",
+                        fmw_diag_msg(&plan->message));
+            json_object_set_new(a->audit, "decision", json_string("warned"));
+            return FMW_OK;
+        }
+        dec->outcome = "denied";
+        json_object_set_new(a->response, "allowed", json_false());
+        json_object_set_new(a->response, "status",
+                            json_pack("{s:i,s:s,s:s}", "code", 403, "reason", "Forbidden",
+                                      "message", msg));
+        json_object_set_new(a->audit, "decision", json_string("denied"));
+        return FMW_OK;
+    }
+    case FMW_PLAN_RESOLVED:
+        break;
+    }
+    char q[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(plan->jm.spec.total_process, q);
+    dec->total_process = plan->jm.spec.total_process;
+    dec->changes = json_array_size(plan->changes);
+    json_object_set_new(a->audit, "total-process-memory", json_string(q));
+    json_object_set_new(a->audit, "jvm-args", json_string(plan->jm.jvm_args));
+    if (dec->changes == 0) {
+        dec->outcome = "unchanged";
+        json_object_set_new(a->audit, "decision", json_string("unchanged"));
+        return FMW_OK;
+    }
+    bool patch = mode == FMW_MODE_ENFORCE && (!workload || cfg->workloads == FMW_WORKLOADS_PATCH);
+    const char *lead = patch ? "" : workload ? "pods will get " : "would set ";
+    json_array_foreach(plan->changes, i, n)
+    {
+        add_warning(a->warnings, ctr, "%s%s (Flink %d.%d)", lead, json_string_value(n),
+                    plan->version.major, plan->version.minor);
+    }
+    json_object_set_new(a->audit, "changes", json_string(plan->annotation));
+    if (!patch) {
+        dec->outcome = mode == FMW_MODE_DRY_RUN ? "dry-run" : "warned";
+        json_object_set_new(a->audit, "decision", json_string(dec->outcome));
+        return FMW_OK;
+    }
+    dec->outcome = "patched";
+    json_object_set_new(a->audit, "decision", json_string("patched"));
+    return set_patch(a->response, plan->patch);
+}
+
+enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
+                                  const struct fmw_cm_source *src, const char *body, size_t len,
+                                  struct fmw_buf *out, struct fmw_decision *dec,
+                                  struct fmw_diag *d)
+{
+    memset(dec, 0, sizeof *dec);
+    dec->outcome = "skipped";
+    json_error_t jerr;
+    json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!in)
+        return fmw_diag_set(d, FMW_EINVAL, "request body is not JSON: %s (line %d, column %d)",
+                            jerr.text, jerr.line, jerr.column);
+    enum fmw_err err = FMW_OK;
+    json_t *review = NULL;
+    struct answer a = {NULL, json_array(), json_object()};
+    struct fmw_plan plan;
+    fmw_plan_init(&plan);
+
+    const char *api = json_string_value(json_object_get(in, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(in, "kind"));
+    json_t *req = json_object_get(in, "request");
+    const char *uid = json_string_value(json_object_get(req, "uid"));
+    if (!json_is_object(in) || !api ||
+        (strcmp(api, "admission.k8s.io/v1") != 0 && strcmp(api, "admission.k8s.io/v1beta1") != 0)) {
+        err = fmw_diag_set(d, FMW_EINVAL, "not an AdmissionReview: apiVersion must be "
+                                          "admission.k8s.io/v1");
+        goto out;
+    }
+    if (!kind || strcmp(kind, "AdmissionReview") != 0 || !json_is_object(req) || !uid || !*uid) {
+        err = fmw_diag_set(d, FMW_EINVAL, "not an AdmissionReview: kind AdmissionReview with a "
+                                          "request and a request.uid is required");
+        goto out;
+    }
+    copy_text(dec->uid, sizeof dec->uid, uid);
+    a.response = json_pack("{s:s,s:b}", "uid", uid, "allowed", 1);
+    review = json_pack("{s:s,s:s,s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",
+                       a.response);
+    if (!a.response || !review || !a.warnings || !a.audit) {
+        err = FMW_ENOMEM;
+        goto out;
+    }
+
+    json_t *rkind = json_object_get(req, "kind");
+    const char *group = json_string_value(json_object_get(rkind, "group"));
+    const char *k = json_string_value(json_object_get(rkind, "kind"));
+    const char *operation = json_string_value(json_object_get(req, "operation"));
+    const char *sub = json_string_value(json_object_get(req, "subResource"));
+    json_t *object = json_object_get(req, "object");
+    const char *ns = json_string_value(json_object_get(req, "namespace"));
+    json_t *meta = json_object_get(object, "metadata");
+    if (!ns)
+        ns = json_string_value(json_object_get(meta, "namespace"));
+    copy_text(dec->kind, sizeof dec->kind, k);
+    copy_text(dec->operation, sizeof dec->operation, operation);
+    copy_text(dec->namespace_, sizeof dec->namespace_, ns);
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || !*name)
+        name = json_string_value(json_object_get(meta, "generateName"));
+    copy_text(dec->name, sizeof dec->name, name);
+    dec->dry_run = json_is_true(json_object_get(req, "dryRun"));
+
+    /* DESIGN §3.1: what we skip. */
+    if (!k || !operation || (sub && *sub) || !json_is_object(object) || cfg->mode == FMW_MODE_OFF)
+        goto answer;
+    bool is_pod = strcmp(k, "Pod") == 0 && (!group || !*group);
+    const char *template_path = NULL;
+    for (size_t i = 0; i < sizeof WORKLOADS / sizeof WORKLOADS[0] && !is_pod; i++) {
+        if (group && strcmp(group, WORKLOADS[i].group) == 0 && strcmp(k, WORKLOADS[i].kind) == 0)
+            template_path = WORKLOADS[i].template_path;
+    }
+    if (!is_pod && !template_path)
+        goto answer;
+    if (is_pod ? strcmp(operation, "CREATE") != 0
+               : (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0) ||
+                     cfg->workloads == FMW_WORKLOADS_OFF)
+        goto answer;
+    json_t *pod = is_pod ? object : at_path(object, template_path);
+    if (!json_is_object(pod))
+        goto answer;
+    json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    if (is_pod && json_object_get(ann, "kubernetes.io/config.mirror"))
+        goto answer;
+
+    /* The mode: the pod's (or template's, or workload's) annotation, else the global one. */
+    enum fmw_mode mode = cfg->mode;
+    const char *m = json_string_value(json_object_get(ann, FMW_ANN_MODE));
+    if (!m && !is_pod)
+        m = json_string_value(json_object_get(json_object_get(meta, "annotations"), FMW_ANN_MODE));
+    if (m && !fmw_mode_parse(m, &mode))
+        add_warning(a.warnings, NULL, "annotation " FMW_ANN_MODE " '%.32s' is not enforce, "
+                                      "dry-run or off; using %s", m, mode_name(cfg->mode));
+    if (mode == FMW_MODE_OFF)
+        goto answer;
+
+    err = fmw_podspec_plan(pod, ns, is_pod ? "" : template_path, &cfg->podspec, src, &plan);
+    if (!err)
+        err = answer_plan(cfg, mode, !is_pod, &plan, &a, dec);
+    if (!err && mode == FMW_MODE_DRY_RUN && plan.status != FMW_PLAN_SKIP)
+        json_object_set_new(a.audit, "mode", json_string("dry-run"));
+answer:
+    if (!err)
+        err = finish(review, &a, out);
+out:
+    if (err && err != FMW_EINVAL && d && !d->msg)
+        fmw_diag_set(d, err, "cannot build the response: %s", fmw_strerror(err));
+    fmw_plan_cleanup(&plan);
+    json_decref(a.warnings);
+    json_decref(a.audit);
+    json_decref(review);
+    json_decref(in);
+    return err;
+}

@@ -1,0 +1,197 @@
+/*
+ * How a container starts Flink, and which "-D" arguments really reach the memory calculation.
+ * The rules are the start scripts' (spec §4.3, §6.1, §6.2): docker-entrypoint.sh dispatches
+ * `jobmanager` / `standalone-job`; jobmanager.sh forwards dynamic properties only from 1.16.3 /
+ * 1.17.2 / 1.18.0 and only when they start right after its optional host and port; the others
+ * forward every -D.
+ */
+#include "pkg/podspec/podspec_int.h"
+
+#include <string.h>
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static bool is(const char *word, const char *name)
+{
+    return strcmp(base_name(word), name) == 0;
+}
+
+static bool is_start_word(const char *w)
+{
+    return strcmp(w, "start-foreground") == 0 || strcmp(w, "start") == 0;
+}
+
+/* Flink's JobManager entry points, for java command lines written by hand or by the native
+ * Kubernetes client of 1.11/1.12. */
+static bool is_jm_class(const char *cls)
+{
+    const char *b = strrchr(cls, '.');
+    b = b ? b + 1 : cls;
+    return strstr(b, "ClusterEntrypoint") || strstr(b, "ClusterEntryPoint");
+}
+
+static size_t skip_start(const struct cmdline *cl, size_t i, size_t end)
+{
+    return (i < end && is_start_word(cl->words[i].text)) ? i + 1 : i;
+}
+
+void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = L_NONE;
+    /* Without `command` the image's ENTRYPOINT, docker-entrypoint.sh, receives the args. */
+    bool entry = !cl->has_command;
+    l->via_entrypoint = entry;
+    for (size_t i = 0; i < cl->nwords; i++) {
+        const struct word *w = &cl->words[i];
+        if (w->op) {
+            entry = false;
+            continue;
+        }
+        size_t end = i;
+        while (end < cl->nwords && !cl->words[end].op)
+            end++;
+        l->end = end;
+        const char *t = w->text;
+        if (is(t, "docker-entrypoint.sh")) {
+            entry = true;
+            l->via_entrypoint = true;
+            continue;
+        }
+        if (entry) {
+            entry = false;
+            if (strcmp(t, "jobmanager") == 0 || strcmp(t, "standalone-job") == 0) {
+                l->kind = t[0] == 'j' ? L_ENTRY_JM : L_ENTRY_SAJ;
+                l->rest = i + 1;
+                return;
+            }
+            if (strcmp(t, "taskmanager") == 0 || strcmp(t, "history-server") == 0) {
+                l->kind = L_TASKMANAGER;
+                return;
+            }
+            /* Anything else is exec'ed as is: keep looking at what it runs. */
+        }
+        if (is(t, "jobmanager.sh") || is(t, "standalone-job.sh")) {
+            l->kind = is(t, "jobmanager.sh") ? L_SCRIPT_JM : L_SCRIPT_SAJ;
+            l->rest = skip_start(cl, i + 1, end);
+            return;
+        }
+        if (is(t, "kubernetes-jobmanager.sh")) {
+            l->kind = L_K8S_JM;
+            l->rest = i + 2 <= end ? i + 2 : end; /* after kubernetes-session|-application */
+            return;
+        }
+        if (is(t, "taskmanager.sh") || is(t, "kubernetes-taskmanager.sh") ||
+            is(t, "historyserver.sh") || is(t, "sql-gateway.sh")) {
+            l->kind = L_TASKMANAGER;
+            return;
+        }
+        if (is(t, "java")) {
+            l->java = i;
+            /* The main class: the first word that is neither an option nor an option's value. */
+            for (size_t k = i + 1; k < end; k++) {
+                const char *a = cl->words[k].text;
+                if (strcmp(a, "-cp") == 0 || strcmp(a, "-classpath") == 0 ||
+                    strcmp(a, "--class-path") == 0 || strcmp(a, "-jar") == 0) {
+                    k++;
+                    continue;
+                }
+                if (a[0] == '-')
+                    continue;
+                l->main_class = k;
+                l->rest = k + 1;
+                l->kind = is_jm_class(a) ? L_JAVA : L_TASKMANAGER;
+                return;
+            }
+            l->kind = L_NONE;
+            return;
+        }
+    }
+}
+
+bool fmw_launch_is_jobmanager(const struct launch *l)
+{
+    return l->kind != L_NONE && l->kind != L_TASKMANAGER;
+}
+
+/* FlinkConfigLoader.filterCmdArgs: "-D k=v" (two words) and "-Dk=v" (one word) are kept. */
+static enum fmw_err filter_dynamic(const struct cmdline *cl, size_t from, size_t end, json_t *props)
+{
+    for (size_t i = from; i < end; i++) {
+        const char *t = cl->words[i].text;
+        const char *prop = NULL;
+        if (strcmp(t, "-D") == 0 && i + 1 < end)
+            prop = cl->words[++i].text;
+        else if (strncmp(t, "-D", 2) == 0 && t[2])
+            prop = t + 2;
+        else if ((strcmp(t, "--configDir") == 0 || strcmp(t, "-c") == 0) && i + 1 < end)
+            i++;
+        if (prop && json_array_append_new(props, json_string(prop)) != 0)
+            return FMW_ENOMEM;
+    }
+    return FMW_OK;
+}
+
+static bool has_dynamic(const struct cmdline *cl, size_t from, size_t end)
+{
+    for (size_t i = from; i < end; i++) {
+        if (strncmp(cl->words[i].text, "-D", 2) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum fmw_err note(json_t *notes, const char *text)
+{
+    return json_array_append_new(notes, json_string(text)) ? FMW_ENOMEM : FMW_OK;
+}
+
+enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,
+                                      struct fmw_flink_version v, json_t *props, json_t *notes)
+{
+    size_t end = l->end;
+    switch (l->kind) {
+    case L_ENTRY_SAJ:
+    case L_SCRIPT_SAJ:
+    case L_JAVA:
+        return filter_dynamic(cl, l->rest, end, props);
+    case L_K8S_JM:
+        if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 13)) < 0)
+            return FMW_OK;
+        return filter_dynamic(cl, l->rest, end, props);
+    case L_ENTRY_JM:
+    case L_SCRIPT_JM: {
+        if (!has_dynamic(cl, l->rest, end))
+            return FMW_OK;
+        /* jobmanager.sh [host] [webui-port] -D …: the properties must start with a bare -D
+         * in one of the first three positions; anything else is taken as host and port. */
+        size_t start = end;
+        for (size_t k = l->rest; k < end && k < l->rest + 3; k++) {
+            if (strcmp(cl->words[k].text, "-D") == 0) {
+                start = k;
+                break;
+            }
+        }
+        bool accepted = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0 && start < end;
+        bool forwarded =
+            accepted && (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
+                         (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
+                         (v.minor == 16 && (v.patch < 0 || v.patch >= 3)));
+        if (!accepted)
+            return note(notes, "-D arguments of jobmanager.sh are ignored (they must start with a "
+                               "bare -D, Flink 1.15+); they do not change memory");
+        if (!forwarded)
+            return note(notes, "-D arguments do not reach the memory calculation before Flink "
+                               "1.16.3/1.17.2 (FLINK-32909)");
+        return filter_dynamic(cl, start, end, props);
+    }
+    case L_NONE:
+    case L_TASKMANAGER:
+        break;
+    }
+    return FMW_OK;
+}

@@ -1,0 +1,757 @@
+/*
+ * The plan for one pod: find the JobManager container, its Flink version and configuration,
+ * resolve it, and write the smallest JSON Patch that makes the container memory equal Flink's
+ * total process memory and the winning JVM memory flags equal Flink's.
+ */
+#include "pkg/podspec/podspec_int.h"
+
+#include "pkg/memsize/memsize.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ENV 4096
+
+static const char *const FLAG_LABEL[FLAG_COUNT] = {"-Xmx", "-Xms", "-XX:MaxMetaspaceSize",
+                                                   "-XX:MaxDirectMemorySize"};
+
+void fmw_plan_init(struct fmw_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->status = FMW_PLAN_SKIP;
+    plan->container_index = -1;
+    fmw_jm_result_init(&plan->jm);
+    plan->patch = json_array();
+    plan->changes = json_array();
+    plan->notes = json_array();
+}
+
+void fmw_plan_cleanup(struct fmw_plan *plan)
+{
+    fmw_jm_result_cleanup(&plan->jm);
+    fmw_diag_cleanup(&plan->message);
+    json_decref(plan->patch);
+    json_decref(plan->changes);
+    json_decref(plan->notes);
+    plan->patch = plan->changes = plan->notes = NULL;
+}
+
+enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment)
+{
+    enum fmw_err err = fmw_buf_addc(pointer, '/');
+    for (const char *p = segment; *p && !err; p++) {
+        if (*p == '~')
+            err = fmw_buf_adds(pointer, "~0");
+        else if (*p == '/')
+            err = fmw_buf_adds(pointer, "~1");
+        else
+            err = fmw_buf_addc(pointer, *p);
+    }
+    return err;
+}
+
+bool fmw_podspec_image_version(const char *image, struct fmw_flink_version *v)
+{
+    if (!image || strchr(image, '@'))
+        return false; /* a digest names no version */
+    const char *slash = strrchr(image, '/');
+    const char *repo = slash ? slash + 1 : image;
+    const char *colon = strchr(repo, ':');
+    if (!colon)
+        return false;
+    /* Only images of Flink: a version tag of some other image says nothing about Flink. */
+    char name[256];
+    size_t n = (size_t)(colon - repo);
+    if (n >= sizeof name)
+        return false;
+    memcpy(name, repo, n);
+    name[n] = '\0';
+    if (!strstr(name, "flink"))
+        return false;
+    return fmw_flink_version_parse(colon + 1, v);
+}
+
+/* Everything one plan works with. */
+struct ctx {
+    json_t *pod, *spec, *container, *annotations;
+    const char *ns, *prefix;
+    const struct fmw_podspec_options *opt;
+    const struct fmw_cm_source *src;
+    struct fmw_plan *plan;
+    struct env_var *env;
+    size_t nenv;
+    bool env_array_exists;
+    struct cmdline cl;
+    struct launch launch;
+    struct fmw_conf file_conf; /* the conf file as the scripts read it */
+    struct fmw_buf base;       /* JSON Pointer of the container */
+};
+
+static enum fmw_err change(struct ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static enum fmw_err change(struct ctx *c, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return json_array_append_new(c->plan->changes, json_string(text)) ? FMW_ENOMEM : FMW_OK;
+}
+
+static enum fmw_err note(struct ctx *c, const char *text)
+{
+    return json_array_append_new(c->plan->notes, json_string(text)) ? FMW_ENOMEM : FMW_OK;
+}
+
+/* Appends {"op": op, "path": base + suffix, "value": value}; `value` is stolen (may be NULL). */
+static enum fmw_err op(struct ctx *c, const char *kind, const char *suffix, json_t *value)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s%s", fmw_buf_cstr(&c->base), suffix);
+    json_t *o = json_pack("{s:s,s:s}", "op", kind, "path", path);
+    if (!o || (value && json_object_set_new(o, "value", value) != 0) ||
+        json_array_append_new(c->plan->patch, o) != 0) {
+        if (!o)
+            json_decref(value);
+        return FMW_ENOMEM;
+    }
+    return FMW_OK;
+}
+
+static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n)
+{
+    json_t *env = json_object_get(container, "env");
+    size_t count = json_is_array(env) ? json_array_size(env) : 0;
+    if (count > MAX_ENV)
+        return FMW_ETOOBIG;
+    *out = fmw_calloc(count, sizeof **out);
+    if (!*out)
+        return FMW_ENOMEM;
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_array_get(env, i);
+        const char *name = json_string_value(json_object_get(e, "name"));
+        if (!name)
+            continue;
+        json_t *value = json_object_get(e, "value");
+        const char *v = json_is_string(value) ? json_string_value(value) : NULL;
+        if (!v && !json_object_get(e, "valueFrom"))
+            v = ""; /* an env var without value is the empty string */
+        (*out)[(*n)++] = (struct env_var){name, v, (int)i};
+    }
+    return FMW_OK;
+}
+
+static const char *annotation(json_t *annotations, const char *key)
+{
+    return json_string_value(json_object_get(annotations, key));
+}
+
+/* Loads env, words and launcher of container `idx` into c. */
+static enum fmw_err load_container(struct ctx *c, size_t idx)
+{
+    fmw_cmdline_cleanup(&c->cl);
+    free(c->env);
+    c->env = NULL;
+    c->container = json_array_get(json_object_get(c->spec, "containers"), idx);
+    c->env_array_exists = json_is_array(json_object_get(c->container, "env"));
+    enum fmw_err err = build_env(c->container, &c->env, &c->nenv);
+    if (!err)
+        err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
+    if (!err)
+        fmw_launch_detect(&c->cl, &c->launch);
+    return err;
+}
+
+/* DESIGN §3.2: the annotation, then a conventional name, then a JobManager command line. */
+static enum fmw_err choose_container(struct ctx *c, bool *found)
+{
+    json_t *containers = json_object_get(c->spec, "containers");
+    size_t n = json_is_array(containers) ? json_array_size(containers) : 0;
+    const char *wanted = annotation(c->annotations, FMW_ANN_CONTAINER);
+    enum fmw_err err = FMW_OK;
+    *found = false;
+    for (int pass = 0; pass < 3 && !*found && !err; pass++) {
+        for (size_t i = 0; i < n && !*found && !err; i++) {
+            const char *name = json_string_value(json_object_get(json_array_get(containers, i),
+                                                                 "name"));
+            if (!name)
+                continue;
+            if (pass == 0 && !(wanted && strcmp(name, wanted) == 0))
+                continue;
+            if (pass == 1 && strcmp(name, "jobmanager") != 0 &&
+                strcmp(name, "flink-main-container") != 0)
+                continue;
+            err = load_container(c, i);
+            if (err)
+                break;
+            bool jm = pass == 0 || (pass == 1 ? c->launch.kind != L_TASKMANAGER
+                                              : fmw_launch_is_jobmanager(&c->launch));
+            if (jm) {
+                *found = true;
+                c->plan->container_index = (int)i;
+                snprintf(c->plan->container, sizeof c->plan->container, "%s", name);
+            }
+        }
+        if (pass == 0 && wanted && !*found)
+            err = note(c, "annotation " FMW_ANN_CONTAINER " names no container of this pod");
+    }
+    return err;
+}
+
+static void choose_version(struct ctx *c)
+{
+    struct fmw_plan *p = c->plan;
+    const char *ann = annotation(c->annotations, FMW_ANN_FLINK_VERSION);
+    if (ann) {
+        if (fmw_flink_version_parse(ann, &p->version)) {
+            snprintf(p->version_source, sizeof p->version_source, "annotation");
+            return;
+        }
+        note(c, "annotation " FMW_ANN_FLINK_VERSION " is not a Flink version from 1.11 to 2.x");
+    }
+    const char *image = json_string_value(json_object_get(c->container, "image"));
+    if (fmw_podspec_image_version(image, &p->version)) {
+        snprintf(p->version_source, sizeof p->version_source, "image tag");
+        return;
+    }
+    p->version = c->opt->default_version;
+    snprintf(p->version_source, sizeof p->version_source, "default");
+}
+
+static bool quantity_of(json_t *v, uint64_t *bytes)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *bytes = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && fmw_quantity_parse(fmw_str_c(json_string_value(v)), bytes, NULL) ==
+                                    FMW_OK;
+}
+
+/* limits.memory and requests.memory: set `key` of resources to `q` when it differs. */
+static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *key,
+                                 const char *q, const char *what)
+{
+    json_t *section = json_object_get(resources, key);
+    json_t *cur = json_object_get(section, "memory");
+    char suffix[64];
+    const char *was = json_is_string(cur) ? json_string_value(cur) : "unset";
+    enum fmw_err err;
+    if (!json_is_object(section)) {
+        snprintf(suffix, sizeof suffix, "/resources/%s", key);
+        err = op(c, "add", suffix, json_pack("{s:s}", "memory", q));
+    } else {
+        snprintf(suffix, sizeof suffix, "/resources/%s/memory", key);
+        err = op(c, cur ? "replace" : "add", suffix, json_string(q));
+    }
+    return err ? err : change(c, "%s %s -> %s", what, was, q);
+}
+
+static enum fmw_err plan_resources(struct ctx *c)
+{
+    uint64_t total = c->plan->jm.spec.total_process;
+    char q[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(total, q);
+    json_t *resources = json_object_get(c->container, "resources");
+    uint64_t limit = 0, request = 0;
+    bool has_limit = quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"),
+                                 &limit);
+    bool has_request = quantity_of(
+        json_object_get(json_object_get(resources, "requests"), "memory"), &request);
+    bool fix_limit = !has_limit || limit != total;
+    bool fix_request = c->opt->requests == FMW_REQUESTS_EQUAL
+                           ? (!has_request || request != total)
+                           : (!has_request || request > total);
+    if (!json_is_object(resources) && (fix_limit || fix_request)) {
+        json_t *v = json_pack("{s:{s:s}}", "limits", "memory", q);
+        if (v && fix_request)
+            json_object_set_new(v, "requests", json_pack("{s:s}", "memory", q));
+        enum fmw_err err = op(c, "add", "/resources", v);
+        if (!err)
+            err = change(c, "memory limit unset -> %s", q);
+        if (!err && fix_request)
+            err = change(c, "memory request unset -> %s", q);
+        return err;
+    }
+    enum fmw_err err = FMW_OK;
+    if (fix_limit)
+        err = set_resource(c, resources, "limits", q, "memory limit");
+    if (!err && fix_request)
+        err = set_resource(c, resources, "requests", q, "memory request");
+    return err;
+}
+
+/* ---- JVM memory flags ---- */
+
+static char *strip_quotes(const char *s)
+{
+    /* config.sh strips one leading and one trailing double quote. */
+    size_t n = strlen(s);
+    size_t a = (n && s[0] == '"') ? 1 : 0;
+    size_t b = (n > a && s[n - 1] == '"') ? n - 1 : n;
+    return fmw_str_dup((struct fmw_str){s + a, b - a});
+}
+
+static const char *conf_text(const struct fmw_conf *conf, const char *key)
+{
+    const struct fmw_conf_entry *e = fmw_conf_get(conf, key);
+    return e ? e->text : "";
+}
+
+static char *join2(const char *a, const char *b)
+{
+    struct fmw_buf out;
+    fmw_buf_init(&out, 1 << 22);
+    enum fmw_err err = fmw_buf_adds(&out, a);
+    if (!err && *a && *b)
+        err = fmw_buf_addc(&out, ' ');
+    if (!err)
+        err = fmw_buf_adds(&out, b);
+    if (!err)
+        err = fmw_buf_add(&out, "", 0);
+    if (err) {
+        fmw_buf_free(&out);
+        return NULL;
+    }
+    return fmw_buf_take(&out);
+}
+
+/* The options config.sh takes from the conf file for all processes (spec §6.4). */
+static char *config_all_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
+{
+    const char *opts = conf_text(conf, "env.java.opts");
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 17)) >= 0 && *conf_text(conf, "env.java.opts.all"))
+        opts = conf_text(conf, "env.java.opts.all");
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 19)) < 0)
+        return strip_quotes(opts);
+    char *joined = join2(conf_text(conf, "env.java.default-opts.all"), opts);
+    char *stripped = joined ? strip_quotes(joined) : NULL;
+    free(joined);
+    return stripped;
+}
+
+/* The JobManager's own options from the conf file. */
+static char *config_jm_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
+{
+    const char *opts = conf_text(conf, "env.java.opts.jobmanager");
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 19)) < 0)
+        return strip_quotes(opts);
+    char *joined = join2(conf_text(conf, "env.java.default-opts.jobmanager"), opts);
+    char *stripped = joined ? strip_quotes(joined) : NULL;
+    free(joined);
+    return stripped;
+}
+
+/* An option source: its text, and the env var that holds it when it comes from the env. */
+struct opts_source {
+    char *text;
+    const struct env_var *env;
+    bool found[FLAG_COUNT];
+    uint64_t bytes[FLAG_COUNT];
+};
+
+static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char *env_name,
+                                char *(*from_config)(const struct fmw_conf *, struct fmw_flink_version))
+{
+    memset(s, 0, sizeof *s);
+    s->env = env_name ? fmw_env_find(c->env, c->nenv, env_name) : NULL;
+    if (s->env && !s->env->value) {
+        char text[160];
+        snprintf(text, sizeof text, "%s comes from valueFrom; JVM flags in it were not checked",
+                 env_name);
+        s->text = fmw_strdup("");
+        return s->text ? note(c, text) : FMW_ENOMEM;
+    }
+    s->text = s->env ? fmw_strdup(s->env->value)
+              : from_config ? from_config(&c->file_conf, c->plan->version)
+                            : fmw_strdup("");
+    if (!s->text)
+        return FMW_ENOMEM;
+    fmw_jvm_scan(s->text, s->found, s->bytes);
+    return FMW_OK;
+}
+
+static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char *name,
+                            const char *value)
+{
+    char suffix[64];
+    if (var) {
+        json_t *entry = json_array_get(json_object_get(c->container, "env"), (size_t)var->index);
+        snprintf(suffix, sizeof suffix, "/env/%d/value", var->index);
+        return op(c, json_object_get(entry, "value") ? "replace" : "add", suffix,
+                  json_string(value));
+    }
+    json_t *entry = json_pack("{s:s,s:s}", "name", name, "value", value);
+    if (!c->env_array_exists) {
+        c->env_array_exists = true;
+        return op(c, "add", "/env", json_pack("[o]", entry));
+    }
+    return op(c, "add", "/env/-", entry);
+}
+
+static void flag_value_text(uint64_t bytes, char out[32])
+{
+    if (bytes == UINT64_MAX)
+        snprintf(out, 32, "?");
+    else
+        snprintf(out, 32, "%" PRIu64, bytes);
+}
+
+/* Scripts: java $JVM_ARGS <Flink's flags> $FLINK_ENV_JAVA_OPTS $FLINK_ENV_JAVA_OPTS_JM, then
+ * _JAVA_OPTIONS, which the JVM reads after the command line. */
+static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_COUNT],
+                                      const bool set[FLAG_COUNT])
+{
+    struct opts_source all, jm, jo;
+    enum fmw_err err = load_source(c, &all, "FLINK_ENV_JAVA_OPTS", config_all_opts);
+    if (!err)
+        err = load_source(c, &jm, "FLINK_ENV_JAVA_OPTS_JM", config_jm_opts);
+    if (!err)
+        err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
+    bool fix_jo[FLAG_COUNT] = {false}, fix_jm[FLAG_COUNT] = {false}, fix_all[FLAG_COUNT] = {false};
+    bool any_jo = false, any_jm = false, any_all = false;
+    for (int f = 0; f < FLAG_COUNT && !err; f++) {
+        if (!set[f])
+            continue;
+        struct opts_source *winner = jo.found[f] ? &jo : jm.found[f] ? &jm : all.found[f] ? &all
+                                                                                          : NULL;
+        if (!winner || winner->bytes[f] == want[f])
+            continue;
+        char was[32];
+        flag_value_text(winner->bytes[f], was);
+        const char *where = winner == &jo   ? "_JAVA_OPTIONS"
+                            : winner == &jm ? (jm.env ? "FLINK_ENV_JAVA_OPTS_JM"
+                                                      : "env.java.opts.jobmanager")
+                            : all.env       ? "FLINK_ENV_JAVA_OPTS"
+                                            : "env.java.opts.all";
+        err = change(c, "%s in %s %s -> %" PRIu64, FLAG_LABEL[f], where, was, want[f]);
+        if (winner == &jo)
+            any_jo = fix_jo[f] = true;
+        else if (winner == &jm)
+            any_jm = fix_jm[f] = true;
+        else
+            any_all = fix_all[f] = true;
+    }
+    /* _JAVA_OPTIONS and a FLINK_ENV_JAVA_OPTS of the user's are fixed where they stand. */
+    if (!err && any_jo && jo.env && jo.env->value) {
+        char *v = fmw_jvm_rewrite(jo.text, want, fix_jo);
+        err = v ? set_env(c, jo.env, "_JAVA_OPTIONS", v) : FMW_ENOMEM;
+        free(v);
+    }
+    if (!err && any_all && all.env && all.env->value) {
+        char *v = fmw_jvm_rewrite(all.text, want, fix_all);
+        err = v ? set_env(c, all.env, "FLINK_ENV_JAVA_OPTS", v) : FMW_ENOMEM;
+        free(v);
+        any_all = false;
+        memset(fix_all, 0, sizeof fix_all);
+    }
+    /* Flags from the conf file are overridden through FLINK_ENV_JAVA_OPTS_JM, which the scripts
+     * use instead of env.java.opts.jobmanager and put after every other source: its value keeps
+     * all the JobManager options, rewritten, plus the flags that env.java.opts.all got wrong. */
+    if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value)) {
+        char *v = fmw_jvm_rewrite(jm.text, want, fix_jm);
+        struct fmw_buf out;
+        fmw_buf_init(&out, 1 << 22);
+        err = v ? fmw_buf_adds(&out, v) : FMW_ENOMEM;
+        for (int f = 0; f < FLAG_COUNT && !err; f++) {
+            if (fix_all[f] && !jm.found[f]) {
+                char flag[64];
+                fmw_jvm_flag_format((enum jvm_flag)f, want[f], flag);
+                err = fmw_buf_addf(&out, "%s%s", out.len ? " " : "", flag);
+            }
+        }
+        if (!err)
+            err = set_env(c, jm.env, "FLINK_ENV_JAVA_OPTS_JM", fmw_buf_cstr(&out));
+        fmw_buf_free(&out);
+        free(v);
+    }
+    free(all.text);
+    free(jm.text);
+    free(jo.text);
+    return err;
+}
+
+/* One edit of a command-line element: replace [start, end) with text. */
+struct edit {
+    size_t elem, start, end;
+    char text[64];
+};
+
+/* A java command line of the user's: its own flags, then _JAVA_OPTIONS. Missing flags are
+ * inserted after `java`, since without them the JVM sizes its heap from the container. */
+static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUNT],
+                                   const bool set[FLAG_COUNT])
+{
+    struct opts_source jo;
+    enum fmw_err err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
+    bool fix_jo[FLAG_COUNT] = {false}, any_jo = false;
+    struct edit edits[FLAG_COUNT * 2];
+    size_t nedits = 0;
+    const struct cmdline *cl = &c->cl;
+    const struct word *java = &cl->words[c->launch.java];
+    bool java_whole = java->start == 0 && java->end == strlen(cl->elems[java->elem].str);
+    char inserts[FLAG_COUNT][64];
+    size_t ninserts = 0;
+    for (int f = 0; f < FLAG_COUNT && !err; f++) {
+        if (!set[f])
+            continue;
+        if (jo.found[f]) {
+            if (jo.bytes[f] != want[f]) {
+                char was[32];
+                flag_value_text(jo.bytes[f], was);
+                fix_jo[f] = any_jo = true;
+                err = change(c, "%s in _JAVA_OPTIONS %s -> %" PRIu64, FLAG_LABEL[f], was, want[f]);
+            }
+            continue;
+        }
+        /* The last inline occurrence wins; every occurrence is rewritten so none disagrees. */
+        bool seen = false, changed = false;
+        char was[32] = "?";
+        for (size_t k = c->launch.java + 1; k < c->launch.main_class && !err; k++) {
+            enum jvm_flag flag;
+            size_t at;
+            const struct word *w = &cl->words[k];
+            if (!fmw_jvm_flag_of(w->text, &flag, &at) || (int)flag != f)
+                continue;
+            seen = true;
+            uint64_t bytes;
+            bool sized = fmw_podspec_jvm_size(fmw_str_c(w->text + at), &bytes);
+            if (sized && bytes == want[f])
+                continue;
+            flag_value_text(sized ? bytes : UINT64_MAX, was);
+            struct edit *e = &edits[nedits++];
+            e->elem = w->elem;
+            e->start = w->start;
+            e->end = w->end;
+            snprintf(e->text, sizeof e->text, "%.*s%" PRIu64, (int)at, w->text, want[f]);
+            changed = true;
+            if (nedits == FLAG_COUNT * 2)
+                break;
+        }
+        if (changed)
+            err = change(c, "%s in the java command %s -> %" PRIu64, FLAG_LABEL[f], was, want[f]);
+        if (!seen && !err) {
+            fmw_jvm_flag_format((enum jvm_flag)f, want[f], inserts[ninserts++]);
+            err = change(c, "%s added to the java command: %" PRIu64, FLAG_LABEL[f], want[f]);
+        }
+    }
+    if (!err && any_jo && jo.env && jo.env->value) {
+        char *v = fmw_jvm_rewrite(jo.text, want, fix_jo);
+        err = v ? set_env(c, jo.env, "_JAVA_OPTIONS", v) : FMW_ENOMEM;
+        free(v);
+    }
+    if (!err && ninserts && !java_whole) {
+        /* java inside a script: insert the flags right after the word. */
+        struct edit *e = &edits[nedits++];
+        e->elem = java->elem;
+        e->start = e->end = java->end;
+        e->text[0] = '\0';
+        for (size_t i = 0; i < ninserts; i++) {
+            size_t len = strlen(e->text);
+            snprintf(e->text + len, sizeof e->text - len, " %s", inserts[i]);
+        }
+    }
+    /* Rebuild the arrays that changed, each as one "replace" of the whole array. */
+    static const char *const ARRAYS[2] = {"command", "args"};
+    for (int a = 0; a < 2 && !err && (nedits || ninserts); a++) {
+        bool touched = false;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < cl->nelems && arr && !err; i++) {
+            if (strcmp(cl->elems[i].array, ARRAYS[a]) != 0)
+                continue;
+            const char *s = cl->elems[i].str;
+            struct fmw_buf out;
+            fmw_buf_init(&out, 1 << 22);
+            size_t pos = 0;
+            err = fmw_buf_add(&out, "", 0);
+            /* Edits of one element, in order of position (at most a few). */
+            for (;;) {
+                struct edit *next = NULL;
+                for (size_t k = 0; k < nedits; k++) {
+                    if (edits[k].elem == i && edits[k].start >= pos &&
+                        (!next || edits[k].start < next->start))
+                        next = &edits[k];
+                }
+                if (!next || err)
+                    break;
+                err = fmw_buf_add(&out, s + pos, next->start - pos);
+                if (!err)
+                    err = fmw_buf_adds(&out, next->text);
+                pos = next->end > next->start ? next->end : next->start;
+                next->elem = (size_t)-1; /* consumed */
+                touched = true;
+            }
+            if (!err)
+                err = fmw_buf_adds(&out, s + pos);
+            if (!err && json_array_append_new(arr, json_string(fmw_buf_cstr(&out))))
+                err = FMW_ENOMEM;
+            fmw_buf_free(&out);
+            if (!err && java_whole && i == java->elem) {
+                for (size_t k = 0; k < ninserts && !err; k++) {
+                    if (json_array_append_new(arr, json_string(inserts[k])))
+                        err = FMW_ENOMEM;
+                }
+                touched = touched || ninserts > 0;
+            }
+        }
+        if (!arr)
+            err = FMW_ENOMEM;
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "/%s", ARRAYS[a]);
+        if (!err && touched) {
+            err = op(c, "replace", suffix, arr);
+            arr = NULL;
+        }
+        json_decref(arr);
+    }
+    free(jo.text);
+    return err;
+}
+
+static enum fmw_err plan_flags(struct ctx *c)
+{
+    const struct fmw_jm_spec *s = &c->plan->jm.spec;
+    uint64_t want[FLAG_COUNT] = {s->heap, s->heap, s->metaspace, s->off_heap};
+    bool set[FLAG_COUNT] = {true, true, true, s->direct_memory_limit};
+    return c->launch.kind == L_JAVA ? plan_java_flags(c, want, set)
+                                    : plan_script_flags(c, want, set);
+}
+
+static enum fmw_err plan_annotation(struct ctx *c)
+{
+    struct fmw_plan *p = c->plan;
+    const struct fmw_jm_spec *s = &p->jm.spec;
+    char q[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(s->total_process, q);
+    json_t *v = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}", "flinkVersion", "", "totalProcess",
+                          q, "heap", (json_int_t)s->heap, "offHeap", (json_int_t)s->off_heap,
+                          "metaspace", (json_int_t)s->metaspace, "overhead",
+                          (json_int_t)s->overhead, "jvmArgs", p->jm.jvm_args, "source", p->source);
+    if (!v)
+        return FMW_ENOMEM;
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d.%d", p->version.major, p->version.minor);
+    json_object_set_new(v, "flinkVersion", json_string(ver));
+    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    if (!text)
+        return FMW_ENOMEM;
+    snprintf(p->annotation, sizeof p->annotation, "%s", text);
+    free(text);
+
+    /* Paths relative to the pod object, not the container. */
+    struct fmw_buf saved = c->base;
+    fmw_buf_init(&c->base, 4096);
+    enum fmw_err err = fmw_buf_adds(&c->base, c->prefix);
+    json_t *metadata = json_object_get(c->pod, "metadata");
+    if (!err && !json_is_object(metadata)) {
+        err = op(c, "add", "/metadata", json_pack("{s:{s:s}}", "annotations", FMW_ANN_RESOLVED,
+                                                  p->annotation));
+    } else if (!err && !json_is_object(c->annotations)) {
+        err = op(c, "add", "/metadata/annotations",
+                 json_pack("{s:s}", FMW_ANN_RESOLVED, p->annotation));
+    } else if (!err) {
+        const char *cur = annotation(c->annotations, FMW_ANN_RESOLVED);
+        if (!cur || strcmp(cur, p->annotation) != 0) {
+            struct fmw_buf path;
+            fmw_buf_init(&path, 4096);
+            err = fmw_buf_adds(&path, "/metadata/annotations");
+            if (!err)
+                err = fmw_json_pointer_append(&path, FMW_ANN_RESOLVED);
+            if (!err)
+                err = op(c, cur ? "replace" : "add", fmw_buf_cstr(&path),
+                         json_string(p->annotation));
+            fmw_buf_free(&path);
+        }
+    }
+    fmw_buf_free(&c->base);
+    c->base = saved;
+    return err;
+}
+
+enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
+                              const struct fmw_podspec_options *opt,
+                              const struct fmw_cm_source *src, struct fmw_plan *plan)
+{
+    struct ctx c;
+    memset(&c, 0, sizeof c);
+    c.pod = pod;
+    c.spec = json_object_get(pod, "spec");
+    c.annotations = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    c.ns = ns ? ns : "default";
+    c.prefix = prefix ? prefix : "";
+    c.opt = opt;
+    c.src = src;
+    c.plan = plan;
+    fmw_conf_init(&c.file_conf);
+    fmw_buf_init(&c.base, 4096);
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    json_t *props = json_array();
+    enum fmw_err err = plan->patch && plan->changes && plan->notes && props ? FMW_OK : FMW_ENOMEM;
+    bool found = false;
+
+    if (!err && json_is_object(c.spec))
+        err = choose_container(&c, &found);
+    if (err == FMW_ETOOBIG) {
+        plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&plan->message, err, "the pod spec is too large to analyse");
+        err = FMW_OK;
+        goto out;
+    }
+    if (err || !found)
+        goto out; /* SKIP */
+    choose_version(&c);
+
+    struct source_in in = {c.spec, c.container, c.env, c.nenv, &c.launch, plan->version, c.ns,
+                           annotation(c.annotations, FMW_ANN_CONFIGMAP), src};
+    plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
+    if (plan->status != FMW_PLAN_RESOLVED)
+        goto out;
+
+    /* What BashJavaUtils sees: the file, then the -D arguments that reach it. */
+    err = fmw_conf_copy(&conf, &c.file_conf);
+    if (!err)
+        err = fmw_launch_dynamic_props(&c.cl, &c.launch, plan->version, props, plan->notes);
+    size_t i;
+    json_t *prop;
+    json_array_foreach(props, i, prop)
+    {
+        if (!err)
+            err = fmw_conf_apply_dynamic(&conf, fmw_str_c(json_string_value(prop)));
+    }
+    if (err)
+        goto out;
+    const struct env_var *jm_heap = fmw_env_find(c.env, c.nenv, FMW_JM_LEGACY_ENV);
+    if (jm_heap && !jm_heap->value)
+        err = note(&c, FMW_JM_LEGACY_ENV " comes from valueFrom and was not read");
+    struct fmw_jm_input jin = {&conf, plan->version,
+                               plan->version.major < 2 ? FMW_LEGACY_HEAP : FMW_LEGACY_NONE,
+                               jm_heap ? jm_heap->value : NULL};
+    if (!err && fmw_jmmem_resolve(&jin, &plan->jm, &plan->message) != FMW_OK) {
+        plan->status = FMW_PLAN_INVALID;
+        goto out;
+    }
+
+    err = fmw_buf_adds(&c.base, c.prefix);
+    if (!err)
+        err = fmw_buf_addf(&c.base, "/spec/containers/%d", plan->container_index);
+    if (!err)
+        err = plan_resources(&c);
+    if (!err)
+        err = plan_flags(&c);
+    if (!err && json_array_size(plan->patch) > 0)
+        err = plan_annotation(&c);
+out:
+    json_decref(props);
+    fmw_conf_cleanup(&conf);
+    fmw_conf_cleanup(&c.file_conf);
+    fmw_cmdline_cleanup(&c.cl);
+    free(c.env);
+    fmw_buf_free(&c.base);
+    return err;
+}

@@ -1,0 +1,101 @@
+/*
+ * pkg/podspec: what a JobManager pod will really run, and the smallest change that makes its
+ * container memory equal Flink's total process memory.
+ *
+ * Given a pod (or a workload's pod template) it finds the JobManager container, the Flink
+ * version, the configuration the JobManager will read (the ConfigMap mounted at its conf dir, or
+ * the image's default) with the overlays that really reach it for that version and layout
+ * (FLINK_PROPERTIES, "-D" arguments, FLINK_JM_HEAP), resolves it with pkg/jmmem, finds the JVM
+ * memory flags that win on the java command line, and plans an RFC 6902 JSON Patch.
+ *
+ * It knows nothing of HTTP or AdmissionReview; ConfigMaps come through `struct fmw_cm_source`.
+ */
+#ifndef FMW_PODSPEC_H
+#define FMW_PODSPEC_H
+
+#include "pkg/base/base.h"
+#include "pkg/jmmem/jmmem.h"
+
+#include <jansson.h>
+
+/* Annotations users put on pods (or pod templates) to steer the webhook, and the one it writes. */
+#define FMW_ANNOTATION_PREFIX "flink-memory-webhook/"
+#define FMW_ANN_MODE FMW_ANNOTATION_PREFIX "mode"
+#define FMW_ANN_CONTAINER FMW_ANNOTATION_PREFIX "container"
+#define FMW_ANN_FLINK_VERSION FMW_ANNOTATION_PREFIX "flink-version"
+#define FMW_ANN_CONFIGMAP FMW_ANNOTATION_PREFIX "configmap"
+#define FMW_ANN_RESOLVED FMW_ANNOTATION_PREFIX "resolved"
+
+/* Where ConfigMaps come from: the Kubernetes API behind a cache in the server, manifest files in
+ * the CLI. */
+struct fmw_cm_source {
+    /*
+     * Looks up ConfigMap `name` in namespace `ns`. On success `*data` is a NEW reference to a JSON
+     * object of the ConfigMap's data (key → string). FMW_ENOTFOUND when it does not exist; any
+     * other failure (FMW_ETIMEDOUT, FMW_EIO, …) with a message in `d`. Must be thread-safe when
+     * the server calls it from several workers.
+     */
+    enum fmw_err (*get)(void *ctx, const char *ns, const char *name, json_t **data,
+                        struct fmw_diag *d);
+    void *ctx;
+};
+
+enum fmw_requests_policy {
+    FMW_REQUESTS_EQUAL,     /* requests.memory = limits.memory (Flink's native Kubernetes mode) */
+    FMW_REQUESTS_KEEP_LOWER /* keep a lower request the user set; never above the limit */
+};
+
+struct fmw_podspec_options {
+    struct fmw_flink_version default_version; /* when neither annotation nor image tag says */
+    enum fmw_requests_policy requests;
+};
+
+enum fmw_plan_status {
+    FMW_PLAN_SKIP,      /* no JobManager container: nothing to do */
+    FMW_PLAN_RESOLVED,  /* resolved; `patch` holds the change, possibly empty */
+    FMW_PLAN_INVALID,   /* Flink rejects the configuration: `message` has Flink's text */
+    FMW_PLAN_UNREADABLE /* the configuration cannot be read: `message` says why */
+};
+
+#define FMW_PLAN_TEXT 512
+
+struct fmw_plan {
+    enum fmw_plan_status status;
+    char container[FMW_PLAN_TEXT]; /* the JobManager container's name */
+    int container_index;
+    struct fmw_flink_version version;
+    char version_source[64];    /* "annotation", "image tag flink:1.18.1", "default" */
+    char source[FMW_PLAN_TEXT]; /* where the configuration came from, for humans */
+    struct fmw_jm_result jm;    /* the resolution (status RESOLVED) */
+    struct fmw_diag message;    /* INVALID: Flink's message; UNREADABLE: the reason */
+    json_t *patch;              /* array of RFC 6902 operations; owned */
+    json_t *changes;            /* array of one-line descriptions, one per change; owned */
+    json_t *notes;              /* array of other one-line remarks worth a warning; owned */
+    char annotation[FMW_PLAN_TEXT * 2]; /* the value written to FMW_ANN_RESOLVED */
+};
+
+void fmw_plan_init(struct fmw_plan *plan);
+void fmw_plan_cleanup(struct fmw_plan *plan);
+
+/*
+ * Plans the change for `pod`, a JSON object with "metadata" and "spec" (a Pod, or the "template"
+ * of a workload). `ns` is the namespace for ConfigMap lookups; `prefix` is the JSON Pointer of
+ * `pod` inside the reviewed object ("" for a Pod, "/spec/template" for a Deployment). `plan` must
+ * be initialised. Returns FMW_OK whatever the pod holds (the status tells what was found) and
+ * fails only when out of memory.
+ */
+enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
+                              const struct fmw_podspec_options *opt,
+                              const struct fmw_cm_source *src, struct fmw_plan *plan);
+
+/* RFC 6901: appends `segment` to `pointer` with '~' → "~0" and '/' → "~1". */
+enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment);
+
+/* The Flink version an image reference names ("flink:1.17.2-scala_2.12-java11" → 1.17.2);
+ * false when its tag does not start with a version (latest, digests, other images). */
+bool fmw_podspec_image_version(const char *image, struct fmw_flink_version *v);
+
+/* A JVM size ("2g", "512M", "1073741824") in bytes; false when not a JVM size. */
+bool fmw_podspec_jvm_size(struct fmw_str text, uint64_t *bytes);
+
+#endif

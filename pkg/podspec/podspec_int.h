@@ -1,0 +1,131 @@
+/* Private declarations shared by the files of pkg/podspec. */
+#ifndef FMW_PODSPEC_INT_H
+#define FMW_PODSPEC_INT_H
+
+#include "pkg/flinkconf/flinkconf.h"
+#include "pkg/podspec/podspec.h"
+
+/* ---- words: the command line of a container as the shell and the scripts see it ---- */
+
+/* One element of the container's command line: command[i] or args[i]. */
+struct elem {
+    const char *array; /* "command" or "args" */
+    int index;
+    const char *str;
+};
+
+/* One word; `start`/`end` is its raw span in elems[elem].str (whole element unless the element
+ * is a `sh -c` script), `text` is the word after quote removal and variable expansion. */
+struct word {
+    size_t elem;
+    size_t start, end;
+    char *text;
+    bool op; /* a shell operator (; && || | &): ends a command */
+};
+
+/* The container's environment as literal values; `value` NULL when it comes from valueFrom. */
+struct env_var {
+    const char *name;
+    const char *value;
+    int index; /* position in the env array, for patches */
+};
+
+struct cmdline {
+    struct elem *elems;
+    size_t nelems;
+    struct word *words;
+    size_t nwords;
+    size_t alloc_words;
+    bool has_command; /* the container sets `command` (the image ENTRYPOINT does not run) */
+};
+
+/* Builds the words of `container`; `env` expands $(VAR) and, inside scripts, $VAR. */
+enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
+                               struct cmdline *cl);
+void fmw_cmdline_cleanup(struct cmdline *cl);
+
+/* Last definition of `name`, or NULL. */
+const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const char *name);
+
+/* envsubst: $NAME and ${NAME} replaced by literal env values (unset → empty). Heap string. */
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv);
+
+/* ---- launchers: how the JobManager is started ---- */
+
+enum launcher {
+    L_NONE,
+    L_ENTRY_JM,   /* docker-entrypoint.sh jobmanager … → jobmanager.sh start-foreground … */
+    L_ENTRY_SAJ,  /* docker-entrypoint.sh standalone-job … → standalone-job.sh start-foreground … */
+    L_SCRIPT_JM,  /* bin/jobmanager.sh start-foreground … */
+    L_SCRIPT_SAJ, /* bin/standalone-job.sh start-foreground … */
+    L_K8S_JM,     /* kubernetes-jobmanager.sh kubernetes-session|kubernetes-application … */
+    L_JAVA,       /* a java command line of the user's */
+    L_TASKMANAGER /* clearly a TaskManager or another Flink process: not ours */
+};
+
+struct launch {
+    enum launcher kind;
+    bool via_entrypoint; /* docker-entrypoint.sh runs first (it edits the conf file) */
+    size_t rest;         /* first word after the launcher words */
+    size_t end;          /* end of this command's words (a shell operator or the end) */
+    size_t java;         /* L_JAVA: the java word */
+    size_t main_class;   /* L_JAVA: the entry-point class word */
+};
+
+void fmw_launch_detect(const struct cmdline *cl, struct launch *l);
+bool fmw_launch_is_jobmanager(const struct launch *l);
+
+/*
+ * The "-D key=value" properties that reach the memory calculation (BashJavaUtils) for this
+ * launcher and version, in order, appended to `props` as "key=value" strings. Properties given
+ * but not forwarded are described in `notes`.
+ */
+enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,
+                                      struct fmw_flink_version v, json_t *props, json_t *notes);
+
+/* ---- JVM memory flags ---- */
+
+enum jvm_flag { FLAG_XMX, FLAG_XMS, FLAG_METASPACE, FLAG_DIRECT, FLAG_COUNT };
+
+/* Which memory flag a JVM option sets, with the span of its value; false for other options. */
+bool fmw_jvm_flag_of(const char *word, enum jvm_flag *flag, size_t *value_at);
+
+/* Canonical spelling of a flag with a byte value, e.g. "-Xmx1073741824". */
+void fmw_jvm_flag_format(enum jvm_flag flag, uint64_t bytes, char out[64]);
+
+/* Java's option text of one source with each memory flag rewritten to `want[flag]` (flags whose
+ * `set[flag]` is false are left alone). Words are split on white space as the scripts do. */
+char *fmw_jvm_rewrite(const char *opts, const uint64_t want[FLAG_COUNT],
+                      const bool set[FLAG_COUNT]);
+
+/* Finds the last occurrence of each memory flag in `opts`: found[flag], bytes[flag] (bytes is
+ * UINT64_MAX when the value is not a size). */
+void fmw_jvm_scan(const char *opts, bool found[FLAG_COUNT], uint64_t bytes[FLAG_COUNT]);
+
+#endif
+
+/* ---- configuration sources ---- */
+
+struct source_in {
+    json_t *spec;      /* the pod spec */
+    json_t *container; /* the JobManager container */
+    const struct env_var *env;
+    size_t nenv;
+    const struct launch *launch;
+    struct fmw_flink_version version;
+    const char *ns;
+    const char *configmap_annotation; /* "NAME[/KEY]" or NULL */
+    const struct fmw_cm_source *src;
+};
+
+/*
+ * Builds the configuration file the JobManager will read, after the entrypoint's edits
+ * (FLINK_PROPERTIES where the conf dir is writable), into `conf`. Returns FMW_PLAN_RESOLVED when
+ * it has one (the caller resolves it), FMW_PLAN_INVALID when Flink would reject the file itself
+ * (`msg` is Flink's text), FMW_PLAN_UNREADABLE when it cannot be known (`msg` says why).
+ * `source` describes where it came from; remarks go to `notes`. ENOMEM is reported as
+ * UNREADABLE with that reason.
+ */
+enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_conf *conf,
+                                       char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
+                                       json_t *notes);

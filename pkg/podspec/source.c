@@ -1,0 +1,474 @@
+/*
+ * Which configuration file the JobManager reads, and what the entrypoint does to it first.
+ * The conf dir is FLINK_CONF_DIR or /opt/flink/conf; the file in it is chosen by the version
+ * (flink-conf.yaml up to 1.18; in 1.19/1.20 flink-conf.yaml when present, else config.yaml;
+ * config.yaml only from 2.0). A ConfigMap mounted there is read-only, so the entrypoint's
+ * FLINK_PROPERTIES edits fail and the mounted file is used as is; without a mount the image's
+ * own file (jobmanager.memory.process.size: 1600m) is edited.
+ */
+#include "pkg/podspec/podspec_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONF_DIR "/opt/flink/conf"
+#define LEGACY_FILE "flink-conf.yaml"
+#define STANDARD_FILE "config.yaml"
+#define MAX_CMS 8
+
+/* The image's shipped configuration, as far as memory goes (spec §3.10, §5). */
+static const char IMAGE_DEFAULT_KEY[] = "jobmanager.memory.process.size";
+static const char IMAGE_DEFAULT_VALUE[] = "1600m";
+
+struct cm_cache {
+    char *name[MAX_CMS];
+    json_t *data[MAX_CMS]; /* NULL when absent */
+    size_t n;
+};
+
+struct gather {
+    const struct source_in *in;
+    struct fmw_diag *msg;
+    json_t *notes;
+    struct cm_cache cms;
+};
+
+static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fmw_diag_vset(g->msg, FMW_ENOTFOUND, fmt, ap);
+    va_end(ap);
+    return FMW_PLAN_UNREADABLE;
+}
+
+static void note(struct gather *g, const char *text)
+{
+    json_array_append_new(g->notes, json_string(text));
+}
+
+/* Fetches a ConfigMap once per plan. FMW_OK with *data NULL when it does not exist. */
+static enum fmw_err get_cm(struct gather *g, const char *name, json_t **data)
+{
+    for (size_t i = 0; i < g->cms.n; i++) {
+        if (strcmp(g->cms.name[i], name) == 0) {
+            *data = g->cms.data[i];
+            return FMW_OK;
+        }
+    }
+    if (g->cms.n == MAX_CMS)
+        return fmw_diag_set(g->msg, FMW_ETOOBIG, "more than %d ConfigMaps in the conf dir",
+                            MAX_CMS);
+    json_t *d = NULL;
+    struct fmw_diag err = FMW_DIAG_INIT;
+    enum fmw_err rc = g->in->src && g->in->src->get
+                          ? g->in->src->get(g->in->src->ctx, g->in->ns, name, &d, &err)
+                          : fmw_diag_set(&err, FMW_EIO, "no ConfigMap source");
+    if (rc == FMW_ENOTFOUND) {
+        d = NULL;
+        rc = FMW_OK;
+    }
+    if (rc) {
+        fmw_diag_set(g->msg, rc, "ConfigMap %s/%s cannot be read: %s", g->in->ns, name,
+                     fmw_diag_msg(&err));
+        fmw_diag_cleanup(&err);
+        return rc;
+    }
+    fmw_diag_cleanup(&err);
+    char *copy = fmw_strdup(name);
+    if (!copy) {
+        json_decref(d);
+        return fmw_diag_set(g->msg, FMW_ENOMEM, "out of memory");
+    }
+    g->cms.name[g->cms.n] = copy;
+    g->cms.data[g->cms.n++] = d; /* takes the reference */
+    *data = d;
+    return FMW_OK;
+}
+
+static void cms_cleanup(struct cm_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->name[i]);
+        json_decref(c->data[i]);
+    }
+    c->n = 0;
+}
+
+/* A file found in a volume: its text (borrowed from the cached ConfigMap) and where. */
+struct found {
+    const char *text;
+    size_t len;
+    char where[FMW_PLAN_TEXT];
+};
+
+/*
+ * Looks for `path` (a file name relative to the volume root) in the configMap or projected
+ * volume `vol`. Returns FMW_OK with f->text NULL when the volume has no such file.
+ */
+static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *path,
+                                   struct found *f)
+{
+    f->text = NULL;
+    json_t *sources[64];
+    size_t nsources = 0;
+    json_t *cm = json_object_get(vol, "configMap");
+    json_t *projected = json_object_get(vol, "projected");
+    if (json_is_object(cm)) {
+        sources[nsources++] = cm;
+    } else if (json_is_object(projected)) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(projected, "sources"), i, s)
+        {
+            json_t *c = json_object_get(s, "configMap");
+            if (json_is_object(c) && nsources < 64)
+                sources[nsources++] = c;
+        }
+    }
+    for (size_t k = 0; k < nsources; k++) {
+        const char *name = json_string_value(json_object_get(sources[k], "name"));
+        if (!name)
+            continue;
+        json_t *items = json_object_get(sources[k], "items");
+        const char *key = NULL;
+        if (json_is_array(items) && json_array_size(items) > 0) {
+            size_t i;
+            json_t *it;
+            json_array_foreach(items, i, it)
+            {
+                const char *p = json_string_value(json_object_get(it, "path"));
+                if (p && strcmp(p, path) == 0)
+                    key = json_string_value(json_object_get(it, "key"));
+            }
+            if (!key)
+                continue;
+        } else {
+            key = path;
+        }
+        json_t *data;
+        enum fmw_err err = get_cm(g, name, &data);
+        if (err)
+            return err;
+        if (!data) {
+            if (json_is_true(json_object_get(sources[k], "optional")))
+                continue;
+            return fmw_diag_set(g->msg, FMW_ENOTFOUND, "ConfigMap %s/%s does not exist", g->in->ns,
+                                name);
+        }
+        json_t *text = json_object_get(data, key);
+        if (json_is_string(text)) {
+            f->text = json_string_value(text);
+            f->len = json_string_length(text);
+            snprintf(f->where, sizeof f->where, "ConfigMap %s key %s", name, key);
+            return FMW_OK;
+        }
+    }
+    return FMW_OK;
+}
+
+static json_t *find_volume(json_t *spec, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(spec, "volumes"), i, v)
+    {
+        const char *n = json_string_value(json_object_get(v, "name"));
+        if (n && strcmp(n, name) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* Why a volume's content cannot be known before the pod runs, or NULL when it can. */
+static const char *opaque_volume(json_t *vol)
+{
+    if (json_is_object(json_object_get(vol, "configMap")) ||
+        json_is_object(json_object_get(vol, "projected")))
+        return NULL;
+    if (json_is_object(json_object_get(vol, "secret")))
+        return "a Secret volume (the webhook does not read Secrets)";
+    if (json_is_object(json_object_get(vol, "emptyDir")))
+        return "an emptyDir volume (filled at run time)";
+    return "a volume whose content is not known before the pod runs";
+}
+
+/* Strips trailing slashes (but keeps "/"). */
+static void normalise_path(char *p)
+{
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = '\0';
+}
+
+static bool line_at_least(struct fmw_flink_version v, int major, int minor)
+{
+    return fmw_flink_version_cmp(v, FMW_FLINK_LINE(major, minor)) >= 0;
+}
+
+/* Parses a configuration file text into conf: Flink's file format by file name and version. */
+static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, const char *name,
+                                       const char *text, size_t len)
+{
+    bool yaml = g->in->version.major >= 2 ||
+                (line_at_least(g->in->version, 1, 19) && strcmp(name, STANDARD_FILE) == 0);
+    struct fmw_buf detail;
+    fmw_buf_init(&detail, 1024);
+    enum fmw_err err = yaml ? fmw_conf_parse_yaml(conf, text, len, g->msg, &detail)
+                            : fmw_conf_parse_legacy(conf, text, len, g->msg);
+    enum fmw_plan_status st = FMW_PLAN_RESOLVED;
+    if (err == FMW_EINVAL) {
+        char n[FMW_PLAN_TEXT];
+        snprintf(n, sizeof n, "%s: %s", name, fmw_buf_cstr(&detail));
+        note(g, n);
+        st = FMW_PLAN_INVALID;
+    } else if (err) {
+        st = unreadable(g, "%s: %s", name, fmw_diag_msg(g->msg));
+    }
+    fmw_buf_free(&detail);
+    return st;
+}
+
+/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (spec §6.2). */
+static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
+                                                   bool writable)
+{
+    const struct env_var *fp = fmw_env_find(g->in->env, g->in->nenv, "FLINK_PROPERTIES");
+    if (!fp)
+        return FMW_PLAN_RESOLVED;
+    bool entry_edits = g->in->launch->via_entrypoint &&
+                       (line_at_least(g->in->version, 1, 12) ||
+                        g->in->launch->kind == L_ENTRY_JM || g->in->launch->kind == L_ENTRY_SAJ);
+    if (!entry_edits || !writable) {
+        note(g, !entry_edits ? "FLINK_PROPERTIES is not applied: docker-entrypoint.sh does not "
+                               "start this container"
+                             : "FLINK_PROPERTIES is not applied: the conf file is a read-only "
+                               "ConfigMap mount");
+        return FMW_PLAN_RESOLVED;
+    }
+    if (!fp->value) {
+        note(g, "FLINK_PROPERTIES comes from valueFrom and was not read");
+        return FMW_PLAN_RESOLVED;
+    }
+    if (!line_at_least(g->in->version, 1, 19)) {
+        /* ≤1.18: appended to flink-conf.yaml, then envsubst over the file; last key wins. */
+        char *text = fmw_envsubst(fp->value, g->in->env, g->in->nenv);
+        if (!text)
+            return unreadable(g, "out of memory");
+        enum fmw_err err = fmw_conf_parse_legacy(conf, text, strlen(text), g->msg);
+        free(text);
+        return err ? unreadable(g, "FLINK_PROPERTIES: %s", fmw_diag_msg(g->msg))
+                   : FMW_PLAN_RESOLVED;
+    }
+    /* 1.19+: per line, all white space deleted, split at the first ':', value envsubst'ed. */
+    const char *p = fp->value;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        struct fmw_buf line;
+        fmw_buf_init(&line, 1 << 20);
+        enum fmw_err err = fmw_buf_add(&line, "", 0);
+        for (size_t i = 0; i < n && !err; i++) {
+            if (!strchr(" \t\r\v\f", p[i]))
+                err = fmw_buf_addc(&line, p[i]);
+        }
+        const char *colon = strchr(fmw_buf_cstr(&line), ':');
+        if (!err && colon && colon != line.data) {
+            char *value = fmw_envsubst(colon + 1, g->in->env, g->in->nenv);
+            err = value ? fmw_conf_set(conf, (struct fmw_str){line.data, (size_t)(colon - line.data)},
+                                       fmw_str_c(value), FMW_CONF_STRING, 0)
+                        : FMW_ENOMEM;
+            free(value);
+        }
+        fmw_buf_free(&line);
+        if (err)
+            return unreadable(g, "FLINK_PROPERTIES: %s", fmw_strerror(err));
+        p += n + (nl ? 1 : 0);
+    }
+    return FMW_PLAN_RESOLVED;
+}
+
+static enum fmw_plan_status image_default(struct gather *g, struct fmw_conf *conf,
+                                          char source[FMW_PLAN_TEXT])
+{
+    const char *file = line_at_least(g->in->version, 1, 19) ? STANDARD_FILE : LEGACY_FILE;
+    snprintf(source, FMW_PLAN_TEXT, "the image's %s (%s: %s)", file, IMAGE_DEFAULT_KEY,
+             IMAGE_DEFAULT_VALUE);
+    if (fmw_conf_set(conf, fmw_str_c(IMAGE_DEFAULT_KEY), fmw_str_c(IMAGE_DEFAULT_VALUE),
+                     FMW_CONF_STRING, 0))
+        return unreadable(g, "out of memory");
+    return apply_flink_properties(g, conf, true);
+}
+
+/* The annotation flink-memory-webhook/configmap: NAME[/KEY]. */
+static enum fmw_plan_status from_annotation(struct gather *g, struct fmw_conf *conf,
+                                            char source[FMW_PLAN_TEXT])
+{
+    char name[254];
+    const char *ann = g->in->configmap_annotation;
+    const char *slash = strchr(ann, '/');
+    size_t n = slash ? (size_t)(slash - ann) : strlen(ann);
+    if (n == 0 || n >= sizeof name)
+        return unreadable(g, "annotation " FMW_ANN_CONFIGMAP " is not NAME[/KEY]: '%.64s'", ann);
+    memcpy(name, ann, n);
+    name[n] = '\0';
+    json_t *data;
+    if (get_cm(g, name, &data))
+        return FMW_PLAN_UNREADABLE;
+    if (!data)
+        return unreadable(g, "ConfigMap %s/%s (annotation) does not exist", g->in->ns, name);
+    const char *key = slash ? slash + 1 : NULL;
+    if (!key) {
+        /* The version's choice: flink-conf.yaml up to 1.18; in 1.19/1.20 when present. */
+        bool legacy = g->in->version.major < 2 &&
+                      (!line_at_least(g->in->version, 1, 19) || json_object_get(data, LEGACY_FILE));
+        key = legacy ? LEGACY_FILE : STANDARD_FILE;
+    }
+    json_t *text = json_object_get(data, key);
+    if (!json_is_string(text))
+        return unreadable(g, "ConfigMap %s has no key %s", name, key);
+    snprintf(source, FMW_PLAN_TEXT, "ConfigMap %s key %s (annotation)", name, key);
+    const char *file = (g->in->version.major >= 2 || strcmp(key, STANDARD_FILE) == 0)
+                           ? STANDARD_FILE
+                           : LEGACY_FILE;
+    return parse_file(g, conf, file, json_string_value(text), json_string_length(text));
+}
+
+enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_conf *conf,
+                                       char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
+                                       json_t *notes)
+{
+    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}};
+    enum fmw_plan_status st;
+    source[0] = '\0';
+    if (in->configmap_annotation) {
+        st = from_annotation(&g, conf, source);
+        goto out;
+    }
+
+    char conf_dir[1024];
+    const struct env_var *cd = fmw_env_find(in->env, in->nenv, "FLINK_CONF_DIR");
+    snprintf(conf_dir, sizeof conf_dir, "%s", cd && cd->value ? cd->value : DEFAULT_CONF_DIR);
+    normalise_path(conf_dir);
+    size_t dir_len = strlen(conf_dir);
+
+    /* The mounts that matter: at the conf dir, at a file inside it, or above it. */
+    json_t *dir_vol = NULL;
+    json_t *file_vol[2] = {NULL, NULL};
+    const char *file_sub[2] = {NULL, NULL};
+    static const char *const FILES[2] = {LEGACY_FILE, STANDARD_FILE};
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(in->container, "volumeMounts"), i, m)
+    {
+        const char *mp = json_string_value(json_object_get(m, "mountPath"));
+        const char *vn = json_string_value(json_object_get(m, "name"));
+        const char *sub = json_string_value(json_object_get(m, "subPath"));
+        if (!mp || !vn)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s", mp);
+        normalise_path(path);
+        json_t *vol = find_volume(in->spec, vn);
+        if (!vol)
+            continue;
+        size_t pl = strlen(path);
+        if (strcmp(path, conf_dir) == 0) {
+            if (sub && *sub) {
+                st = unreadable(&g, "the conf dir %s is a subPath of volume %s", conf_dir, vn);
+                goto out;
+            }
+            dir_vol = vol;
+        } else if (pl > dir_len && strncmp(path, conf_dir, dir_len) == 0 && path[dir_len] == '/') {
+            for (int k = 0; k < 2; k++) {
+                if (strcmp(path + dir_len + 1, FILES[k]) == 0) {
+                    file_vol[k] = vol;
+                    file_sub[k] = sub && *sub ? sub : NULL;
+                }
+            }
+        } else if ((pl < dir_len && strncmp(conf_dir, path, pl) == 0 && conf_dir[pl] == '/') ||
+                   strcmp(path, "/") == 0) {
+            st = unreadable(&g, "the conf dir %s lies inside volume %s mounted at %s", conf_dir,
+                            vn, path);
+            goto out;
+        }
+    }
+
+    struct found f;
+    if (dir_vol) {
+        const char *why = opaque_volume(dir_vol);
+        if (why) {
+            st = unreadable(&g, "the conf dir %s is %s", conf_dir, why);
+            goto out;
+        }
+        /* Every file of the mount, chosen as the version's GlobalConfiguration does. */
+        struct found legacy, standard;
+        legacy.text = standard.text = NULL;
+        if (in->version.major < 2 && find_in_volume(&g, dir_vol, LEGACY_FILE, &legacy)) {
+            st = FMW_PLAN_UNREADABLE;
+            goto out;
+        }
+        if (line_at_least(in->version, 1, 19) &&
+            find_in_volume(&g, dir_vol, STANDARD_FILE, &standard)) {
+            st = FMW_PLAN_UNREADABLE;
+            goto out;
+        }
+        bool use_legacy = legacy.text != NULL || !line_at_least(in->version, 1, 19);
+        struct found *chosen = use_legacy ? &legacy : &standard;
+        const char *file = use_legacy ? LEGACY_FILE : STANDARD_FILE;
+        if (!chosen->text) {
+            st = unreadable(&g, "Flink %d.%d reads %s/%s, which the mounted volume does not hold",
+                            in->version.major, in->version.minor, conf_dir, file);
+            goto out;
+        }
+        snprintf(source, FMW_PLAN_TEXT, "%s", chosen->where);
+        st = parse_file(&g, conf, file, chosen->text, chosen->len);
+        if (st == FMW_PLAN_RESOLVED)
+            st = apply_flink_properties(&g, conf, false);
+        goto out;
+    }
+
+    /* The image's conf dir, possibly with single files mounted over its own. */
+    int k = -1;
+    if (in->version.major < 2 && file_vol[0])
+        k = 0; /* a mounted flink-conf.yaml is read by every 1.x line */
+    else if (line_at_least(in->version, 1, 19) && file_vol[1])
+        k = 1;
+    for (int j = 0; j < 2; j++) {
+        if (file_vol[j] && j != k)
+            note(&g, j == 0 ? "the mounted flink-conf.yaml is ignored by this Flink version"
+                            : "the mounted config.yaml is ignored by this Flink version");
+    }
+    if (k < 0) {
+        st = image_default(&g, conf, source);
+        goto out;
+    }
+    const char *why = opaque_volume(file_vol[k]);
+    if (why) {
+        st = unreadable(&g, "%s/%s comes from %s", conf_dir, FILES[k], why);
+        goto out;
+    }
+    if (!file_sub[k]) {
+        st = unreadable(&g, "%s/%s is a directory mount", conf_dir, FILES[k]);
+        goto out;
+    }
+    if (find_in_volume(&g, file_vol[k], file_sub[k], &f)) {
+        st = FMW_PLAN_UNREADABLE;
+        goto out;
+    }
+    if (!f.text) {
+        st = unreadable(&g, "the volume mounted at %s/%s has no %s", conf_dir, FILES[k],
+                        file_sub[k]);
+        goto out;
+    }
+    snprintf(source, FMW_PLAN_TEXT, "%s", f.where);
+    st = parse_file(&g, conf, FILES[k], f.text, f.len);
+    if (st == FMW_PLAN_RESOLVED)
+        st = apply_flink_properties(&g, conf, false);
+out:
+    cms_cleanup(&g.cms);
+    return st;
+}

@@ -1,0 +1,263 @@
+/*
+ * A container's command line as words. Kubernetes expands $(VAR) in command and args; a
+ * `sh -c` / `bash -c` script is split the way the shell splits it (quotes, escapes, $VAR), and
+ * every word remembers its raw span so a flag inside a script can be rewritten in place.
+ */
+#include "pkg/podspec/podspec_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps: a pod spec is user input. */
+#define MAX_ELEMS 4096
+#define MAX_WORDS 16384
+
+const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const char *name)
+{
+    for (size_t i = nenv; i-- > 0;) {
+        if (strcmp(env[i].name, name) == 0)
+            return &env[i];
+    }
+    return NULL;
+}
+
+static const char *env_value(const struct env_var *env, size_t nenv, struct fmw_str name)
+{
+    for (size_t i = nenv; i-- > 0;) {
+        if (fmw_str_eq_c(name, env[i].name))
+            return env[i].value;
+    }
+    return NULL;
+}
+
+static bool is_name_char(int c)
+{
+    return isalnum(c) || c == '_';
+}
+
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
+{
+    struct fmw_buf out;
+    fmw_buf_init(&out, 1 << 22);
+    enum fmw_err err = fmw_buf_add(&out, "", 0);
+    for (const char *p = text; *p && !err; p++) {
+        if (*p == '$' && (p[1] == '{' || isalpha((unsigned char)p[1]) || p[1] == '_')) {
+            bool braced = p[1] == '{';
+            const char *n = p + (braced ? 2 : 1);
+            const char *e = n;
+            while (is_name_char((unsigned char)*e))
+                e++;
+            if (e > n && (!braced || *e == '}')) {
+                const char *v = env_value(env, nenv, (struct fmw_str){n, (size_t)(e - n)});
+                if (v)
+                    err = fmw_buf_adds(&out, v);
+                p = braced ? e : e - 1;
+                continue;
+            }
+        }
+        err = fmw_buf_addc(&out, *p);
+    }
+    if (err) {
+        fmw_buf_free(&out);
+        return NULL;
+    }
+    return fmw_buf_take(&out);
+}
+
+/* Kubernetes' $(VAR) expansion of command and args: defined variables are replaced, $$ escapes,
+ * unknown references stay as written. */
+static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
+                               size_t nenv)
+{
+    enum fmw_err err = FMW_OK;
+    for (size_t i = 0; i < s.len && !err; i++) {
+        if (s.ptr[i] == '$' && i + 1 < s.len && s.ptr[i + 1] == '$') {
+            err = fmw_buf_addc(out, '$');
+            i++;
+            continue;
+        }
+        if (s.ptr[i] == '$' && i + 1 < s.len && s.ptr[i + 1] == '(') {
+            const char *close = memchr(s.ptr + i + 2, ')', s.len - i - 2);
+            if (close) {
+                struct fmw_str name = {s.ptr + i + 2, (size_t)(close - s.ptr - i - 2)};
+                const char *v = env_value(env, nenv, name);
+                if (v) {
+                    err = fmw_buf_adds(out, v);
+                    i = (size_t)(close - s.ptr);
+                    continue;
+                }
+            }
+        }
+        err = fmw_buf_addc(out, s.ptr[i]);
+    }
+    return err;
+}
+
+static enum fmw_err add_word(struct cmdline *cl, size_t elem, size_t start, size_t end,
+                             struct fmw_buf *text, bool op)
+{
+    if (cl->nwords >= MAX_WORDS)
+        return FMW_ETOOBIG;
+    if (cl->nwords == cl->alloc_words) {
+        size_t alloc = cl->alloc_words ? cl->alloc_words * 2 : 16;
+        struct word *p = realloc(cl->words, alloc * sizeof *p);
+        if (!p)
+            return FMW_ENOMEM;
+        cl->words = p;
+        cl->alloc_words = alloc;
+    }
+    char *t = fmw_buf_take(text);
+    if (!t)
+        t = fmw_strdup("");
+    if (!t)
+        return FMW_ENOMEM;
+    cl->words[cl->nwords++] = (struct word){elem, start, end, t, op};
+    return FMW_OK;
+}
+
+/* Splits a shell script into words: quotes, backslashes, $VAR/${VAR}, and operators. */
+static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
+                                 const struct env_var *env, size_t nenv)
+{
+    size_t n = strlen(s), i = 0;
+    struct fmw_buf w;
+    fmw_buf_init(&w, 1 << 20);
+    enum fmw_err err = FMW_OK;
+    while (i < n && !err) {
+        while (i < n && isspace((unsigned char)s[i]))
+            i++;
+        if (i >= n)
+            break;
+        size_t start = i;
+        if (strchr(";&|", s[i])) {
+            size_t len = (i + 1 < n && (s[i + 1] == '&' || s[i + 1] == '|') && s[i] != ';') ? 2 : 1;
+            err = fmw_buf_add(&w, s + i, len);
+            i += len;
+            if (!err)
+                err = add_word(cl, elem, start, i, &w, true);
+            continue;
+        }
+        fmw_buf_reset(&w);
+        err = fmw_buf_add(&w, "", 0);
+        char quote = 0;
+        while (i < n && !err) {
+            char c = s[i];
+            if (!quote && (isspace((unsigned char)c) || strchr(";&|", c)))
+                break;
+            if (quote == '\'') {
+                if (c == '\'')
+                    quote = 0;
+                else
+                    err = fmw_buf_addc(&w, c);
+                i++;
+            } else if (c == '\\' && i + 1 < n && (!quote || strchr("\"\\$`", s[i + 1]))) {
+                err = fmw_buf_addc(&w, s[i + 1]);
+                i += 2;
+            } else if (c == '\'' && !quote) {
+                quote = '\'';
+                i++;
+            } else if (c == '"') {
+                quote = quote ? 0 : '"';
+                i++;
+            } else if (c == '$' && (s[i + 1] == '{' || isalpha((unsigned char)s[i + 1]) ||
+                                    s[i + 1] == '_')) {
+                bool braced = s[i + 1] == '{';
+                size_t a = i + (braced ? 2 : 1), e = a;
+                while (e < n && is_name_char((unsigned char)s[e]))
+                    e++;
+                if (e > a && (!braced || (e < n && s[e] == '}'))) {
+                    const char *v = env_value(env, nenv, (struct fmw_str){s + a, e - a});
+                    if (v)
+                        err = fmw_buf_adds(&w, v);
+                    i = braced ? e + 1 : e;
+                } else {
+                    err = fmw_buf_addc(&w, c);
+                    i++;
+                }
+            } else {
+                err = fmw_buf_addc(&w, c);
+                i++;
+            }
+        }
+        if (!err)
+            err = add_word(cl, elem, start, i, &w, false);
+    }
+    fmw_buf_free(&w);
+    return err;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static bool is_shell(const char *word)
+{
+    const char *b = base_name(word);
+    return strcmp(b, "sh") == 0 || strcmp(b, "bash") == 0 || strcmp(b, "dash") == 0 ||
+           strcmp(b, "ash") == 0;
+}
+
+/* "-c", "-ec", "-xc", "-exc": the shell option that takes a script. */
+static bool is_script_flag(const char *word)
+{
+    return word[0] == '-' && word[1] && strchr(word, 'c') && strspn(word + 1, "cexuo") == strlen(word + 1);
+}
+
+enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
+                               struct cmdline *cl)
+{
+    memset(cl, 0, sizeof *cl);
+    json_t *command = json_object_get(container, "command"); /* borrowed */
+    json_t *args = json_object_get(container, "args");
+    size_t nc = json_is_array(command) ? json_array_size(command) : 0;
+    size_t na = json_is_array(args) ? json_array_size(args) : 0;
+    cl->has_command = nc > 0;
+    if (nc + na > MAX_ELEMS)
+        return FMW_ETOOBIG;
+    cl->elems = fmw_calloc(nc + na, sizeof *cl->elems);
+    if (!cl->elems)
+        return FMW_ENOMEM;
+    for (size_t i = 0; i < nc + na; i++) {
+        json_t *a = i < nc ? json_array_get(command, i) : json_array_get(args, i - nc);
+        cl->elems[cl->nelems++] = (struct elem){i < nc ? "command" : "args",
+                                                (int)(i < nc ? i : i - nc),
+                                                json_is_string(a) ? json_string_value(a) : ""};
+    }
+    enum fmw_err err = FMW_OK;
+    struct fmw_buf w;
+    fmw_buf_init(&w, 1 << 20);
+    bool script_next = false;
+    for (size_t i = 0; i < cl->nelems && !err; i++) {
+        fmw_buf_reset(&w);
+        err = k8s_expand(&w, fmw_str_c(cl->elems[i].str), env, nenv);
+        if (err)
+            break;
+        if (script_next) {
+            /* The script may use $(VAR) too: Kubernetes expanded it before the shell runs. */
+            char *expanded = fmw_buf_take(&w);
+            err = split_script(cl, i, expanded ? expanded : "", env, nenv);
+            free(expanded);
+            script_next = false;
+            continue;
+        }
+        const char *text = fmw_buf_cstr(&w);
+        bool shell_flag = i > 0 && cl->nwords > 0 && is_shell(cl->words[cl->nwords - 1].text);
+        if (shell_flag && is_script_flag(text))
+            script_next = true;
+        err = add_word(cl, i, 0, strlen(cl->elems[i].str), &w, false);
+    }
+    fmw_buf_free(&w);
+    return err;
+}
+
+void fmw_cmdline_cleanup(struct cmdline *cl)
+{
+    for (size_t i = 0; i < cl->nwords; i++)
+        free(cl->words[i].text);
+    free(cl->words);
+    free(cl->elems);
+    memset(cl, 0, sizeof *cl);
+}

@@ -112,8 +112,12 @@ SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|Sanitizer ha
                           r"SUMMARY: (Address|Undefined|Leak)")
 
 
+DAEMONS = []  # every daemon of the running test, killed and cleaned up after it
+
+
 class Daemon:
     def __init__(self, *extra, cert=None, key=None, start=True):
+        DAEMONS.append(self)
         self.dir = tempfile.mkdtemp(prefix="fmw-srv-")
         self.cert = cert or os.path.join(self.dir, "tls.crt")
         self.key = key or os.path.join(self.dir, "tls.key")
@@ -1022,9 +1026,13 @@ def main():
             failed += 1
             print("FAIL %-45s %.2fs" % (name, time.time() - t0), flush=True)
             traceback.print_exc()
-            if d is not None:
-                d.kill()
-                print("--- daemon stderr (tail) ---\n" + d.stderr()[-3000:], flush=True)
+            for dd in DAEMONS:
+                dd.kill()
+                print("--- daemon stderr (tail) ---\n" + dd.stderr()[-3000:], flush=True)
+        for dd in DAEMONS:
+            dd.kill()
+            shutil.rmtree(dd.dir, ignore_errors=True)
+        DAEMONS.clear()
     shutil.rmtree(root, ignore_errors=True)
     print("%s: %d passed, %d failed" % (suite, passed, failed))
     return 0 if failed == 0 and passed > 0 else 1

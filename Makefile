@@ -54,7 +54,12 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-BINS := $(BUILD)/bin/flink-memory
+BINS := $(BUILD)/bin/flink-memory $(BUILD)/bin/flink-memory-webhook
+WEBHOOK_LIBS := $(call pkglibs,server obs admission kube podspec jmmem flinkconf memsize obs base)
+
+$(BUILD)/bin/flink-memory-webhook: $(BUILD)/obj/cmd/flink-memory-webhook/main.o $(WEBHOOK_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
 
 $(BUILD)/bin/flink-memory: $(BUILD)/obj/cmd/flink-memory/main.o $(CLI_LIBS)
 	@mkdir -p $(@D)
@@ -111,6 +116,7 @@ run:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/bin/flink-memory $(DESTDIR)$(PREFIX)/bin/flink-memory
+	install -m 0755 $(BUILD)/bin/flink-memory-webhook $(DESTDIR)$(PREFIX)/bin/flink-memory-webhook
 	ln -sf flink-memory $(DESTDIR)$(PREFIX)/bin/kubectl-flink_memory
 
 format:

@@ -249,7 +249,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         add_warning(a->warnings, ctr, "%s%s (Flink %d.%d)", lead, json_string_value(n),
                     plan->version.major, plan->version.minor);
     }
-    json_object_set_new(a->audit, "changes", json_string(plan->annotation));
+    json_object_set_new(a->audit, "resolved", json_string(plan->annotation));
     if (!patch) {
         dec->outcome = mode == FMW_MODE_DRY_RUN ? "dry-run" : "warned";
         json_object_set_new(a->audit, "decision", json_string(dec->outcome));

@@ -7,6 +7,7 @@
 #define FMW_KUBE_H
 
 #include "pkg/base/base.h"
+#include "pkg/obs/obs.h"
 #include "pkg/podspec/podspec.h"
 
 #include <jansson.h>
@@ -31,5 +32,70 @@ void fmw_cm_static_free(struct fmw_cm_static *s);
 enum fmw_err fmw_cm_static_add(struct fmw_cm_static *s, json_t *docs, struct fmw_diag *d);
 /* A source that reads from `s` (which must outlive it). */
 void fmw_cm_static_source(struct fmw_cm_static *s, struct fmw_cm_source *out);
+
+/* ---- the API server ---- */
+
+struct fmw_kube_client;
+
+/*
+ * A client for the API server: from the kubeconfig file at `kubeconfig` (its current context:
+ * server, CA file or data, client certificate and key, token or tokenFile), or, when NULL, the
+ * pod's service account (KUBERNETES_SERVICE_HOST/PORT, the mounted token — re-read when kubelet
+ * rotates it — and CA). FMW_EUSAGE when neither is available.
+ */
+enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
+                                 struct fmw_diag *d);
+void fmw_kube_client_free(struct fmw_kube_client *c);
+/* The server URL, for logs. */
+const char *fmw_kube_client_server(const struct fmw_kube_client *c);
+
+/*
+ * GET `path` ("/api/v1/…") within `timeout_ms`: the HTTP status in *status and the body appended
+ * to `body` (whose cap bounds it). FMW_ETIMEDOUT past the deadline, FMW_EIO when the request
+ * failed (connection, TLS), FMW_ETOOBIG past the body cap. Thread-safe.
+ */
+enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
+                          long *status, struct fmw_buf *body, struct fmw_diag *d);
+
+/* ---- the ConfigMap cache ---- */
+
+struct fmw_cm_cache_config {
+    unsigned ttl_ms;          /* a found ConfigMap is served without an API call this long; 5000 */
+    unsigned negative_ttl_ms; /* a missing one; 2000 */
+    unsigned stale_ms;        /* when the API fails, an entry this young is served; 300000 */
+    unsigned lookup_timeout_ms; /* one API lookup at most; 2000 */
+    size_t max_entries;       /* 1024 */
+    size_t max_bytes;         /* total ConfigMap data kept; 32 MiB */
+    size_t max_object;        /* one ConfigMap's JSON at most; 4 MiB */
+};
+
+void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg);
+
+struct fmw_cm_cache;
+
+/*
+ * A cache of ConfigMap data in front of `client` (borrowed; must outlive the cache). A steady
+ * stream of admissions for an unchanged ConfigMap makes one API call per ttl; concurrent misses
+ * of one key share one call; memory is bounded (LRU). Metrics go to `metrics` (may be NULL).
+ */
+enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_cm_cache_config *cfg,
+                              struct fmw_obs_registry *metrics, struct fmw_cm_cache **out);
+void fmw_cm_cache_free(struct fmw_cm_cache *c);
+
+/*
+ * The data of ConfigMap ns/name, a NEW reference in *data, answering by CLOCK_MONOTONIC
+ * `deadline_ns` at the latest (0: the lookup timeout alone). FMW_ENOTFOUND when it does not
+ * exist; FMW_ETIMEDOUT or FMW_EIO (with the reason) when the API could not answer and no recent
+ * copy is held. Thread-safe.
+ */
+enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
+                              uint64_t deadline_ns, json_t **data, struct fmw_diag *d);
+
+/* A ConfigMap source for one admission: the cache with that request's deadline. */
+struct fmw_cm_cache_source {
+    struct fmw_cm_cache *cache;
+    uint64_t deadline_ns;
+};
+void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out);
 
 #endif

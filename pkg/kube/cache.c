@@ -1,0 +1,403 @@
+/*
+ * ConfigMap data cache: a hash table with an LRU list, time-to-live freshness, negative entries
+ * for missing ConfigMaps, one API call for concurrent misses of a key (the others wait on a
+ * condition variable, never past their deadline), and stale-if-error so that a slow or dead API
+ * server costs at most the lookup deadline and recent data keeps flowing.
+ */
+#include "pkg/kube/kube_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUCKETS 1024
+
+struct entry {
+    char *ns, *name;
+    json_t *data;        /* NULL while unknown or when the ConfigMap does not exist */
+    bool exists;
+    bool valid;          /* data/exists hold a real answer */
+    bool fetching;
+    int waiters;         /* threads waiting on this entry: it must not be freed under them */
+    uint64_t fetched_ns; /* when the answer was received */
+    size_t bytes;
+    struct entry *hnext;
+    struct entry *prev, *next; /* LRU: head is the most recently used */
+};
+
+struct fmw_cm_cache {
+    struct fmw_kube_client *client;
+    struct fmw_cm_cache_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct entry *table[BUCKETS];
+    struct entry *head, *tail;
+    size_t entries, bytes;
+    struct fmw_obs_series *hit, *miss, *stale, *notfound, *error, *wait;
+    struct fmw_obs_series *latency, *size_entries;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg)
+{
+    cfg->ttl_ms = 5000;
+    cfg->negative_ttl_ms = 2000;
+    cfg->stale_ms = 300000;
+    cfg->lookup_timeout_ms = 2000;
+    cfg->max_entries = 1024;
+    cfg->max_bytes = 32u << 20;
+    cfg->max_object = 4u << 20;
+}
+
+static void obs_inc(struct fmw_obs_series *s)
+{
+    if (s)
+        fmw_obs_inc(s);
+}
+
+enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_cm_cache_config *cfg,
+                              struct fmw_obs_registry *metrics, struct fmw_cm_cache **out)
+{
+    struct fmw_cm_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return FMW_ENOMEM;
+    c->client = client;
+    c->cfg = *cfg;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (metrics) {
+        static const double BUCKETS_S[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                           0.05,   0.1,   0.25,   0.5,   1,    2.5};
+        const struct fmw_obs_desc lookups = {
+            "flink_memory_webhook_configmap_lookups_total",
+            "ConfigMap lookups by result: hit (cache), miss (API call), stale (API failed, recent "
+            "copy served), notfound, error, wait (joined a call in flight)",
+            "result", FMW_OBS_COUNTER, NULL, 0, 0};
+        const struct fmw_obs_desc latency = {
+            "flink_memory_webhook_configmap_api_seconds",
+            "Latency of ConfigMap reads from the API server", NULL, FMW_OBS_HISTOGRAM, BUCKETS_S,
+            sizeof BUCKETS_S / sizeof BUCKETS_S[0], 1e9};
+        const struct fmw_obs_desc size = {"flink_memory_webhook_configmap_cache_entries",
+                                          "ConfigMaps held in the cache", NULL, FMW_OBS_GAUGE,
+                                          NULL, 0, 0};
+        struct fmw_obs_metric *m = NULL, *l = NULL, *s = NULL;
+        if (fmw_obs_register(metrics, &lookups, &m) == FMW_OK) {
+            c->hit = fmw_obs_series1(m, "hit");
+            c->miss = fmw_obs_series1(m, "miss");
+            c->stale = fmw_obs_series1(m, "stale");
+            c->notfound = fmw_obs_series1(m, "notfound");
+            c->error = fmw_obs_series1(m, "error");
+            c->wait = fmw_obs_series1(m, "wait");
+        }
+        if (fmw_obs_register(metrics, &latency, &l) == FMW_OK)
+            c->latency = fmw_obs_series0(l);
+        if (fmw_obs_register(metrics, &size, &s) == FMW_OK)
+            c->size_entries = fmw_obs_series0(s);
+    }
+    *out = c;
+    return FMW_OK;
+}
+
+static void entry_free(struct entry *e)
+{
+    json_decref(e->data);
+    free(e->ns);
+    free(e->name);
+    free(e);
+}
+
+void fmw_cm_cache_free(struct fmw_cm_cache *c)
+{
+    if (!c)
+        return;
+    for (struct entry *e = c->head; e;) {
+        struct entry *next = e->next;
+        entry_free(e);
+        e = next;
+    }
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static size_t bucket_of(const char *ns, const char *name)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = ns; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return (size_t)(h % BUCKETS);
+}
+
+static struct entry *find(struct fmw_cm_cache *c, const char *ns, const char *name)
+{
+    for (struct entry *e = c->table[bucket_of(ns, name)]; e; e = e->hnext) {
+        if (strcmp(e->ns, ns) == 0 && strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void lru_unlink(struct fmw_cm_cache *c, struct entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_front(struct fmw_cm_cache *c, struct entry *e)
+{
+    if (c->head == e)
+        return;
+    if (e->prev || e->next || c->tail == e)
+        lru_unlink(c, e);
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (!c->tail)
+        c->tail = e;
+}
+
+static void remove_entry(struct fmw_cm_cache *c, struct entry *e)
+{
+    struct entry **pp = &c->table[bucket_of(e->ns, e->name)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    lru_unlink(c, e);
+    c->entries--;
+    c->bytes -= e->bytes;
+    entry_free(e);
+}
+
+/* Drops least recently used entries (never one being fetched) until within the caps. */
+static void evict(struct fmw_cm_cache *c)
+{
+    struct entry *e = c->tail;
+    while (e && (c->entries > c->cfg.max_entries || c->bytes > c->cfg.max_bytes)) {
+        struct entry *prev = e->prev;
+        if (!e->fetching && e->waiters == 0)
+            remove_entry(c, e);
+        e = prev;
+    }
+    if (c->size_entries)
+        fmw_obs_gauge_set(c->size_entries, (int64_t)c->entries);
+}
+
+static bool fresh(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
+{
+    if (!e->valid)
+        return false;
+    uint64_t ttl = (uint64_t)(e->exists ? c->cfg.ttl_ms : c->cfg.negative_ttl_ms) * 1000000u;
+    return now - e->fetched_ns < ttl;
+}
+
+static bool usable_stale(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
+{
+    return e->valid && now - e->fetched_ns < (uint64_t)c->cfg.stale_ms * 1000000u;
+}
+
+/* Hands out the entry's answer. */
+static enum fmw_err answer(const struct entry *e, json_t **data)
+{
+    if (!e->exists)
+        return FMW_ENOTFOUND;
+    *data = json_incref(e->data);
+    return FMW_OK;
+}
+
+/* A DNS-1123 subdomain (what Kubernetes allows for names and namespaces): also keeps the API
+ * path free of anything but these characters. */
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* One API read, outside the lock. */
+static enum fmw_err fetch(struct fmw_cm_cache *c, const char *ns, const char *name, long timeout_ms,
+                          json_t **data, size_t *bytes, struct fmw_diag *d)
+{
+    char path[600];
+    snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
+    struct fmw_buf body;
+    fmw_buf_init(&body, c->cfg.max_object);
+    long status = 0;
+    uint64_t start = now_ns();
+    enum fmw_err err = fmw_kube_get(c->client, path, timeout_ms, &status, &body, d);
+    if (c->latency)
+        fmw_obs_observe(c->latency, now_ns() - start);
+    *data = NULL;
+    *bytes = body.len;
+    if (err)
+        goto out;
+    if (status == 404) {
+        err = FMW_ENOTFOUND;
+        goto out;
+    }
+    if (status == 401 || status == 403) {
+        err = fmw_diag_set(d, FMW_EIO, "the API server refused the read (HTTP %ld): check the "
+                                       "webhook's RBAC for ConfigMaps in %s", status, ns);
+        goto out;
+    }
+    if (status != 200) {
+        err = fmw_diag_set(d, FMW_EIO, "the API server answered HTTP %ld", status);
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *obj = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+    json_t *dt = json_object_get(obj, "data");
+    *data = json_is_object(dt) ? json_incref(dt) : json_object();
+    json_decref(obj);
+    if (!obj || !*data) {
+        json_decref(*data);
+        *data = NULL;
+        err = fmw_diag_set(d, FMW_EIO, "the API server's answer is not a ConfigMap");
+    }
+out:
+    fmw_buf_free(&body);
+    return err;
+}
+
+enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
+                              uint64_t deadline_ns, json_t **data, struct fmw_diag *d)
+{
+    if (!valid_name(ns) || !valid_name(name))
+        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns,
+                            name);
+    uint64_t now = now_ns();
+    uint64_t limit = now + (uint64_t)c->cfg.lookup_timeout_ms * 1000000u;
+    if (deadline_ns && deadline_ns < limit)
+        limit = deadline_ns;
+    enum fmw_err err;
+    pthread_mutex_lock(&c->mu);
+    struct entry *e = find(c, ns, name);
+    if (e && fresh(c, e, now)) {
+        lru_front(c, e);
+        err = answer(e, data);
+        pthread_mutex_unlock(&c->mu);
+        obs_inc(err == FMW_OK ? c->hit : c->notfound);
+        return err;
+    }
+    if (e && e->fetching) {
+        /* Join the call in flight, up to our own deadline. */
+        obs_inc(c->wait);
+        struct timespec until = {(time_t)(limit / 1000000000u), (long)(limit % 1000000000u)};
+        e->waiters++;
+        while (e->fetching) {
+            if (pthread_cond_timedwait(&c->cond, &c->mu, &until) != 0)
+                break;
+        }
+        e->waiters--;
+        now = now_ns();
+        if (!e->fetching && fresh(c, e, now)) {
+            err = answer(e, data);
+        } else if (usable_stale(c, e, now)) {
+            obs_inc(c->stale);
+            err = answer(e, data);
+        } else {
+            obs_inc(c->error);
+            err = fmw_diag_set(d, FMW_ETIMEDOUT, "the API server did not answer in time");
+        }
+        pthread_mutex_unlock(&c->mu);
+        return err;
+    }
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (e) {
+            e->ns = fmw_strdup(ns);
+            e->name = fmw_strdup(name);
+        }
+        if (!e || !e->ns || !e->name) {
+            if (e)
+                entry_free(e);
+            pthread_mutex_unlock(&c->mu);
+            return FMW_ENOMEM;
+        }
+        size_t b = bucket_of(ns, name);
+        e->hnext = c->table[b];
+        c->table[b] = e;
+        c->entries++;
+    }
+    e->fetching = true;
+    lru_front(c, e);
+    pthread_mutex_unlock(&c->mu);
+
+    obs_inc(c->miss);
+    long timeout_ms = (long)((limit > now ? limit - now : 0) / 1000000u);
+    json_t *fetched = NULL;
+    size_t bytes = 0;
+    struct fmw_diag why = FMW_DIAG_INIT;
+    err = fetch(c, ns, name, timeout_ms, &fetched, &bytes, &why);
+
+    pthread_mutex_lock(&c->mu);
+    e->fetching = false;
+    now = now_ns();
+    if (err == FMW_OK || err == FMW_ENOTFOUND) {
+        json_decref(e->data);
+        c->bytes -= e->bytes;
+        e->data = fetched;
+        e->exists = err == FMW_OK;
+        e->valid = true;
+        e->fetched_ns = now;
+        e->bytes = err == FMW_OK ? bytes : 0;
+        c->bytes += e->bytes;
+        err = answer(e, data);
+        if (err == FMW_ENOTFOUND)
+            obs_inc(c->notfound);
+    } else if (usable_stale(c, e, now)) {
+        obs_inc(c->stale);
+        err = answer(e, data);
+    } else {
+        obs_inc(c->error);
+        fmw_diag_set(d, err, "%s", fmw_diag_msg(&why));
+        if (!e->valid && e->waiters == 0)
+            remove_entry(c, e); /* nothing worth keeping; e is gone */
+    }
+    pthread_cond_broadcast(&c->cond);
+    evict(c);
+    pthread_mutex_unlock(&c->mu);
+    fmw_diag_cleanup(&why);
+    return err;
+}
+
+static enum fmw_err source_get(void *ctx, const char *ns, const char *name, json_t **data,
+                               struct fmw_diag *d)
+{
+    struct fmw_cm_cache_source *s = ctx;
+    return fmw_cm_cache_get(s->cache, ns, name, s->deadline_ns, data, d);
+}
+
+void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out)
+{
+    out->get = source_get;
+    out->ctx = ctx;
+}

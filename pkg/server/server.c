@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +146,21 @@ static void conn_release(struct srv_conn *c)
         free(c);
 }
 
+/*
+ * True while evhttp still runs a connection on this bufferevent. evhttp frees a connection with
+ * bufferevent_free(), which clears the callbacks at once but releases the memory (and the SSL
+ * object, and so calls srv_conn_ssl_freed()) only in a later pass of the loop. In between, the
+ * bufferevent must not be used: triggering an event on it would free it twice.
+ */
+static bool conn_usable(const struct srv_conn *c)
+{
+    if (!c || !c->alive || !c->bev)
+        return false;
+    bufferevent_event_cb eventcb = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, NULL);
+    return eventcb != NULL;
+}
+
 static void arm_deadline(struct fmw_server *srv, struct srv_conn *c)
 {
     struct timeval tv = ms_tv(srv->cfg.request_timeout_ms);
@@ -206,7 +222,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_conn *c = arg;
     (void)fd, (void)what;
-    if (!c->alive || c->busy || !c->reading)
+    if (c->busy || !c->reading || !conn_usable(c))
         return;
     fmw_obs_inc(c->srv->m.deadline_closes);
     if (fmw_log_enabled(FMW_LOG_DEBUG))
@@ -289,12 +305,14 @@ static void respond(struct fmw_server *srv, struct srv_conn *c, struct evhttp_re
     fmw_obs_inc(fmw_obs_series2(srv->m.requests, route->path, code));
     fmw_obs_observe(route->duration, srv_now_ns() - t0);
 
-    if (c && c->alive)
+    if (c)
         c->busy = false;
+    /* A request outlives its connection when the client left while a handler ran. */
+    bool live = evhttp_request_get_connection(evreq) && conn_usable(c);
     /* Frees evreq once written (or at once when its connection is gone). */
     evhttp_send_reply(evreq, status, NULL, NULL);
     /* A pipelined request that arrived meanwhile starts its deadline now. */
-    if (c && c->alive && !c->reading && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (live && !c->reading && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         arm_deadline(srv, c);
 }
 
@@ -351,7 +369,7 @@ static void begin_closing(struct fmw_server *srv)
      * finish their request, whose response then carries Connection: close. Closing one only
      * schedules its release, so the list stays intact while we walk it. */
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
-        if (c->busy || c->reading || !c->bev)
+        if (c->busy || c->reading || !conn_usable(c))
             continue;
         if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
             evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
@@ -739,6 +757,10 @@ static enum fmw_err listen_on(struct fmw_server *srv, struct evhttp *http, const
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     evutil_socket_t fd = evhttp_bound_socket_get_fd(*sock);
+    /* Accepted sockets inherit TCP_NODELAY on Linux. Without it, a response written as two TLS
+     * records waits for the client's delayed ACK: 40 ms per request. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return fmw_diag_set(diag, FMW_EIO, "getsockname: %s", strerror(errno));
     *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stops the processes tests/cluster/up.sh started — exactly those, by the pids it recorded, and
+# only while they still run our binaries — then removes the control plane's state (etcd data,
+# certificates, kubeconfig, env). The logs stay in build/cluster/logs until the next start.
+# Idempotent: with nothing running it only tidies up.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+stopped=()
+for ((i = ${#components[@]} - 1; i >= 0; i--)); do
+    name=${components[i]}
+    pid=$(pid_of "$name") || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    # A graceful stop takes a second or two; after 15 s it is not coming.
+    for ((t = 0; t < 60; t++)); do
+        pid_of "$name" >/dev/null || break
+        sleep 0.25
+    done
+    if pid_of "$name" >/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+    fi
+    stopped+=("$name")
+done
+
+if [ -d "$cluster_dir" ]; then
+    find "$cluster_dir" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+fi
+if [ ${#stopped[@]} -gt 0 ]; then
+    say "stopped ${stopped[*]}; state removed"
+else
+    say "not running; state removed"
+fi

@@ -1,0 +1,62 @@
+# Sourced by the scripts in tests/cluster/: paths and ports of the local control plane.
+# shellcheck shell=bash disable=SC2034 # the variables are used by the scripts that source this
+
+cluster_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+tools_bin=${FMW_TOOLS_DIR:-$cluster_root/build/tools}/bin
+cluster_dir=$cluster_root/build/cluster
+pid_dir=$cluster_dir/pids
+log_dir=$cluster_dir/logs
+pki_dir=$cluster_dir/pki
+kubeconfig=$cluster_dir/kubeconfig
+
+# Loopback ports, all below Linux's ephemeral range (32768-60999) so that no outgoing connection
+# takes one first. FMW_CLUSTER_PORT_BASE moves them all at once; a running control plane's base is
+# remembered, so that later commands find it without being told again.
+port_base=${FMW_CLUSTER_PORT_BASE:-$(cat "$cluster_dir/port-base" 2>/dev/null || echo 26000)}
+if ! [[ $port_base =~ ^[0-9]+$ ]] || [ "$port_base" -lt 1024 ] || [ "$port_base" -gt 64000 ]; then
+    echo "cluster: FMW_CLUSTER_PORT_BASE must be a number from 1024 to 64000" >&2
+    exit 1
+fi
+etcd_port=$((port_base + 379))
+etcd_peer_port=$((port_base + 380))
+apiserver_port=$((port_base + 443))
+kcm_port=$((port_base + 257))
+apiserver_url=https://127.0.0.1:$apiserver_port
+
+# The processes up.sh starts, in start order; down.sh stops them in reverse.
+components=(etcd kube-apiserver kube-controller-manager)
+
+say() { echo "cluster: $*"; }
+die() {
+    echo "cluster: $*" >&2
+    exit 1
+}
+
+# pid_of NAME: the pid recorded for NAME if that process is alive and still runs our binary (a
+# recycled pid belongs to someone else and is never touched); nothing otherwise.
+pid_of() {
+    local pid exe
+    pid=$(cat "$pid_dir/$1.pid" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
+    [ "$exe" = "$tools_bin/$1" ] || return 1
+    echo "$pid"
+}
+
+# port_in_use PORT: true if something accepts connections on 127.0.0.1:PORT.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# apiserver_ready: true if /readyz answers ok to the admin client certificate.
+apiserver_ready() {
+    [ "$(curl -s --max-time 5 --cacert "$pki_dir/ca.crt" --cert "$pki_dir/admin.crt" \
+        --key "$pki_dir/admin.key" "$apiserver_url/readyz" 2>/dev/null)" = ok ]
+}
+
+# cluster_running: true if every component we started is alive and the apiserver is ready.
+cluster_running() {
+    local c
+    for c in "${components[@]}"; do pid_of "$c" >/dev/null || return 1; done
+    apiserver_ready
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the control plane's tools from the Go modules pinned in tests/cluster/go.mod into
+# build/tools/bin: etcd, kube-apiserver, kube-controller-manager, kubectl, helm.
+#
+# The Go module and build caches are Go's defaults (under $HOME, outside the repo), so a second
+# build is quick; and when build/tools/stamp already names this exact go.mod, go.sum, Go version
+# and flags, nothing is built at all. Prints only status lines.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${FMW_TOOLS_DIR:-$root/build/tools}
+bin=$out/bin
+
+# The versions the binaries report. They must match go.mod; check_versions below makes sure.
+kube_version=v1.37.2
+helm_version=v3.22.0
+
+tools=(etcd kube-apiserver kube-controller-manager kubectl helm)
+packages=(
+    go.etcd.io/etcd/server/v3
+    k8s.io/kubernetes/cmd/kube-apiserver
+    k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kubectl
+    helm.sh/helm/v3/cmd/helm
+)
+
+command -v go >/dev/null || { echo "tools: go is not installed (Go >= 1.26 is needed)" >&2; exit 1; }
+
+# What k8s.io/kubernetes' own build stamps (hack/lib/version.sh): without it the binaries say
+# v0.0.0-master and kubectl and helm warn about version skew.
+major=${kube_version#v}; major=${major%%.*}
+minor=${kube_version#v*.}; minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean"
+done
+ldflags+=" -X helm.sh/helm/v3/internal/version.version=$helm_version"
+
+stamp_text() {
+    printf 'go: %s\nldflags: %s\n' "$(go env GOVERSION)" "$ldflags"
+    cat "$here/go.mod" "$here/go.sum"
+}
+
+check_versions() {
+    local mod
+    mod=$(cd "$here" && go list -m -f '{{.Path}} {{.Version}}' k8s.io/kubernetes helm.sh/helm/v3)
+    if ! grep -qx "k8s.io/kubernetes $kube_version" <<<"$mod" ||
+        ! grep -qx "helm.sh/helm/v3 $helm_version" <<<"$mod"; then
+        echo "tools: tools.sh names $kube_version and $helm_version but go.mod has:" >&2
+        echo "$mod" >&2
+        exit 1
+    fi
+}
+
+want=$(stamp_text | sha256sum | cut -d' ' -f1)
+have=$(cat "$out/stamp" 2>/dev/null || true)
+complete=yes
+for t in "${tools[@]}"; do [ -x "$bin/$t" ] || complete=no; done
+if [ "$want" = "$have" ] && [ $complete = yes ]; then
+    echo "tools: up to date (kubernetes $kube_version, helm $helm_version) in ${bin#"$root"/}"
+    exit 0
+fi
+
+check_versions
+echo "tools: building etcd, kube-apiserver, kube-controller-manager, kubectl ($kube_version)" \
+    "and helm ($helm_version); the first build takes a while"
+start=$(date +%s)
+mkdir -p "$bin"
+tmp=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# One go build for all five, so the shared packages compile once and both cores stay busy.
+# CGO off, as upstream builds these binaries: static, and nothing from the C toolchain needed.
+(cd "$here" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/" "${packages[@]}")
+# A package path ending in a major version (…/server/v3) gives a binary named after the element
+# before it.
+mv "$tmp/server" "$tmp/etcd"
+for t in "${tools[@]}"; do mv -f "$tmp/$t" "$bin/$t"; done
+echo "$want" >"$out/stamp"
+echo "tools: built in $(($(date +%s) - start))s into ${bin#"$root"/}"

@@ -95,13 +95,23 @@ $(BUILD)/tests/oracle-runner: $(BUILD)/obj/tests/oracle/runner.o $(CORE_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Python test infrastructure: installed once when missing.
+.PHONY: pydeps
+pydeps:
+	@python3 -c 'import pytest, yaml, jsonpatch' 2>/dev/null || \
+	    python3 -m pip install -q -r tests/requirements.txt
+
 # cli: the flink-memory contract, byte for byte, with cases from tests/data/cli-cases.json.
-.PHONY: cli
-cli: all
-	@python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+.PHONY: cli admission
+cli: all pydeps
 	python3 -m pytest -q tests/cli
 
-TEST_SUITES := unit cli
+# admission: realistic AdmissionReviews through the pipeline, patches applied independently,
+# idempotence, and the server answering byte for byte like `flink-memory review`.
+admission: all pydeps
+	python3 -m pytest -q tests/admission
+
+TEST_SUITES := unit cli admission
 -include mk/*.mk
 
 # test: every suite, in order; one summary line at the end.

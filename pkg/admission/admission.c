@@ -201,7 +201,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         return FMW_OK;
     case FMW_PLAN_UNREADABLE:
         dec->outcome = "unreadable";
-        add_warning(a->warnings, ctr, "configuration not read, pod left as is: %s",
+        add_warning(a->warnings, ctr, "config not read, pod unchanged: %s",
                     fmw_diag_msg(&plan->message));
         json_object_set_new(a->audit, "decision", json_string("unreadable"));
         return FMW_OK;

@@ -182,11 +182,9 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
                          (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
                          (v.minor == 16 && (v.patch < 0 || v.patch >= 3)));
         if (!accepted)
-            return note(notes, "-D arguments of jobmanager.sh are ignored (they must start with a "
-                               "bare -D, Flink 1.15+); they do not change memory");
+            return note(notes, "jobmanager.sh ignores these -D args (it wants a bare -D, Flink 1.15+)");
         if (!forwarded)
-            return note(notes, "-D arguments do not reach the memory calculation before Flink "
-                               "1.16.3/1.17.2 (FLINK-32909)");
+            return note(notes, "-D args reach memory sizing only from 1.16.3/1.17.2 (FLINK-32909)");
         return filter_dynamic(cl, start, end, props);
     }
     case L_NONE:

@@ -460,7 +460,7 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
         goto out;
     }
     if (!f.text) {
-        st = unreadable(&g, "the volume mounted at %s/%s has no %s", conf_dir, FILES[k],
+        st = unreadable(&g, "volume %s has no %s", json_string_value(json_object_get(file_vol[k], "name")),
                         file_sub[k]);
         goto out;
     }

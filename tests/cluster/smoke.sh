@@ -10,7 +10,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
+command -v jq >/dev/null || die "jq is not installed (make deps installs it)"
 kubectl() { "$FMW_KUBECTL" "$@"; }
+helm() { "$FMW_HELM" "$@"; }
 ns=fmw-smoke-$$
 webhook=fmw-smoke-$$
 work=$(mktemp -d)
@@ -163,6 +165,29 @@ pod_security_denies() {
     kubectl label namespace "$ns" pod-security.kubernetes.io/enforce-
 }
 check "PodSecurity admission denies a privileged pod in a baseline namespace" pod_security_denies
+
+mkdir -p "$work/chart/templates"
+cat >"$work/chart/Chart.yaml" <<'EOF'
+apiVersion: v2
+name: fmw-smoke
+version: 0.1.0
+EOF
+cat >"$work/chart/templates/configmap.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-flink-config
+data:
+  config.yaml: "jobmanager.memory.process.size: {{ .Values.processSize }}"
+EOF
+helm_installs() {
+    helm install smoke "$work/chart" -n "$ns" --set processSize=1g || return 1
+    [ "$(kubectl -n "$ns" get configmap smoke-flink-config -o jsonpath='{.data.config\.yaml}')" = \
+        'jobmanager.memory.process.size: 1g' ] || return 1
+    helm uninstall smoke -n "$ns" || return 1
+    ! kubectl -n "$ns" get configmap smoke-flink-config
+}
+check "helm installs and uninstalls a chart" helm_installs
 
 # A mutating webhook on a loopback port where nothing listens, failurePolicy Fail, for this
 # namespace only: the apiserver must try to call it and refuse the pod.

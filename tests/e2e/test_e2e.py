@@ -1,0 +1,328 @@
+"""End to end on the local control plane: the real kube-apiserver calls the webhook over TLS.
+
+Runs under tests/cluster/with-cluster.sh (build/cluster/env sourced). The webhook runs as a local
+process with the cluster's kubeconfig; a MutatingWebhookConfiguration points the API server at
+it with clientConfig.url and a caBundle of a CA made here.
+"""
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEBHOOK = os.path.join(ROOT, "build", "bin", "flink-memory-webhook")
+CLI = os.path.join(ROOT, "build", "bin", "flink-memory")
+KUBECTL = os.environ.get("FMW_KUBECTL", "kubectl")
+RESOLVED = "flink-memory-webhook/resolved"
+
+
+UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "": 1}
+
+
+def qty(text):
+    """Bytes of a memory quantity; the API server stores 2048Mi as 2Gi."""
+    for suffix in ("Ki", "Mi", "Gi", "Ti"):
+        if text.endswith(suffix):
+            return int(text[:-2]) * UNITS[suffix]
+    return int(text)
+
+
+def kubectl(*args, input=None, check=True):
+    p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {p.stderr}")
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certs(d):
+    """A CA and a serving certificate for 127.0.0.1 signed by it."""
+    def run(*a):
+        subprocess.run(a, check=True, capture_output=True, cwd=d)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
+        "ca.key", "-out", "ca.crt", "-subj", "/CN=fmw-e2e-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
+        "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-out", "tls.crt", "-extfile", "ext.cnf")
+
+
+class Webhook:
+    def __init__(self, d):
+        self.dir = d
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "webhook.log"), "a")
+        self.proc = subprocess.Popen(
+            [WEBHOOK, "--tls-cert-file", os.path.join(self.dir, "tls.crt"),
+             "--tls-key-file", os.path.join(self.dir, "tls.key"),
+             "--kubeconfig", os.environ["KUBECONFIG"], "--listen-address", "127.0.0.1",
+             "--port", str(self.port), "--health-port", "-1", "--drain-delay-ms", "0",
+             "--cache-ttl-ms", "1000"],
+            stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the webhook did not start")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            assert self.proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="module")
+def env():
+    d = tempfile.mkdtemp(prefix="fmw-e2e-")
+    make_certs(d)
+    wh = Webhook(d)
+    wh.start()
+    ns = "fmw-e2e-" + uuid.uuid4().hex[:6]
+    mwc = "fmw-e2e-" + uuid.uuid4().hex[:6]
+    kubectl("create", "namespace", ns)
+    kubectl("label", "namespace", ns, "fmw-e2e=" + mwc)
+    with open(os.path.join(d, "ca.crt"), "rb") as f:
+        ca = base64.b64encode(f.read()).decode()
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": mwc},
+        "webhooks": [{
+            "name": "jobmanager.flink-memory-webhook.apache-flink.io",
+            "clientConfig": {"url": f"https://127.0.0.1:{wh.port}/mutate", "caBundle": ca},
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                 "resources": ["deployments", "statefulsets", "replicasets"]},
+            ],
+            "namespaceSelector": {"matchLabels": {"fmw-e2e": mwc}},
+            "objectSelector": {"matchExpressions": [{"key": "component", "operator": "In", "values": ["jobmanager"]}]},
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5,
+            "reinvocationPolicy": "IfNeeded",
+            "matchPolicy": "Equivalent",
+        }],
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(config))
+    # The API server picks up new webhook configurations asynchronously: wait until it calls us.
+    probe = pod("probe", "flink:1.18.1", labels={"component": "jobmanager"})
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = kubectl("apply", "--dry-run=server", "-n", ns, "-o", "json", "-f", "-", input=json.dumps(probe), check=False)
+        if p.returncode == 0 and RESOLVED in json.loads(p.stdout)["metadata"].get("annotations", {}):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the API server never called the webhook")
+    yield {"ns": ns, "mwc": mwc, "webhook": wh, "dir": d}
+    wh.stop()
+    kubectl("delete", "mutatingwebhookconfiguration", mwc, "--ignore-not-found", check=False)
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def pod(name, image, args=("jobmanager",), labels=None, env=None, resources=None, mounts=None,
+        volumes=None, command=None):
+    c = {"name": "jobmanager", "image": image, "args": list(args)}
+    if command:
+        c["command"] = command
+    if env:
+        c["env"] = env
+    if resources:
+        c["resources"] = resources
+    if mounts:
+        c["volumeMounts"] = mounts
+    spec = {"containers": [c]}
+    if volumes:
+        spec["volumes"] = volumes
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels or {"component": "jobmanager"}},
+            "spec": spec}
+
+
+def configmap(name, data):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def conf_volume(cm, key=None):
+    v = {"name": "flink-config", "configMap": {"name": cm}}
+    if key:
+        v["configMap"]["items"] = [{"key": key, "path": key}]
+    return [v]
+
+
+CONF_MOUNT = [{"name": "flink-config", "mountPath": "/opt/flink/conf"}]
+
+
+def apply(ns, obj, *extra, check=True):
+    return kubectl("apply", "-n", ns, "-f", "-", *extra, input=json.dumps(obj), check=check)
+
+
+def get(ns, kind, name):
+    return json.loads(kubectl("get", "-n", ns, kind, name, "-o", "json").stdout)
+
+
+def test_deployment_pods_are_sized_by_the_webhook(env):
+    ns = env["ns"]
+    apply(ns, configmap("session-conf", {"flink-conf.yaml":
+          "jobmanager.rpc.address: jm\njobmanager.memory.process.size: 2g\n"
+          "env.java.opts.jobmanager: -Xmx4g -XX:+UseG1GC\n"}))
+    dep = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "flink-jobmanager", "labels": {"component": "jobmanager"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "flink", "component": "jobmanager"}},
+                 "template": {"metadata": {"labels": {"app": "flink", "component": "jobmanager"}},
+                              "spec": pod("x", "flink:1.18.1", resources={"limits": {"memory": "1Gi"}},
+                                          mounts=CONF_MOUNT, volumes=conf_volume("session-conf"))["spec"]}},
+    }
+    p = apply(ns, dep)
+    assert "pods will get memory limit 1Gi -> 2048Mi" in p.stderr, p.stderr
+    deadline = time.time() + 60
+    pods = []
+    while time.time() < deadline:
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=flink", "-o", "json").stdout)["items"]
+        if pods:
+            break
+        time.sleep(0.5)
+    assert pods, "the controller manager created no pod"
+    c = pods[0]["spec"]["containers"][0]
+    assert qty(c["resources"]["limits"]["memory"]) == 2 * 2**30
+    assert qty(c["resources"]["requests"]["memory"]) == 2 * 2**30
+    assert {"name": "FLINK_ENV_JAVA_OPTS_JM", "value": "-Xmx1530082096 -XX:+UseG1GC"} in c["env"]
+    resolved = json.loads(pods[0]["metadata"]["annotations"][RESOLVED])
+    assert resolved["heap"] == 1530082096 and resolved["flinkVersion"] == "1.18"
+    # The Deployment itself is left as written (workloads: warn).
+    assert qty(get(ns, "deployment", "flink-jobmanager")["spec"]["template"]["spec"]["containers"][0][
+        "resources"]["limits"]["memory"]) == 2**30
+
+
+def test_bare_pod_with_standard_config_yaml(env):
+    ns = env["ns"]
+    apply(ns, configmap("app-conf", {"config.yaml": "jobmanager:\n  memory:\n    process:\n      size: 4g\n"}))
+    apply(ns, pod("app-jm", "flink:2.0.0-java17", args=["standalone-job", "--job-classname", "x.Y"],
+                  mounts=CONF_MOUNT, volumes=conf_volume("app-conf")))
+    c = get(ns, "pod", "app-jm")["spec"]["containers"][0]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": 4 * 2**30, "requests": 4 * 2**30}
+
+
+def test_dry_run_server_shows_the_patch_and_stores_nothing(env):
+    ns = env["ns"]
+    obj = pod("dry", "flink:1.17.2", env=[{"name": "_JAVA_OPTIONS", "value": "-Xmx8g"}],
+              resources={"limits": {"memory": "8Gi"}})
+    p = apply(ns, obj, "--dry-run=server", "-o", "yaml")
+    shown = yaml.safe_load(p.stdout)
+    c = shown["spec"]["containers"][0]
+    assert qty(c["resources"]["limits"]["memory"]) == 1600 * 2**20
+    assert c["env"] == [{"name": "_JAVA_OPTIONS", "value": "-Xmx1073741824"}]
+    assert "Warning: flink-memory-webhook: jobmanager: memory limit 8Gi -> 1600Mi (Flink 1.17)" in p.stderr
+    assert kubectl("get", "-n", ns, "pod", "dry", check=False).returncode != 0
+
+
+def test_config_flink_rejects_is_denied_with_flinks_text(env):
+    ns = env["ns"]
+    apply(ns, configmap("bad-conf", {"flink-conf.yaml":
+          "jobmanager.memory.process.size: 1g\njobmanager.memory.jvm-metaspace.size: 1g\n"}))
+    p = apply(ns, pod("bad", "flink:1.18.1", mounts=CONF_MOUNT, volumes=conf_volume("bad-conf")), check=False)
+    assert p.returncode != 0
+    assert ("jobmanager: JobManager memory configuration failed: Sum of configured JVM Metaspace "
+            "(1024.000mb (1073741824 bytes)) and JVM Overhead (192.000mb (201326592 bytes)) exceed "
+            "configured Total Process Memory (1024.000mb (1073741824 bytes)).") in p.stderr, p.stderr
+
+
+def test_missing_configmap_allows_with_a_warning(env):
+    ns = env["ns"]
+    p = apply(ns, pod("orphan", "flink:1.18.1", resources={"limits": {"memory": "3Gi"}},
+                      mounts=CONF_MOUNT, volumes=conf_volume("nowhere")))
+    assert "config not read, pod unchanged: ConfigMap" in p.stderr and "nowhere" in p.stderr
+    c = get(ns, "pod", "orphan")["spec"]["containers"][0]
+    assert c["resources"]["limits"]["memory"] == "3Gi"
+
+
+def test_configmap_updates_are_seen_within_seconds(env):
+    ns = env["ns"]
+    apply(ns, configmap("moving", {"flink-conf.yaml": "jobmanager.memory.process.size: 2g\n"}))
+    first = apply(ns, pod("m1", "flink:1.18.1", mounts=CONF_MOUNT, volumes=conf_volume("moving")),
+                  "--dry-run=server", "-o", "json")
+    assert qty(json.loads(first.stdout)["spec"]["containers"][0]["resources"]["limits"]["memory"]) == 2 * 2**30
+    apply(ns, configmap("moving", {"flink-conf.yaml": "jobmanager.memory.process.size: 4g\n"}))
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        p = apply(ns, pod("m1", "flink:1.18.1", mounts=CONF_MOUNT, volumes=conf_volume("moving")),
+                  "--dry-run=server", "-o", "json")
+        if qty(json.loads(p.stdout)["spec"]["containers"][0]["resources"]["limits"]["memory"]) == 4 * 2**30:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the ConfigMap update was not seen within 15 s")
+
+
+def test_server_answers_like_the_cli_with_real_configmaps(env):
+    """The same review through the API-backed server and through `flink-memory review` with the
+    same ConfigMaps as files gives the same bytes."""
+    ns = env["ns"]
+    cm = configmap("same-bytes", {"flink-conf.yaml": "jobmanager.memory.flink.size: 1g\n"})
+    apply(ns, cm)
+    obj = pod("same", "flink:1.16.3", mounts=CONF_MOUNT, volumes=conf_volume("same-bytes"))
+    obj["metadata"]["namespace"] = ns
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": str(uuid.uuid4()), "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                          "resource": {"group": "", "version": "v1", "resource": "pods"},
+                          "namespace": ns, "operation": "CREATE", "object": obj}}
+    body = json.dumps(review).encode()
+    import http.client
+    ctx = ssl.create_default_context(cafile=os.path.join(env["dir"], "ca.crt"))
+    conn = http.client.HTTPSConnection("127.0.0.1", env["webhook"].port, context=ctx, timeout=10)
+    conn.request("POST", "/mutate?timeout=10s", body=body, headers={"Content-Type": "application/json"})
+    server_bytes = conn.getresponse().read()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(cm, f)
+        f.flush()
+        p = subprocess.run([CLI, "review", "--configmap", f.name], input=body, capture_output=True, timeout=30)
+    assert p.returncode == 0
+    assert p.stdout == server_bytes + b"\n"
+    assert b"1472Mi" in base64.b64decode(json.loads(server_bytes)["response"]["patch"])
+
+
+def test_stopped_webhook_follows_failure_policy(env):
+    """Last: stops the webhook. Ignore lets pods through unchanged; Fail refuses them."""
+    ns, mwc, wh = env["ns"], env["mwc"], env["webhook"]
+    wh.kill()
+    apply(ns, pod("unpatched", "flink:1.18.1", resources={"limits": {"memory": "3Gi"}}))
+    c = get(ns, "pod", "unpatched")["spec"]["containers"][0]
+    assert c["resources"]["limits"]["memory"] == "3Gi"
+    kubectl("patch", "mutatingwebhookconfiguration", mwc, "--type=json", "-p",
+            '[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]')
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = apply(ns, pod("refused", "flink:1.18.1"), "--dry-run=server", check=False)
+        if p.returncode != 0:
+            assert "failed calling webhook" in p.stderr, p.stderr
+            return
+        time.sleep(0.5)
+    raise AssertionError("failurePolicy Fail was not honoured")

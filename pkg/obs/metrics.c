@@ -343,7 +343,7 @@ struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, const char *cons
 {
     if (!m)
         return NULL;
-    static const char *const none[1] = {NULL};
+    static const char *const none[FMW_OBS_MAX_LABELS] = {NULL};
     if (m->n_labels == 0)
         values = none;
     else if (!values)

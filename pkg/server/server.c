@@ -295,7 +295,7 @@ static void respond(struct fmw_server *srv, struct srv_conn *c, struct evhttp_re
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(evreq);
     evhttp_add_header(headers, "Content-Type", content_type);
-    if (srv->closing)
+    if (srv->closing && !evhttp_find_header(headers, "Connection"))
         evhttp_add_header(headers, "Connection", "close");
     if (len > 0)
         evbuffer_add(evhttp_request_get_output_buffer(evreq), body, len);
@@ -616,6 +616,25 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
     srv_pool_submit(srv, job);
 }
 
+/*
+ * Rejects bodies whose length two parties could read differently: several Content-Length
+ * headers, or a Transfer-Encoding other than chunked (evhttp would ignore it and read the body as
+ * the next request). Such a connection is closed after the 400, so nothing left in it is parsed.
+ */
+static bool ambiguous_framing(struct evhttp_request *evreq)
+{
+    const struct evkeyvalq *headers = evhttp_request_get_input_headers(evreq);
+    int content_lengths = 0;
+    for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Content-Length") == 0)
+            content_lengths++;
+        else if (strcasecmp(h->key, "Transfer-Encoding") == 0 &&
+                 strcasecmp(h->value, "chunked") != 0)
+            return true;
+    }
+    return content_lengths > 1;
+}
+
 static void dispatch(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
                      bool tls)
 {
@@ -629,6 +648,12 @@ static void dispatch(struct fmw_server *srv, struct srv_conn *c, struct evhttp_r
         query.len = strcspn(query.ptr, "#");
     }
     const struct srv_route *route = find_route(srv, uri, path_len, tls);
+    if (ambiguous_framing(evreq)) {
+        evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+        respond_json_error(srv, c, evreq, route ? route : &srv->unmatched, 400,
+                           "ambiguous message framing", t0);
+        return;
+    }
     if (!route) {
         respond_json_error(srv, c, evreq, &srv->unmatched, 404, "not found", t0);
         return;

@@ -619,6 +619,73 @@ def test_client_disconnects(d):
     wait_for(lambda: d.metrics().get(M + "http_connections") == 0, 5, "connections to close")
 
 
+MALFORMED = [
+    b"\r\n\r\n",
+    b"GARBAGE\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET /healthz\r\n\r\n",
+    b"GET /healthz HTTP/9.9\r\n\r\n",
+    b"G\x00T /healthz HTTP/1.1\r\n\r\n",
+    b"GET /he\x00lthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET http://evil/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: -5\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 99999999999999999999999\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: gzip\r\n\r\n{}",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Expect: 100-banana\r\nContent-Length: 2\r\n\r\n{}",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+    b"GET /" + b"a" * 30000 + b" HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n",
+    bytes(range(256)) * 4,
+]
+
+
+def test_malformed_requests_never_crash(d):
+    # Each on its own connection: the server answers 4xx/5xx or closes, and keeps serving.
+    for raw in MALFORMED:
+        s = d.tls_socket()
+        try:
+            s.sendall(raw)
+            s.settimeout(2 * SLOW)
+            got = s.recv(4096)
+        except (ConnectionError, ssl.SSLError, socket.timeout):
+            got = b""
+        finally:
+            s.close()
+        if got:
+            assert re.match(rb"HTTP/1\.[01] [1-5]\d\d ", got), (raw[:60], got[:80])
+            assert not got.startswith(b"HTTP/1.1 200") or raw.startswith(b"GET /healthz"), \
+                (raw[:60], got[:80])
+        assert d.proc.poll() is None, "daemon died on %r" % raw[:60]
+    # Plain text and random bytes where a TLS handshake is expected.
+    for raw in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(5000),
+                b"\x16\x03\x01\x00\x05hello"):
+        c = socket.create_connection(("127.0.0.1", d.port), timeout=5 * SLOW)
+        try:
+            c.sendall(raw)
+            c.recv(4096)
+        except (ConnectionError, socket.timeout):
+            pass
+        c.close()
+    assert d.proc.poll() is None
+    assert post(d, "/echo")[0] == 200
+
+
 def test_concurrent_requests(d):
     errors = []
 
@@ -975,9 +1042,10 @@ def test_metrics_and_logs(d):
         assert m.types.get(M + name) == kind, (name, m.types.get(M + name))
     assert m.get(M + "http_requests_total", route="/mutate", code="200") == 1
     assert m.get(M + "testd_handled_total", handler="mutate") == 1
-    # Sub-millisecond buckets exist, and a fast echo lands in one of them.
-    assert m.get(M + "http_request_duration_seconds_bucket", route="/echo", le="0.0001") >= 0
-    assert m.get(M + "http_request_duration_seconds_bucket", route="/echo", le="0.001") == 1
+    # Sub-millisecond buckets exist (timing itself is not asserted: the machine may be busy).
+    les = {dict(l)["le"] for (n, l) in m.samples if n == M + "http_request_duration_seconds_bucket"}
+    assert {"0.0001", "0.00025", "0.0005", "0.001", "+Inf"} <= les, les
+    assert m.get(M + "http_request_duration_seconds_bucket", route="/echo", le="+Inf") == 1
     assert m.get(M + "http_request_duration_seconds_count", route="/echo") == 1
     # Logs: JSON lines only, never the redacted value.
     text = d.stderr()

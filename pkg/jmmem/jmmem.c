@@ -358,7 +358,7 @@ static enum fmw_err derive(struct resolver *rs, struct fmw_jm_spec *s)
         return err;
     }
     if (fmw_conf_has(rs->conf, FMW_JM_PROCESS)) {
-        struct range rg;
+        struct range rg = {0, 0, 0};
         uint64_t meta_and_overhead;
         err = get_size(rs, FMW_JM_PROCESS, 0, &s->total_process);
         if (!err)

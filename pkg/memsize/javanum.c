@@ -100,7 +100,7 @@ void fmw_java_format_3f(double x, char out[FMW_MEMSIZE_STRLEN])
     int e;
     int n = fmw_shortest_digits(x, digits, &e);
     /* Lay the value out as a fixed-point digit string with 4 fractional digits (one to round). */
-    char fixed[FMW_MEMSIZE_STRLEN];
+    char fixed[FMW_MEMSIZE_STRLEN] = {0};
     int int_digits = e >= 0 ? e + 1 : 1;
     int len = 0;
     for (int pos = int_digits - 1; pos >= -4; pos--) {

@@ -407,6 +407,8 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
                                       const bool set[FLAG_COUNT])
 {
     struct opts_source all, jm, jo;
+    memset(&jm, 0, sizeof jm); /* freed below even when an earlier load failed */
+    memset(&jo, 0, sizeof jo);
     enum fmw_err err = load_source(c, &all, "FLINK_ENV_JAVA_OPTS", config_all_opts);
     if (!err)
         err = load_source(c, &jm, "FLINK_ENV_JAVA_OPTS_JM", config_jm_opts);

@@ -157,8 +157,10 @@ void srv_pool_submit(struct fmw_server *srv, struct srv_job *job)
     else
         srv->queue_head = job;
     srv->queue_tail = job;
-    pthread_cond_signal(&srv->queue_cond);
     pthread_mutex_unlock(&srv->queue_mu);
+    /* Signalled after unlocking: a worker woken while we still hold the mutex would only block
+     * on it again, two more context switches when all threads share a core. */
+    pthread_cond_signal(&srv->queue_cond);
 }
 
 struct srv_job *srv_pool_take_done(struct fmw_server *srv)

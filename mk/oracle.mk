@@ -1,0 +1,39 @@
+# Differential test against real Flink (tests/oracle/): Flink's own jars, fetched by Maven, resolve
+# seeded random JobManager memory configurations for every Flink line; tests/oracle/runner.c
+# replays them through our resolver and compares every field.
+#
+#   make oracle-data      generate $(ORACLE_DIR)/<line>.jsonl (+ <line>-curated.jsonl)
+#   make oracle           the above, then the C runner over all of them
+#   make oracle-vectors   check the shared vectors (../shared/vectors) against the jars
+#
+# ORACLE_SEED=N reproduces a run (default: a fresh seed, printed); ORACLE_CASES (default 10000)
+# per line; ORACLE_LINES="1.20 2.3" limits the lines (default: every served line).
+
+ORACLE_DIR    ?= $(BUILD)/oracle
+ORACLE_RUNNER := $(BUILD)/tests/oracle-runner
+ORACLE_VECTORS ?= ../shared/vectors/flink-cases.json
+
+.PHONY: oracle oracle-data oracle-vectors
+
+oracle-data:
+	@scripts/install-deps.sh
+	@tests/oracle/oracle-data.sh $(ORACLE_DIR)
+
+# The runner's build rule lives in the top-level Makefile; say so clearly if it is missing.
+oracle: oracle-data
+	@if ! $(MAKE) --no-print-directory -n $(ORACLE_RUNNER) >/dev/null 2>&1; then \
+	    echo "oracle: no build rule for $(ORACLE_RUNNER) (tests/oracle/runner.c); data left in $(ORACLE_DIR)"; \
+	    exit 1; \
+	fi
+	@$(MAKE) --no-print-directory $(ORACLE_RUNNER)
+	$(ORACLE_RUNNER) $(sort $(wildcard $(ORACLE_DIR)/*.jsonl))
+
+# Self-check of the spec's vectors through every line's jars (classpaths from oracle-data).
+oracle-vectors: oracle-data
+	@set -o pipefail; status=0; for cp in $(ORACLE_DIR)/cp/*.txt; do \
+	    version=$$(tr ':' '\n' < $$cp | sed -n 's/.*flink-runtime\(_2\.1[12]\)\?-\([0-9.]*\)\.jar$$/\2/p'); \
+	    java --add-opens java.base/java.util=ALL-UNNAMED -cp $(ORACLE_DIR)/classes:$$(cat $$cp) oracle.Oracle \
+	        vectors --flink $$version --vectors $(ORACLE_VECTORS) 2>&1 | grep -v '^SLF4J' || status=1; \
+	done; exit $$status
+
+TEST_SUITES += oracle

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Generates the oracle data: for every Flink line, ORACLE_CASES seeded random configurations and
+# the curated cases in probes.jsonl, each resolved by that line's own jars, as JSON Lines in
+# OUT_DIR/<line>.jsonl and OUT_DIR/<line>-curated.jsonl.
+#
+#   tests/oracle/oracle-data.sh OUT_DIR
+#   env: ORACLE_SEED (default: a fresh random seed, printed), ORACLE_CASES (default 10000),
+#        ORACLE_LINES (default: every line below, e.g. "1.20 2.3"), ORACLE_JOBS (default 2),
+#        MVN (default mvn), JAVA (default java), JAVAC (default javac).
+#
+# Flink's jars come from Maven Central through Maven, into the default local repository
+# (~/.m2), so that a second run downloads nothing. A line's class path is cached in
+# OUT_DIR/cp/<line>.txt and Maven is not started again while every jar on it still exists.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: oracle-data.sh OUT_DIR}
+mkdir -p "$out/cp" "$out/classes" "$out/log"
+out=$(cd "$out" && pwd)
+
+# line  newest served version  flink-runtime artifact (lines up to 1.13 carry a Scala suffix)
+all_lines='
+1.11 1.11.6 flink-runtime_2.12
+1.12 1.12.7 flink-runtime_2.12
+1.13 1.13.6 flink-runtime_2.12
+1.14 1.14.6 flink-runtime
+1.15 1.15.4 flink-runtime
+1.16 1.16.3 flink-runtime
+1.17 1.17.2 flink-runtime
+1.18 1.18.1 flink-runtime
+1.19 1.19.3 flink-runtime
+1.20 1.20.5 flink-runtime
+2.0 2.0.2 flink-runtime
+2.1 2.1.3 flink-runtime
+2.2 2.2.1 flink-runtime
+2.3 2.3.0 flink-runtime
+'
+MVN=${MVN:-mvn}
+JAVA=${JAVA:-java}
+JAVAC=${JAVAC:-javac}
+seed=${ORACLE_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+cases=${ORACLE_CASES:-10000}
+jobs=${ORACLE_JOBS:-2}
+wanted=${ORACLE_LINES:-$(awk 'NF {print $1}' <<<"$all_lines")}
+
+for tool in "$MVN" "$JAVA" "$JAVAC"; do
+  command -v "$tool" >/dev/null || { echo "oracle: '$tool' not found (make deps installs maven and a JDK)" >&2; exit 1; }
+done
+
+echo "oracle: seed $seed, $cases cases per line (reproduce with ORACLE_SEED=$seed ORACLE_CASES=$cases)"
+start=$(date +%s)
+
+# The harness uses Flink only through reflection: compiled once, run against every line.
+srcs=("$here"/src/main/java/oracle/*.java)
+if [ ! -f "$out/classes/.stamp" ] || [ -n "$(find "${srcs[@]}" -newer "$out/classes/.stamp")" ]; then
+  rm -rf "$out/classes" && mkdir -p "$out/classes"
+  "$JAVAC" --release 11 -Xlint:all -Werror -d "$out/classes" "${srcs[@]}"
+  touch "$out/classes/.stamp"
+fi
+
+# classpath LINE VERSION ARTIFACT: resolves (or reuses) the line's jars; prints nothing.
+classpath() {
+  local line=$1 version=$2 artifact=$3 cp="$out/cp/$1.txt" ok=1 jar
+  if [ -s "$cp" ] && [ "$cp" -nt "$here/pom.xml" ]; then
+    for jar in $(tr ':' ' ' <"$cp"); do [ -f "$jar" ] || ok=0; done
+    [ $ok = 1 ] && return 0
+  fi
+  if ! "$MVN" -B -q -Dstyle.color=never -f "$here/pom.xml" -Dflink.version="$version" \
+      -Dflink.runtime.artifactId="$artifact" dependency:build-classpath \
+      -Dmdep.outputFile="$cp.tmp" >"$out/log/mvn-$line.log" 2>&1; then
+    echo "oracle: Maven could not resolve Flink $version; see $out/log/mvn-$line.log" >&2
+    tail -n 20 "$out/log/mvn-$line.log" >&2
+    return 1
+  fi
+  mv "$cp.tmp" "$cp"
+}
+
+# run_line LINE: generates LINE's random and curated cases and checks the environment edit.
+run_line() {
+  local line=$1 version artifact java_cmd t0
+  read -r _ version artifact < <(awk -v l="$line" '$1 == l' <<<"$all_lines")
+  t0=$(date +%s)
+  classpath "$line" "$version" "$artifact" || return 1
+  java_cmd=("$JAVA" --add-opens java.base/java.util=ALL-UNNAMED -cp "$out/classes:$(cat "$out/cp/$line.txt")" oracle.Oracle)
+  {
+    "${java_cmd[@]}" envcheck --flink "$version" &&
+    "${java_cmd[@]}" generate --line "$line" --flink "$version" --seed "$seed" --cases "$cases" \
+      --out "$out/$line.jsonl.tmp" &&
+    "${java_cmd[@]}" replay --flink "$version" --compatible-only --in "$here/probes.jsonl" \
+      --out "$out/$line-curated.jsonl.tmp"
+  } >"$out/log/java-$line.log" 2>&1 || {
+    echo "oracle: Flink $version failed; see $out/log/java-$line.log" >&2
+    grep -v '^SLF4J' "$out/log/java-$line.log" | tail -n 20 >&2
+    return 1
+  }
+  mv "$out/$line.jsonl.tmp" "$out/$line.jsonl"
+  mv "$out/$line-curated.jsonl.tmp" "$out/$line-curated.jsonl"
+  echo "$(grep '^oracle ' "$out/log/java-$line.log") [$(($(date +%s) - t0))s with jar resolution]"
+}
+
+# Stale files of an earlier run (another seed, other lines) must not be replayed.
+rm -f "$out"/*.jsonl "$out"/*.jsonl.tmp
+for line in $wanted; do
+  awk -v l="$line" '$1 == l {f = 1} END {exit !f}' <<<"$all_lines" || { echo "oracle: unknown line $line" >&2; exit 1; }
+done
+
+export -f classpath run_line
+export out here all_lines MVN JAVA seed cases
+# Maven's first run fetches its plugin; do one line alone so parallel runs do not race on it.
+first=$(awk '{print $1; exit}' <<<"$wanted")
+status=0
+run_line "$first" || status=1
+rest=$(awk '{for (i = 2; i <= NF; i++) print $i}' <<<"$(tr '\n' ' ' <<<"$wanted")")
+if [ -n "$rest" ]; then
+  xargs -P "$jobs" -I{} bash -c 'run_line "$@"' _ {} <<<"$rest" || status=1
+fi
+echo "oracle: data in $out ($(ls "$out"/*.jsonl 2>/dev/null | wc -l) files, $(($(date +%s) - start))s)"
+exit $status

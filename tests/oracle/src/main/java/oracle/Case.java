@@ -1,0 +1,81 @@
+package oracle;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** One oracle case: what a JobManager would see, before it is resolved. */
+final class Case {
+    /** "flink-conf.yaml" or "config.yaml"; null: no file content at all (see fileNameFor). */
+    String fileName;
+    String fileText;
+    /** -D properties in command-line order, each {key, value}. */
+    final List<String[]> dynamic = new ArrayList<>();
+    /** FLINK_JM_HEAP as the process sees it; null: not set. */
+    String envHeap;
+    /** "heap", "process" or "none". */
+    String target;
+
+    /**
+     * The file written into the conf dir for a case without a file (-D properties only). Flink
+     * fails with a message naming the local path when its config file is missing, so such a case
+     * runs with an empty file: flink-conf.yaml in 1.x, config.yaml in 2.x. (In 1.19/1.20 the
+     * name picks the parser; -D values read the same either way, and the generator names a file
+     * for those lines anyway.)
+     */
+    static String fileNameFor(int major, int minor) {
+        return major >= 2 ? "config.yaml" : "flink-conf.yaml";
+    }
+
+    Map<String, Object> toJson(long seed, int id, String flink, String line) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("seed", seed);
+        m.put("id", (long) id);
+        m.put("flink", flink);
+        m.put("line", line);
+        if (fileName == null) {
+            m.put("file", null);
+        } else {
+            Map<String, Object> f = new LinkedHashMap<>();
+            f.put("name", fileName);
+            f.put("text", fileText);
+            m.put("file", f);
+        }
+        List<Object> d = new ArrayList<>();
+        for (String[] kv : dynamic) {
+            d.add(kv);
+        }
+        m.put("dynamic", d);
+        Map<String, Object> env = new LinkedHashMap<>();
+        if (envHeap != null) {
+            env.put("FLINK_JM_HEAP", envHeap);
+        }
+        m.put("env", env);
+        m.put("legacy_target", target);
+        return m;
+    }
+
+    @SuppressWarnings("unchecked")
+    static Case fromJson(Map<String, Object> m) {
+        Case c = new Case();
+        Object f = m.get("file");
+        if (f != null) {
+            c.fileName = (String) ((Map<String, Object>) f).get("name");
+            c.fileText = (String) ((Map<String, Object>) f).get("text");
+        }
+        Object d = m.get("dynamic");
+        if (d != null) {
+            for (Object kv : (List<Object>) d) {
+                List<Object> l = (List<Object>) kv;
+                c.dynamic.add(new String[] {(String) l.get(0), (String) l.get(1)});
+            }
+        }
+        Object env = m.get("env");
+        if (env != null) {
+            c.envHeap = (String) ((Map<String, Object>) env).get("FLINK_JM_HEAP");
+        }
+        c.target = m.get("legacy_target") == null ? "heap" : (String) m.get("legacy_target");
+        return c;
+    }
+}

@@ -80,9 +80,9 @@ deps-check:
 UNIT_PKGS := $(notdir $(patsubst %/,%,$(wildcard tests/unit/*/)))
 define unit_rules
 $(BUILD)/tests/unit/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
-                          $(BUILD)/obj/tests/unit/support.o $(CORE_LIBS)
+                          $(BUILD)/obj/tests/unit/support.o $(CLI_LIBS)
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS) $$(shell $$(PKG_CONFIG) --libs criterion)
+	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS) $$(shell $$(PKG_CONFIG) --libs criterion) -lpthread
 endef
 $(foreach p,$(UNIT_PKGS),$(eval $(call unit_rules,$(p))))
 UNIT_BINS := $(foreach p,$(UNIT_PKGS),$(BUILD)/tests/unit/$(p))

@@ -1,0 +1,115 @@
+/* pkg/admission: decoding, skipping, warnings. The realistic corpus is in tests/admission. */
+#include "pkg/admission/admission.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static json_t *review(const char *body, const struct fmw_admission_config *cfg, enum fmw_err *err)
+{
+    struct fmw_buf out;
+    struct fmw_decision dec;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    fmw_buf_init(&out, 1 << 20);
+    *err = fmw_admission_review(cfg, NULL, body, strlen(body), &out, &dec, &d);
+    json_t *j = *err ? NULL : json_loads(fmw_buf_cstr(&out), 0, NULL);
+    fmw_buf_free(&out);
+    fmw_diag_cleanup(&d);
+    return j;
+}
+
+#define POD_REVIEW(obj)                                                                            \
+    "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":"   \
+    "\"u1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},\"namespace\":\"n\","   \
+    "\"operation\":\"CREATE\",\"object\":" obj "}}"
+
+Test(admission, echoes_uid_and_allows_what_it_skips)
+{
+    struct fmw_admission_config cfg;
+    fmw_admission_config_defaults(&cfg);
+    enum fmw_err err;
+    json_t *r = review(POD_REVIEW("{\"metadata\":{},\"spec\":{\"containers\":[{\"name\":\"web\","
+                                  "\"image\":\"nginx\"}]}}"),
+                       &cfg, &err);
+    cr_assert_eq(err, FMW_OK);
+    json_t *resp = json_object_get(r, "response");
+    cr_expect_str_eq(json_string_value(json_object_get(resp, "uid")), "u1");
+    cr_expect(json_is_true(json_object_get(resp, "allowed")));
+    cr_expect_null(json_object_get(resp, "patch"));
+    cr_expect_null(json_object_get(resp, "warnings"));
+    json_decref(r);
+}
+
+Test(admission, off_mode_does_nothing)
+{
+    struct fmw_admission_config cfg;
+    fmw_admission_config_defaults(&cfg);
+    cfg.mode = FMW_MODE_OFF;
+    enum fmw_err err;
+    json_t *r = review(POD_REVIEW("{\"metadata\":{},\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
+                                  "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"]}]}}"),
+                       &cfg, &err);
+    cr_assert_eq(err, FMW_OK);
+    cr_expect_null(json_object_get(json_object_get(r, "response"), "patch"));
+    json_decref(r);
+}
+
+Test(admission, warnings_are_cut_at_120_characters_on_a_utf8_boundary)
+{
+    struct fmw_admission_config cfg;
+    fmw_admission_config_defaults(&cfg);
+    enum fmw_err err;
+    /* An unknown mode value is quoted (up to 32 bytes) in a warning; a long container name in
+     * the "config not read" one. */
+    json_t *r = review(POD_REVIEW("{\"metadata\":{\"annotations\":{\"flink-memory-webhook/mode\":"
+                                  "\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}},"
+                                  "\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
+                                  "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],"
+                                  "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/opt/flink/conf\"}]}],"
+                                  "\"volumes\":[{\"name\":\"v\",\"configMap\":{\"name\":"
+                                  "\"a-very-long-configmap-name-that-goes-on-and-on-and-on-and-on\"}}]}}"),
+                       &cfg, &err);
+    cr_assert_eq(err, FMW_OK);
+    json_t *warnings = json_object_get(json_object_get(r, "response"), "warnings");
+    cr_assert_geq(json_array_size(warnings), 2);
+    size_t i;
+    json_t *w;
+    json_array_foreach(warnings, i, w)
+    {
+        const char *s = json_string_value(w);
+        cr_expect_leq(strlen(s), 120, "%s", s);
+        cr_expect(json_string_value(w) != NULL, "valid UTF-8 (jansson refuses anything else)");
+    }
+    json_decref(r);
+}
+
+Test(admission, malformed_reviews_are_einval)
+{
+    struct fmw_admission_config cfg;
+    fmw_admission_config_defaults(&cfg);
+    const char *bad[] = {
+        "", "null", "[]", "{\"apiVersion\":\"admission.k8s.io/v1\"}",
+        "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
+        "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}",
+        "{\"apiVersion\":\"admission.k8s.io/v2\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum fmw_err err;
+        json_t *r = review(bad[i], &cfg, &err);
+        cr_expect_eq(err, FMW_EINVAL, "%s", bad[i]);
+        json_decref(r);
+    }
+}
+
+Test(admission, option_words)
+{
+    enum fmw_mode m;
+    enum fmw_on_invalid o;
+    enum fmw_workloads w;
+    enum fmw_requests_policy p;
+    cr_expect(fmw_mode_parse("dry-run", &m) && m == FMW_MODE_DRY_RUN);
+    cr_expect_not(fmw_mode_parse("Enforce", &m));
+    cr_expect(fmw_on_invalid_parse("warn", &o) && o == FMW_ON_INVALID_WARN);
+    cr_expect(fmw_workloads_parse("patch", &w) && w == FMW_WORKLOADS_PATCH);
+    cr_expect(fmw_requests_policy_parse("keep-lower", &p) && p == FMW_REQUESTS_KEEP_LOWER);
+    cr_expect_not(fmw_requests_policy_parse(NULL, &p));
+}

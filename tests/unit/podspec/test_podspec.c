@@ -1,0 +1,186 @@
+/* pkg/podspec internals: command-line words, launchers, JVM flags, images, JSON Pointers. */
+#include "pkg/podspec/podspec_int.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static json_t *container_of(const char *json)
+{
+    json_error_t e;
+    json_t *c = json_loads(json, 0, &e);
+    cr_assert_not_null(c, "%s", e.text);
+    return c;
+}
+
+struct parsed {
+    json_t *container;
+    struct cmdline cl;
+    struct launch l;
+};
+
+static void parse(struct parsed *p, const char *json, const struct env_var *env, size_t nenv)
+{
+    p->container = container_of(json);
+    cr_assert_eq(fmw_cmdline_build(p->container, env, nenv, &p->cl), FMW_OK);
+    fmw_launch_detect(&p->cl, &p->l);
+}
+
+static void done(struct parsed *p)
+{
+    fmw_cmdline_cleanup(&p->cl);
+    json_decref(p->container);
+}
+
+Test(podspec, shell_scripts_are_split_like_the_shell)
+{
+    struct env_var env[] = {{"HEAP", "2g", 0}};
+    struct parsed p;
+    parse(&p,
+          "{\"command\":[\"/bin/bash\",\"-ec\"],\"args\":[\"echo hi; exec java \\\"-Xmx$HEAP\\\" "
+          "'-Dx=a b' -cp /l org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint\"]}",
+          env, 1);
+    cr_assert_eq(p.l.kind, L_JAVA);
+    cr_expect_str_eq(p.cl.words[p.l.java].text, "java");
+    cr_expect_str_eq(p.cl.words[p.l.java + 1].text, "-Xmx2g");
+    cr_expect_str_eq(p.cl.words[p.l.java + 2].text, "-Dx=a b");
+    /* The raw span of the quoted word covers its quotes. */
+    const struct word *w = &p.cl.words[p.l.java + 1];
+    cr_expect_eq(strncmp(p.cl.elems[w->elem].str + w->start, "\"-Xmx$HEAP\"", w->end - w->start), 0);
+    done(&p);
+}
+
+Test(podspec, kubernetes_expands_dollar_parens)
+{
+    struct env_var env[] = {{"SIZE", "4g", 0}};
+    struct parsed p;
+    parse(&p, "{\"args\":[\"standalone-job\",\"-Djobmanager.memory.process.size=$(SIZE)\",\"$$(SIZE)\"]}",
+          env, 1);
+    cr_assert_eq(p.l.kind, L_ENTRY_SAJ);
+    cr_expect_str_eq(p.cl.words[1].text, "-Djobmanager.memory.process.size=4g");
+    cr_expect_str_eq(p.cl.words[2].text, "$(SIZE)");
+    done(&p);
+}
+
+Test(podspec, launchers)
+{
+    static const struct {
+        const char *json;
+        enum launcher kind;
+        bool entry;
+    } cases[] = {
+        {"{\"args\":[\"jobmanager\"]}", L_ENTRY_JM, true},
+        {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"standalone-job\"]}", L_ENTRY_SAJ, true},
+        {"{\"args\":[\"taskmanager\"]}", L_TASKMANAGER, true},
+        {"{\"command\":[\"/opt/flink/bin/jobmanager.sh\",\"start-foreground\"]}", L_SCRIPT_JM, false},
+        {"{\"command\":[\"bash\",\"-c\",\"$FLINK_HOME/bin/kubernetes-jobmanager.sh kubernetes-application\"]}",
+         L_K8S_JM, false},
+        {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"bash\",\"-c\",\"kubernetes-taskmanager.sh\"]}",
+         L_TASKMANAGER, true},
+        {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.runtime.taskexecutor.TaskManagerRunner\"]}",
+         L_TASKMANAGER, false},
+        {"{\"command\":[\"sleep\",\"infinity\"]}", L_NONE, false},
+        {"{}", L_NONE, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct parsed p;
+        parse(&p, cases[i].json, NULL, 0);
+        cr_expect_eq(p.l.kind, cases[i].kind, "%s", cases[i].json);
+        cr_expect_eq(p.l.via_entrypoint, cases[i].entry, "%s", cases[i].json);
+        done(&p);
+    }
+}
+
+static size_t props_of(const char *json, struct fmw_flink_version v, json_t **props, json_t **notes)
+{
+    struct parsed p;
+    parse(&p, json, NULL, 0);
+    *props = json_array();
+    *notes = json_array();
+    cr_assert_eq(fmw_launch_dynamic_props(&p.cl, &p.l, v, *props, *notes), FMW_OK);
+    done(&p);
+    return json_array_size(*props);
+}
+
+Test(podspec, dynamic_properties_follow_the_scripts)
+{
+    json_t *props, *notes;
+    struct fmw_flink_version v118 = {1, 18, 1}, v1162 = {1, 16, 2}, v114 = {1, 14, -1};
+    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"-D\",\"a=1\",\"-Db=2\"]}", v118, &props, &notes), 2);
+    cr_expect_str_eq(json_string_value(json_array_get(props, 1)), "b=2");
+    json_decref(props);
+    json_decref(notes);
+    /* host and port before the bare -D */
+    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"h\",\"8081\",\"-D\",\"a=1\"]}", v118, &props, &notes), 1);
+    json_decref(props);
+    json_decref(notes);
+    /* -Dk=v first: taken as the host */
+    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"-Da=1\"]}", v118, &props, &notes), 0);
+    cr_expect_eq(json_array_size(notes), 1);
+    json_decref(props);
+    json_decref(notes);
+    /* not forwarded before 1.16.3 */
+    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"-D\",\"a=1\"]}", v1162, &props, &notes), 0);
+    json_decref(props);
+    json_decref(notes);
+    /* standalone-job forwards both forms in every version */
+    cr_expect_eq(props_of("{\"args\":[\"standalone-job\",\"--job-classname\",\"x\",\"-Da=1\",\"-D\",\"b=2\"]}",
+                          v114, &props, &notes), 2);
+    json_decref(props);
+    json_decref(notes);
+}
+
+Test(podspec, jvm_flags)
+{
+    uint64_t b;
+    cr_expect(fmw_podspec_jvm_size(fmw_str_c("2g"), &b) && b == 2147483648u);
+    cr_expect(fmw_podspec_jvm_size(fmw_str_c("512M"), &b) && b == 512u << 20);
+    cr_expect(fmw_podspec_jvm_size(fmw_str_c("1073741824"), &b) && b == 1073741824u);
+    cr_expect_not(fmw_podspec_jvm_size(fmw_str_c("1.5g"), &b));
+    cr_expect_not(fmw_podspec_jvm_size(fmw_str_c("g"), &b));
+    cr_expect_not(fmw_podspec_jvm_size(fmw_str_c("99999999999t"), &b));
+
+    bool found[FLAG_COUNT];
+    uint64_t bytes[FLAG_COUNT];
+    fmw_jvm_scan("-Xmx1g -XX:+UseG1GC -XX:MaxHeapSize=2g -Xmsfoo", found, bytes);
+    cr_expect(found[FLAG_XMX] && bytes[FLAG_XMX] == 2147483648u, "the last occurrence wins");
+    cr_expect(found[FLAG_XMS] && bytes[FLAG_XMS] == UINT64_MAX);
+    cr_expect_not(found[FLAG_METASPACE]);
+
+    uint64_t want[FLAG_COUNT] = {100, 100, 200, 300};
+    bool set[FLAG_COUNT] = {true, false, true, true};
+    char *out = fmw_jvm_rewrite("  -Xmx1g\t-Xms1g -XX:MaxMetaspaceSize=1g -Dx=-Xmx9g ", want, set);
+    cr_expect_str_eq(out, "  -Xmx100\t-Xms1g -XX:MaxMetaspaceSize=200 -Dx=-Xmx9g ");
+    free(out);
+}
+
+Test(podspec, image_versions)
+{
+    struct fmw_flink_version v;
+    cr_expect(fmw_podspec_image_version("flink:1.17.2-scala_2.12-java11", &v) && v.minor == 17 &&
+              v.patch == 2);
+    cr_expect(fmw_podspec_image_version("docker.io/apache/flink:2.0.0-java17", &v) && v.major == 2);
+    cr_expect(fmw_podspec_image_version("registry:5000/team/flink-custom:1.18", &v) && v.minor == 18);
+    cr_expect_not(fmw_podspec_image_version("flink:latest", &v));
+    cr_expect_not(fmw_podspec_image_version("flink@sha256:abc", &v));
+    cr_expect_not(fmw_podspec_image_version("nginx:1.25", &v));
+    cr_expect_not(fmw_podspec_image_version("flink", &v));
+}
+
+Test(podspec, json_pointer_escapes)
+{
+    struct fmw_buf b;
+    fmw_buf_init(&b, 256);
+    fmw_json_pointer_append(&b, "metadata");
+    fmw_json_pointer_append(&b, "flink-memory-webhook/resolved");
+    fmw_json_pointer_append(&b, "a~b");
+    cr_expect_str_eq(fmw_buf_cstr(&b), "/metadata/flink-memory-webhook~1resolved/a~0b");
+    fmw_buf_free(&b);
+}
+
+Test(podspec, envsubst)
+{
+    struct env_var env[] = {{"A", "1", 0}, {"B", "x", 1}};
+    char *s = fmw_envsubst("$A ${B} $C ${ $ $1", env, 2);
+    cr_expect_str_eq(s, "1 x  ${ $ $1");
+    free(s);
+}

@@ -15,8 +15,8 @@
 
 /* Jobs kept for reuse, and the largest response buffer kept with one; beyond these, memory goes
  * back to the allocator so an idle server stays small. */
-#define POOL_MAX_FREE_JOBS 64
-#define POOL_KEEP_BODY (64 * 1024)
+#define POOL_MAX_FREE_JOBS 16
+#define POOL_KEEP_BODY (16 * 1024)
 
 void srv_wake(struct fmw_server *srv)
 {
@@ -29,6 +29,15 @@ void srv_wake(struct fmw_server *srv)
 static void run_job(struct srv_job *job)
 {
     const struct srv_route *route = job->route;
+    /* A request that waited past its deadline for a worker is answered at once: the client has
+     * given up or is about to, and running it would only delay the requests behind it. */
+    if (srv_now_ns() >= job->req.deadline_ns) {
+        job->resp.status = 503;
+        job->resp.content_type = "application/json";
+        fmw_buf_reset(&job->resp.body);
+        job->handler_err = fmw_buf_adds(&job->resp.body, "{\"error\":\"overloaded\"}\n");
+        return;
+    }
     job->handler_err = route->fn(route->ctx, &job->req, &job->resp);
 }
 
@@ -111,6 +120,7 @@ struct srv_job *srv_job_get(struct fmw_server *srv)
         srv->free_jobs = job->next;
         srv->n_free_jobs--;
         fmw_buf_reset(&job->resp.body);
+        job->resp.body.max = srv->cfg.max_response; /* a handler may have changed it */
     } else {
         job = calloc(1, sizeof(*job));
         if (!job)

@@ -48,7 +48,8 @@ struct fmw_server_response {
 /*
  * A route handler. Runs on a worker thread, possibly concurrently with itself: `ctx` must be
  * thread-safe. FMW_OK sends the response as filled in; any other code sends a 500 with a generic
- * JSON error (the body is discarded) and logs the code.
+ * JSON error (the body is discarded) and logs the code. A request whose deadline passed while it
+ * waited for a worker is answered 503 {"error":"overloaded"} without calling the handler.
  */
 typedef enum fmw_err fmw_server_handler_fn(void *ctx, const struct fmw_server_request *req,
                                            struct fmw_server_response *resp);
@@ -66,7 +67,9 @@ struct fmw_server_config {
     const char *tls_host; /* bind address of the TLS listener; default "0.0.0.0" */
     int tls_port;         /* default 8443; 0 picks a free port (see fmw_server_tls_port()) */
     /* A plain-HTTP listener serving only /healthz, /readyz and /metrics (never handler routes),
-     * for probes and scrapes that should not depend on the certificate. -1 (default) disables. */
+     * for probes and scrapes that should not depend on the certificate. -1 (default) disables.
+     * It has the idle timeout but neither the request deadline nor the connection cap of the
+     * TLS listener: bind it to an address only the kubelet and Prometheus reach. */
     const char *plain_host; /* default "0.0.0.0" */
     int plain_port;
 
@@ -140,8 +143,9 @@ void fmw_server_reload(struct fmw_server *srv);
 bool fmw_server_ready(const struct fmw_server *srv);
 
 /*
- * Stops the workers (a handler still running is waited for), closes every connection and frees
- * the server. Call after fmw_server_run() returned, or instead of it. NULL is fine.
+ * Stops the workers (a handler still running is waited for, so after FMW_ETIMEDOUT a process
+ * that must stop now should rather exit), closes every connection and frees the server. Call
+ * after fmw_server_run() returned, or instead of it. NULL is fine.
  */
 void fmw_server_free(struct fmw_server *srv);
 

@@ -715,6 +715,23 @@ def test_concurrent_requests(d):
     assert m.get(M + "http_requests_total", route="/slow", code="200") == 24 * 3
 
 
+def test_overload_answers_503_after_deadline():
+    # One worker busy for 1 s; a request whose 300 ms deadline passes while it waits for the
+    # worker is answered 503 without running its handler.
+    d = Daemon("--workers", "1", "--handler-timeout-ms", "300")
+    try:
+        t = threading.Thread(target=lambda: post(d, "/slow?delay_ms=1000"))
+        t.start()
+        time.sleep(0.2 * SLOW)
+        status, body, _ = post(d, "/mutate")
+        assert status == 503 and json.loads(body) == {"error": "overloaded"}, (status, body)
+        t.join()
+        assert d.metrics().get(M + "testd_handled_total", handler="mutate") == 0
+        assert post(d, "/mutate")[0] == 200
+    finally:
+        assert d.stop() == 0
+
+
 def test_handler_error_and_404(d):
     status, body, _ = post(d, "/fail")
     assert status == 500 and b"partial" not in body, (status, body)

@@ -8,6 +8,7 @@ packages=(
   libjansson-dev libyaml-dev libevent-dev libssl-dev libcurl4-openssl-dev
   libcriterion-dev
   clang clang-tidy cppcheck clang-format
+  libclang-rt-14-dev llvm-14
   openssl curl jq
   maven default-jdk-headless
 )

@@ -9,6 +9,7 @@
  * timeout then covers only the quiet time between requests and stalled writes.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,16 @@ static void maybe_finish_drain(struct fmw_server *srv)
         event_base_loopbreak(srv->base);
 }
 
+/* The allocator keeps memory freed by a burst of connections; an idle webhook should be small
+ * again (malloc_trim is glibc's, which is what Debian has). */
+static void trim_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fmw_server *srv = arg;
+    (void)fd, (void)what;
+    if (srv->n_conns == 0)
+        malloc_trim(0);
+}
+
 void srv_conn_ssl_freed(struct srv_conn *c)
 {
     struct fmw_server *srv = c->srv;
@@ -213,6 +224,10 @@ void srv_conn_ssl_freed(struct srv_conn *c)
     if (!srv->tearing_down) {
         if (srv->n_conns < srv->cfg.max_connections && !srv->closing)
             set_listeners_paused(srv, false);
+        if (srv->n_conns == 0 && !evtimer_pending(&srv->trim_timer, NULL)) {
+            struct timeval tv = {1, 0};
+            evtimer_add(&srv->trim_timer, &tv);
+        }
         maybe_finish_drain(srv);
     }
     conn_release(c);
@@ -870,6 +885,7 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     event_add(&srv->wake_ev, NULL);
     evtimer_assign(&srv->drain_timer, srv->base, drain_timer_cb, srv);
     evtimer_assign(&srv->grace_timer, srv->base, grace_timer_cb, srv);
+    evtimer_assign(&srv->trim_timer, srv->base, trim_timer_cb, srv);
     srv->events_inited = true;
 
     err = srv_tls_init(srv, diag);
@@ -997,6 +1013,7 @@ void fmw_server_free(struct fmw_server *srv)
         event_del(&srv->wake_ev);
         event_del(&srv->drain_timer);
         event_del(&srv->grace_timer);
+        event_del(&srv->trim_timer);
     }
     /* Runs the pending finalizers, which free the remaining connections' SSL objects. */
     if (srv->base)

@@ -136,6 +136,7 @@ struct fmw_server {
     bool forced;          /* the grace period ran out */
     struct event drain_timer;
     struct event grace_timer;
+    struct event trim_timer; /* gives freed heap back to the kernel once traffic stops */
 
     bool events_inited; /* wake_ev and the drain timers are assigned */
     bool tearing_down;  /* fmw_server_free() runs: connections die without bookkeeping */

@@ -38,8 +38,11 @@ enum fmw_err fmw_log_level_parse(const char *text, enum fmw_log_level *out)
     static const struct {
         const char *name;
         enum fmw_log_level level;
-    } names[] = {{"debug", FMW_LOG_DEBUG}, {"info", FMW_LOG_INFO},   {"warn", FMW_LOG_WARN},
-                 {"warning", FMW_LOG_WARN}, {"error", FMW_LOG_ERROR}};
+    } names[] = {{"debug", FMW_LOG_DEBUG},
+                 {"info", FMW_LOG_INFO},
+                 {"warn", FMW_LOG_WARN},
+                 {"warning", FMW_LOG_WARN},
+                 {"error", FMW_LOG_ERROR}};
     for (size_t i = 0; text && i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcasecmp(text, names[i].name) == 0) {
             *out = names[i].level;

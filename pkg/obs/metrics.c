@@ -51,6 +51,12 @@ struct fmw_obs_registry {
     struct fmw_obs_metric *tail;
 };
 
+const double fmw_obs_latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                          1,      2.5,     5,      10,    30};
+const size_t fmw_obs_n_latency_buckets =
+    sizeof(fmw_obs_latency_buckets) / sizeof(fmw_obs_latency_buckets[0]);
+
 size_t fmw_obs_fmt_double(char out[FMW_OBS_DOUBLE_MAX], double v)
 {
     if (isnan(v))
@@ -324,8 +330,7 @@ static struct fmw_obs_series *series_new(const struct fmw_obs_metric *m, const c
         if ((i > 0 && fmw_buf_addc(&text, ',') != FMW_OK) ||
             fmw_buf_adds(&text, m->label_names[i]) != FMW_OK ||
             fmw_buf_adds(&text, "=\"") != FMW_OK ||
-            add_escaped(&text, s->values[i], true) != FMW_OK ||
-            fmw_buf_addc(&text, '"') != FMW_OK)
+            add_escaped(&text, s->values[i], true) != FMW_OK || fmw_buf_addc(&text, '"') != FMW_OK)
             goto fail;
     }
     s->label_text = fmw_strdup(fmw_buf_cstr(&text));
@@ -510,9 +515,9 @@ enum fmw_err fmw_obs_render(struct fmw_obs_registry *reg, struct fmw_buf *out)
             char value[32];
             switch (m->kind) {
             case FMW_OBS_COUNTER:
-                snprintf(value, sizeof(value), "%llu",
-                         (unsigned long long)atomic_load_explicit(&s->counts[0],
-                                                                  memory_order_relaxed));
+                snprintf(
+                    value, sizeof(value), "%llu",
+                    (unsigned long long)atomic_load_explicit(&s->counts[0], memory_order_relaxed));
                 err = add_sample(out, m->name, "", s->label_text, NULL, value);
                 break;
             case FMW_OBS_GAUGE:

@@ -37,6 +37,12 @@
 
 enum fmw_obs_kind { FMW_OBS_COUNTER, FMW_OBS_GAUGE, FMW_OBS_HISTOGRAM };
 
+/* Latency buckets in seconds shared by the project's histograms, so they can be compared and
+ * aggregated: sub-millisecond resolution where an admission should land (100 µs, 250 µs, 500 µs,
+ * 1 ms …) up to 30 s, past the API server's longest webhook timeout. */
+extern const double fmw_obs_latency_buckets[];
+extern const size_t fmw_obs_n_latency_buckets;
+
 struct fmw_obs_registry;
 struct fmw_obs_metric;
 struct fmw_obs_series;

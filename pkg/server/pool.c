@@ -16,7 +16,7 @@
 /* Jobs kept for reuse, and the largest response buffer kept with one; beyond these, memory goes
  * back to the allocator so an idle server stays small. */
 #define POOL_MAX_FREE_JOBS 16
-#define POOL_KEEP_BODY (16 * 1024)
+#define POOL_KEEP_BODY     (16 * 1024)
 
 void srv_wake(struct fmw_server *srv)
 {

@@ -36,12 +36,6 @@
 /* Cap of a /metrics page; the registry caps series, so this is generous. */
 #define METRICS_PAGE_MAX (4 * MIB)
 
-/* Latency buckets in seconds: sub-millisecond resolution where an admission should land, up to
- * the API server's longest webhook timeout. */
-static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                         0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                         1,      2.5,     5,      10,    30};
-
 uint64_t srv_now_ns(void)
 {
     struct timespec ts;
@@ -83,8 +77,8 @@ static enum fmw_err register_metric(struct fmw_obs_registry *reg, const char *na
 {
     struct fmw_obs_desc desc = {.name = name, .help = help, .labels = labels, .kind = kind};
     if (kind == FMW_OBS_HISTOGRAM) {
-        desc.buckets = latency_buckets;
-        desc.n_buckets = sizeof(latency_buckets) / sizeof(latency_buckets[0]);
+        desc.buckets = fmw_obs_latency_buckets;
+        desc.n_buckets = fmw_obs_n_latency_buckets;
         desc.unit = 1e9; /* observed in nanoseconds */
     }
     return fmw_obs_register(reg, &desc, out);
@@ -105,12 +99,12 @@ static enum fmw_err metrics_init(struct fmw_server *srv)
                               "Time from a complete request to its response, by route.",
                               FMW_OBS_HISTOGRAM, "route", &m->duration);
 #define GAUGE_OR_COUNTER(field, name, help, kind)                                                  \
-    if (err == FMW_OK) {                                                                       \
-        err = register_metric(m->reg, P name, help, kind, NULL, &x);                           \
-        m->field = fmw_obs_series0(x);                                                         \
+    if (err == FMW_OK) {                                                                           \
+        err = register_metric(m->reg, P name, help, kind, NULL, &x);                               \
+        m->field = fmw_obs_series0(x);                                                             \
     }
-    GAUGE_OR_COUNTER(in_flight, "http_requests_in_flight",
-                     "Requests read and not yet answered.", FMW_OBS_GAUGE)
+    GAUGE_OR_COUNTER(in_flight, "http_requests_in_flight", "Requests read and not yet answered.",
+                     FMW_OBS_GAUGE)
     GAUGE_OR_COUNTER(connections, "http_connections", "Open TLS connections.", FMW_OBS_GAUGE)
     GAUGE_OR_COUNTER(connections_total, "http_connections_accepted_total",
                      "TLS connections accepted.", FMW_OBS_COUNTER)
@@ -284,9 +278,8 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
     fmw_obs_gauge_add(srv->m.connections, 1);
     fmw_obs_inc(srv->m.connections_total);
 
-    struct bufferevent *bev =
-        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                       BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         SSL_free(ssl);
         return NULL;
@@ -549,8 +542,8 @@ static const struct srv_route *find_route(const struct fmw_server *srv, const ch
     return NULL;
 }
 
-static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
-                          struct evhttp_request *evreq, const struct srv_route *route, uint64_t t0)
+static void serve_builtin(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
+                          const struct srv_route *route, uint64_t t0)
 {
     enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
     if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
@@ -576,8 +569,8 @@ static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
         if (fmw_obs_render(srv->m.reg, &page) != FMW_OK)
             respond_json_error(srv, c, evreq, route, 500, "metrics unavailable", t0);
         else
-            respond(srv, c, evreq, route, 200, FMW_OBS_CONTENT_TYPE, fmw_buf_cstr(&page),
-                    page.len, t0);
+            respond(srv, c, evreq, route, 200, FMW_OBS_CONTENT_TYPE, fmw_buf_cstr(&page), page.len,
+                    t0);
         fmw_buf_free(&page);
         return;
     }
@@ -587,9 +580,9 @@ static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
     respond_json_error(srv, c, evreq, route, 500, "internal error", t0);
 }
 
-static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
-                           struct evhttp_request *evreq, const struct srv_route *route,
-                           struct fmw_str path, struct fmw_str query, uint64_t t0)
+static void submit_handler(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
+                           const struct srv_route *route, struct fmw_str path, struct fmw_str query,
+                           uint64_t t0)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(evreq);
     size_t len = evbuffer_get_length(in);
@@ -682,11 +675,9 @@ static void dispatch(struct fmw_server *srv, struct srv_conn *c, struct evhttp_r
         respond_json_error(srv, c, evreq, route, 405, "method not allowed", t0);
         return;
     }
-    const char *ctype =
-        evhttp_find_header(evhttp_request_get_input_headers(evreq), "Content-Type");
+    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(evreq), "Content-Type");
     if (!is_json_content_type(ctype)) {
-        respond_json_error(srv, c, evreq, route, 415, "content type must be application/json",
-                           t0);
+        respond_json_error(srv, c, evreq, route, 415, "content type must be application/json", t0);
         return;
     }
     submit_handler(srv, c, evreq, route, path, query, t0);
@@ -733,8 +724,8 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
     if (cfg->workers == 0 || cfg->workers > 64)
         return fmw_diag_set(diag, FMW_EUSAGE, "workers must be 1..64");
     if (cfg->max_connections == 0 || cfg->max_body == 0 || cfg->max_headers < 256 ||
-        cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 ||
-        cfg->handler_timeout_ms == 0 || cfg->grace_ms == 0)
+        cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 || cfg->handler_timeout_ms == 0 ||
+        cfg->grace_ms == 0)
         return fmw_diag_set(diag, FMW_EUSAGE, "limits and timeouts must be positive");
     if (cfg->max_body > (size_t)INT32_MAX || cfg->max_response > (size_t)INT32_MAX)
         return fmw_diag_set(diag, FMW_EUSAGE, "body caps must be below 2 GiB");
@@ -748,8 +739,8 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
     srv->cfg.key_file = fmw_strdup(cfg->key_file);
     srv->cfg.client_ca_file = cfg->client_ca_file ? fmw_strdup(cfg->client_ca_file) : NULL;
     srv->cfg.routes = NULL;
-    if (!srv->cfg.tls_host || !srv->cfg.plain_host || !srv->cfg.cert_file ||
-        !srv->cfg.key_file || (cfg->client_ca_file && !srv->cfg.client_ca_file))
+    if (!srv->cfg.tls_host || !srv->cfg.plain_host || !srv->cfg.cert_file || !srv->cfg.key_file ||
+        (cfg->client_ca_file && !srv->cfg.client_ca_file))
         return fmw_diag_set(diag, FMW_ENOMEM, "out of memory");
 
     for (size_t i = 0; i < 3; i++) {
@@ -769,8 +760,10 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct fmw_server_route *r = &cfg->routes[i];
         if (!r->path || r->path[0] != '/' || !r->fn || strpbrk(r->path, "?#"))
-            return fmw_diag_set(diag, FMW_EUSAGE, "route %zu: a path starting with / and a "
-                                "handler are required", i);
+            return fmw_diag_set(diag, FMW_EUSAGE,
+                                "route %zu: a path starting with / and a "
+                                "handler are required",
+                                i);
         size_t len = strlen(r->path);
         if (find_route(srv, r->path, len, true))
             return fmw_diag_set(diag, FMW_EUSAGE, "route %s is defined twice", r->path);
@@ -820,9 +813,8 @@ static struct evhttp *http_new(struct fmw_server *srv)
     evhttp_set_max_headers_size(http, (ev_ssize_t)srv->cfg.max_headers);
     /* Every method but CONNECT reaches our routing, so a wrong one gets 405 rather than 501. */
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                         EVHTTP_REQ_PATCH);
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
     return http;
 }
 
@@ -911,8 +903,8 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
             goto out;
         }
         evhttp_set_gencb(srv->plain, plain_request_cb, srv);
-        err = listen_on(srv, srv->plain, srv->cfg.plain_host, srv->cfg.plain_port,
-                        &srv->plain_sock, &srv->plain_port, diag);
+        err = listen_on(srv, srv->plain, srv->cfg.plain_host, srv->cfg.plain_port, &srv->plain_sock,
+                        &srv->plain_port, diag);
         if (err != FMW_OK)
             goto out;
     }

@@ -73,10 +73,11 @@ struct fmw_server_config {
     const char *plain_host; /* default "0.0.0.0" */
     int plain_port;
 
-    const char *cert_file;      /* PEM certificate chain, leaf first; required */
-    const char *key_file;       /* PEM private key; required */
-    const char *client_ca_file; /* PEM CAs; when set, clients must present a certificate they sign */
-    bool tls13_only;            /* refuse TLS 1.2 too */
+    const char *cert_file; /* PEM certificate chain, leaf first; required */
+    const char *key_file;  /* PEM private key; required */
+    const char
+        *client_ca_file; /* PEM CAs; when set, clients must present a certificate they sign */
+    bool tls13_only;     /* refuse TLS 1.2 too */
 
     const struct fmw_server_route *routes; /* copied; ctx pointers are borrowed */
     size_t n_routes;

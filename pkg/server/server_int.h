@@ -18,8 +18,8 @@
 
 #include "pkg/server/server.h"
 
-#define SRV_DIGEST_LEN 32 /* SHA-256 of the certificate files' content */
-#define SRV_MAX_WATCHES 3 /* directories of cert, key, client CA */
+#define SRV_DIGEST_LEN  32 /* SHA-256 of the certificate files' content */
+#define SRV_MAX_WATCHES 3  /* directories of cert, key, client CA */
 
 /* Metric series the server updates; looked up once so the hot path only adds. */
 struct srv_metrics {
@@ -57,12 +57,12 @@ struct srv_route {
 struct srv_conn {
     struct fmw_server *srv;
     struct bufferevent *bev;
-    struct event deadline;   /* request deadline timer */
+    struct event deadline; /* request deadline timer */
     struct srv_conn *prev, *next;
-    int refs;                /* the SSL object's reference, plus one per job */
-    bool alive;              /* the SSL object (and so the connection) still exists */
-    bool reading;            /* a request (or the handshake) is under way: deadline armed */
-    bool busy;               /* a request is with a handler or being answered */
+    int refs;     /* the SSL object's reference, plus one per job */
+    bool alive;   /* the SSL object (and so the connection) still exists */
+    bool reading; /* a request (or the handshake) is under way: deadline armed */
+    bool busy;    /* a request is with a handler or being answered */
 };
 
 /* A request handed to a worker, and its response on the way back. */

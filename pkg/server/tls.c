@@ -38,10 +38,9 @@
 #define TLS_DEBOUNCE_MS 200
 
 /* TLS 1.2 suites: forward-secret AEAD only (what Go's client, and so the API server, offers). */
-static const char tls12_ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 static int conn_ex_index = -1;
 static pthread_once_t ex_index_once = PTHREAD_ONCE_INIT;
@@ -459,8 +458,8 @@ enum fmw_err srv_tls_init(struct fmw_server *srv, struct fmw_diag *diag)
         watch_dir_of(srv, srv->cfg.key_file, dirs, &n_dirs);
         if (srv->cfg.client_ca_file)
             watch_dir_of(srv, srv->cfg.client_ca_file, dirs, &n_dirs);
-        event_assign(&srv->inotify_ev, srv->base, srv->inotify_fd, EV_READ | EV_PERSIST,
-                     inotify_cb, srv);
+        event_assign(&srv->inotify_ev, srv->base, srv->inotify_fd, EV_READ | EV_PERSIST, inotify_cb,
+                     srv);
         event_add(&srv->inotify_ev, NULL);
     }
     if (srv->cfg.reload_interval_ms > 0) {

@@ -46,9 +46,11 @@ static unsigned long query_num(struct fmw_str query, const char *name, unsigned 
         size_t end = i;
         while (end < query.len && query.ptr[end] != '&')
             end++;
-        if (end - i > nlen && memcmp(query.ptr + i, name, nlen) == 0 && query.ptr[i + nlen] == '=') {
+        if (end - i > nlen && memcmp(query.ptr + i, name, nlen) == 0 &&
+            query.ptr[i + nlen] == '=') {
             unsigned long v = 0;
-            for (size_t k = i + nlen + 1; k < end && query.ptr[k] >= '0' && query.ptr[k] <= '9'; k++)
+            for (size_t k = i + nlen + 1; k < end && query.ptr[k] >= '0' && query.ptr[k] <= '9';
+                 k++)
                 v = v * 10 + (unsigned long)(query.ptr[k] - '0');
             return v;
         }

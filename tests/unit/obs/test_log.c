@@ -86,8 +86,7 @@ Test(obs_log, fields_and_types)
     cr_expect(json_is_null(json_object_get(j, "none")));
     json_t *sizes = json_object_get(j, "sizes");
     cr_expect_eq(json_integer_value(json_object_get(sizes, "heap")), 1);
-    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(sizes, "inner"), "a")),
-                     "b");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(sizes, "inner"), "a")), "b");
     cr_expect_str_eq(json_string_value(json_object_get(j, "slice")), "abc");
     json_decref(j);
 }
@@ -97,7 +96,11 @@ Test(obs_log, escaping_and_utf8)
     struct fmw_log_line l;
     fmw_log_begin(&l, FMW_LOG_WARN, "quote \" backslash \\ newline \n tab \t nul-free \x01");
     fmw_log_str(&l, "utf8", "größe 1.5 GiB \xe2\x9c\x93");
-    fmw_log_str(&l, "bad", "a\xff" "b\xc3" "c\xed\xa0\x80" "d"); /* stray, cut, surrogate */
+    fmw_log_str(&l, "bad",
+                "a\xff"
+                "b\xc3"
+                "c\xed\xa0\x80"
+                "d"); /* stray, cut, surrogate */
     fmw_log_strn(&l, "nul", (struct fmw_str){"x\0y", 3});
     fmw_log_end(&l);
     json_t *j = one_line();
@@ -105,7 +108,10 @@ Test(obs_log, escaping_and_utf8)
                      "quote \" backslash \\ newline \n tab \t nul-free \x01");
     cr_expect_str_eq(json_string_value(json_object_get(j, "utf8")), "größe 1.5 GiB \xe2\x9c\x93");
     cr_expect_str_eq(json_string_value(json_object_get(j, "bad")),
-                     "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "d");
+                     "a\xef\xbf\xbd"
+                     "b\xef\xbf\xbd"
+                     "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                     "d");
     json_decref(j);
 }
 

@@ -59,23 +59,22 @@ Test(obs_metrics, render_exact_text)
     fmw_obs_observe(hs, 20000000000); /* 20 s: only +Inf */
 
     char *text = render(reg);
-    const char *want =
-        "# HELP fmw_requests_total Requests\\\\done\\nby route.\n"
-        "# TYPE fmw_requests_total counter\n"
-        "fmw_requests_total{route=\"/mutate\",code=\"200\"} 42\n"
-        "fmw_requests_total{route=\"a\\\"b\\\\c\\nd\",code=\"500\"} 1\n"
-        "# HELP fmw_in_flight h\n"
-        "# TYPE fmw_in_flight gauge\n"
-        "fmw_in_flight -2\n"
-        "# HELP fmw_latency_seconds Latency.\n"
-        "# TYPE fmw_latency_seconds histogram\n"
-        "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.0001\"} 1\n"
-        "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.0003\"} 2\n"
-        "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.001\"} 3\n"
-        "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"10\"} 3\n"
-        "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"+Inf\"} 4\n"
-        "fmw_latency_seconds_sum{route=\"/mutate\"} 20.000650001\n"
-        "fmw_latency_seconds_count{route=\"/mutate\"} 4\n";
+    const char *want = "# HELP fmw_requests_total Requests\\\\done\\nby route.\n"
+                       "# TYPE fmw_requests_total counter\n"
+                       "fmw_requests_total{route=\"/mutate\",code=\"200\"} 42\n"
+                       "fmw_requests_total{route=\"a\\\"b\\\\c\\nd\",code=\"500\"} 1\n"
+                       "# HELP fmw_in_flight h\n"
+                       "# TYPE fmw_in_flight gauge\n"
+                       "fmw_in_flight -2\n"
+                       "# HELP fmw_latency_seconds Latency.\n"
+                       "# TYPE fmw_latency_seconds histogram\n"
+                       "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.0001\"} 1\n"
+                       "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.0003\"} 2\n"
+                       "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"0.001\"} 3\n"
+                       "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"10\"} 3\n"
+                       "fmw_latency_seconds_bucket{route=\"/mutate\",le=\"+Inf\"} 4\n"
+                       "fmw_latency_seconds_sum{route=\"/mutate\"} 20.000650001\n"
+                       "fmw_latency_seconds_count{route=\"/mutate\"} 4\n";
     cr_expect_str_eq(text, want);
     cr_expect_eq(fmw_obs_value(hs), 4);
     cr_expect_eq(fmw_obs_value(fmw_obs_series0(g)), -2);
@@ -109,23 +108,23 @@ Test(obs_metrics, registration_rules)
     }
     static const char *const bad_labels[] = {"a,a", "a,", ",a", "__x", "a:b", "1a", "a,b,c,d,e"};
     for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++) {
-        struct fmw_obs_desc d = {.name = "fmw_ok", .labels = bad_labels[i],
-                                 .kind = FMW_OBS_COUNTER};
+        struct fmw_obs_desc d = {
+            .name = "fmw_ok", .labels = bad_labels[i], .kind = FMW_OBS_COUNTER};
         cr_expect_eq(fmw_obs_register(reg, &d, &m), FMW_EINVAL, "labels '%s'", bad_labels[i]);
     }
     struct fmw_obs_desc le = {.name = "fmw_h", .labels = "le", .kind = FMW_OBS_HISTOGRAM};
     cr_expect_eq(fmw_obs_register(reg, &le, &m), FMW_EINVAL, "le is reserved for histograms");
     static const double unsorted[] = {1, 0.5};
-    struct fmw_obs_desc hb = {.name = "fmw_h", .kind = FMW_OBS_HISTOGRAM, .buckets = unsorted,
-                              .n_buckets = 2};
+    struct fmw_obs_desc hb = {
+        .name = "fmw_h", .kind = FMW_OBS_HISTOGRAM, .buckets = unsorted, .n_buckets = 2};
     cr_expect_eq(fmw_obs_register(reg, &hb, &m), FMW_EINVAL, "buckets must ascend");
 
     /* The same shape twice is the same metric; another shape under the name is refused. */
     struct fmw_obs_metric *a = reg_metric(reg, "fmw_shared_total", FMW_OBS_COUNTER, "x");
     struct fmw_obs_metric *b = reg_metric(reg, "fmw_shared_total", FMW_OBS_COUNTER, "x");
     cr_expect_eq(a, b);
-    struct fmw_obs_desc other = {.name = "fmw_shared_total", .labels = "y",
-                                 .kind = FMW_OBS_COUNTER};
+    struct fmw_obs_desc other = {
+        .name = "fmw_shared_total", .labels = "y", .kind = FMW_OBS_COUNTER};
     cr_expect_eq(fmw_obs_register(reg, &other, &m), FMW_EINVAL);
     other.labels = "x";
     other.kind = FMW_OBS_GAUGE;
@@ -144,8 +143,8 @@ Test(obs_metrics, null_and_wrong_kind_are_noops)
     cr_expect_null(fmw_obs_series0(NULL));
 
     struct fmw_obs_registry *reg = fmw_obs_registry_new();
-    struct fmw_obs_series *c = fmw_obs_series0(reg_metric(reg, "fmw_c_total", FMW_OBS_COUNTER,
-                                                          NULL));
+    struct fmw_obs_series *c =
+        fmw_obs_series0(reg_metric(reg, "fmw_c_total", FMW_OBS_COUNTER, NULL));
     fmw_obs_gauge_set(c, 9);
     fmw_obs_observe(c, 9);
     cr_expect_eq(fmw_obs_value(c), 0);
@@ -184,14 +183,25 @@ Test(obs_metrics, double_formatting)
     static const struct {
         double v;
         const char *text;
-    } cases[] = {{0.0001, "0.0001"}, {0.00025, "0.00025"}, {10, "10"},    {2.5, "2.5"},
-                 {0, "0"},           {-3, "-3"},           {1e-9, "1e-09"}, {0.1 + 0.2, "0.30000000000000004"},
+    } cases[] = {{0.0001, "0.0001"}, {0.00025, "0.00025"},
+                 {10, "10"},         {2.5, "2.5"},
+                 {0, "0"},           {-3, "-3"},
+                 {1e-9, "1e-09"},    {0.1 + 0.2, "0.30000000000000004"},
                  {1e300, "1e+300"}};
     char out[FMW_OBS_DOUBLE_MAX];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fmw_obs_fmt_double(out, cases[i].v);
         cr_expect_str_eq(out, cases[i].text);
     }
+}
+
+Test(obs_metrics, shared_latency_buckets)
+{
+    cr_assert_gt(fmw_obs_n_latency_buckets, 4);
+    cr_expect_lt(fmw_obs_latency_buckets[0], 0.001, "sub-millisecond resolution");
+    for (size_t i = 1; i < fmw_obs_n_latency_buckets; i++)
+        cr_expect_gt(fmw_obs_latency_buckets[i], fmw_obs_latency_buckets[i - 1]);
+    cr_expect_geq(fmw_obs_latency_buckets[fmw_obs_n_latency_buckets - 1], 10.0);
 }
 
 struct hammer_arg {
@@ -201,7 +211,7 @@ struct hammer_arg {
 };
 
 #define HAMMER_THREADS 4
-#define HAMMER_ITERS 100000
+#define HAMMER_ITERS   100000
 
 static void *hammer(void *p)
 {
@@ -225,15 +235,15 @@ Test(obs_metrics, concurrent_updates_and_lookups)
 {
     struct fmw_obs_registry *reg = fmw_obs_registry_new();
     static const double bounds[] = {0, 1};
-    struct fmw_obs_desc dh = {.name = "fmw_hist", .kind = FMW_OBS_HISTOGRAM, .buckets = bounds,
-                              .n_buckets = 2};
+    struct fmw_obs_desc dh = {
+        .name = "fmw_hist", .kind = FMW_OBS_HISTOGRAM, .buckets = bounds, .n_buckets = 2};
     struct fmw_obs_metric *h = NULL;
     cr_assert_eq(fmw_obs_register(reg, &dh, &h), FMW_OK);
     struct hammer_arg args[HAMMER_THREADS];
     pthread_t threads[HAMMER_THREADS];
     for (int i = 0; i < HAMMER_THREADS; i++) {
-        args[i] = (struct hammer_arg){reg_metric(reg, "fmw_hammer_total", FMW_OBS_COUNTER, "s"),
-                                      h, i};
+        args[i] =
+            (struct hammer_arg){reg_metric(reg, "fmw_hammer_total", FMW_OBS_COUNTER, "s"), h, i};
         pthread_create(&threads[i], NULL, hammer, &args[i]);
     }
     /* Rendering meanwhile must be safe too. */

@@ -382,18 +382,6 @@ struct srv_conn *srv_tls_conn_of(SSL *ssl)
     return conn_ex_index < 0 ? NULL : SSL_get_ex_data(ssl, conn_ex_index);
 }
 
-static void debounce_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    srv_tls_check(arg, "inotify");
-}
-
-static void reload_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    srv_tls_check(arg, "periodic");
-}
-
 static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct fmw_server *srv = arg;
@@ -410,7 +398,7 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Watches the directory holding `path` (once per directory). */
 static void watch_dir_of(struct fmw_server *srv, const char *path, char dirs[][PATH_MAX],
-                         size_t *n_dirs)
+                         size_t *n_dirs, bool quiet)
 {
     char copy[PATH_MAX];
     snprintf(copy, sizeof(copy), "%s", path);
@@ -421,6 +409,8 @@ static void watch_dir_of(struct fmw_server *srv, const char *path, char dirs[][P
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                           IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
     if (inotify_add_watch(srv->inotify_fd, dir, mask) < 0) {
+        if (quiet)
+            return;
         struct fmw_log_line line;
         fmw_log_begin(&line, FMW_LOG_WARN, "cannot watch certificate directory");
         fmw_log_str(&line, "dir", dir);
@@ -430,6 +420,37 @@ static void watch_dir_of(struct fmw_server *srv, const char *path, char dirs[][P
     }
     snprintf(dirs[*n_dirs], PATH_MAX, "%s", dir);
     (*n_dirs)++;
+}
+
+/*
+ * (Re)watches the directories of the configured files. Called before every check too: a
+ * directory removed and made again (or mounted after start) loses or lacks its watch, and adding
+ * a watch that exists only refreshes it. `quiet` keeps those repeats out of the log.
+ */
+static void watch_dirs(struct fmw_server *srv, bool quiet)
+{
+    char dirs[SRV_MAX_WATCHES][PATH_MAX];
+    size_t n_dirs = 0;
+    if (srv->inotify_fd < 0)
+        return;
+    watch_dir_of(srv, srv->cfg.cert_file, dirs, &n_dirs, quiet);
+    watch_dir_of(srv, srv->cfg.key_file, dirs, &n_dirs, quiet);
+    if (srv->cfg.client_ca_file)
+        watch_dir_of(srv, srv->cfg.client_ca_file, dirs, &n_dirs, quiet);
+}
+
+static void debounce_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    watch_dirs(arg, true);
+    srv_tls_check(arg, "inotify");
+}
+
+static void reload_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    watch_dirs(arg, true);
+    srv_tls_check(arg, "periodic");
 }
 
 enum fmw_err srv_tls_init(struct fmw_server *srv, struct fmw_diag *diag)
@@ -452,12 +473,7 @@ enum fmw_err srv_tls_init(struct fmw_server *srv, struct fmw_diag *diag)
         fmw_logf(FMW_LOG_WARN, "inotify unavailable (%s), relying on the periodic check",
                  strerror(errno));
     } else {
-        char dirs[SRV_MAX_WATCHES][PATH_MAX];
-        size_t n_dirs = 0;
-        watch_dir_of(srv, srv->cfg.cert_file, dirs, &n_dirs);
-        watch_dir_of(srv, srv->cfg.key_file, dirs, &n_dirs);
-        if (srv->cfg.client_ca_file)
-            watch_dir_of(srv, srv->cfg.client_ca_file, dirs, &n_dirs);
+        watch_dirs(srv, false);
         event_assign(&srv->inotify_ev, srv->base, srv->inotify_fd, EV_READ | EV_PERSIST, inotify_cb,
                      srv);
         event_add(&srv->inotify_ev, NULL);

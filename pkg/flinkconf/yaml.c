@@ -7,6 +7,7 @@
 #include "pkg/memsize/memsize.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -130,18 +131,12 @@ static bool one_of(struct fmw_str s, const char *const *words)
     return false;
 }
 
-static enum fmw_err type_scalar(const yaml_node_t *node, struct scalar *out)
+/* Types a plain scalar's text by the YAML 1.2 Core schema. */
+static enum fmw_err type_plain(struct fmw_str s, struct scalar *out)
 {
-    struct fmw_str s = {(const char *)node->data.scalar.value, node->data.scalar.length};
     out->type = FMW_CONF_STRING;
     out->is_null = false;
     out->number = 0;
-    /* Quoted and block scalars are strings. libyaml's document loader gives every untagged
-     * scalar the str tag, so an explicit "!!str" on a plain scalar cannot be told apart and is
-     * typed by its content like any plain scalar (known, rare in Flink configurations). */
-    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return fmw_buf_add(&out->text, s.ptr, s.len);
-
     static const char *const NULLS[] = {"", "null", "Null", "NULL", "~", NULL};
     static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
     static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
@@ -197,7 +192,153 @@ static enum fmw_err type_scalar(const yaml_node_t *node, struct scalar *out)
     return fmw_buf_add(&out->text, s.ptr, s.len);
 }
 
+/* The source text, to see what libyaml's document loader hides: whether a tag was written. */
+struct source {
+    const char *text;
+    size_t len;
+};
+
+/* True when the node's properties (written before it: an anchor and/or a tag) hold a tag. */
+static bool has_explicit_tag(const struct source *src, const yaml_node_t *node)
+{
+    size_t i = node->start_mark.index;
+    for (int props = 0; props < 2 && i < src->len; props++) {
+        if (src->text[i] == '!')
+            return true;
+        if (src->text[i] != '&')
+            break;
+        while (i < src->len && !strchr(" \t\r\n", src->text[i]))
+            i++;
+        while (i < src->len && strchr(" \t", src->text[i]))
+            i++;
+    }
+    return false;
+}
+
+/* An explicitly tagged scalar, constructed as snakeyaml-engine's Core schema constructors do;
+ * FMW_EINVAL when its text does not fit the tag (the whole load fails then, as in Flink). */
+static enum fmw_err construct_tagged(const char *tag, struct fmw_str s, struct scalar *out)
+{
+    struct scalar plain;
+    fmw_buf_init(&plain.text, FMW_CONF_MAX_TEXT);
+    enum fmw_err err = type_plain(s, &plain);
+    enum fmw_err rc = FMW_EINVAL;
+    out->is_null = false;
+    out->number = 0;
+    if (err) {
+        rc = err;
+    } else if (strcmp(tag, YAML_STR_TAG) == 0) {
+        out->type = FMW_CONF_STRING;
+        rc = fmw_buf_add(&out->text, s.ptr, s.len);
+    } else if (strcmp(tag, YAML_INT_TAG) == 0 && plain.type == FMW_CONF_INT) {
+        out->type = FMW_CONF_INT;
+        rc = fmw_buf_adds(&out->text, fmw_buf_cstr(&plain.text));
+    } else if (strcmp(tag, YAML_FLOAT_TAG) == 0 &&
+               (plain.type == FMW_CONF_FLOAT || plain.type == FMW_CONF_INT)) {
+        /* !!float 1 is the Double 1.0; an int's text is read as a double. */
+        out->type = FMW_CONF_FLOAT;
+        out->number =
+            plain.type == FMW_CONF_FLOAT ? plain.number : strtod(fmw_buf_cstr(&plain.text), NULL);
+        char text[FMW_MEMSIZE_STRLEN];
+        fmw_java_double_str(out->number, text);
+        rc = fmw_buf_adds(&out->text, text);
+    } else if (strcmp(tag, YAML_BOOL_TAG) == 0 && plain.type == FMW_CONF_BOOL) {
+        out->type = FMW_CONF_BOOL;
+        rc = fmw_buf_adds(&out->text, fmw_buf_cstr(&plain.text));
+    } else if (strcmp(tag, YAML_NULL_TAG) == 0 && plain.is_null) {
+        out->is_null = true;
+        rc = FMW_OK;
+    }
+    fmw_buf_free(&plain.text);
+    return rc;
+}
+
+static enum fmw_err type_scalar(const struct source *src, const yaml_node_t *node,
+                                struct scalar *out)
+{
+    struct fmw_str s = {(const char *)node->data.scalar.value, node->data.scalar.length};
+    if (src && has_explicit_tag(src, node))
+        return construct_tagged((const char *)node->tag, s, out);
+    /* Quoted and block scalars are strings; plain ones are typed by their text. */
+    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        out->type = FMW_CONF_STRING;
+        out->is_null = false;
+        out->number = 0;
+        return fmw_buf_add(&out->text, s.ptr, s.len);
+    }
+    return type_plain(s, out);
+}
+
+/* Would this string read back as something else than a string if written plain? */
+static bool resolves_as_other_type(struct fmw_str s)
+{
+    struct scalar sc;
+    fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
+    bool other = type_plain(s, &sc) != FMW_OK || sc.is_null || sc.type != FMW_CONF_STRING;
+    fmw_buf_free(&sc.text);
+    return other;
+}
+
+/* May `s` be written as a plain scalar inside a flow collection (snakeyaml's analyzeScalar)? */
+static bool plain_in_flow(struct fmw_str s)
+{
+    if (s.len == 0 || s.ptr[0] == ' ' || s.ptr[s.len - 1] == ' ')
+        return false;
+    if (strchr("#,[]{}&*!|>'\"%@`?:", s.ptr[0]))
+        return false;
+    if (s.ptr[0] == '-' && (s.len == 1 || s.ptr[1] == ' '))
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (strchr(",?[]{}:", c) && i > 0)
+            return false;
+        if (c == '#' && s.ptr[i - 1] == ' ')
+            return false;
+    }
+    return true;
+}
+
+/* How snakeyaml's emitter writes a string in a flow collection: plain when it reads back as the
+ * same string, single-quoted otherwise, double-quoted when it has line breaks or other
+ * non-printable characters (Flink shows list values in this form, SPEC-NOTES §2). */
+static enum fmw_err emit_string(struct fmw_str s, struct fmw_buf *out)
+{
+    bool printable = true;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < 0x20 || c == 0x7f)
+            printable = false;
+    }
+    enum fmw_err err = FMW_OK;
+    if (!printable) {
+        err = fmw_buf_addc(out, '"');
+        for (size_t i = 0; i < s.len && !err; i++) {
+            unsigned char c = (unsigned char)s.ptr[i];
+            if (c == '"' || c == '\\')
+                err = fmw_buf_addf(out, "\\%c", c);
+            else if (c == '\n')
+                err = fmw_buf_adds(out, "\\n");
+            else if (c == '\t')
+                err = fmw_buf_adds(out, "\\t");
+            else if (c == '\r')
+                err = fmw_buf_adds(out, "\\r");
+            else if (c < 0x20 || c == 0x7f)
+                err = fmw_buf_addf(out, "\\x%02X", c);
+            else
+                err = fmw_buf_addc(out, (char)c);
+        }
+        return err ? err : fmw_buf_addc(out, '"');
+    }
+    if (plain_in_flow(s) && !resolves_as_other_type(s))
+        return fmw_buf_add(out, s.ptr, s.len);
+    err = fmw_buf_addc(out, '\'');
+    for (size_t i = 0; i < s.len && !err; i++)
+        err = s.ptr[i] == '\'' ? fmw_buf_adds(out, "''") : fmw_buf_addc(out, s.ptr[i]);
+    return err ? err : fmw_buf_addc(out, '\'');
+}
+
 struct flattener {
+    struct source src;
     yaml_document_t *doc;
     struct fmw_conf *conf;
     struct fmw_diag *d;
@@ -219,7 +360,7 @@ static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const cha
     return fmw_diag_set(f->d, FMW_EINVAL, "%s", PARSE_ERROR);
 }
 
-/* Java's toString of a sequence or mapping node, for values that are not scalars. */
+/* A sequence or mapping node as snakeyaml dumps it in flow style: Flink's text of a list value. */
 static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw_buf *out,
                               int depth)
 {
@@ -229,9 +370,20 @@ static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw
     if (node->type == YAML_SCALAR_NODE) {
         struct scalar sc;
         fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
-        err = type_scalar(node, &sc);
-        if (!err)
-            err = fmw_buf_adds(out, sc.is_null ? "null" : fmw_buf_cstr(&sc.text));
+        err = type_scalar(&f->src, node, &sc);
+        if (err == FMW_EINVAL)
+            err = fail(f, node, "a value that does not fit its tag");
+        if (err) {
+            /* nothing */
+        } else if (sc.is_null) {
+            err = fmw_buf_adds(out, "null");
+        } else if (sc.type == FMW_CONF_STRING) {
+            err = emit_string((struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len}, out);
+        } else if (sc.type == FMW_CONF_FLOAT && (isinf(sc.number) || isnan(sc.number))) {
+            err = fmw_buf_adds(out, isnan(sc.number) ? ".nan" : sc.number > 0 ? ".inf" : "-.inf");
+        } else {
+            err = fmw_buf_adds(out, fmw_buf_cstr(&sc.text));
+        }
         fmw_buf_free(&sc.text);
         return err;
     }
@@ -254,7 +406,7 @@ static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw
         if (!err)
             err = node_text(f, yaml_document_get_node(f->doc, pr->key), out, depth + 1);
         if (!err)
-            err = fmw_buf_addc(out, '=');
+            err = fmw_buf_adds(out, ": ");
         if (!err)
             err = node_text(f, yaml_document_get_node(f->doc, pr->value), out, depth + 1);
     }
@@ -289,7 +441,9 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
         if (key->type == YAML_SCALAR_NODE) {
             struct scalar sc;
             fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
-            err = type_scalar(key, &sc);
+            err = type_scalar(&f->src, key, &sc);
+            if (err == FMW_EINVAL)
+                err = fail(f, key, "a value that does not fit its tag");
             if (!err)
                 err = fmw_buf_addf(kt, "%d:", sc.is_null ? -1 : (int)sc.type);
             if (!err)
@@ -323,14 +477,16 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
             fmw_buf_init(&text, FMW_CONF_MAX_TEXT);
             err = node_text(f, value, &text, depth + 1);
             if (!err)
-                err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
-                                   (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST,
-                                   0);
+                err =
+                    fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
+                                 (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST, 0);
             fmw_buf_free(&text);
         } else {
             struct scalar sc;
             fmw_buf_init(&sc.text, FMW_CONF_MAX_TEXT);
-            err = type_scalar(value, &sc);
+            err = type_scalar(&f->src, value, &sc);
+            if (err == FMW_EINVAL)
+                err = fail(f, value, "a value that does not fit its tag");
             if (!err && sc.is_null)
                 err = fail(f, value, "null value");
             else if (!err)
@@ -356,7 +512,7 @@ out:
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
-    struct flattener f = {NULL, conf, d, detail, 0};
+    struct flattener f = {{text, len}, NULL, conf, d, detail, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");
     yaml_parser_t parser;
@@ -397,8 +553,13 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
         goto out;
     }
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        (root->data.scalar.length == 0 || fmw_str_eq_c((struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length}, "null") ||
-         fmw_str_eq_c((struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length}, "~")))
+        (root->data.scalar.length == 0 ||
+         fmw_str_eq_c(
+             (struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length},
+             "null") ||
+         fmw_str_eq_c(
+             (struct fmw_str){(const char *)root->data.scalar.value, root->data.scalar.length},
+             "~")))
         goto out; /* a null document is an empty configuration */
     if (root->type != YAML_MAPPING_NODE) {
         err = fail(&f, root, "the document is not a mapping");

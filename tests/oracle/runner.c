@@ -117,6 +117,9 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     return ok;
 }
 
+/* How many mismatches per file are printed in full: ORACLE_SHOW (default 1, the first). */
+static size_t show = 1;
+
 static int replay(const char *path, size_t *total, size_t *mismatches)
 {
     FILE *f = fopen(path, "r");
@@ -148,9 +151,9 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
         struct fmw_buf why;
         fmw_buf_init(&why, 1 << 20);
         if (!same(c, &o, &why)) {
-            if (bad == 0) {
+            if (bad < show) {
                 char *input = json_dumps(c, JSON_COMPACT);
-                printf("FIRST MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path,
+                printf("MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path,
                        (long long)seed, (long long)json_integer_value(json_object_get(c, "id")),
                        input ? input : "", fmw_buf_cstr(&why));
                 free(input);
@@ -181,6 +184,9 @@ int main(int argc, char **argv)
     }
     size_t total = 0, mismatches = 0;
     int failed_files = 0;
+    const char *env_show = getenv("ORACLE_SHOW");
+    if (env_show)
+        show = (size_t)strtoul(env_show, NULL, 10);
     for (int i = 1; i < argc; i++) {
         if (replay(argv[i], &total, &mismatches) != 0)
             failed_files++;

@@ -16,11 +16,20 @@ int fmw_shortest_digits(double d, char digits[FMW_DIGITS_MAX + 1], int *exp10)
     /* The fewest significant digits whose correctly rounded value reads back as d: what Java's
      * Double.toString (JDK 19+, and for realistic values earlier ones) and Python's repr pick. */
     char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
-        if (strtod(buf, NULL) == d || prec == 17)
-            break;
+    /* Round trip is monotonic in the precision (the correctly rounded p-digit value is also a
+     * (p+1)-digit candidate, so the (p+1)-digit one is at least as close): binary search for the
+     * fewest digits instead of trying all 17, since printing a double is costly. 17 always reads
+     * back. */
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(buf, sizeof buf, "%.*e", mid - 1, d);
+        if (strtod(buf, NULL) == d)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    snprintf(buf, sizeof buf, "%.*e", lo - 1, d);
     /* buf is "d[.ddd]e[+-]xx". */
     int n = 0;
     const char *p = buf;

@@ -1,5 +1,6 @@
 /* AdmissionReview handling: decode, decide, answer. */
 #include "pkg/admission/admission.h"
+#include "pkg/admission/admission_int.h"
 
 #include "pkg/memsize/memsize.h"
 
@@ -268,10 +269,16 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     memset(dec, 0, sizeof *dec);
     dec->outcome = "skipped";
     json_error_t jerr;
+    /* The parse tree lives in a per-request arena (admission_int.h): dropped all at once at the
+     * end, since it is most of a review's allocations. */
+    fmw_arena_begin();
     json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!in)
+    fmw_arena_stop_allocating();
+    if (!in) {
+        fmw_arena_end();
         return fmw_diag_set(d, FMW_EINVAL, "request body is not JSON: %s (line %d, column %d)",
                             jerr.text, jerr.line, jerr.column);
+    }
     enum fmw_err err = FMW_OK;
     json_t *review = NULL;
     struct answer a = {NULL, json_array(), json_object()};
@@ -370,5 +377,6 @@ out:
     json_decref(a.audit);
     json_decref(review);
     json_decref(in);
+    fmw_arena_end();
     return err;
 }

@@ -1,0 +1,22 @@
+/* pkg/admission private declarations: the per-request arena for jansson (arena.c). */
+#ifndef FMW_ADMISSION_INT_H
+#define FMW_ADMISSION_INT_H
+
+/*
+ * The request body's parse tree is most of a review's allocations, and jansson spends much of its
+ * parse and delete time in malloc and free. Between fmw_arena_begin() and fmw_arena_end(), on the
+ * calling thread, jansson allocations come from a bump arena; between begin and end the arena's
+ * blocks are never passed to free(), and fmw_arena_end() takes them all back at once. Other
+ * threads, and this thread outside the scope, use malloc and free as before.
+ *
+ * Only the parse allocates from the arena (fmw_arena_begin .. fmw_arena_stop_allocating), so
+ * what the rest of the review creates — patch operations, json_dumps() text that callers free()
+ * themselves, ConfigMap data the cache keeps — is ordinary heap memory. Every reference into the
+ * parse tree must be dropped before fmw_arena_end(). Builds with AddressSanitizer skip the arena,
+ * so that the sanitizers keep seeing every allocation.
+ */
+void fmw_arena_begin(void);
+void fmw_arena_stop_allocating(void);
+void fmw_arena_end(void);
+
+#endif

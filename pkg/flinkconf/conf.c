@@ -13,6 +13,8 @@ void fmw_conf_init(struct fmw_conf *conf)
     conf->entries = NULL;
     conf->len = 0;
     conf->alloc = 0;
+    conf->slots = NULL;
+    conf->nslots = 0;
     fmw_buf_init(&conf->warnings, 64 * 1024);
 }
 
@@ -25,6 +27,9 @@ void fmw_conf_cleanup(struct fmw_conf *conf)
     free(conf->entries);
     conf->entries = NULL;
     conf->len = conf->alloc = 0;
+    free(conf->slots);
+    conf->slots = NULL;
+    conf->nslots = 0;
     fmw_buf_free(&conf->warnings);
 }
 
@@ -40,13 +45,48 @@ enum fmw_err fmw_conf_copy(struct fmw_conf *dst, const struct fmw_conf *src)
     return FMW_OK;
 }
 
+/* FNV-1a of a key, as far as its C string goes (keys are kept as C strings). */
+static size_t key_hash(struct fmw_str key)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < key.len && key.ptr[i]; i++)
+        h = (h ^ (unsigned char)key.ptr[i]) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The slot of `key` in the index: where it is, or the empty slot where it would go. */
+static size_t slot_of(const struct fmw_conf *conf, struct fmw_str key)
+{
+    size_t mask = conf->nslots - 1;
+    size_t i = key_hash(key) & mask;
+    while (conf->slots[i] && !fmw_str_eq_c(key, conf->entries[conf->slots[i] - 1].key))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Keeps the index at most half full: rebuilt at twice the size when an entry is to be added. */
+static enum fmw_err index_reserve(struct fmw_conf *conf)
+{
+    if (conf->nslots && (conf->len + 1) * 2 <= conf->nslots)
+        return FMW_OK;
+    size_t nslots = conf->nslots ? conf->nslots * 2 : 64;
+    size_t *slots = fmw_calloc(nslots, sizeof *slots);
+    if (!slots)
+        return FMW_ENOMEM;
+    free(conf->slots);
+    conf->slots = slots;
+    conf->nslots = nslots;
+    for (size_t e = 0; e < conf->len; e++)
+        conf->slots[slot_of(conf, fmw_str_c(conf->entries[e].key))] = e + 1;
+    return FMW_OK;
+}
+
 static struct fmw_conf_entry *find(const struct fmw_conf *conf, struct fmw_str key)
 {
-    for (size_t i = 0; i < conf->len; i++) {
-        if (fmw_str_eq_c(key, conf->entries[i].key))
-            return &conf->entries[i];
-    }
-    return NULL;
+    if (!conf->nslots)
+        return NULL;
+    size_t i = slot_of(conf, key);
+    return conf->slots[i] ? &conf->entries[conf->slots[i] - 1] : NULL;
 }
 
 enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key, struct fmw_str text,
@@ -80,10 +120,12 @@ enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key, struct fmw_
         conf->alloc = alloc;
     }
     char *k = fmw_str_dup(key);
-    if (!k) {
+    if (!k || index_reserve(conf) != FMW_OK) {
+        free(k);
         free(t);
         return FMW_ENOMEM;
     }
+    conf->slots[slot_of(conf, key)] = conf->len + 1;
     conf->entries[conf->len++] = (struct fmw_conf_entry){k, t, type, number};
     return FMW_OK;
 }

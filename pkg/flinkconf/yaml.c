@@ -413,6 +413,15 @@ static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw
     return err ? err : fmw_buf_addc(out, '}');
 }
 
+/* FNV-1a of a NUL-terminated text. */
+static size_t text_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
 static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_buf *prefix,
                             int depth)
 {
@@ -422,9 +431,18 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
     size_t keys_len = 0;
     struct fmw_buf *keys = NULL; /* typed key texts of this mapping, to reject duplicates */
     size_t npairs = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    /* A hash set over `keys` (index + 1, 0 = empty, at most half full): comparing each key with
+     * every earlier one made a mapping of 40000 keys cost many seconds of CPU. */
+    size_t nslots = 16;
+    while (nslots < 2 * npairs)
+        nslots *= 2;
+    size_t *slots = fmw_calloc(nslots, sizeof *slots);
     keys = calloc(npairs ? npairs : 1, sizeof *keys);
-    if (!keys)
+    if (!keys || !slots) {
+        free(keys);
+        free(slots);
         return FMW_ENOMEM;
+    }
 
     for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
          pr++) {
@@ -456,12 +474,14 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
         }
         if (err)
             goto out;
-        for (size_t i = 0; i + 1 < keys_len; i++) {
-            if (strcmp(fmw_buf_cstr(&keys[i]), fmw_buf_cstr(kt)) == 0) {
-                err = fail(f, key, "found duplicate key");
-                goto out;
-            }
+        size_t h = text_hash(fmw_buf_cstr(kt)) & (nslots - 1);
+        while (slots[h] && strcmp(fmw_buf_cstr(&keys[slots[h] - 1]), fmw_buf_cstr(kt)) != 0)
+            h = (h + 1) & (nslots - 1);
+        if (slots[h]) {
+            err = fail(f, key, "found duplicate key");
+            goto out;
         }
+        slots[h] = keys_len;
         /* The flat key: prefix + "." + the key's Java toString text. */
         size_t mark = prefix->len;
         if (mark)
@@ -504,6 +524,7 @@ out:
     for (size_t i = 0; i < keys_len; i++)
         fmw_buf_free(&keys[i]);
     free(keys);
+    free(slots);
     if (err == FMW_ETOOBIG || err == FMW_ENOMEM)
         fail(f, map, err == FMW_ETOOBIG ? "configuration too large" : "out of memory");
     return err;

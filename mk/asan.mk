@@ -1,0 +1,70 @@
+# make asan: the unit, server and end-to-end suites with every object of ours built by clang with
+# AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer. Any report fails the
+# suite, a leak too. Debian's libraries stay as they are.
+#
+#   make asan-unit   the Criterion unit tests (scripts/run-unit.sh greps the reports, since a
+#                    report in a Criterion child does not fail its test)
+#   make asan-e2e    tests/e2e (and the admission suite's CLI and server checks) with the
+#                    sanitized flink-memory-webhook and flink-memory; reports of every sanitized
+#                    process are collected through ASAN_OPTIONS/UBSAN_OPTIONS log_path
+#   make asan        both, plus the server suite's sanitized run (server-tests-asan, mk/server.mk)
+#                    unless `make test` runs that suite on its own anyway
+.PHONY: asan asan-unit asan-e2e asan-bins
+
+ASAN_DIR      ?= $(BUILD)/asan
+ASAN_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_CFLAGS   := -std=c11 -g -O1 -fno-omit-frame-pointer $(ASAN_SANITIZE) \
+                 $(filter-out -Werror,$(WARNINGS)) $(DEP_CFLAGS)
+ASAN_PKG_OBJS := $(patsubst %.c,$(ASAN_DIR)/obj/%.o,$(wildcard $(foreach p,$(PACKAGES),pkg/$(p)/*.c)))
+ASAN_LIB      := $(ASAN_DIR)/libfmw-asan.a
+ASAN_BINS     := $(ASAN_DIR)/bin/flink-memory $(ASAN_DIR)/bin/flink-memory-webhook
+ASAN_UNITS    := $(foreach p,$(UNIT_PKGS),$(ASAN_DIR)/tests/unit/$(p))
+ASAN_LDLIBS   := $(DEP_LIBS) -lpthread -lm
+
+$(ASAN_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@clang $(CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN_LIB): $(ASAN_PKG_OBJS)
+	@rm -f $@
+	@$(AR) rcs $@ $^
+
+$(ASAN_DIR)/bin/%: $(ASAN_DIR)/obj/cmd/%/main.o $(ASAN_LIB)
+	@mkdir -p $(@D)
+	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
+
+define asan_unit_rules
+$(ASAN_DIR)/tests/unit/$(1): $$(patsubst %.c,$(ASAN_DIR)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
+                             $(ASAN_DIR)/obj/tests/unit/support.o $(ASAN_LIB)
+	@mkdir -p $$(@D)
+	clang $(ASAN_SANITIZE) -o $$@ $$^ $(ASAN_LDLIBS) $$(shell $(PKG_CONFIG) --libs criterion)
+endef
+$(foreach p,$(UNIT_PKGS),$(eval $(call asan_unit_rules,$(p))))
+
+.PRECIOUS: $(ASAN_DIR)/obj/%.o
+
+asan-bins: deps-check
+	@$(MAKE) --no-print-directory $(ASAN_BINS)
+
+# The unit tests read their data relative to the repository root, as the normal run does.
+asan-unit: deps-check
+	@$(MAKE) --no-print-directory $(ASAN_UNITS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    scripts/run-unit.sh $(ASAN_UNITS)
+
+asan-e2e: asan-bins pydeps tools
+	@tests/cluster/with-cluster.sh asan-e2e tests/asan/run-e2e.sh $(ASAN_DIR)
+
+CLUSTER_SUITES += asan
+
+asan: asan-unit asan-bins pydeps tools
+	@if [[ " $${FMW_RUN_SUITES:-} " == *" server-tests-asan "* ]]; then \
+	    echo "asan: server suite: run by make test as server-tests-asan"; \
+	else \
+	    $(MAKE) --no-print-directory server-tests-asan || exit 1; \
+	fi
+	@tests/cluster/with-cluster.sh asan tests/asan/run-e2e.sh $(ASAN_DIR)
+
+TEST_SUITES += asan
+
+-include $(shell find $(ASAN_DIR)/obj -name '*.d' 2>/dev/null)

@@ -66,13 +66,19 @@ size_t fmw_obs_fmt_double(char out[FMW_OBS_DOUBLE_MAX], double v)
     /* Whole numbers as integers ("10", where %g would say "1e+01"). */
     if (v == floor(v) && fabs(v) < 1e15)
         return (size_t)snprintf(out, FMW_OBS_DOUBLE_MAX, "%.0f", v);
-    /* Otherwise the first precision that round-trips is the shortest faithful form. */
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(out, FMW_OBS_DOUBLE_MAX, "%.*g", prec, v);
+    /* Otherwise the smallest precision that round-trips is the shortest faithful form. Any
+     * precision above a round-tripping one round-trips too, so a binary search finds it in four
+     * or five tries instead of up to seventeen (log lines format a latency per admission). */
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(out, FMW_OBS_DOUBLE_MAX, "%.*g", mid, v);
         if (strtod(out, NULL) == v)
-            break;
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    int n = snprintf(out, FMW_OBS_DOUBLE_MAX, "%.*g", lo, v);
     return n < 0 ? 0 : (size_t)n;
 }
 

@@ -118,10 +118,10 @@ TEST_SUITES := unit cli admission
 test:
 	@scripts/run-suites.sh $(TEST_SUITES)
 
-run:
-	@echo "make run: the webhook has not landed yet; try: $(BUILD)/bin/flink-memory resolve -D jobmanager.memory.process.size=1600m"
-	@$(MAKE) --no-print-directory all
-	@$(BUILD)/bin/flink-memory resolve -D jobmanager.memory.process.size=1600m
+# run: the local control plane, the webhook, the chart and Flink's examples; Ctrl-C stops it all
+# (scripts/run.sh, mk/chart.mk).
+run: all tools
+	@scripts/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -1,0 +1,280 @@
+"""The Helm chart offline: helm lint and helm template for each TLS mode, what the rendered objects
+say, the values schema, the static install in manifests/, the chart README's values table, and
+`flink-memory explain` on each example against its expected text.
+
+Needs helm (make tools: build/tools/bin/helm, or FMW_HELM) and build/bin/flink-memory.
+"""
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHART = os.path.join(ROOT, "charts", "flink-memory-webhook")
+HELM = os.environ.get("FMW_HELM", os.path.join(ROOT, "build", "tools", "bin", "helm"))
+CLI = os.path.join(ROOT, "build", "bin", "flink-memory")
+EXAMPLES = os.path.join(ROOT, "manifests", "examples")
+EXPECTED = os.path.join(ROOT, "tests", "chart", "expected")
+NS = "fmw-system"
+CA_B64 = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nnot checked by helm\n-----END CERTIFICATE-----\n").decode()
+
+# The value sets a user would install with, one per TLS mode (and the development URL).
+MODES = {
+    "generate": [],
+    "cert-manager": ["--set", "tls.mode=cert-manager"],
+    "cert-manager-issuer": ["--set", "tls.mode=cert-manager", "--set", "tls.certManager.issuerRef.name=corp-ca",
+                            "--set", "tls.certManager.issuerRef.kind=ClusterIssuer"],
+    "secret": ["--set", "tls.mode=secret", "--set", "tls.secret.name=my-tls", "--set", f"tls.secret.caBundle={CA_B64}"],
+    "url": ["--set", "webhook.url=https://127.0.0.1:26444/mutate", "--set", f"webhook.caBundle={CA_B64}"],
+}
+
+
+def helm(*args, check=True):
+    p = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def render(*values, kube="1.37.2", release="fmw"):
+    out = helm("template", release, CHART, "--namespace", NS, "--kube-version", kube, *values).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def one(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{len(found)} {kind} objects: {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_helm_lint(mode):
+    p = helm("lint", CHART, "--strict", "--namespace", NS, "--kube-version", "1.37.2", *MODES[mode])
+    assert "1 chart(s) linted, 0 chart(s) failed" in p.stdout
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_renders_the_same_objects_and_policy(mode):
+    docs = render(*MODES[mode])
+    kinds = sorted(d["kind"] for d in docs)
+    base = ["ClusterRole", "ClusterRoleBinding", "Deployment", "MutatingWebhookConfiguration",
+            "PodDisruptionBudget", "Service", "ServiceAccount"]
+    extra = {"generate": ["Secret"], "url": ["Secret"], "secret": [],
+             "cert-manager": ["Certificate", "Certificate", "Issuer", "Issuer"],
+             "cert-manager-issuer": ["Certificate"]}[mode]
+    assert kinds == sorted(base + extra)
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    pods, workloads = mwc["webhooks"]
+    assert pods["name"] == f"pods.fmw-flink-memory-webhook.{NS}.svc"
+    assert pods["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                              "resources": ["pods"], "scope": "Namespaced"}]
+    assert {r["apiGroups"][0]: (r["operations"], r["resources"]) for r in workloads["rules"]} == {
+        "apps": (["CREATE", "UPDATE"], ["deployments", "statefulsets", "replicasets"]),
+        "batch": (["CREATE", "UPDATE"], ["jobs", "cronjobs"])}
+    for w in (pods, workloads):
+        assert w["failurePolicy"] == "Ignore" and w["timeoutSeconds"] == 5
+        assert w["sideEffects"] == "None" and w["reinvocationPolicy"] == "IfNeeded"
+        assert w["matchPolicy"] == "Equivalent" and w["admissionReviewVersions"] == ["v1"]
+        assert w["namespaceSelector"] == {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NS]}]}
+        assert [c["name"] for c in w["matchConditions"]] == (
+            ["not-mirror-or-opted-out"] if w is pods else ["jobmanager-template"])
+    assert pods["objectSelector"] == {"matchExpressions": [
+        {"key": "component", "operator": "In", "values": ["jobmanager"]}]}
+    assert workloads["objectSelector"] == {}
+
+
+def test_tls_generate_secret_matches_the_ca_bundle_and_the_service_name():
+    docs = render()
+    secret = one(docs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    for w in mwc["webhooks"]:
+        assert w["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+        assert w["clientConfig"]["service"] == {"name": "fmw-flink-memory-webhook", "namespace": NS,
+                                                "path": "/mutate", "port": 443}
+    with tempfile.TemporaryDirectory() as d:
+        for k in ("ca.crt", "tls.crt"):
+            with open(os.path.join(d, k), "wb") as f:
+                f.write(base64.b64decode(secret["data"][k]))
+        v = subprocess.run(["openssl", "verify", "-CAfile", "ca.crt", "tls.crt"], cwd=d,
+                           capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+        text = subprocess.run(["openssl", "x509", "-in", "tls.crt", "-noout", "-ext", "subjectAltName"],
+                              cwd=d, capture_output=True, text=True, check=True).stdout
+    assert f"DNS:fmw-flink-memory-webhook.{NS}.svc" in text
+    # The pods roll when the certificate changes: its checksum is in the pod template.
+    dep = one(docs, "Deployment")
+    assert len(dep["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]) == 16
+    # Only the serving pair reaches the pod, not the CA's key.
+    vol = dep["spec"]["template"]["spec"]["volumes"][0]
+    assert vol["secret"] == {"secretName": "fmw-flink-memory-webhook-tls",
+                             "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}
+
+
+def test_tls_cert_manager_injects_the_ca():
+    docs = render(*MODES["cert-manager"])
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    assert mwc["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": f"{NS}/fmw-flink-memory-webhook"}
+    assert all("caBundle" not in w["clientConfig"] for w in mwc["webhooks"])
+    cert = one(docs, "Certificate", "fmw-flink-memory-webhook")
+    assert cert["spec"]["secretName"] == "fmw-flink-memory-webhook-tls"
+    assert f"fmw-flink-memory-webhook.{NS}.svc" in cert["spec"]["dnsNames"]
+    assert cert["spec"]["issuerRef"] == {"name": "fmw-flink-memory-webhook-ca", "kind": "Issuer"}
+    assert one(docs, "Certificate", "fmw-flink-memory-webhook-ca")["spec"]["isCA"] is True
+    given = one(render(*MODES["cert-manager-issuer"]), "Certificate")
+    assert given["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
+
+
+def test_tls_existing_secret_and_development_url():
+    docs = render(*MODES["secret"])
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "my-tls"
+    assert all(w["clientConfig"]["caBundle"] == CA_B64 for w in one(docs, "MutatingWebhookConfiguration")["webhooks"])
+    docs = render(*MODES["url"])
+    for w in one(docs, "MutatingWebhookConfiguration")["webhooks"]:
+        assert w["clientConfig"] == {"url": "https://127.0.0.1:26444/mutate", "caBundle": CA_B64}
+    p = helm("template", "fmw", CHART, "--set", "webhook.url=https://127.0.0.1:1/mutate", check=False)
+    assert p.returncode != 0 and "webhook.caBundle is required with webhook.url" in p.stderr
+    p = helm("template", "fmw", CHART, "--set", "tls.mode=secret", "--set", "tls.secret.name=x", check=False)
+    assert p.returncode != 0 and "tls.secret.caBundle is required" in p.stderr
+
+
+def test_deployment_is_restricted_and_highly_available():
+    docs = render("--set", "priorityClassName=platform-critical")
+    dep = one(docs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    assert dep["spec"]["replicas"] == 2
+    assert spec["priorityClassName"] == "platform-critical"
+    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                       "seccompProfile": {"type": "RuntimeDefault"}}
+    c = spec["containers"][0]
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                                    "seccompProfile": {"type": "RuntimeDefault"}}
+    assert c["resources"] == {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--mode=enforce" in c["args"] and "--on-invalid=deny" in c["args"]
+    anti = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
+    assert not [d for d in render("--set", "replicaCount=1") if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_behaviour_values_become_flags():
+    docs = render("--set", "mode=dry-run", "--set", "onInvalidConfig=warn", "--set", "workloads=patch",
+                  "--set", "defaultFlinkVersion=1.18", "--set", "requests=keep-lower", "--set", "logLevel=debug",
+                  "--set", "configMapLookup.timeoutMs=1500")
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    for flag in ("--mode=dry-run", "--on-invalid=warn", "--workloads=patch", "--default-flink-version=1.18",
+                 "--requests=keep-lower", "--log-level=debug", "--lookup-timeout-ms=1500"):
+        assert flag in args
+    # Every flag the chart passes is one the server knows.
+    help_text = subprocess.run([os.path.join(ROOT, "build", "bin", "flink-memory-webhook"), "--help"],
+                               capture_output=True, text=True).stdout
+    for a in args:
+        assert a.split("=")[0] in help_text, a
+    # workloads=off: the API server does not call the webhook for workloads at all.
+    mwc = one(render("--set", "workloads=off"), "MutatingWebhookConfiguration")
+    assert [w["name"].split(".")[0] for w in mwc["webhooks"]] == ["pods"]
+
+
+def test_selectors_and_exclusions():
+    mwc = one(render("--set", "webhook.namespaceSelector.matchLabels.flink=enabled",
+                     "--set", "webhook.excludeNamespaces={kube-system,monitoring}"), "MutatingWebhookConfiguration")
+    assert mwc["webhooks"][0]["namespaceSelector"] == {
+        "matchLabels": {"flink": "enabled"},
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                              "values": ["kube-system", "monitoring", NS]}]}
+
+
+def test_match_conditions_follow_the_cluster_version():
+    for kube, present in (("1.29.4", False), ("1.30.0", True), ("1.37.2", True)):
+        mwc = one(render(kube=kube), "MutatingWebhookConfiguration")
+        assert all(("matchConditions" in w) == present for w in mwc["webhooks"]), kube
+    mwc = one(render("--set", "webhook.matchConditions.enabled=false"), "MutatingWebhookConfiguration")
+    assert all("matchConditions" not in w for w in mwc["webhooks"])
+
+
+def test_rbac_reads_configmaps_only():
+    role = one(render(), "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    docs = render("--set", "rbac.namespaces={flink-a,flink-b}")
+    assert not [d for d in docs if d["kind"].startswith("Cluster")]
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["flink-a", "flink-b"]
+    assert all(r["rules"] == role["rules"] for r in roles)
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "fmw-flink-memory-webhook", "namespace": NS}]
+               for b in bindings)
+
+
+@pytest.mark.parametrize("values,message", [
+    (["--set", "mode=patch"], "/mode"),
+    (["--set", "webhook.timeoutSeconds=31"], "/webhook/timeoutSeconds"),
+    (["--set", "webhook.failurePolicy=Retry"], "/webhook/failurePolicy"),
+    (["--set", "webhook.url=http://127.0.0.1/mutate"], "/webhook/url"),
+    (["--set", "tls.mode=self-signed"], "/tls/mode"),
+    (["--set", "defaultFlinkVersion=3"], "/defaultFlinkVersion"),
+    (["--set", "nosuchvalue=1"], "nosuchvalue"),
+])
+def test_schema_rejects_bad_values(values, message):
+    p = helm("template", "fmw", CHART, *values, check=False)
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+
+
+def test_static_install_is_the_rendered_chart():
+    with open(os.path.join(ROOT, "manifests", "install.yaml")) as f:
+        committed = f.read()
+    rendered = subprocess.run([os.path.join(ROOT, "tests", "chart", "render-install.sh")], capture_output=True,
+                              text=True, check=True, env={**os.environ, "FMW_HELM": HELM}).stdout
+    assert committed == rendered, "manifests/install.yaml is stale: run make manifests"
+    docs = [d for d in yaml.safe_load_all(committed) if d]
+    ns = one(docs, "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_chart_readme_values_table_is_current():
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "chart", "readme.py"), "--check"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+EXAMPLE_NAMES = sorted(f[:-5] for f in os.listdir(EXAMPLES) if f.endswith(".yaml"))
+
+
+def test_every_example_has_expected_text():
+    assert EXAMPLE_NAMES == sorted(f[:-4] for f in os.listdir(EXPECTED) if f.endswith(".txt"))
+    assert len(EXAMPLE_NAMES) == 3
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_explain_example(name):
+    p = subprocess.run([CLI, "explain", "-f", os.path.join(EXAMPLES, name + ".yaml")], capture_output=True, text=True)
+    with open(os.path.join(EXPECTED, name + ".txt")) as f:
+        assert p.stdout == f.read()
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_explain_with_the_configmap_in_its_own_file(name):
+    """kubectl flink-memory explain -f workload.yaml --configmap cm.yaml gives the same answer as
+    one file holding both."""
+    with open(os.path.join(EXAMPLES, name + ".yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    with tempfile.TemporaryDirectory() as d:
+        cms, rest = os.path.join(d, "cm.yaml"), os.path.join(d, "workload.yaml")
+        with open(cms, "w") as f:
+            yaml.safe_dump_all([x for x in docs if x["kind"] == "ConfigMap"], f)
+        with open(rest, "w") as f:
+            yaml.safe_dump_all([x for x in docs if x["kind"] != "ConfigMap"], f)
+        p = subprocess.run([CLI, "explain", "-f", rest, "--configmap", cms], capture_output=True, text=True)
+    with open(os.path.join(EXPECTED, name + ".txt")) as f:
+        assert p.stdout == f.read()

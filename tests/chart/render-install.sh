@@ -5,7 +5,7 @@
 # `make manifests` writes the file; tests/chart/test_chart.py checks that it is current.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-helm=${FMW_HELM:-$root/build/tools/bin/helm}
+helm=${FMW_HELM:-${FMW_TOOLS_DIR:-$root/build/tools}/bin/helm}
 cat <<'HEADER'
 # flink-memory-webhook: static install, rendered from charts/flink-memory-webhook by
 # `make manifests` (tests/chart/render-install.sh). Do not edit: change the chart.

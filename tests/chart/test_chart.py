@@ -15,7 +15,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHART = os.path.join(ROOT, "charts", "flink-memory-webhook")
-HELM = os.environ.get("FMW_HELM", os.path.join(ROOT, "build", "tools", "bin", "helm"))
+HELM = os.environ.get("FMW_HELM") or os.path.join(
+    os.environ.get("FMW_TOOLS_DIR") or os.path.join(ROOT, "build", "tools"), "bin", "helm")
 CLI = os.path.join(ROOT, "build", "bin", "flink-memory")
 EXAMPLES = os.path.join(ROOT, "manifests", "examples")
 EXPECTED = os.path.join(ROOT, "tests", "chart", "expected")

@@ -228,16 +228,31 @@ static enum fmw_err answer(const struct entry *e, json_t **data)
     return FMW_OK;
 }
 
-/* A DNS-1123 subdomain (what Kubernetes allows for names and namespaces): also keeps the API
- * path free of anything but these characters. */
+static bool is_alnum_lower(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* A DNS-1123 subdomain (what Kubernetes allows for names and namespaces): dot-separated labels
+ * of [a-z0-9-] that start and end with [a-z0-9]. This also keeps the API path free of dot
+ * segments: libcurl resolves them, so "." read the namespace's ConfigMap list and ".." the
+ * Namespace object. */
 static bool valid_name(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 253)
         return false;
-    for (const char *p = s; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.' || c == '-') {
+            /* A label never starts or ends with '-' or '.', so neither may touch a dot. */
+            if (i == 0 || i == n - 1 || (c == '.' && !is_alnum_lower(s[i - 1])) ||
+                (c == '.' && !is_alnum_lower(s[i + 1])) ||
+                (c == '-' && (s[i - 1] == '.' || s[i + 1] == '.')))
+                return false;
+        } else if (!is_alnum_lower(c)) {
             return false;
+        }
     }
     return true;
 }

@@ -58,6 +58,7 @@ class StubAPI:
         self.configmaps = {}
         self.delay = 0.0
         self.requests = 0
+        self.paths = []
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +66,7 @@ class StubAPI:
 
             def do_GET(self):
                 stub.requests += 1
+                stub.paths.append(self.path)
                 if stub.delay:
                     time.sleep(stub.delay)
                 m = re.match(r"^/api/v1/namespaces/([^/]+)/configmaps/([^/?]+)", self.path)

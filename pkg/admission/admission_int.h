@@ -1,6 +1,10 @@
-/* pkg/admission private declarations: the per-request arena for jansson (arena.c). */
+/* pkg/admission private declarations: the per-request arena for jansson (arena.c) and the
+ * request body parser (json.c). */
 #ifndef FMW_ADMISSION_INT_H
 #define FMW_ADMISSION_INT_H
+
+#include <jansson.h>
+#include <stddef.h>
 
 /*
  * The request body's parse tree is most of a review's allocations, and jansson spends much of its
@@ -18,5 +22,19 @@
 void fmw_arena_begin(void);
 void fmw_arena_stop_allocating(void);
 void fmw_arena_end(void);
+
+/* Where a body failed to parse: a message, and the line, column and byte offset. */
+struct fmw_json_error {
+    char text[96];
+    int line, column;
+    size_t position;
+};
+
+/*
+ * Parses `len` bytes of JSON into a NEW jansson tree: accepts exactly what
+ * json_loadb(JSON_REJECT_DUPLICATES) accepts (json.c says what that is) and builds an equal tree,
+ * faster. NULL with `err` (may be NULL) filled on invalid input or when out of memory.
+ */
+json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err);
 
 #endif

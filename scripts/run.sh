@@ -43,9 +43,13 @@ cleaned=no
 cleanup() {
     [ "$cleaned" = yes ] && return
     cleaned=yes
-    trap - INT TERM
+    # Ctrl-C reaches the whole foreground process group: a pipe reader (make run | tee) may be
+    # gone already, and a write must not kill this cleanup half way.
+    trap '' INT TERM PIPE
     step "Stopping what make run started"
     if [ "$installed" = yes ]; then
+        "$FMW_KUBECTL" delete configmap -n default -l app.kubernetes.io/part-of=flink-memory-webhook-demo \
+            >/dev/null 2>&1
         "$FMW_HELM" uninstall "$release" -n "$release_ns" >/dev/null 2>&1 &&
             echo "helm release $release uninstalled"
         "$FMW_KUBECTL" delete namespace "$demo_ns" "$release_ns" --ignore-not-found --wait=false \
@@ -56,11 +60,10 @@ cleanup() {
         wait "$webhook_pid" 2>/dev/null
         echo "webhook stopped (log: ${run_dir#"$root"/}/webhook.log)"
     fi
-    if [ "$started_cluster" = yes ]; then
-        "$root/tests/cluster/down.sh"
-    else
-        echo "the control plane was already running before make run; it is left running"
-    fi
+    case $started_cluster in
+    yes) "$root/tests/cluster/down.sh" ;;
+    before) echo "the control plane was already running before make run; it is left running" ;;
+    esac
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -72,6 +75,7 @@ command -v jq >/dev/null || fail "jq is missing (make deps installs it)"
 step "Local control plane (etcd, kube-apiserver, kube-controller-manager on 127.0.0.1)"
 if cluster_running; then
     echo "already running at $apiserver_url: using it"
+    started_cluster=before
 else
     "$root/tests/cluster/up.sh" || fail "the control plane did not start (logs: build/cluster/logs)"
     started_cluster=yes
@@ -142,7 +146,17 @@ for ex in "${examples[@]}"; do
     kubectl apply -n "$demo_ns" -f "$root/manifests/examples/$ex.yaml" 2>&1 | sed 's/^/  /'
 done
 
+# The examples' ConfigMaps also go to namespace default, where no example runs: there, a
+# `kubectl apply --dry-run=server -f manifests/examples/X.yaml` creates (rather than updates) the
+# pod, and the webhook finds the ConfigMap the pod mounts.
+for ex in "${examples[@]}"; do
+    kubectl create --dry-run=client -o json -f "$root/manifests/examples/$ex.yaml"
+done | jq -s '{apiVersion: "v1", kind: "List", items: [.[] | (.items // [.])[] |
+    select(.kind == "ConfigMap") | .metadata.labels["app.kubernetes.io/part-of"] = "flink-memory-webhook-demo"]}' |
+    kubectl apply -n default -f - >/dev/null || fail "could not copy the ConfigMaps to namespace default"
+
 step "The JobManager pods, as the API server stored them"
+echo "(waiting for the controller manager to create them from the Deployment and the Job)"
 pods_json=
 for _ in $(seq 120); do
     pods_json=$(kubectl get pods -n "$demo_ns" -l component=jobmanager -o json)
@@ -177,13 +191,13 @@ echo "$sized of ${#examples[@]} JobManager pods sized by the webhook ($total fou
 
 step "Try it yourself (in another terminal)"
 cat <<EOF
-export KUBECONFIG=$KUBECONFIG
-export PATH=$FMW_TOOLS_BIN:\$PATH
-kubectl apply --dry-run=server -n $demo_ns -o yaml -f manifests/examples/custom-command-jobmanager.yaml
-kubectl get pods -n $demo_ns -l component=jobmanager -o jsonpath='{range .items[*]}{.metadata.name}: {.spec.containers[0].resources.limits.memory}{"\n"}{end}'
+export KUBECONFIG=$KUBECONFIG PATH=$FMW_TOOLS_BIN:\$PATH
+kubectl get pods -n $demo_ns -l component=jobmanager -o custom-columns='POD:.metadata.name,LIMIT:.spec.containers[0].resources.limits.memory,REQUEST:.spec.containers[0].resources.requests.memory'
+kubectl apply --dry-run=server -o yaml -f manifests/examples/custom-command-jobmanager.yaml
 build/bin/flink-memory explain -f manifests/examples/session-cluster-flink-1.18.yaml
 tail -f ${run_dir#"$root"/}/webhook.log
 EOF
+echo "(The dry run stores nothing; the examples' ConfigMaps are in namespace default for it.)"
 
 ok=0
 [ "$sized" -eq ${#examples[@]} ] || ok=1

@@ -147,28 +147,27 @@ static enum fmw_err finish(json_t *review, struct answer *a, struct fmw_buf *out
         json_object_set(a->response, "warnings", a->warnings);
     if (json_object_size(a->audit) > 0)
         json_object_set(a->response, "auditAnnotations", a->audit);
-    char *text = json_dumps(review, JSON_COMPACT);
-    if (!text)
-        return FMW_ENOMEM;
-    enum fmw_err err = fmw_buf_adds(out, text);
-    free(text);
-    return err;
+    return fmw_json_dump(review, out);
 }
 
 static enum fmw_err set_patch(json_t *response, json_t *patch)
 {
-    char *text = json_dumps(patch, JSON_COMPACT);
-    if (!text)
-        return FMW_ENOMEM;
-    size_t n = strlen(text);
+    struct fmw_buf text;
+    fmw_buf_init(&text, (size_t)64 << 20); /* as large as the CLI's output */
+    enum fmw_err err = fmw_json_dump(patch, &text);
+    if (err) {
+        fmw_buf_free(&text);
+        return err;
+    }
+    size_t n = text.len;
     size_t enc_len = 4 * ((n + 2) / 3) + 1;
     unsigned char *enc = malloc(enc_len);
     if (!enc) {
-        free(text);
+        fmw_buf_free(&text);
         return FMW_ENOMEM;
     }
-    EVP_EncodeBlock(enc, (const unsigned char *)text, (int)n);
-    free(text);
+    EVP_EncodeBlock(enc, (const unsigned char *)fmw_buf_cstr(&text), (int)n);
+    fmw_buf_free(&text);
     json_object_set_new(response, "patchType", json_string("JSONPatch"));
     json_object_set_new(response, "patch", json_string((const char *)enc));
     free(enc);

@@ -1,7 +1,9 @@
 /* pkg/admission private declarations: the per-request arena for jansson (arena.c) and the
- * request body parser (json.c). */
+ * request body parser and response writer (json.c). */
 #ifndef FMW_ADMISSION_INT_H
 #define FMW_ADMISSION_INT_H
+
+#include "pkg/base/base.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -36,5 +38,11 @@ struct fmw_json_error {
  * faster. NULL with `err` (may be NULL) filled on invalid input or when out of memory.
  */
 json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err);
+
+/*
+ * Appends `j` to `out` exactly as json_dumps(j, JSON_COMPACT) writes it (keys in insertion
+ * order), without the intermediate string. FMW_ETOOBIG past the buffer's cap or 2048 levels.
+ */
+enum fmw_err fmw_json_dump(const json_t *j, struct fmw_buf *out);
 
 #endif

@@ -5,8 +5,9 @@
  * jansson only to make the values, about four times fewer. It accepts exactly what
  * json_loadb(JSON_REJECT_DUPLICATES) accepts — an object or array at the top, strict UTF-8, no
  * control characters or \u0000 in strings, paired surrogates, 64-bit integers, finite reals,
- * no duplicate keys, nesting to 2048 — and builds an equal tree (tests/unit/admission compares
- * the two on valid and broken documents).
+ * no duplicate keys, nesting to 2048 — and builds an equal tree. The writer at the end is
+ * json_dumps(JSON_COMPACT) byte for byte, into the caller's buffer. tests/unit/admission/test_json.c
+ * compares both with jansson's on chosen and on randomly broken documents.
  */
 #include "pkg/admission/admission_int.h"
 
@@ -510,4 +511,108 @@ json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
     }
     free(ps.scratch);
     return root;
+}
+
+/* ---- compact serialisation, byte for byte json_dumps(JSON_COMPACT) ---- */
+
+static enum fmw_err dump_string(const char *s, size_t len, struct fmw_buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    enum fmw_err err = fmw_buf_addc(out, '"');
+    size_t run = 0; /* bytes copied as they are, flushed in one go */
+    for (size_t i = 0; i < len && !err; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        err = fmw_buf_add(out, s + i - run, run);
+        run = 0;
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+            break;
+        }
+        if (!err)
+            err = fmw_buf_add(out, esc, n);
+    }
+    if (!err)
+        err = fmw_buf_add(out, s + len - run, run);
+    return err ? err : fmw_buf_addc(out, '"');
+}
+
+static enum fmw_err dump_value(const json_t *j, struct fmw_buf *out, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return FMW_ETOOBIG;
+    enum fmw_err err = FMW_OK;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        size_t key_len;
+        json_t *v;
+        bool first = true;
+        err = fmw_buf_addc(out, '{');
+        /* Insertion order, as json_dumps without JSON_SORT_KEYS. */
+        json_object_keylen_foreach((json_t *)j, key, key_len, v) {
+            if (!first && !err)
+                err = fmw_buf_addc(out, ',');
+            first = false;
+            if (!err)
+                err = dump_string(key, key_len, out);
+            if (!err)
+                err = fmw_buf_addc(out, ':');
+            if (!err)
+                err = dump_value(v, out, depth + 1);
+            if (err)
+                return err;
+        }
+        return fmw_buf_addc(out, '}');
+    }
+    case JSON_ARRAY: {
+        err = fmw_buf_addc(out, '[');
+        for (size_t i = 0; i < json_array_size(j) && !err; i++) {
+            if (i)
+                err = fmw_buf_addc(out, ',');
+            if (!err)
+                err = dump_value(json_array_get(j, i), out, depth + 1);
+        }
+        return err ? err : fmw_buf_addc(out, ']');
+    }
+    case JSON_STRING:
+        return dump_string(json_string_value(j), json_string_length(j), out);
+    case JSON_INTEGER:
+        return fmw_buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    case JSON_TRUE:
+        return fmw_buf_add(out, "true", 4);
+    case JSON_FALSE:
+        return fmw_buf_add(out, "false", 5);
+    case JSON_NULL:
+        return fmw_buf_add(out, "null", 4);
+    case JSON_REAL: {
+        /* Rare in a review: jansson's own formatting, to stay byte for byte. */
+        char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        err = text ? fmw_buf_adds(out, text) : FMW_ENOMEM;
+        free(text);
+        return err;
+    }
+    }
+    return FMW_EINTERNAL;
+}
+
+enum fmw_err fmw_json_dump(const json_t *j, struct fmw_buf *out)
+{
+    return j ? dump_value(j, out, 0) : FMW_EINVAL;
 }

@@ -4,6 +4,7 @@
 # OUT_DIR/<line>.jsonl and OUT_DIR/<line>-curated.jsonl.
 #
 #   tests/oracle/oracle-data.sh OUT_DIR
+#   tests/oracle/oracle-data.sh OUT_DIR --vectors FILE    only replay the shared vectors per line
 #   env: ORACLE_SEED (default: a fresh random seed, printed), ORACLE_CASES (default 10000),
 #        ORACLE_LINES (default: every line below, e.g. "1.20 2.3"), ORACLE_JOBS (default 2),
 #        MVN (default mvn), JAVA (default java), JAVAC (default javac).
@@ -14,7 +15,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: oracle-data.sh OUT_DIR}
+out=${1:?usage: oracle-data.sh OUT_DIR [--vectors FILE]}
+vectors=
+if [ "${2:-}" = --vectors ]; then
+  vectors=$(cd "$(dirname "${3:?--vectors needs a file}")" && pwd)/$(basename "$3")
+fi
 mkdir -p "$out/cp" "$out/classes" "$out/log"
 out=$(cd "$out" && pwd)
 
@@ -47,7 +52,7 @@ for tool in "$MVN" "$JAVA" "$JAVAC"; do
   command -v "$tool" >/dev/null || { echo "oracle: '$tool' not found (make deps installs maven and a JDK)" >&2; exit 1; }
 done
 
-echo "oracle: seed $seed, $cases cases per line (reproduce with ORACLE_SEED=$seed ORACLE_CASES=$cases)"
+[ -n "$vectors" ] || echo "oracle: seed $seed, $cases cases per line (reproduce with ORACLE_SEED=$seed ORACLE_CASES=$cases)"
 start=$(date +%s)
 
 # The harness uses Flink only through reflection: compiled once, run against every line.
@@ -75,6 +80,16 @@ classpath() {
   mv "$cp.tmp" "$cp"
 }
 
+# vectors_line LINE: replays the shared vectors through LINE's jars; prints the differences.
+vectors_line() {
+  local line=$1 version artifact
+  read -r _ version artifact < <(awk -v l="$line" '$1 == l' <<<"$all_lines")
+  classpath "$line" "$version" "$artifact" || return 1
+  "$JAVA" --add-opens java.base/java.util=ALL-UNNAMED -cp "$out/classes:$(cat "$out/cp/$line.txt")" \
+    oracle.Oracle vectors --flink "$version" --vectors "$vectors" 2>&1 | grep -v '^SLF4J'
+  return "${PIPESTATUS[0]}"
+}
+
 # run_line LINE: generates LINE's random and curated cases and checks the environment edit.
 run_line() {
   local line=$1 version artifact java_cmd t0
@@ -82,21 +97,24 @@ run_line() {
   t0=$(date +%s)
   classpath "$line" "$version" "$artifact" || return 1
   java_cmd=("$JAVA" --add-opens java.base/java.util=ALL-UNNAMED -cp "$out/classes:$(cat "$out/cp/$line.txt")" oracle.Oracle)
-  {
-    "${java_cmd[@]}" envcheck --flink "$version" &&
-    "${java_cmd[@]}" generate --line "$line" --flink "$version" --seed "$seed" --cases "$cases" \
-      --out "$out/$line.jsonl.tmp" &&
-    "${java_cmd[@]}" replay --flink "$version" --compatible-only --in "$here/probes.jsonl" \
-      --out "$out/$line-curated.jsonl.tmp"
-  } >"$out/log/java-$line.log" 2>&1 || {
+  # One JVM: the environment-edit check, the random cases, the curated cases.
+  "${java_cmd[@]}" line --line "$line" --flink "$version" --seed "$seed" --cases "$cases" \
+    --out "$out/$line.jsonl.tmp" --curated "$here/probes.jsonl" --curated-out "$out/$line-curated.jsonl.tmp" \
+    >"$out/log/java-$line.log" 2>&1 || {
     echo "oracle: Flink $version failed; see $out/log/java-$line.log" >&2
     grep -v '^SLF4J' "$out/log/java-$line.log" | tail -n 20 >&2
     return 1
   }
   mv "$out/$line.jsonl.tmp" "$out/$line.jsonl"
   mv "$out/$line-curated.jsonl.tmp" "$out/$line-curated.jsonl"
-  echo "$(grep '^oracle ' "$out/log/java-$line.log") [$(($(date +%s) - t0))s with jar resolution]"
+  echo "$(grep '^oracle ' "$out/log/java-$line.log") [line total $(($(date +%s) - t0))s]"
 }
+
+if [ -n "$vectors" ]; then
+  status=0
+  for line in $wanted; do vectors_line "$line" || status=1; done
+  exit $status
+fi
 
 # Stale files of an earlier run (another seed, other lines) must not be replayed.
 rm -f "$out"/*.jsonl "$out"/*.jsonl.tmp

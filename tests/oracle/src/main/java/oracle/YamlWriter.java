@@ -174,13 +174,22 @@ final class YamlWriter {
         list.set(i, new Object[] {list.get(i)[0], new Gen.Val(raw, Gen.Form.RAW)});
     }
 
-    /** Sometimes an earlier entry for the same key, written through another path: the later wins. */
+    /**
+     * Sometimes a second entry for the same key, usually written through another path: Flink
+     * flattens first, so the later one wins, and a null only fails the load if it is the last.
+     */
     private void maybeSameKeyTwice(List<Object[]> list) {
-        if (list.isEmpty() || !chance(0.05)) {
+        if (list.isEmpty() || !chance(0.06)) {
             return;
         }
         Object[] e = list.get(r.nextInt(list.size()));
-        list.add(0, new Object[] {e[0], new Gen.Val(pick("64m", "1g", "0.5", "abc", "true"), Gen.Form.STRING)});
+        Gen.Val other = chance(0.3) ? new Gen.Val(pick("~", "null", ""), Gen.Form.RAW)
+            : new Gen.Val(pick("64m", "1g", "0.5", "abc", "true"), Gen.Form.STRING);
+        if (chance(0.7)) {
+            list.add(0, new Object[] {e[0], other});
+        } else {
+            list.add(new Object[] {e[0], other});
+        }
     }
 
     private void insert(Node root, String key, Gen.Val v, int mode, boolean allowDuplicate) {

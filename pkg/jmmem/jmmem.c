@@ -144,8 +144,10 @@ static enum fmw_err get_range(struct resolver *rs, struct range *rg)
 /* ProcessMemoryUtils.capToMinMax with its INFO lines. */
 static uint64_t cap_to_min_max(struct resolver *rs, uint64_t raw, const struct range *rg)
 {
-    HR(raw_hr, raw);
+    /* Sizes are formatted only for the log line that needs them: formatting costs more than the
+     * whole derivation, and an overhead within its range (the usual case) logs nothing. */
     if (raw > rg->max) {
+        HR(raw_hr, raw);
         HR(max, rg->max);
         logf_(rs, "INFO",
               "The derived from fraction jvm overhead memory (%s) is greater than its max value "
@@ -154,6 +156,7 @@ static uint64_t cap_to_min_max(struct resolver *rs, uint64_t raw, const struct r
         return rg->max;
     }
     if (raw < rg->min) {
+        HR(raw_hr, raw);
         HR(min, rg->min);
         logf_(rs, "INFO",
               "The derived from fraction jvm overhead memory (%s) is less than its min value %s, "

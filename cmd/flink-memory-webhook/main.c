@@ -127,6 +127,8 @@ static void log_decision(const struct fmw_server_request *req, const struct fmw_
         fmw_log_uint(&l, "total_process", dec->total_process);
     fmw_log_uint(&l, "changes", dec->changes);
     fmw_log_bool(&l, "dry_run", dec->dry_run);
+    if (dec->reason[0])
+        fmw_log_str(&l, "reason", dec->reason);
     fmw_log_uint(&l, "request", req->id);
     fmw_log_double(&l, "latency_ms", (double)took_ns / 1e6);
     fmw_log_end(&l);

@@ -661,6 +661,10 @@ static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *pla
     {
         printf("  ~ %s\n", json_string_value(n));
     }
+    if (strcmp(kind, "Pod") != 0)
+        printf("\nThe %s itself is left as written unless the webhook runs with --workloads patch;"
+               "\nits pods get this change when they are created (kubectl shows it as warnings).\n",
+               kind);
     printf("\nJSON Patch:\n");
     json_t *opv;
     json_array_foreach(plan->patch, i, opv)

@@ -201,12 +201,14 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         return FMW_OK;
     case FMW_PLAN_UNREADABLE:
         dec->outcome = "unreadable";
+        copy_text(dec->reason, sizeof dec->reason, fmw_diag_msg(&plan->message));
         add_warning(a->warnings, ctr, "config not read, pod unchanged: %s",
                     fmw_diag_msg(&plan->message));
         json_object_set_new(a->audit, "decision", json_string("unreadable"));
         return FMW_OK;
     case FMW_PLAN_INVALID: {
         char msg[4096];
+        copy_text(dec->reason, sizeof dec->reason, fmw_diag_msg(&plan->message));
         snprintf(msg, sizeof msg, "%s: %s", ctr, fmw_diag_msg(&plan->message));
         json_object_set_new(a->audit, "flink-error", json_string(fmw_diag_msg(&plan->message)));
         if (workload || cfg->on_invalid == FMW_ON_INVALID_WARN || mode == FMW_MODE_DRY_RUN) {

@@ -56,6 +56,9 @@ struct fmw_decision {
     uint64_t total_process; /* 0 unless resolved */
     size_t changes;
     bool dry_run; /* the request itself was a dry run (kubectl --dry-run=server) */
+    /* Why the configuration was not read, or Flink's message when it is rejected; "" otherwise.
+     * Warnings are cut at 120 characters, so operators find the whole reason in the log. */
+    char reason[512];
 };
 
 /* Warnings are cut to this many characters (Kubernetes' recommendation). */

@@ -329,7 +329,7 @@ final class Gen {
         switch (weighted(6, 2, 2, 1)) {
             case 0: return exact;
             case 1: return Math.max(0, exact + pick(-1L, 1L, -MB, MB));
-            case 2: return heap + longBelow(2 * GB); // off-heap derived (when off-heap is not set)
+            case 2: return Math.max(0, heap + longBelow(2 * GB)); // off-heap derived (when not set); 0 on overflow
             default: return Math.max(0, heap - pick(1L, MB));
         }
     }

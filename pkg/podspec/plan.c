@@ -557,6 +557,18 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             snprintf(e->text + len, sizeof e->text - len, " %s", inserts[i]);
         }
     }
+    /* Spans inside a script that $(VAR) expansion changed are positions in the expanded text:
+     * applied to the element as written they cut the wrong bytes or read past its end. Such a
+     * command cannot be rewritten; a patch of the limit alone would leave the old -Xmx to win,
+     * so the pod is left as it is, with a warning. */
+    for (size_t k = 0; k < nedits && !err; k++) {
+        if (cl->elems[edits[k].elem].expanded) {
+            c->plan->status = FMW_PLAN_UNREADABLE;
+            fmw_diag_set(&c->plan->message, FMW_EINVAL,
+                         "JVM flags in a script using $(VAR): cannot rewrite");
+            nedits = ninserts = 0;
+        }
+    }
     /* Rebuild the arrays that changed, each as one "replace" of the whole array. */
     static const char *const ARRAYS[2] = {"command", "args"};
     for (int a = 0; a < 2 && !err && (nedits || ninserts); a++) {

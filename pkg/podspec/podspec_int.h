@@ -12,6 +12,9 @@ struct elem {
     const char *array; /* "command" or "args" */
     int index;
     const char *str;
+    /* A `sh -c` script that Kubernetes' $(VAR) expansion changed: its words' spans are positions
+     * in the expanded script and do not map onto `str`. */
+    bool expanded;
 };
 
 /* One word; `start`/`end` is its raw span in elems[elem].str (whole element unless the element

@@ -224,7 +224,8 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
         json_t *a = i < nc ? json_array_get(command, i) : json_array_get(args, i - nc);
         cl->elems[cl->nelems++] = (struct elem){i < nc ? "command" : "args",
                                                 (int)(i < nc ? i : i - nc),
-                                                json_is_string(a) ? json_string_value(a) : ""};
+                                                json_is_string(a) ? json_string_value(a) : "",
+                                                false};
     }
     enum fmw_err err = FMW_OK;
     struct fmw_buf w;
@@ -238,6 +239,7 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
         if (script_next) {
             /* The script may use $(VAR) too: Kubernetes expanded it before the shell runs. */
             char *expanded = fmw_buf_take(&w);
+            cl->elems[i].expanded = strcmp(expanded ? expanded : "", cl->elems[i].str) != 0;
             err = split_script(cl, i, expanded ? expanded : "", env, nenv);
             free(expanded);
             script_next = false;

@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(cl.words[i].text != NULL);
             FUZZ_CHECK(cl.words[i].elem < cl.nelems);
             FUZZ_CHECK(cl.words[i].start <= cl.words[i].end);
-            FUZZ_CHECK(cl.words[i].end <= strlen(cl.elems[cl.words[i].elem].str));
+            if (!cl.elems[cl.words[i].elem].expanded)
+                FUZZ_CHECK(cl.words[i].end <= strlen(cl.elems[cl.words[i].elem].str));
         }
         struct launch l;
         fmw_launch_detect(&cl, &l);

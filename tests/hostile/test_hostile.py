@@ -354,6 +354,23 @@ CATALOGUE = [
     ("3 MiB ConfigMap", body_review(jm_pod(configmap="huge")), expect_review(), {}),
     ("ConfigMap of control characters", body_review(jm_pod(configmap="binaryish")),
      expect_review(allowed=True, patch=True), {}),
+    # Regression: a -Xmx in a sh -c script after a $(VAR) that lengthens it was patched at
+    # positions of the expanded script: heap over-read, wrong bytes replaced.
+    ("-Xmx in a script after a longer $(VAR)", body_review(jm_pod(
+        configmap="good", env=[{"name": "LONG", "value": "-XX:+UseG1GC " * 20}],
+        command=["sh", "-c", "exec java $(LONG) -Xmx4g -cp x "
+                 "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"],
+        args=[])), expect_review(allowed=True, patch=False, warn="JVM flags in a script using $(VAR): cannot rewrite"), {}),
+    ("-Xmx in a script after a shorter $(VAR)", body_review(jm_pod(
+        configmap="good", env=[{"name": "S", "value": ""}],
+        command=["sh", "-c", "exec java $(S)$(S)$(S)$(S) -cp x -Xmx4g "
+                 "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"],
+        args=[])), expect_review(allowed=True, patch=False), {}),
+    ("-Xmx in a script without $(VAR)", body_review(jm_pod(
+        configmap="good", command=["sh", "-c", "exec java -Xmx4g -cp x "
+                                   "org.apache.flink.runtime.entrypoint."
+                                   "StandaloneSessionClusterEntrypoint"], args=[])),
+     expect_review(allowed=True, patch=True), {}),
     # -- absurd memory values --
     ("process size past Long.MAX_VALUE", body_review(props_pod(
         "jobmanager.memory.process.size: 9223372036854775808b")), expect_review(allowed=False), {}),

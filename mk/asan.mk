@@ -43,11 +43,13 @@ $(foreach p,$(UNIT_PKGS),$(eval $(call asan_unit_rules,$(p))))
 
 .PRECIOUS: $(ASAN_DIR)/obj/%.o
 
-asan-bins: deps-check
+asan-bins:
+	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory $(ASAN_BINS)
 
 # The unit tests read their data relative to the repository root, as the normal run does.
-asan-unit: deps-check
+asan-unit:
+	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    scripts/run-unit.sh $(ASAN_UNITS)

@@ -337,6 +337,12 @@ static enum fmw_err emit_string(struct fmw_str s, struct fmw_buf *out)
     return err ? err : fmw_buf_addc(out, '\'');
 }
 
+/* A flat key whose latest value is null, and where that null was written. */
+struct null_key {
+    char *key;
+    yaml_node_t *node;
+};
+
 struct flattener {
     struct source src;
     yaml_document_t *doc;
@@ -344,7 +350,39 @@ struct flattener {
     struct fmw_diag *d;
     struct fmw_buf *detail;
     size_t visited; /* nodes walked, bounds alias expansion ("billion laughs") */
+    /* Flink flattens the whole document first and rejects a null only when it is the final
+     * value of its key (a later entry for the same flat key replaces it), so nulls wait here. */
+    struct null_key *nulls;
+    size_t nnulls;
 };
+
+static void null_forget(struct flattener *f, const struct fmw_buf *key)
+{
+    for (size_t i = 0; i < f->nnulls; i++) {
+        if (strcmp(f->nulls[i].key, fmw_buf_cstr(key)) == 0) {
+            free(f->nulls[i].key);
+            f->nulls[i] = f->nulls[--f->nnulls];
+            return;
+        }
+    }
+}
+
+static enum fmw_err null_remember(struct flattener *f, const struct fmw_buf *key,
+                                  yaml_node_t *node)
+{
+    null_forget(f, key);
+    if (f->nnulls >= FMW_CONF_MAX_ENTRIES)
+        return FMW_ETOOBIG;
+    struct null_key *p = realloc(f->nulls, (f->nnulls + 1) * sizeof *p);
+    if (!p)
+        return FMW_ENOMEM;
+    f->nulls = p;
+    p[f->nnulls].key = fmw_strdup(fmw_buf_cstr(key));
+    if (!p[f->nnulls].key)
+        return FMW_ENOMEM;
+    p[f->nnulls++].node = node;
+    return FMW_OK;
+}
 
 #define MAX_VISITS 200000
 
@@ -500,6 +538,8 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
                 err =
                     fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
                                  (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST, 0);
+            if (!err)
+                null_forget(f, prefix);
             fmw_buf_free(&text);
         } else {
             struct scalar sc;
@@ -507,12 +547,15 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
             err = type_scalar(&f->src, value, &sc);
             if (err == FMW_EINVAL)
                 err = fail(f, value, "a value that does not fit its tag");
-            if (!err && sc.is_null)
-                err = fail(f, value, "null value");
-            else if (!err)
+            if (!err && sc.is_null) {
+                err = null_remember(f, prefix, value);
+            } else if (!err) {
                 err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
                                    (struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len}, sc.type,
                                    sc.number);
+                if (!err)
+                    null_forget(f, prefix);
+            }
             fmw_buf_free(&sc.text);
         }
         if (err)
@@ -533,7 +576,7 @@ out:
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
-    struct flattener f = {{text, len}, NULL, conf, d, detail, 0};
+    struct flattener f = {{text, len}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");
     yaml_parser_t parser;
@@ -591,8 +634,13 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
     err = fmw_buf_add(&prefix, "", 0);
     if (!err)
         err = flatten(&f, root, &prefix, 0);
+    if (!err && f.nnulls > 0)
+        err = fail(&f, f.nulls[0].node, "null value");
     fmw_buf_free(&prefix);
 out:
+    for (size_t i = 0; i < f.nnulls; i++)
+        free(f.nulls[i].key);
+    free(f.nulls);
     if (have_doc)
         yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

@@ -161,6 +161,21 @@ Test(flinkconf, yaml_rejections_use_flinks_text)
     }
 }
 
+Test(flinkconf, yaml_null_fails_only_as_the_final_value)
+{
+    /* Flink flattens first: a later entry for the same flat key replaces the null. */
+    const char *ok = "jobmanager.memory.process.size: ~\njobmanager:\n  memory.process.size: 2g\n";
+    const char *bad = "jobmanager.memory.process.size: 2g\njobmanager:\n  memory.process.size:\n";
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    cr_expect_eq(fmw_conf_parse_yaml(&conf, ok, strlen(ok), NULL, NULL), FMW_OK);
+    cr_expect_str_eq(text_of(&conf, "jobmanager.memory.process.size"), "2g");
+    fmw_conf_cleanup(&conf);
+    fmw_conf_init(&conf);
+    cr_expect_eq(fmw_conf_parse_yaml(&conf, bad, strlen(bad), NULL, NULL), FMW_EINVAL);
+    fmw_conf_cleanup(&conf);
+}
+
 Test(flinkconf, yaml_dotted_and_nested_later_wins)
 {
     const char *text = "jobmanager.memory.process.size: 1g\n"

@@ -72,7 +72,14 @@ tmp=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # One go build for all five, so the shared packages compile once and both cores stay busy.
 # CGO off, as upstream builds these binaries: static, and nothing from the C toolchain needed.
-(cd "$here" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/" "${packages[@]}")
+# Go's own output (a few hundred "downloading" lines on a fresh machine) goes to a log, shown if
+# the build fails.
+if ! (cd "$here" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/" "${packages[@]}") \
+    >"$out/build.log" 2>&1; then
+    echo "tools: go build failed; the end of ${out#"$root"/}/build.log:" >&2
+    tail -n 40 "$out/build.log" >&2
+    exit 1
+fi
 # A package path ending in a major version (…/server/v3) gives a binary named after the element
 # before it.
 mv "$tmp/server" "$tmp/etcd"

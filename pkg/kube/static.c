@@ -52,6 +52,11 @@ static enum fmw_err add_one(struct fmw_cm_static *s, json_t *obj, struct fmw_dia
     if (!json_string_value(json_object_get(meta, "name")))
         return fmw_diag_set(d, FMW_EINVAL, "a ConfigMap without metadata.name");
     json_t *data = json_object_get(obj, "data");
+    /* A list or a scalar is no ConfigMap data (kubectl refuses it too); the source must hand out
+     * objects only. */
+    if (data && !json_is_object(data) && !json_is_null(data))
+        return fmw_diag_set(d, FMW_EINVAL, "ConfigMap %s: data is not a mapping",
+                            json_string_value(json_object_get(meta, "name")));
     const char *key;
     json_t *v;
     json_object_foreach(data, key, v)
@@ -95,7 +100,7 @@ static enum fmw_err static_get(void *ctx, const char *ns, const char *name, json
     if (!found)
         return FMW_ENOTFOUND;
     json_t *dt = json_object_get(found, "data");
-    *data = dt ? json_incref(dt) : json_object();
+    *data = json_is_object(dt) ? json_incref(dt) : json_object();
     return *data ? FMW_OK : FMW_ENOMEM;
 }
 

@@ -4,7 +4,8 @@
 #
 #   make fuzz-build     the targets, in $(FUZZ_DIR)/bin
 #   make fuzz-smoke     replays the committed corpus and the seeds from the fixtures, then fuzzes
-#                       each target FUZZ_SMOKE_SECONDS (30); part of `make test`
+#                       each target FUZZ_SMOKE_SECONDS (30), then runs tests/fuzz/structural.py
+#                       as long; part of `make test`
 #   make fuzz           the same with FUZZ_SECONDS (600) per target; the corpus found is kept in
 #                       $(FUZZ_DIR)/work/<target> and reused by the next run
 #
@@ -49,11 +50,15 @@ fuzz-build:
 	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 
-fuzz-smoke: fuzz-build pydeps
+# Then the structure-aware admission fuzzer (tests/fuzz/structural.py) through the sanitized CLI
+# of mk/asan.mk, for the same time.
+fuzz-smoke: fuzz-build pydeps asan-bins
 	@tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	@python3 tests/fuzz/structural.py --seconds $(FUZZ_SMOKE_SECONDS) --out $(FUZZ_DIR)/structural
 
-fuzz: fuzz-build pydeps
+fuzz: fuzz-build pydeps asan-bins
 	@tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@python3 tests/fuzz/structural.py --seconds $(FUZZ_SECONDS) --out $(FUZZ_DIR)/structural
 
 TEST_SUITES += fuzz-smoke
 

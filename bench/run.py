@@ -444,7 +444,7 @@ def summarise(rounds, micro_res, cm_res):
         f["p99_ms_at_%d_%s" % (rate, name)] = both(lambda r, k=key: r[k]["p99_ms"])
         f["cpu_us_per_request_%s" % name] = both(lambda r, k=key: r[k]["cpu_us_per_request"])
     # Which fixed-rate runs fell behind in some round (their latencies then measure a queue).
-    f["not_sustained"] = sorted({"%s %s" % (impl, k) for r in rounds for impl in r
+    f["not_sustained"] = sorted({"%s %s" % (impl, k) for r in rounds for impl in ("ours", "peer")
                                  for k, v in r[impl].items()
                                  if isinstance(v, dict) and v.get("sustained") is False})
     f["rss_idle_mb"] = both(lambda r: r["rss_idle_mb"])
@@ -581,7 +581,7 @@ def main():
         prof = {"dur": 1.0, "dur_2000": 2, "warmup": 0.5, "step": 1.0, "bisect": 2,
                 "handshakes": 60, "micro_rounds": 5, "micro_iterations": 300, "cm_rounds": 3}
     else:
-        prof = {"dur": 4, "dur_2000": 8, "warmup": 1, "step": 2.5, "bisect": 3,
+        prof = {"dur": 3, "dur_2000": 6, "warmup": 1, "step": 2, "bisect": 3,
                 "handshakes": 300, "micro_rounds": 15, "micro_iterations": 1000, "cm_rounds": 7}
     started = time.time()
     load_before = loadavg()
@@ -606,7 +606,7 @@ def main():
     rounds, hints = [], {}
     for i in range(a.rounds):
         order = all_impls if i % 2 == 0 else list(reversed(all_impls))
-        rnd = {}
+        rnd = {"load_average": loadavg()}
         for impl in order:
             log("round %d/%d: %s" % (i + 1, a.rounds, impl.name))
             rnd[impl.name] = measure(impl, bins, fx, tls, prof, hints.get(impl.name))
@@ -622,6 +622,7 @@ def main():
         "machine": machine(),
         "load_average_before": load_before,
         "load_average_after": loadavg(),
+        "load_average_rounds": [r["load_average"] for r in rounds],
         "rounds": a.rounds,
         "quick": a.quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -18,7 +18,7 @@ BENCH_ARGS = --build $(BUILD) $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) \
 BENCH_RUN  = taskset -c 1 python3 bench/run.py $(BENCH_ARGS)
 # With the control plane's tools built, the harness runs inside with-cluster.sh, which provides
 # KUBECONFIG for the ConfigMap lookup figures; without them those figures are skipped.
-BENCH_WRAP = $(if $(wildcard $(BUILD)/tools/stamp),tests/cluster/with-cluster.sh bench)
+BENCH_WRAP = $(if $(wildcard $(or $(FMW_TOOLS_DIR),$(BUILD)/tools)/stamp),tests/cluster/with-cluster.sh bench)
 
 $(BENCH_DIR)/bin/loadgen: bench/loadgen.c
 	@mkdir -p $(@D)
@@ -33,7 +33,16 @@ $(BENCH_DIR)/bin/peer: bench/peer/go.mod bench/peer/go.sum $(wildcard bench/peer
 	@mkdir -p $(@D)
 	cd bench/peer && go build -trimpath -o $(abspath $@) .
 
-bench-bins: all $(BENCH_BINS)
+# valgrind (instruction counts) and Go (the peer) come with the machine image; as root, a missing
+# valgrind is installed from Debian's packages.
+.PHONY: bench-deps
+bench-deps:
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; } || \
+	    echo "bench: valgrind is missing; instruction counts will be skipped" >&2
+	@command -v go >/dev/null || { echo "bench: the Go toolchain is needed for the peer" >&2; exit 1; }
+
+bench-bins: all bench-deps $(BENCH_BINS)
 
 bench: bench-bins pydeps
 	@$(BENCH_WRAP) $(BENCH_RUN)

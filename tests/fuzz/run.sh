@@ -13,6 +13,14 @@ shift 2
 seeds=$dir/seeds
 rm -rf "$seeds"
 python3 "$here/seeds.py" "$seeds" || exit 1
+# The corpus earlier long runs reached, minimized (libFuzzer -merge=1) and kept small: one
+# archive per target in tests/fuzz/merged/, unpacked next to the seeds.
+for archive in "$here"/merged/*.tar.gz; do
+    [ -f "$archive" ] || continue
+    t=$(basename "$archive" .tar.gz)
+    mkdir -p "$seeds/merged-$t"
+    tar -xzf "$archive" -C "$seeds/merged-$t" || exit 1
+done
 
 # Leak checks stay on (LeakSanitizer is part of ASan); UBSan reports abort (built so).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
@@ -31,7 +39,7 @@ for t in "$@"; do
     start=$(date +%s)
 
     # 1. Replay: every committed and seed input once, as regression tests.
-    mapfile -t inputs < <(find "$committed" "$seeds/$t" -type f 2>/dev/null | sort)
+    mapfile -t inputs < <(find "$committed" "$seeds/$t" "$seeds/merged-$t" -type f 2>/dev/null | sort)
     ok=1
     if [ ${#inputs[@]} -gt 0 ]; then
         if ! timeout 600 "$bin" -timeout=20 -rss_limit_mb=2560 "${inputs[@]}" >"$log" 2>&1; then
@@ -45,7 +53,8 @@ for t in "$@"; do
     if [ $ok -eq 1 ]; then
         timeout $((seconds + 120)) "$bin" -max_total_time="$seconds" -timeout=20 \
             -rss_limit_mb=2560 -max_len=65536 -print_final_stats=1 \
-            -artifact_prefix="$artifacts/" "$work" "$committed" "$seeds/$t" >>"$log" 2>&1
+            -artifact_prefix="$artifacts/" "$work" "$committed" "$seeds/$t" \
+            $( [ -d "$seeds/merged-$t" ] && echo "$seeds/merged-$t" ) >>"$log" 2>&1
         rc=$?
         if [ $rc -ne 0 ]; then
             ok=0

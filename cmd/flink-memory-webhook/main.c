@@ -134,6 +134,20 @@ static void log_decision(const struct fmw_server_request *req, const struct fmw_
     fmw_log_end(&l);
 }
 
+/* The kind label of the decisions metric: the kinds we act on, else "other". The kind comes from
+ * the request, so anyone who reaches /mutate could otherwise fill the metric's series cap with
+ * made-up kinds and leave no series for real ones. */
+static const char *kind_label(const char *kind)
+{
+    static const char *const KNOWN[] = {"Pod", "Deployment", "StatefulSet", "ReplicaSet", "Job",
+                                        "CronJob"};
+    for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) {
+        if (strcmp(kind, KNOWN[i]) == 0)
+            return KNOWN[i];
+    }
+    return kind[0] ? "other" : "";
+}
+
 /* POST /mutate: one AdmissionReview. */
 static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
                            struct fmw_server_response *resp)
@@ -170,7 +184,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         fmw_obs_inc(fmw_obs_series2(a->decisions, "error", ""));
     } else {
         log_decision(req, &dec, now_ns() - start);
-        fmw_obs_inc(fmw_obs_series2(a->decisions, dec.outcome, dec.kind));
+        fmw_obs_inc(fmw_obs_series2(a->decisions, dec.outcome, kind_label(dec.kind)));
     }
     fmw_diag_cleanup(&d);
     return err;

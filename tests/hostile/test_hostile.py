@@ -592,3 +592,26 @@ def test_configmap_names_never_leave_the_configmaps_path(env, name):
         assert any("not read" in w for w in r["warnings"]), r
     assert api.paths[before:] == [], api.paths[before:]
     assert_serving(env)
+
+
+def test_made_up_kinds_do_not_crowd_the_metrics(env):
+    """Regression: the decisions metric was labelled with the request's kind as sent, so 300
+    made-up kinds filled its series cap (256) and real decisions went uncounted."""
+    raw = b"".join(post_raw(json.dumps(review({"metadata": {}}, kind=f"Made{i:04d}")))
+                   for i in range(300))
+    rs, _ = exchange(env.port, raw, timeout=30, want=300)
+    assert len(rs) == 300 and all(r.status == 200 for r in rs)
+    uid, good = good_request()
+    check_review_answer(exchange(env.port, good)[0][0], uid)
+    with socket.create_connection(("127.0.0.1", env.health_port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        page = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            page += chunk
+    lines = [l for l in page.decode().splitlines() if l.startswith(
+        "flink_memory_webhook_admissions_total{")]
+    assert not any("Made0" in l for l in lines), lines[:5]
+    assert any('kind="Pod"' in l and 'outcome="patched"' in l for l in lines), lines

@@ -13,8 +13,8 @@
 #include "pkg/memsize/memsize.h"
 
 static const char *const FUZZ_SIZE_KEYS[] = {
-    FMW_JM_PROCESS,      FMW_JM_FLINK,        FMW_JM_HEAP,         FMW_JM_OFF_HEAP,
-    FMW_JM_METASPACE,    FMW_JM_OVERHEAD_MIN, FMW_JM_OVERHEAD_MAX, FMW_JM_LEGACY_HEAP,
+    FMW_JM_PROCESS,   FMW_JM_FLINK,        FMW_JM_HEAP,         FMW_JM_OFF_HEAP,
+    FMW_JM_METASPACE, FMW_JM_OVERHEAD_MIN, FMW_JM_OVERHEAD_MAX, FMW_JM_LEGACY_HEAP,
 };
 
 static inline void fuzz_exercise_conf(const struct fmw_conf *conf, unsigned variant)
@@ -41,8 +41,8 @@ static inline void fuzz_exercise_conf(const struct fmw_conf *conf, unsigned vari
     (void)fmw_conf_get_int(conf, FMW_JM_LEGACY_HEAP_MB, 0, &i32, &present, &d);
     fmw_diag_cleanup(&d);
 
-    static const struct fmw_flink_version lines[] = {{1, 11, -1}, {1, 17, 2}, {1, 20, -1},
-                                                     {2, 0, -1}};
+    static const struct fmw_flink_version lines[] = {
+        {1, 11, -1}, {1, 17, 2}, {1, 20, -1}, {2, 0, -1}};
     static const enum fmw_legacy_heap legacy[] = {FMW_LEGACY_HEAP, FMW_LEGACY_PROCESS,
                                                   FMW_LEGACY_NONE};
     struct fmw_jm_input in = {conf, lines[variant % 4], legacy[(variant / 4) % 3],

@@ -55,8 +55,8 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
     struct fmw_diag d = FMW_DIAG_INIT;
     FUZZ_CHECK(req->deadline_ns >= req->received_ns);
     FUZZ_CHECK(req->body.ptr[req->body.len] == '\0');
-    enum fmw_err err = fmw_admission_review(&cfg, &src, req->body.ptr, req->body.len,
-                                            &resp->body, &dec, &d);
+    enum fmw_err err =
+        fmw_admission_review(&cfg, &src, req->body.ptr, req->body.len, &resp->body, &dec, &d);
     if (err == FMW_EINVAL) {
         resp->status = 400;
         fmw_buf_reset(&resp->body);
@@ -91,8 +91,8 @@ static void make_cert(const char *dir, char *cert_path, char *key_path, size_t n
     X509_gmtime_adj(X509_getm_notAfter(x), 86400 * 30);
     X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
     X509_set_issuer_name(x, name);
     FUZZ_CHECK(X509_sign(x, key, EVP_sha256()) > 0);
     snprintf(cert_path, n, "%s/tls.crt", dir);

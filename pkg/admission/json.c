@@ -260,7 +260,8 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
     return true;
 }
 
-static json_t *parse_number(struct parser *ps)
+/* Not inlined: its buffer would otherwise sit in every level of the parse_value recursion. */
+__attribute__((noinline)) static json_t *parse_number(struct parser *ps)
 {
     const unsigned char *s = ps->p, *p = s, *end = ps->end;
     bool neg = false, is_real = false;

@@ -462,8 +462,10 @@ def summarise(rounds, micro_res, cm_res):
         f["ns_per_review_%s" % name] = {"ours": m["ns_per_op"], "peer": None, "ratio": None,
                                         "spread": [m["min"], m["max"]]}
         if "instructions" in m:
+            # Deterministic: one count per run, so the spread is that count.
             f["instructions_per_review_%s" % name] = {"ours": m["instructions"], "peer": None,
-                                                      "ratio": None, "spread": None}
+                                                      "ratio": None,
+                                                      "spread": [m["instructions"]] * 2}
     if "instructions" in micro_res["jm-5k"]:
         f["instructions_per_review"] = dict(f["instructions_per_review_jm-5k"])
     else:

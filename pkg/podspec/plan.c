@@ -320,30 +320,33 @@ static char *join2(const char *a, const char *b)
     return fmw_buf_take(&out);
 }
 
-/* The options config.sh takes from the conf file for all processes (spec §6.4). */
-static char *config_all_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
+/* config.sh: up to 1.18 the key's value with one pair of quotes stripped; from 1.19
+ * "<default-opts> <opts>" joined first, then stripped (spec §6.4). */
+static char *script_opts(const struct fmw_conf *conf, struct fmw_flink_version v,
+                         const char *default_key, const char *opts)
 {
-    const char *opts = conf_text(conf, "env.java.opts");
-    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 17)) >= 0 && *conf_text(conf, "env.java.opts.all"))
-        opts = conf_text(conf, "env.java.opts.all");
     if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 19)) < 0)
         return strip_quotes(opts);
-    char *joined = join2(conf_text(conf, "env.java.default-opts.all"), opts);
+    char *joined = join2(conf_text(conf, default_key), opts);
     char *stripped = joined ? strip_quotes(joined) : NULL;
     free(joined);
     return stripped;
 }
 
+/* The options config.sh takes from the conf file for all processes. */
+static char *config_all_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
+{
+    const char *opts = conf_text(conf, "env.java.opts");
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 17)) >= 0 && *conf_text(conf, "env.java.opts.all"))
+        opts = conf_text(conf, "env.java.opts.all");
+    return script_opts(conf, v, "env.java.default-opts.all", opts);
+}
+
 /* The JobManager's own options from the conf file. */
 static char *config_jm_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
 {
-    const char *opts = conf_text(conf, "env.java.opts.jobmanager");
-    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 19)) < 0)
-        return strip_quotes(opts);
-    char *joined = join2(conf_text(conf, "env.java.default-opts.jobmanager"), opts);
-    char *stripped = joined ? strip_quotes(joined) : NULL;
-    free(joined);
-    return stripped;
+    return script_opts(conf, v, "env.java.default-opts.jobmanager",
+                       conf_text(conf, "env.java.opts.jobmanager"));
 }
 
 /* An option source: its text, and the env var that holds it when it comes from the env. */

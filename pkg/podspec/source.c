@@ -32,6 +32,7 @@ struct gather {
     struct fmw_diag *msg;
     json_t *notes;
     struct cm_cache cms;
+    bool properties_applied; /* FLINK_PROPERTIES edited the file */
 };
 
 static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
@@ -260,6 +261,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
             return unreadable(g, "out of memory");
         enum fmw_err err = fmw_conf_parse_legacy(conf, text, strlen(text), g->msg);
         free(text);
+        g->properties_applied = err == FMW_OK;
         return err ? unreadable(g, "FLINK_PROPERTIES: %s", fmw_diag_msg(g->msg))
                    : FMW_PLAN_RESOLVED;
     }
@@ -288,6 +290,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
             return unreadable(g, "FLINK_PROPERTIES: %s", fmw_strerror(err));
         p += n + (nl ? 1 : 0);
     }
+    g->properties_applied = true;
     return FMW_PLAN_RESOLVED;
 }
 
@@ -341,7 +344,7 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
                                        char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
                                        json_t *notes)
 {
-    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}};
+    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}, false};
     enum fmw_plan_status st;
     source[0] = '\0';
     if (in->configmap_annotation) {
@@ -469,6 +472,10 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
     if (st == FMW_PLAN_RESOLVED)
         st = apply_flink_properties(&g, conf, false);
 out:
+    if (st == FMW_PLAN_RESOLVED && g.properties_applied) {
+        size_t n = strlen(source);
+        snprintf(source + n, FMW_PLAN_TEXT - n, ", edited by FLINK_PROPERTIES");
+    }
     cms_cleanup(&g.cms);
     return st;
 }

@@ -110,6 +110,7 @@ def main(out):
             data = by_name[used[0]].get("data") or {}
             cm_text = data.get("flink-conf.yaml") or data.get("config.yaml") or ""
         write(out, "admission", review + ("\n#fmw-configmap\n" + cm_text if used else ""))
+        write(out, "json", review)
         # The same review over HTTP, through TLS (first byte odd).
         body = review.encode()
         write(out, "http", b"\x01POST /mutate?timeout=10s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -133,6 +134,11 @@ def main(out):
           "contexts:\n- name: c\n  context: {cluster: k, user: u}\nusers:\n"
           "- name: u\n  user: {tokenFile: token, certificate-authority: ca.crt}\n")
     write(out, "kubeconfig", "a: &x [1, 2, *x]\nb: !!binary aGVsbG8=\nc: [yes, no, ~, 0x1f, 1e3]\n")
+
+    for text in ['{"a":1,"a":2}', '[1e309]', '"\\u0000"', '"\\ud800"', '[-0, 0.0, 1E+2, -1e-7]',
+                 '{"k": [true, false, null, {}, []]}', ' \t\n{"x":"\\u00e9\\ud83d\\ude00"} ',
+                 '123456789012345678901234567890', '[' * 2049 + ']' * 2049, '"\xff"']:
+        write(out, "json", text)
 
     for req in [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
                 b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",

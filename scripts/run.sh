@@ -114,6 +114,15 @@ curl -sf --max-time 1 "http://127.0.0.1:$health_port/readyz" >/dev/null ||
     fail "the webhook is not ready: $(tail -n 5 "$run_dir/webhook.log")"
 echo "ready; health, readiness and metrics on http://127.0.0.1:$health_port/{healthz,readyz,metrics}"
 
+# A namespace an earlier run left terminating takes no new objects: let it go first.
+for ns in "$release_ns" "$demo_ns"; do
+    for _ in $(seq 240); do
+        phase=$(kubectl get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) || break
+        [ "$phase" = Terminating ] || break
+        sleep 0.5
+    done
+done
+
 step "helm install $release charts/flink-memory-webhook (webhook.url points at the local process)"
 helm upgrade --install "$release" "$root/charts/flink-memory-webhook" -n "$release_ns" \
     --create-namespace --set "webhook.url=https://127.0.0.1:$webhook_port/mutate" \

@@ -196,12 +196,31 @@ static enum fmw_err type_plain(struct fmw_str s, struct scalar *out)
 struct source {
     const char *text;
     size_t len;
+    /* libyaml's marks count characters, not bytes: a cursor converts them, amortised over a
+     * document walked (mostly) in order. */
+    size_t cur_char, cur_byte;
 };
 
-/* True when the node's properties (written before it: an anchor and/or a tag) hold a tag. */
-static bool has_explicit_tag(const struct source *src, const yaml_node_t *node)
+/* The byte offset of character `index` in the UTF-8 source. */
+static size_t byte_offset(struct source *src, size_t index)
 {
-    size_t i = node->start_mark.index;
+    if (index < src->cur_char) {
+        src->cur_char = 0;
+        src->cur_byte = 0;
+    }
+    while (src->cur_char < index && src->cur_byte < src->len) {
+        src->cur_byte++;
+        while (src->cur_byte < src->len && ((unsigned char)src->text[src->cur_byte] & 0xC0) == 0x80)
+            src->cur_byte++;
+        src->cur_char++;
+    }
+    return src->cur_byte;
+}
+
+/* True when the node's properties (written before it: an anchor and/or a tag) hold a tag. */
+static bool has_explicit_tag(struct source *src, const yaml_node_t *node)
+{
+    size_t i = byte_offset(src, node->start_mark.index);
     for (int props = 0; props < 2 && i < src->len; props++) {
         if (src->text[i] == '!')
             return true;
@@ -253,12 +272,21 @@ static enum fmw_err construct_tagged(const char *tag, struct fmw_str s, struct s
     return rc;
 }
 
-static enum fmw_err type_scalar(const struct source *src, const yaml_node_t *node,
-                                struct scalar *out)
+static bool resolves_as_other_type(struct fmw_str s);
+
+static enum fmw_err type_scalar(struct source *src, const yaml_node_t *node, struct scalar *out)
 {
     struct fmw_str s = {(const char *)node->data.scalar.value, node->data.scalar.length};
-    if (src && has_explicit_tag(src, node))
-        return construct_tagged((const char *)node->tag, s, out);
+    /* libyaml gives every untagged scalar the str tag: any other tag was written. A written
+     * !!str matters only on a plain scalar that would otherwise be typed, so only then is the
+     * source looked at. */
+    const char *tag = (const char *)node->tag;
+    bool default_tag = !tag || strcmp(tag, YAML_DEFAULT_SCALAR_TAG) == 0;
+    if (!default_tag)
+        return construct_tagged(tag, s, out);
+    if (src && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && resolves_as_other_type(s) &&
+        has_explicit_tag(src, node))
+        return construct_tagged(tag, s, out);
     /* Quoted and block scalars are strings; plain ones are typed by their text. */
     if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
         out->type = FMW_CONF_STRING;
@@ -367,8 +395,7 @@ static void null_forget(struct flattener *f, const struct fmw_buf *key)
     }
 }
 
-static enum fmw_err null_remember(struct flattener *f, const struct fmw_buf *key,
-                                  yaml_node_t *node)
+static enum fmw_err null_remember(struct flattener *f, const struct fmw_buf *key, yaml_node_t *node)
 {
     null_forget(f, key);
     if (f->nnulls >= FMW_CONF_MAX_ENTRIES)
@@ -576,7 +603,7 @@ out:
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
-    struct flattener f = {{text, len}, NULL, conf, d, detail, 0, NULL, 0};
+    struct flattener f = {{text, len, 0, 0}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");
     yaml_parser_t parser;

@@ -180,7 +180,7 @@ def test_generated_tls_survives_upgrade_and_uninstall_leaves_nothing():
     ns = release
     full = f"{release}-flink-memory-webhook"
     # A namespace label nobody has: the API server never calls this release's (absent) pods.
-    sel = ["--set", f"webhook.namespaceSelector.matchLabels.fmw-chart-never={ID}"]
+    sel = ["--set-string", f"webhook.namespaceSelector.matchLabels.fmw-chart-never={ID}"]
     try:
         helm("install", release, CHART, "-n", ns, "--create-namespace", *sel)
         first = secret_data(ns, f"{full}-tls")
@@ -346,7 +346,7 @@ def installed():
         ca = base64.b64encode(f.read()).decode()
     port = free_port()
     values = ["--set", f"webhook.url=https://127.0.0.1:{port}/mutate", "--set", f"webhook.caBundle={ca}",
-              "--set", f"webhook.namespaceSelector.matchLabels.fmw-chart={ID}"]
+              "--set-string", f"webhook.namespaceSelector.matchLabels.fmw-chart={ID}"]
     helm("install", release, CHART, "-n", ns, "--create-namespace", *values)
     token = kubectl("create", "token", full, "-n", ns, "--duration=1h").stdout.strip()
     wh = RootfsWebhook(work, ns, token, port)

@@ -176,6 +176,20 @@ Test(flinkconf, yaml_null_fails_only_as_the_final_value)
     fmw_conf_cleanup(&conf);
 }
 
+Test(flinkconf, yaml_explicit_tags_after_non_ascii_text)
+{
+    /* libyaml's marks count characters: the tag must still be found after multi-byte text. */
+    const char *text = "a: \xef\xbc\x91g\nb: !!float 1\nc: !!str 12\nd: 12\n";
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    cr_assert_eq(fmw_conf_parse_yaml(&conf, text, strlen(text), NULL, NULL), FMW_OK);
+    cr_expect_str_eq(text_of(&conf, "b"), "1.0");
+    cr_expect_eq(fmw_conf_get(&conf, "b")->type, FMW_CONF_FLOAT);
+    cr_expect_eq(fmw_conf_get(&conf, "c")->type, FMW_CONF_STRING);
+    cr_expect_eq(fmw_conf_get(&conf, "d")->type, FMW_CONF_INT);
+    fmw_conf_cleanup(&conf);
+}
+
 Test(flinkconf, yaml_dotted_and_nested_later_wins)
 {
     const char *text = "jobmanager.memory.process.size: 1g\n"

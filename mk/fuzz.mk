@@ -7,7 +7,7 @@
 #                       each target FUZZ_SMOKE_SECONDS (30), then runs tests/fuzz/structural.py
 #                       as long; part of `make test`
 #   make fuzz           the same with FUZZ_SECONDS (600) per target; the corpus found is kept in
-#                       $(FUZZ_DIR)/work/<target> and reused by the next run
+#                       $(FUZZ_DIR)/runs/<target> and reused by the next run
 #
 # FUZZ_TARGETS="http admission" limits the targets. A crash leaves its input in
 # $(FUZZ_DIR)/artifacts/<target>/; copy it into tests/fuzz/corpus/<target>/ once fixed, so that

@@ -2,7 +2,7 @@
 # run.sh FUZZ_DIR SECONDS TARGET...: for each target, replays the committed corpus
 # (tests/fuzz/corpus/<target>: crash reproducers and hand-written seeds) and the seeds made from
 # the test fixtures, then fuzzes it for SECONDS with those as the starting corpus. New inputs go
-# to FUZZ_DIR/work/<target>, crashes to FUZZ_DIR/artifacts/<target>/. One process at a time
+# to FUZZ_DIR/runs/<target>, crashes to FUZZ_DIR/artifacts/<target>/. One process at a time
 # (the machine has two cores). Ends with "fuzz: N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +31,7 @@ total_execs=0
 for t in "$@"; do
     bin=$dir/bin/fuzz_$t
     committed=$here/corpus/$t
-    work=$dir/work/$t
+    work=$dir/runs/$t
     artifacts=$dir/artifacts/$t
     log=$dir/logs/$t.log
     mkdir -p "$work" "$artifacts" "$(dirname "$log")" "$committed"

@@ -574,7 +574,10 @@ def test_resources_bounded_after_catalogue(env):
     """After everything above: few descriptors left open, memory far from the request caps."""
     time.sleep(0.5)
     assert env.open_fds() < 64, env.open_fds()
-    assert env.rss_kib() < 400 * 1024, env.rss_kib()
+    # AddressSanitizer's quarantine and shadow memory make RSS meaningless in the sanitized run
+    # (it measured 460 MB there); the plain run holds the real bound.
+    if not os.environ.get("FMW_ASAN_BIN"):
+        assert env.rss_kib() < 400 * 1024, env.rss_kib()
 
 
 @pytest.mark.parametrize("name", [".", "..", "a..b", "-a", "a-", "a.-b", "UPPER", "x?watch=1"])

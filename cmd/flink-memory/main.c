@@ -143,8 +143,8 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
 {
     char ver[16];
     version_str(o->version, ver);
-    bool yaml_capable = fmw_flink_version_cmp(o->version, FMW_FLINK_LINE(1, 19)) >= 0;
-    bool legacy_capable = o->version.major < 2;
+    bool yaml_capable = fmw_flink_reads_standard_file(o->version);
+    bool legacy_capable = fmw_flink_reads_legacy_file(o->version);
     *path = NULL;
     *format = o->format;
     if (o->config) {
@@ -166,7 +166,7 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
         snprintf(standard, n, "%s/config.yaml", o->conf_dir);
         /* GlobalConfiguration: ≤1.18 flink-conf.yaml only; 1.19/1.20 flink-conf.yaml when it
          * exists, else config.yaml; 2.x config.yaml only. */
-        bool use_legacy = legacy_capable && (!yaml_capable || file_exists(legacy));
+        bool use_legacy = fmw_flink_uses_legacy_file(o->version, file_exists(legacy));
         *path = use_legacy ? legacy : standard;
         free(use_legacy ? standard : legacy);
         if (*format == FORMAT_AUTO)

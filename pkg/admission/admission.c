@@ -120,9 +120,24 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
     va_end(ap);
     snprintf(text, sizeof text, WARN_PREFIX "%s%s%s", container ? container : "",
              container && *container ? ": " : "", body);
-    for (char *p = text; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+    /* Control characters become spaces; bytes that are not UTF-8 (user text cut by a "%.Ns")
+     * become '?', since a warning must be a valid JSON string. */
+    for (unsigned char *p = (unsigned char *)text; *p;) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
+        int ok = n >= 0;
+        for (int i = 1; ok && i <= n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        if (n == 0 && (*p < 0x20 || *p == 0x7f))
             *p = ' ';
+        p += n + 1;
     }
     /* Cut on a UTF-8 boundary. */
     size_t n = strlen(text);
@@ -224,9 +239,9 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         }
         dec->outcome = "denied";
         json_object_set_new(a->response, "allowed", json_false());
-        json_object_set_new(a->response, "status",
-                            json_pack("{s:i,s:s,s:s}", "code", 403, "reason", "Forbidden",
-                                      "message", msg));
+        json_object_set_new(
+            a->response, "status",
+            json_pack("{s:i,s:s,s:s}", "code", 403, "reason", "Forbidden", "message", msg));
         json_object_set_new(a->audit, "decision", json_string("denied"));
         return FMW_OK;
     }
@@ -264,8 +279,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
 
 enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
                                   const struct fmw_cm_source *src, const char *body, size_t len,
-                                  struct fmw_buf *out, struct fmw_decision *dec,
-                                  struct fmw_diag *d)
+                                  struct fmw_buf *out, struct fmw_decision *dec, struct fmw_diag *d)
 {
     memset(dec, 0, sizeof *dec);
     dec->outcome = "skipped";
@@ -293,13 +307,15 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     const char *uid = json_string_value(json_object_get(req, "uid"));
     if (!json_is_object(in) || !api ||
         (strcmp(api, "admission.k8s.io/v1") != 0 && strcmp(api, "admission.k8s.io/v1beta1") != 0)) {
-        err = fmw_diag_set(d, FMW_EINVAL, "not an AdmissionReview: apiVersion must be "
-                                          "admission.k8s.io/v1");
+        err = fmw_diag_set(d, FMW_EINVAL,
+                           "not an AdmissionReview: apiVersion must be "
+                           "admission.k8s.io/v1");
         goto out;
     }
     if (!kind || strcmp(kind, "AdmissionReview") != 0 || !json_is_object(req) || !uid || !*uid) {
-        err = fmw_diag_set(d, FMW_EINVAL, "not an AdmissionReview: kind AdmissionReview with a "
-                                          "request and a request.uid is required");
+        err = fmw_diag_set(d, FMW_EINVAL,
+                           "not an AdmissionReview: kind AdmissionReview with a "
+                           "request and a request.uid is required");
         goto out;
     }
     copy_text(dec->uid, sizeof dec->uid, uid);
@@ -358,8 +374,10 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     if (!m && !is_pod)
         m = json_string_value(json_object_get(json_object_get(meta, "annotations"), FMW_ANN_MODE));
     if (m && !fmw_mode_parse(m, &mode))
-        add_warning(a.warnings, NULL, "annotation " FMW_ANN_MODE " '%.32s' is not enforce, "
-                                      "dry-run or off; using %s", m, mode_name(cfg->mode));
+        add_warning(a.warnings, NULL,
+                    "annotation " FMW_ANN_MODE " '%.32s' is not enforce, "
+                    "dry-run or off; using %s",
+                    m, mode_name(cfg->mode));
     if (mode == FMW_MODE_OFF)
         goto answer;
 

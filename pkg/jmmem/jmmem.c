@@ -58,6 +58,21 @@ bool fmw_flink_version_parse(const char *text, struct fmw_flink_version *v)
     return true;
 }
 
+bool fmw_flink_reads_legacy_file(struct fmw_flink_version v)
+{
+    return v.major < 2;
+}
+
+bool fmw_flink_reads_standard_file(struct fmw_flink_version v)
+{
+    return fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 19)) >= 0;
+}
+
+bool fmw_flink_uses_legacy_file(struct fmw_flink_version v, bool legacy_exists)
+{
+    return fmw_flink_reads_legacy_file(v) && (!fmw_flink_reads_standard_file(v) || legacy_exists);
+}
+
 void fmw_jm_result_init(struct fmw_jm_result *r)
 {
     memset(&r->spec, 0, sizeof r->spec);

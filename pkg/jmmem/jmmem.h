@@ -45,6 +45,16 @@ extern const struct fmw_flink_version FMW_FLINK_OLDEST, FMW_FLINK_NEWEST, FMW_FL
 int fmw_flink_version_cmp(struct fmw_flink_version a, struct fmw_flink_version b);
 
 /*
+ * Which configuration file a JobManager of line `v` reads from its conf dir (spec §5): the legacy
+ * flink-conf.yaml is read up to 1.20, the standard config.yaml from 1.19; where both can be read
+ * (1.19, 1.20) flink-conf.yaml wins when it exists. The CLI and the pod analysis both ask here.
+ */
+bool fmw_flink_reads_legacy_file(struct fmw_flink_version v);
+bool fmw_flink_reads_standard_file(struct fmw_flink_version v);
+/* True when the JobManager reads flink-conf.yaml, given whether the conf dir holds one. */
+bool fmw_flink_uses_legacy_file(struct fmw_flink_version v, bool legacy_exists);
+
+/*
  * How the deprecated jobmanager.heap.size / jobmanager.heap.mb / FLINK_JM_HEAP are read in 1.x
  * (spec §3.1): as JVM heap (every script-started JobManager), as total process memory (the
  * YARN/Kubernetes client), or not at all (the resolver called directly; always so in 2.x, which

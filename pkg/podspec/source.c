@@ -214,8 +214,8 @@ static bool line_at_least(struct fmw_flink_version v, int major, int minor)
 static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, const char *name,
                                        const char *text, size_t len)
 {
-    bool yaml = g->in->version.major >= 2 ||
-                (line_at_least(g->in->version, 1, 19) && strcmp(name, STANDARD_FILE) == 0);
+    bool yaml = !fmw_flink_reads_legacy_file(g->in->version) ||
+                (fmw_flink_reads_standard_file(g->in->version) && strcmp(name, STANDARD_FILE) == 0);
     struct fmw_buf detail;
     fmw_buf_init(&detail, 1024);
     enum fmw_err err = yaml ? fmw_conf_parse_yaml(conf, text, len, g->msg, &detail)
@@ -297,7 +297,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
 static enum fmw_plan_status image_default(struct gather *g, struct fmw_conf *conf,
                                           char source[FMW_PLAN_TEXT])
 {
-    const char *file = line_at_least(g->in->version, 1, 19) ? STANDARD_FILE : LEGACY_FILE;
+    const char *file = fmw_flink_reads_standard_file(g->in->version) ? STANDARD_FILE : LEGACY_FILE;
     snprintf(source, FMW_PLAN_TEXT, "the image's %s (%s: %s)", file, IMAGE_DEFAULT_KEY,
              IMAGE_DEFAULT_VALUE);
     if (fmw_conf_set(conf, fmw_str_c(IMAGE_DEFAULT_KEY), fmw_str_c(IMAGE_DEFAULT_VALUE),
@@ -326,15 +326,15 @@ static enum fmw_plan_status from_annotation(struct gather *g, struct fmw_conf *c
     const char *key = slash ? slash + 1 : NULL;
     if (!key) {
         /* The version's choice: flink-conf.yaml up to 1.18; in 1.19/1.20 when present. */
-        bool legacy = g->in->version.major < 2 &&
-                      (!line_at_least(g->in->version, 1, 19) || json_object_get(data, LEGACY_FILE));
-        key = legacy ? LEGACY_FILE : STANDARD_FILE;
+        key = fmw_flink_uses_legacy_file(g->in->version, json_object_get(data, LEGACY_FILE))
+                  ? LEGACY_FILE
+                  : STANDARD_FILE;
     }
     json_t *text = json_object_get(data, key);
     if (!json_is_string(text))
         return unreadable(g, "ConfigMap %s has no key %s", name, key);
     snprintf(source, FMW_PLAN_TEXT, "ConfigMap %s key %s (annotation)", name, key);
-    const char *file = (g->in->version.major >= 2 || strcmp(key, STANDARD_FILE) == 0)
+    const char *file = (!fmw_flink_reads_legacy_file(g->in->version) || strcmp(key, STANDARD_FILE) == 0)
                            ? STANDARD_FILE
                            : LEGACY_FILE;
     return parse_file(g, conf, file, json_string_value(text), json_string_length(text));
@@ -410,16 +410,17 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
         /* Every file of the mount, chosen as the version's GlobalConfiguration does. */
         struct found legacy, standard;
         legacy.text = standard.text = NULL;
-        if (in->version.major < 2 && find_in_volume(&g, dir_vol, LEGACY_FILE, &legacy)) {
+        if (fmw_flink_reads_legacy_file(in->version) &&
+            find_in_volume(&g, dir_vol, LEGACY_FILE, &legacy)) {
             st = FMW_PLAN_UNREADABLE;
             goto out;
         }
-        if (line_at_least(in->version, 1, 19) &&
+        if (fmw_flink_reads_standard_file(in->version) &&
             find_in_volume(&g, dir_vol, STANDARD_FILE, &standard)) {
             st = FMW_PLAN_UNREADABLE;
             goto out;
         }
-        bool use_legacy = legacy.text != NULL || !line_at_least(in->version, 1, 19);
+        bool use_legacy = fmw_flink_uses_legacy_file(in->version, legacy.text != NULL);
         struct found *chosen = use_legacy ? &legacy : &standard;
         const char *file = use_legacy ? LEGACY_FILE : STANDARD_FILE;
         if (!chosen->text) {
@@ -436,9 +437,9 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
 
     /* The image's conf dir, possibly with single files mounted over its own. */
     int k = -1;
-    if (in->version.major < 2 && file_vol[0])
+    if (fmw_flink_reads_legacy_file(in->version) && file_vol[0])
         k = 0; /* a mounted flink-conf.yaml is read by every 1.x line */
-    else if (line_at_least(in->version, 1, 19) && file_vol[1])
+    else if (fmw_flink_reads_standard_file(in->version) && file_vol[1])
         k = 1;
     for (int j = 0; j < 2; j++) {
         if (file_vol[j] && j != k)

@@ -49,6 +49,7 @@ $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
 CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize base)
+UNIT_LIBS := $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs base)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -80,7 +81,7 @@ deps-check:
 UNIT_PKGS := $(notdir $(patsubst %/,%,$(wildcard tests/unit/*/)))
 define unit_rules
 $(BUILD)/tests/unit/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
-                          $(BUILD)/obj/tests/unit/support.o $(CLI_LIBS)
+                          $(BUILD)/obj/tests/unit/support.o $(UNIT_LIBS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS) $$(shell $$(PKG_CONFIG) --libs criterion) -lpthread
 endef

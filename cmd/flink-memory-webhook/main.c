@@ -154,7 +154,9 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
 {
     struct app *a = ctx;
     uint64_t start = now_ns();
-    struct fmw_cm_cache_source cs = {a->cache, 0};
+    /* On the loop thread only what the cache holds is read; a lookup that would wait sends the
+     * whole review to a worker (FMW_EAGAIN), before anything is logged or counted. */
+    struct fmw_cm_cache_source cs = {a->cache, 0, !req->may_block, false};
     if (req->deadline_ns > start + ANSWER_MARGIN_NS)
         cs.deadline_ns = req->deadline_ns - ANSWER_MARGIN_NS;
     else
@@ -165,6 +167,10 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
     struct fmw_diag d = FMW_DIAG_INIT;
     enum fmw_err err = fmw_admission_review(&a->cfg, &src, req->body.ptr, req->body.len,
                                             &resp->body, &dec, &d);
+    if (cs.would_wait) {
+        fmw_diag_cleanup(&d);
+        return FMW_EAGAIN;
+    }
     if (err == FMW_EINVAL) {
         /* Not an AdmissionReview we can answer: the caller gets a 400 that says why. */
         resp->status = 400;
@@ -382,7 +388,7 @@ int main(int argc, char **argv)
     if (fmw_cm_cache_new(client, &cc, metrics, &app.cache) != FMW_OK)
         goto out;
 
-    struct fmw_server_route routes[] = {{"/mutate", mutate, &app}};
+    struct fmw_server_route routes[] = {{"/mutate", mutate, &app, true}};
     struct fmw_server_config sc;
     fmw_server_config_defaults(&sc);
     sc.tls_host = o.address;

@@ -29,6 +29,8 @@ const char *fmw_strerror(enum fmw_err err)
         return "EUSAGE";
     case FMW_EINTERNAL:
         return "EINTERNAL";
+    case FMW_EAGAIN:
+        return "EAGAIN";
     }
     return "EUNKNOWN";
 }

@@ -26,7 +26,8 @@ enum fmw_err {
     FMW_ENOTFOUND = -7, /* the thing looked up does not exist */
     FMW_ETIMEDOUT = -8, /* a deadline passed */
     FMW_EUSAGE = -9,    /* the caller used an interface wrongly (bad flag, bad argument) */
-    FMW_EINTERNAL = -10 /* a bug of ours; never caused by input alone */
+    FMW_EINTERNAL = -10, /* a bug of ours; never caused by input alone */
+    FMW_EAGAIN = -11     /* the work would have to wait (I/O) where waiting is not allowed */
 };
 
 /* A short stable name for a code, e.g. "EINVAL"; never NULL. */

@@ -404,11 +404,36 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
     return err;
 }
 
+enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
+                               size_t max_bytes, json_t **data, struct fmw_diag *d)
+{
+    if (!valid_name(ns) || !valid_name(name))
+        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns,
+                            name);
+    enum fmw_err err = FMW_EAGAIN;
+    pthread_mutex_lock(&c->mu);
+    struct entry *e = find(c, ns, name);
+    if (e && fresh(c, e, now_ns()) && e->bytes <= max_bytes) {
+        lru_front(c, e);
+        err = answer(e, data);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (err == FMW_EAGAIN)
+        return fmw_diag_set(d, FMW_EAGAIN, "ConfigMap %s/%s is not in the cache", ns, name);
+    obs_inc(err == FMW_OK ? c->hit : c->notfound);
+    return err;
+}
+
 static enum fmw_err source_get(void *ctx, const char *ns, const char *name, json_t **data,
                                struct fmw_diag *d)
 {
     struct fmw_cm_cache_source *s = ctx;
-    return fmw_cm_cache_get(s->cache, ns, name, s->deadline_ns, data, d);
+    if (!s->cached_only)
+        return fmw_cm_cache_get(s->cache, ns, name, s->deadline_ns, data, d);
+    enum fmw_err err = fmw_cm_cache_peek(s->cache, ns, name, FMW_CM_CACHED_ONLY_MAX, data, d);
+    if (err == FMW_EAGAIN)
+        s->would_wait = true;
+    return err;
 }
 
 void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out)

@@ -91,10 +91,29 @@ void fmw_cm_cache_free(struct fmw_cm_cache *c);
 enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
                               uint64_t deadline_ns, json_t **data, struct fmw_diag *d);
 
-/* A ConfigMap source for one admission: the cache with that request's deadline. */
+/*
+ * The data of ConfigMap ns/name when the cache can answer at once, without an API call and
+ * without waiting for one: a fresh entry (or a fresh "does not exist") of at most `max_bytes`.
+ * FMW_EAGAIN otherwise (a miss, an expired entry, a call in flight, a larger ConfigMap), with
+ * nothing counted; the caller then asks fmw_cm_cache_get() where it may wait. Thread-safe.
+ */
+enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
+                               size_t max_bytes, json_t **data, struct fmw_diag *d);
+
+/* Largest ConfigMap a cached-only source hands out (see below). */
+#define FMW_CM_CACHED_ONLY_MAX (256u * 1024u)
+
+/*
+ * A ConfigMap source for one admission: the cache with that request's deadline. With
+ * `cached_only`, lookups only peek (at most FMW_CM_CACHED_ONLY_MAX bytes, so the work stays
+ * small too) and one that would have to wait fails with FMW_EAGAIN and sets `would_wait`: the
+ * whole admission must then be done again with a source that may wait.
+ */
 struct fmw_cm_cache_source {
     struct fmw_cm_cache *cache;
     uint64_t deadline_ns;
+    bool cached_only;
+    bool would_wait;
 };
 void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out);
 

@@ -26,7 +26,7 @@ void srv_wake(struct fmw_server *srv)
         ;
 }
 
-static void run_job(struct srv_job *job)
+void srv_job_run(struct srv_job *job)
 {
     const struct srv_route *route = job->route;
     /* A request that waited past its deadline for a worker is answered at once: the client has
@@ -60,7 +60,7 @@ static void *worker_main(void *arg)
         fmw_obs_gauge_add(srv->m.queue_depth, -1);
 
         job->next = NULL;
-        run_job(job);
+        srv_job_run(job);
 
         pthread_mutex_lock(&srv->done_mu);
         bool was_empty = srv->done_head == NULL;
@@ -137,6 +137,15 @@ struct srv_job *srv_job_get(struct fmw_server *srv)
     job->handler_err = FMW_OK;
     job->remote[0] = '\0';
     return job;
+}
+
+void srv_job_reset_response(struct fmw_server *srv, struct srv_job *job)
+{
+    fmw_buf_reset(&job->resp.body);
+    job->resp.body.max = srv->cfg.max_response;
+    job->resp.status = 200;
+    job->resp.content_type = "application/json";
+    job->handler_err = FMW_OK;
 }
 
 void srv_job_put(struct fmw_server *srv, struct srv_job *job)

@@ -61,6 +61,7 @@ void fmw_server_config_defaults(struct fmw_server_config *cfg)
     cfg->max_body = 7 * MIB;
     cfg->max_headers = 16 * 1024;
     cfg->max_response = 7 * MIB;
+    cfg->inline_max_body = 256 * 1024;
     cfg->request_timeout_ms = 10000;
     cfg->idle_timeout_ms = 120000;
     cfg->handler_timeout_ms = 10000;
@@ -621,6 +622,16 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c, struct ev
     job->req.deadline_ns = t0 + budget;
     srv->jobs_active++;
     fmw_obs_gauge_add(srv->m.in_flight, 1);
+    if (route->inline_first && len <= srv->cfg.inline_max_body) {
+        job->req.may_block = false;
+        srv_job_run(job);
+        if (job->handler_err != FMW_EAGAIN) {
+            finish_job(srv, job);
+            return;
+        }
+        srv_job_reset_response(srv, job);
+    }
+    job->req.may_block = true;
     srv_pool_submit(srv, job);
 }
 
@@ -774,6 +785,7 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
         srv->routes[i].builtin = SRV_HANDLER;
         srv->routes[i].fn = r->fn;
         srv->routes[i].ctx = r->ctx;
+        srv->routes[i].inline_first = r->inline_first;
         srv->n_routes++;
     }
     return FMW_OK;

@@ -8,7 +8,8 @@
  * Threads: fmw_server_run() runs the event loop on the calling thread, which does all network I/O
  * and TLS. Handlers run on a small pool of worker threads, so a slow handler (a ConfigMap lookup
  * on a cache miss) never stalls other connections; their responses go back to the loop thread to
- * be written. The engine underneath (libevent + OpenSSL) is not visible in this header.
+ * be written. A route may ask to be tried on the loop thread first, where a handler that would
+ * have to wait says so and is handed to a worker instead. The engine underneath (libevent + OpenSSL) is not visible in this header.
  */
 #ifndef FMW_SERVER_H
 #define FMW_SERVER_H
@@ -32,6 +33,11 @@ struct fmw_server_request {
      * sends). A handler bounds its own slow work (lookups) by `deadline_ns`. */
     uint64_t received_ns;
     uint64_t deadline_ns;
+    /* False when the handler runs on the event-loop thread (see `inline_first`): it must then
+     * not wait for anything (I/O, locks held across I/O) and returns FMW_EAGAIN instead, with
+     * nothing done that shows outside (no log line, no metric), to be called again on a worker
+     * with `may_block` true. */
+    bool may_block;
 };
 
 /*
@@ -46,19 +52,26 @@ struct fmw_server_response {
 };
 
 /*
- * A route handler. Runs on a worker thread, possibly concurrently with itself: `ctx` must be
- * thread-safe. FMW_OK sends the response as filled in; any other code sends a 500 with a generic
+ * A route handler. Runs on a worker thread, or first on the loop thread for an `inline_first`
+ * route, possibly concurrently with itself: `ctx` must be thread-safe. FMW_OK sends the response as filled in; any other code sends a 500 with a generic
  * JSON error (the body is discarded) and logs the code. A request whose deadline passed while it
  * waited for a worker is answered 503 {"error":"overloaded"} without calling the handler.
  */
 typedef enum fmw_err fmw_server_handler_fn(void *ctx, const struct fmw_server_request *req,
                                            struct fmw_server_response *resp);
 
-/* A handler route: exact `path` ("/mutate"), POST only, Content-Type application/json only. */
+/*
+ * A handler route: exact `path` ("/mutate"), POST only, Content-Type application/json only.
+ * `inline_first`: a request whose body is at most the server's inline_max_body is first handled
+ * on the loop thread with `may_block` false, and goes to a worker only when the handler answers
+ * FMW_EAGAIN. That spares the two thread hand-offs (four context switches when the threads
+ * share a core) that otherwise cost more than a small handler itself.
+ */
 struct fmw_server_route {
     const char *path;
     fmw_server_handler_fn *fn;
     void *ctx;
+    bool inline_first;
 };
 
 /* Configuration. Start from fmw_server_config_defaults() and set what differs. Strings are
@@ -87,6 +100,9 @@ struct fmw_server_config {
     size_t max_body;             /* request body cap (413); default 7 MiB */
     size_t max_headers;          /* request line + headers cap (400); default 16 KiB */
     size_t max_response;         /* response body cap for handlers; default 7 MiB */
+    size_t inline_max_body;      /* largest body an inline_first route handles on the loop
+                                    thread (the loop serves no other connection meanwhile);
+                                    default 256 KiB; 0: always on a worker */
     unsigned request_timeout_ms; /* first byte (or accept, with the handshake) to the full
                                     request; past it the connection is closed; default 10000 */
     unsigned idle_timeout_ms;    /* keep-alive idle time and write stall limit; default 120000 */

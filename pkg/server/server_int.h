@@ -47,6 +47,7 @@ struct srv_route {
     enum srv_builtin builtin;
     fmw_server_handler_fn *fn;
     void *ctx;
+    bool inline_first;
     struct fmw_obs_series *duration; /* this route's latency series */
 };
 
@@ -165,6 +166,10 @@ void srv_pool_stop(struct fmw_server *srv);
 struct srv_job *srv_job_get(struct fmw_server *srv);
 void srv_job_put(struct fmw_server *srv, struct srv_job *job);
 void srv_pool_submit(struct fmw_server *srv, struct srv_job *job);
+/* Runs a job's handler on the calling thread (a worker, or the loop for an inline attempt). */
+void srv_job_run(struct srv_job *job);
+/* Gives a job the preset response again, after an inline attempt answered FMW_EAGAIN. */
+void srv_job_reset_response(struct fmw_server *srv, struct srv_job *job);
 /* Takes every finished job (loop thread). */
 struct srv_job *srv_pool_take_done(struct fmw_server *srv);
 void srv_wake(struct fmw_server *srv);

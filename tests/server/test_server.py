@@ -743,6 +743,38 @@ def test_handler_error_and_404(d):
     assert any(l.get("msg") == "handler failed" for l in d.log_lines())
 
 
+def test_inline_first_route():
+    # A small request to an inline_first route is answered on the loop thread; one whose handler
+    # says it would wait (FMW_EAGAIN) is answered from a worker, and nothing of the attempt on
+    # the loop (its partial body, its status) reaches the client; a body over inline_max_body
+    # goes straight to a worker.
+    d = Daemon("--inline-max-body", "4096")
+    try:
+        status, body, _ = post(d, "/inline", b'{"a":1}')
+        assert status == 200 and json.loads(body) == {"on_loop": True, "len": 7}, (status, body)
+        status, body, _ = post(d, "/inline?wait=1", b'{"a":1}')
+        assert status == 200 and json.loads(body) == {"on_loop": False, "len": 7}, (status, body)
+        big = b'{"a":"' + b"x" * 5000 + b'"}'
+        status, body, _ = post(d, "/inline", big)
+        assert status == 200 and json.loads(body) == {"on_loop": False, "len": len(big)}, body
+        # Keep-alive: a connection is served inline, then from a worker, then inline again.
+        c = d.https()
+        for q, on_loop in (("", True), ("?wait=1", False), ("", True)):
+            status, body, _ = request(c, "POST", "/inline" + q, b"{}")
+            assert status == 200 and json.loads(body)["on_loop"] is on_loop, (q, status, body)
+        c.close()
+        m = d.metrics()
+        handled = M + "testd_handled_total"
+        assert m.get(handled, handler="inline-loop") == 3
+        assert m.get(handled, handler="inline-deferred") == 2
+        assert m.get(handled, handler="inline-worker") == 3
+        # Every request counted once, however many attempts it took.
+        assert m.get(M + "http_requests_total", route="/inline", code="200") == 6
+        assert m.get(M + "http_requests_in_flight") == 0
+    finally:
+        assert d.stop() == 0
+
+
 def test_big_response(d):
     status, body, r = post(d, "/big?bytes=3000000")
     assert status == 200 and len(body) == 3000000 and set(body) == {ord("x")}

@@ -8,6 +8,9 @@
  *   /slow    sleeps (?delay_ms=N, default --slow-ms) and answers {"slept_ms":N}
  *   /fail    returns an error code: the server must answer 500
  *   /big     answers a body of ?bytes=N bytes (the response cap applies)
+ *   /inline  an inline_first route: answers {"on_loop":B,"len":N}; with ?wait=1 an attempt on
+ *            the loop thread writes partial output and answers FMW_EAGAIN (a lookup that would
+ *            wait), so the request must be answered from a worker, without that output
  *
  * SIGTERM/SIGINT start the drain, SIGHUP asks for a certificate check. Exit status: 0 drained,
  * 3 grace period exceeded, 1 start-up error.
@@ -133,6 +136,21 @@ static enum fmw_err big(void *ctx, const struct fmw_server_request *req,
     return FMW_OK;
 }
 
+static enum fmw_err inline_route(void *ctx, const struct fmw_server_request *req,
+                                 struct fmw_server_response *resp)
+{
+    (void)ctx;
+    if (!req->may_block && query_num(req->query, "wait", 0)) {
+        fmw_obs_inc(fmw_obs_series1(g_handled, "inline-deferred"));
+        fmw_buf_adds(&resp->body, "partial output of the loop attempt");
+        resp->status = 299;
+        return FMW_EAGAIN;
+    }
+    fmw_obs_inc(fmw_obs_series1(g_handled, req->may_block ? "inline-worker" : "inline-loop"));
+    return fmw_buf_addf(&resp->body, "{\"on_loop\":%s,\"len\":%zu}",
+                        req->may_block ? "false" : "true", req->body.len);
+}
+
 static int usage(void)
 {
     fprintf(stderr,
@@ -140,7 +158,7 @@ static int usage(void)
             "  [--port-file F] [--tls13-only] [--workers N] [--max-connections N]\n"
             "  [--max-body N] [--request-timeout-ms N] [--idle-timeout-ms N]\n"
             "  [--handler-timeout-ms N] [--reload-ms N] [--drain-delay-ms N] [--grace-ms N]\n"
-            "  [--slow-ms N] [--log-level L]\n");
+            "  [--slow-ms N] [--inline-max-body N] [--log-level L]\n");
     return 1;
 }
 
@@ -193,6 +211,8 @@ int main(int argc, char **argv)
             cfg.drain_delay_ms = (unsigned)atoi(v);
         } else if (strcmp(a, "--grace-ms") == 0) {
             cfg.grace_ms = (unsigned)atoi(v);
+        } else if (strcmp(a, "--inline-max-body") == 0) {
+            cfg.inline_max_body = (size_t)atol(v);
         } else if (strcmp(a, "--slow-ms") == 0) {
             g_slow_ms = (unsigned)atoi(v);
         } else if (strcmp(a, "--log-level") == 0) {
@@ -218,7 +238,7 @@ int main(int argc, char **argv)
     }
     static const struct fmw_server_route routes[] = {
         {"/echo", echo, NULL}, {"/mutate", mutate, NULL}, {"/slow", slow, NULL},
-        {"/fail", fail, NULL}, {"/big", big, NULL},
+        {"/fail", fail, NULL}, {"/big", big, NULL}, {"/inline", inline_route, NULL, true},
     };
     cfg.routes = routes;
     cfg.n_routes = sizeof(routes) / sizeof(routes[0]);

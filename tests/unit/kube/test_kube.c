@@ -81,3 +81,57 @@ Test(kube, kubeconfig_without_server_is_refused)
     unlink(path);
     fmw_diag_cleanup(&d);
 }
+
+/* A client whose API server refuses at once (nothing listens on port 1). */
+static struct fmw_kube_client *refusing_client(void)
+{
+    char path[] = "/tmp/fmw-kubeconfig-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char *text = "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                       "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                       "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                       "users: [{name: u, user: {token: t}}]\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct fmw_kube_client *c = NULL;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    cr_assert_eq(fmw_kube_client_new(path, &c, &d), FMW_OK, "%s", fmw_diag_msg(&d));
+    unlink(path);
+    fmw_diag_cleanup(&d);
+    return c;
+}
+
+Test(kube, cached_only_source_never_calls_the_api)
+{
+    struct fmw_kube_client *client = refusing_client();
+    struct fmw_cm_cache_config cfg;
+    fmw_cm_cache_config_defaults(&cfg);
+    struct fmw_cm_cache *cache = NULL;
+    cr_assert_eq(fmw_cm_cache_new(client, &cfg, NULL, &cache), FMW_OK);
+    json_t *data = NULL;
+    struct fmw_diag d = FMW_DIAG_INIT;
+
+    /* Nothing cached: a peek says it would have to wait; a source that may wait reaches the
+     * API (which refuses). */
+    cr_expect_eq(fmw_cm_cache_peek(cache, "ns", "cm", FMW_CM_CACHED_ONLY_MAX, &data, &d),
+                 FMW_EAGAIN);
+    struct fmw_cm_cache_source cs = {cache, 0, true, false};
+    struct fmw_cm_source src;
+    fmw_cm_cache_source(&cs, &src);
+    cr_expect_eq(src.get(src.ctx, "ns", "cm", &data, &d), FMW_EAGAIN);
+    cr_expect(cs.would_wait);
+    cs.cached_only = false;
+    cs.would_wait = false;
+    cr_expect_eq(src.get(src.ctx, "ns", "cm", &data, &d), FMW_EIO, "%s", fmw_diag_msg(&d));
+    cr_expect(!cs.would_wait);
+    /* A name that is never valid is refused alike, without waiting for anything. */
+    cs.cached_only = true;
+    cr_expect_eq(src.get(src.ctx, "ns", "..", &data, &d), FMW_EINVAL);
+    cr_expect(!cs.would_wait);
+    cr_expect_null(data);
+
+    fmw_diag_cleanup(&d);
+    fmw_cm_cache_free(cache);
+    fmw_kube_client_free(client);
+}

@@ -14,7 +14,7 @@ AR         ?= ar
 PKG_CONFIG ?= pkg-config
 
 # Dependencies, all Debian 12 packages found through pkg-config.
-DEP_MODULES := jansson yaml-0.1 libevent libevent_openssl openssl libcurl
+DEP_MODULES := jansson yaml-0.1 libevent libevent_openssl openssl
 DEP_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(DEP_MODULES) 2>/dev/null)
 DEP_LIBS    := $(shell $(PKG_CONFIG) --libs $(DEP_MODULES) 2>/dev/null)
 

@@ -59,7 +59,17 @@ asan-e2e: asan-bins pydeps tools
 
 CLUSTER_SUITES += asan
 
-asan: asan-unit asan-bins pydeps tools
+$(ASAN_DIR)/tests/kube-get: $(ASAN_DIR)/obj/tests/kube/kubeget.o $(ASAN_LIB)
+	@mkdir -p $(@D)
+	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
+
+# pkg/kube's HTTP client against the scripted servers of tests/kube, sanitized.
+asan-kube: asan-bins pydeps
+	@$(MAKE) --no-print-directory $(ASAN_DIR)/tests/kube-get
+	@ASAN_OPTIONS=detect_leaks=1 KUBE_GET=$(ASAN_DIR)/tests/kube-get KUBE_GET_SANITIZED=1 \
+	    python3 -m pytest -q tests/kube
+
+asan: asan-unit asan-bins asan-kube pydeps tools
 	@if [[ " $${FMW_RUN_SUITES:-} " == *" server-tests-asan "* ]]; then \
 	    echo "asan: server suite: run by make test as server-tests-asan"; \
 	else \

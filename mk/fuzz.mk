@@ -1,5 +1,5 @@
 # libFuzzer targets (tests/fuzz/): our packages built with clang coverage + ASan + UBSan, linked
-# with each driver. jansson, libyaml, libevent, OpenSSL and libcurl stay the uninstrumented Debian
+# with each driver. jansson, libyaml, libevent and OpenSSL stay the uninstrumented Debian
 # libraries: the point is our code (STYLE.md).
 #
 #   make fuzz-build     the targets, in $(FUZZ_DIR)/bin

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config
-  libjansson-dev libyaml-dev libevent-dev libssl-dev libcurl4-openssl-dev
+  libjansson-dev libyaml-dev libevent-dev libssl-dev
   libcriterion-dev
   clang clang-tidy cppcheck clang-format
   libclang-rt-14-dev llvm-14

@@ -11,7 +11,6 @@
 #include "pkg/obs/obs.h"
 #include "pkg/server/server.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -436,6 +435,5 @@ out:
     fmw_kube_client_free(client);
     fmw_obs_registry_free(metrics);
     fmw_diag_cleanup(&d);
-    curl_global_cleanup();
     return rc;
 }

@@ -235,8 +235,8 @@ static bool is_alnum_lower(char c)
 
 /* A DNS-1123 subdomain (what Kubernetes allows for names and namespaces): dot-separated labels
  * of [a-z0-9-] that start and end with [a-z0-9]. This also keeps the API path free of dot
- * segments: libcurl resolves them, so "." read the namespace's ConfigMap list and ".." the
- * Namespace object. */
+ * segments: HTTP clients and proxies resolve them (libcurl, which this client once was, did), so
+ * "." read the namespace's ConfigMap list and ".." the Namespace object. */
 static bool valid_name(const char *s)
 {
     size_t n = strlen(s);

@@ -1,12 +1,10 @@
 /*
- * A minimal Kubernetes API client over libcurl: GET requests with a deadline, authenticated as
- * the pod's service account (token re-read as kubelet rotates it, cluster CA) or from a
- * kubeconfig (client certificate, token or token file, CA file or data). Easy handles are pooled
- * so keep-alive connections are reused across lookups.
+ * A minimal Kubernetes API client: GET requests with a deadline (http.c), authenticated as the
+ * pod's service account (token re-read as kubelet rotates it, cluster CA) or from a kubeconfig
+ * (client certificate, token or token file, CA file or data).
  */
 #include "pkg/kube/kube_int.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -18,7 +16,6 @@
 #include <time.h>
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define POOL_MAX 8
 #define TOKEN_MAX (64 * 1024)
 #define TOKEN_RECHECK_S 30
 
@@ -33,8 +30,8 @@ struct fmw_kube_client {
     char *token_file;
     time_t token_checked;
     struct timespec token_mtime;
-    CURL *pool[POOL_MAX];
-    size_t npool;
+    struct kube_http http;
+    bool http_ready;
 };
 
 static enum fmw_err read_whole(const char *path, struct fmw_buf *out, size_t max,
@@ -108,8 +105,8 @@ void fmw_kube_client_free(struct fmw_kube_client *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->npool; i++)
-        curl_easy_cleanup(c->pool[i]);
+    if (c->http_ready)
+        kube_http_cleanup(&c->http);
     free(c->server);
     free(c->token);
     free(c->token_file);
@@ -228,26 +225,42 @@ out:
     return err;
 }
 
+/* The transport, once the server and TLS material are known: a bad URL or PEM shows at start. */
+static enum fmw_err transport(struct fmw_kube_client *c, struct fmw_diag *d)
+{
+    struct kube_endpoint ep;
+    enum fmw_err err = kube_endpoint_parse(c->server, &ep, d);
+    if (err)
+        return err;
+    SSL_CTX *ctx = NULL;
+    if (ep.tls)
+        err = kube_tls_context(&c->ca, &c->cert, &c->key, c->insecure, &ctx, d);
+    kube_endpoint_cleanup(&ep);
+    if (!err)
+        err = kube_http_init(&c->http, c->server, ctx, c->insecure, d);
+    if (err) {
+        SSL_CTX_free(ctx);
+        return err;
+    }
+    c->http_ready = true;
+    return FMW_OK;
+}
+
 enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
                                  struct fmw_diag *d)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, fmw_kube_global_init);
     struct fmw_kube_client *c = client_alloc();
     if (!c)
         return FMW_ENOMEM;
     enum fmw_err err = kubeconfig ? from_kubeconfig(c, kubeconfig, d) : in_cluster(c, d);
+    if (!err)
+        err = transport(c, d);
     if (err) {
         fmw_kube_client_free(c);
         return err;
     }
     *out = c;
     return FMW_OK;
-}
-
-void fmw_kube_global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 /* The bearer token, re-read from its file when the file changed (kubelet rotates it). */
@@ -279,92 +292,20 @@ static char *current_token(struct fmw_kube_client *c)
     return copy;
 }
 
-static CURL *take_handle(struct fmw_kube_client *c)
+static uint64_t now_ns(void)
 {
-    pthread_mutex_lock(&c->mu);
-    CURL *h = c->npool ? c->pool[--c->npool] : NULL;
-    pthread_mutex_unlock(&c->mu);
-    return h ? h : curl_easy_init();
-}
-
-static void give_handle(struct fmw_kube_client *c, CURL *h)
-{
-    pthread_mutex_lock(&c->mu);
-    if (c->npool < POOL_MAX) {
-        c->pool[c->npool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (h)
-        curl_easy_cleanup(h);
-}
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
-{
-    struct fmw_buf *b = arg;
-    return fmw_buf_add(b, ptr, size * n) == FMW_OK ? size * n : 0;
-}
-
-static void blob(CURL *h, CURLoption opt, const struct fmw_buf *b)
-{
-    if (b->len == 0)
-        return;
-    struct curl_blob cb = {b->data, b->len, CURL_BLOB_COPY};
-    curl_easy_setopt(h, opt, &cb);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
                           long *status, struct fmw_buf *body, struct fmw_diag *d)
 {
-    CURL *h = take_handle(c);
-    if (!h)
-        return fmw_diag_set(d, FMW_ENOMEM, "curl_easy_init failed");
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", c->server, path);
+    uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
     char *token = current_token(c);
-    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-    char auth[TOKEN_MAX + 32];
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
-    }
+    enum fmw_err err = kube_http_get(&c->http, path, token, deadline, status, body, d);
     free(token);
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "flink-memory-webhook");
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-    blob(h, CURLOPT_CAINFO_BLOB, &c->ca);
-    blob(h, CURLOPT_SSLCERT_BLOB, &c->cert);
-    blob(h, CURLOPT_SSLKEY_BLOB, &c->key);
-    if (c->cert.len)
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    CURLcode rc = curl_easy_perform(h);
-    curl_slist_free_all(headers);
-    enum fmw_err err = FMW_OK;
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        err = fmw_diag_set(d, FMW_ETIMEDOUT, "the API server did not answer within %ld ms",
-                           timeout_ms);
-    else if (rc == CURLE_WRITE_ERROR)
-        err = fmw_diag_set(d, FMW_ETOOBIG, "the API server's answer is too large");
-    else if (rc != CURLE_OK)
-        err = fmw_diag_set(d, FMW_EIO, "API request failed: %s", curl_easy_strerror(rc));
-    else
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    /* A handle that failed may hold a broken connection: do not reuse it. */
-    if (err) {
-        curl_easy_cleanup(h);
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-        give_handle(c, h);
-    }
     return err;
 }
 

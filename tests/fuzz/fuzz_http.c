@@ -117,8 +117,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(mkdtemp(dir) != NULL);
     make_cert(dir, cert, key, sizeof cert);
 
-    static const struct fmw_server_route routes[] = {{"/mutate", mutate, NULL},
-                                                     {"/echo", echo, NULL}};
+    /* /mutate is tried on the loop thread first, /echo always runs on a worker. */
+    static const struct fmw_server_route routes[] = {{"/mutate", mutate, NULL, true},
+                                                     {"/echo", echo, NULL, false}};
     struct fmw_server_config cfg;
     fmw_server_config_defaults(&cfg);
     cfg.tls_host = "127.0.0.1";

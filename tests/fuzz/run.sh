@@ -34,7 +34,7 @@ for t in "$@"; do
     work=$dir/runs/$t
     artifacts=$dir/artifacts/$t
     log=$dir/logs/$t.log
-    mkdir -p "$work" "$artifacts" "$(dirname "$log")" "$committed"
+    mkdir -p "$work" "$artifacts" "$(dirname "$log")" "$committed" "$seeds/$t"
     [ -x "$bin" ] || { echo "fuzz $t: no binary $bin" >&2; failed=$((failed + 1)); failures+=("$t"); continue; }
     start=$(date +%s)
 

@@ -1,0 +1,435 @@
+"""pkg/kube's API client (build/tests/kube-get) against scripted HTTP servers on loopback.
+
+Each server answers every request on every connection with a function of (connection number,
+request number on it, the request), so a test can send any framing, close or stall at any point,
+and then check what the client saw and sent. Certificates come from the openssl command.
+KUBE_GET names the binary (the Makefile sets it; `make asan` runs a sanitized one).
+"""
+import base64
+import json
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import yaml
+
+KUBE_GET = os.environ.get("KUBE_GET", "build/tests/kube-get")
+SANITIZED = os.environ.get("KUBE_GET_SANITIZED") == "1"
+
+
+def run(cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+class Pki:
+    """A CA and a server pair for localhost/127.0.0.1/::1, a second CA, a pair for another name,
+    and a client pair."""
+
+    def __init__(self, root):
+        self.root = root
+        self.ca_key, self.ca = self.make_ca("ca")
+        self.other_ca_key, self.other_ca = self.make_ca("other-ca")
+        self.server_key, self.server = self.leaf("server", self.ca, self.ca_key,
+                                                 "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1")
+        self.wrong_key, self.wrong = self.leaf("wrong", self.ca, self.ca_key,
+                                               "subjectAltName=DNS:api.example")
+        self.client_key, self.client = self.leaf("client", self.ca, self.ca_key,
+                                                 "extendedKeyUsage=clientAuth")
+
+    def p(self, name):
+        return os.path.join(self.root, name)
+
+    def key(self, name):
+        path = self.p(name + ".key")
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", path])
+        return path
+
+    def make_ca(self, name):
+        key = self.key(name)
+        crt = self.p(name + ".crt")
+        run(["openssl", "req", "-x509", "-new", "-key", key, "-out", crt, "-days", "2",
+             "-subj", "/CN=" + name, "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        return key, crt
+
+    def leaf(self, name, ca, ca_key, ext_line):
+        key = self.key(name)
+        csr, crt, ext = self.p(name + ".csr"), self.p(name + ".crt"), self.p(name + ".ext")
+        with open(ext, "w") as f:
+            f.write(ext_line + "\n")
+        run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj", "/CN=" + name])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+             "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext])
+        return key, crt
+
+
+@pytest.fixture(scope="session")
+def pki():
+    with tempfile.TemporaryDirectory(prefix="fmw-kube-pki-") as d:
+        yield Pki(d)
+
+
+def b64(path):
+    with open(path, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+class Server:
+    """A loopback HTTP(S) server. `answer(conn_no, req_no, request)` returns a list of steps:
+    bytes to send, a float to sleep, "close" to close the connection, "hang" to stop answering.
+    With tls_handshake=False the socket accepts and never speaks TLS."""
+
+    def __init__(self, answer, pki=None, cert=None, key=None, client_ca=None, family=socket.AF_INET,
+                 tls=True, tls_handshake=True):
+        self.answer, self.requests, self.connections = answer, [], 0
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = None
+        if tls and tls_handshake:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert or pki.server, key or pki.server_key)
+            if client_ca:
+                self.ctx.verify_mode = ssl.CERT_REQUIRED
+                self.ctx.load_verify_locations(client_ca)
+        self.tls_handshake = tls_handshake
+        self.held = []
+        self.stop = threading.Event()
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn, self.connections), daemon=True).start()
+
+    def serve(self, conn, conn_no):
+        if not self.tls_handshake:
+            self.held.append(conn)  # never answered, closed at the end
+            return
+        try:
+            if self.ctx:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            buf = b""
+            req_no = 0
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode().split("\r\n")
+                method, target, version = lines[0].split(" ")
+                headers = {}
+                for line in lines[1:]:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+                request = {"method": method, "path": target, "version": version,
+                           "headers": headers, "conn": conn_no}
+                self.requests.append(request)
+                req_no += 1
+                for step in self.answer(conn_no, req_no, request):
+                    if step == "close":
+                        conn.close()
+                        return
+                    if step == "hang":
+                        self.held.append(conn)
+                        return
+                    if isinstance(step, float):
+                        time.sleep(step)
+                    else:
+                        conn.sendall(step)
+        except (OSError, ssl.SSLError, ValueError):
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        for c in self.held:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def kubeconfig(tmp_path, server, pki=None, user=None, cluster_extra=None):
+    cluster = {"server": server}
+    if pki:
+        cluster["certificate-authority-data"] = b64(pki.ca)
+    cluster.update(cluster_extra or {})
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+           "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}],
+           "clusters": [{"name": "c", "cluster": cluster}],
+           "users": [{"name": "u", "user": user if user is not None else {"token": "sekret"}}]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def kube_get(kc, *args, timeout=30):
+    p = subprocess.run([KUBE_GET, "--kubeconfig", kc] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    if SANITIZED:
+        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def ok(body=b'{"data":{"k":"v"}}', extra=b""):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+            % (len(body), extra)) + body
+
+
+def url(srv, host="127.0.0.1", scheme="https"):
+    return "%s://%s:%d" % (scheme, host, srv.port)
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def make(answer, **kw):
+        s = Server(answer, **kw)
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        s.close()
+
+
+# ---- requests and framing ----
+
+def test_get_with_content_length_and_headers(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    kc = kubeconfig(tmp_path, url(srv) + "/base/", pki)
+    (r,) = kube_get(kc, "--path", "/api/v1/namespaces/ns/configmaps/cm")
+    assert (r["err"], r["status"], r["body"]) == ("OK", 200, '{"data":{"k":"v"}}'), r
+    req = srv.requests[0]
+    assert req["method"] == "GET" and req["version"] == "HTTP/1.1"
+    assert req["path"] == "/base/api/v1/namespaces/ns/configmaps/cm"
+    h = req["headers"]
+    assert h["host"] == "127.0.0.1:%d" % srv.port
+    assert h["authorization"] == "Bearer sekret"
+    assert h["accept"] == "application/json"
+    assert h["user-agent"].startswith("flink-memory-webhook/")
+
+
+def test_chunked_body_in_pieces(pki, serve, tmp_path):
+    body = json.dumps({"data": {"k%d" % i: "v" * i for i in range(200)}}).encode()
+    pieces = [body[i:i + 700] for i in range(0, len(body), 700)]
+    steps = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]
+    for i, p in enumerate(pieces):
+        # Sizes in both cases, an extension on one, each chunk split over two writes.
+        size = ("%x" % len(p)) if i % 2 else ("%X" % len(p))
+        ext = ";name=value" if i == 1 else ""
+        chunk = ("%s%s\r\n" % (size, ext)).encode() + p + b"\r\n"
+        steps += [chunk[:5], 0.01, chunk[5:]]
+    steps += [b"0\r\nX-Trailer: yes\r\n\r\n"]
+    srv = serve(lambda c, n, r: steps, pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--repeat", 1)
+    assert r["err"] == "OK" and r["body"] == body.decode(), (r["err"], r["msg"])
+
+
+def test_keep_alive_connection_reused(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    rs = kube_get(kubeconfig(tmp_path, url(srv), pki), "--repeat", 5)
+    assert [r["err"] for r in rs] == ["OK"] * 5
+    assert srv.connections == 1 and len(srv.requests) == 5
+
+
+def test_connection_closed_by_server_while_idle_is_retried(pki, serve, tmp_path):
+    # The server answers as if keeping the connection, then closes it: the next request finds
+    # it dead and is sent again on a new connection, unseen by the caller.
+    srv = serve(lambda c, n, r: [ok(), 0.05, "close"], pki=pki)
+    rs = kube_get(kubeconfig(tmp_path, url(srv), pki), "--repeat", 3, "--pause-ms", 200)
+    assert [r["err"] for r in rs] == ["OK"] * 3, rs
+    assert srv.connections == 3
+
+
+def test_connection_close_and_http10(pki, serve, tmp_path):
+    body = b'{"data":{}}'
+    answers = {1: [ok(extra=b"Connection: close\r\n"), "close"],
+               2: [b"HTTP/1.0 200 OK\r\n\r\n" + body, "close"],
+               3: [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body, 0.05, "close"]}
+    srv = serve(lambda c, n, r: answers[c], pki=pki)
+    rs = kube_get(kubeconfig(tmp_path, url(srv), pki), "--repeat", 3)
+    assert [(r["err"], r["body"]) for r in rs][1:] == [("OK", body.decode())] * 2, rs
+    assert rs[0]["err"] == "OK" and srv.connections == 3
+
+
+def test_interim_answer_skipped_and_statuses_passed_on(pki, serve, tmp_path):
+    answers = {1: [b"HTTP/1.1 100 Continue\r\n\r\n", ok()],
+               2: [b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"],
+               3: [b"HTTP/1.1 204 No Content\r\n\r\n"]}
+    srv = serve(lambda c, n, r: answers[n], pki=pki)
+    rs = kube_get(kubeconfig(tmp_path, url(srv), pki), "--repeat", 3)
+    assert [(r["err"], r["status"]) for r in rs] == [("OK", 200), ("OK", 404), ("OK", 204)], rs
+    assert rs[1]["body"] == "not found" and srv.connections == 1
+
+
+@pytest.mark.parametrize("answer, why", [
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 50, "close"], "cut short"),
+    ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc", "close"], "cut short"),
+    ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0.2, "close"], "bad chunk"),
+    ([b"SSH-2.0-OpenSSH\r\n\r\n", "close"], "not HTTP"),
+    ([b"HTTP/1.1 2x0 OK\r\n\r\n", "close"], "bad status"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "close"],
+     "two lengths"),
+    ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", "close"], "unknown coding"),
+    ([b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70000 + b"\r\n\r\n", "close"], "huge head"),
+    (["close"], "closed before answering"),
+])
+def test_malformed_answers_are_errors(pki, serve, tmp_path, answer, why):
+    srv = serve(lambda c, n, r: answer, pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki))
+    assert r["err"] == "EIO", (why, r)
+    assert "API server" in r["msg"], r
+
+
+def test_body_over_the_cap(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok(b"x" * 5000)], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--max-body", 1000)
+    assert r["err"] == "ETOOBIG" and "too large" in r["msg"], r
+
+
+# ---- deadlines ----
+
+def test_no_answer_times_out(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: ["hang"], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 300)
+    assert r["err"] == "ETIMEDOUT", r
+    assert 250 <= r["ms"] < 1500, r
+
+
+def test_slow_trickle_times_out(pki, serve, tmp_path):
+    # Bytes keep coming, but the whole answer is not there by the deadline.
+    trickle = [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"] + [b"x", 0.05] * 100
+    srv = serve(lambda c, n, r: trickle, pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 400)
+    assert r["err"] == "ETIMEDOUT" and r["ms"] < 1500, r
+
+
+def test_handshake_never_answered_times_out(pki, serve, tmp_path):
+    srv = serve(None, tls_handshake=False)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 300)
+    assert r["err"] == "ETIMEDOUT" and "handshake" in r["msg"], r
+    assert r["ms"] < 1500, r
+
+
+def test_refused_connection(pki, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    (r,) = kube_get(kubeconfig(tmp_path, "https://127.0.0.1:%d" % port, pki))
+    assert r["err"] == "EIO" and "cannot connect" in r["msg"] and "refused" in r["msg"], r
+
+
+# ---- TLS ----
+
+def test_unknown_ca_is_refused(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    kc = kubeconfig(tmp_path, url(srv), user={"token": "t"},
+                    cluster_extra={"certificate-authority-data": b64(pki.other_ca)})
+    (r,) = kube_get(kc)
+    assert r["err"] == "EIO" and "certificate" in r["msg"], r
+    assert srv.requests == []
+
+
+def test_name_mismatch_is_refused(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki, cert=pki.wrong, key=pki.wrong_key)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki))
+    assert r["err"] == "EIO" and "mismatch" in r["msg"], r
+    assert srv.requests == []
+
+
+def test_insecure_skip_verify(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki, cert=pki.wrong, key=pki.wrong_key)
+    kc = kubeconfig(tmp_path, url(srv), cluster_extra={"insecure-skip-tls-verify": True})
+    (r,) = kube_get(kc)
+    assert r["err"] == "OK", r
+
+
+def test_host_name_looked_up_and_verified(pki, serve, tmp_path):
+    # "localhost" goes through the name lookup; the certificate's DNS name must match.
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv, host="localhost"), pki))
+    assert r["err"] == "OK", r
+    assert srv.requests[0]["headers"]["host"] == "localhost:%d" % srv.port
+
+
+def test_ipv6_literal(pki, serve, tmp_path):
+    try:
+        srv = serve(lambda c, n, r: [ok()], pki=pki, family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    (r,) = kube_get(kubeconfig(tmp_path, "https://[::1]:%d" % srv.port, pki))
+    assert r["err"] == "OK", r
+    assert srv.requests[0]["headers"]["host"] == "[::1]:%d" % srv.port
+
+
+def test_client_certificate(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki, client_ca=pki.ca)
+    user = {"client-certificate-data": b64(pki.client), "client-key-data": b64(pki.client_key)}
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki, user=user))
+    assert r["err"] == "OK", r
+    assert "authorization" not in srv.requests[0]["headers"]
+    # Without one, the server ends the handshake.
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki, user={}))
+    assert r["err"] == "EIO", r
+
+
+def test_client_certificate_files_and_token_file(pki, serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], pki=pki, client_ca=pki.ca)
+    token = tmp_path / "token"
+    token.write_text("from-file\n")
+    user = {"client-certificate": pki.client, "client-key": pki.client_key,
+            "tokenFile": str(token)}
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki, user=user))
+    assert r["err"] == "OK", r
+    assert srv.requests[0]["headers"]["authorization"] == "Bearer from-file"
+
+
+def test_plain_http(serve, tmp_path):
+    srv = serve(lambda c, n, r: [ok()], tls=False)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv, scheme="http")))
+    assert r["err"] == "OK", r
+
+
+# ---- configurations refused when the client is made ----
+
+@pytest.mark.parametrize("server, extra, user, word", [
+    ("ftp://127.0.0.1:1", {}, None, "https://"),
+    ("https://127.0.0.1:99999", {}, None, "port"),
+    ("https://[::1", {}, None, "["),
+    ("https://user@host:443", {}, None, "host"),
+    ("https://127.0.0.1:1", {"certificate-authority-data": base64.b64encode(b"junk").decode()},
+     None, "certificate authority"),
+    ("https://127.0.0.1:1", {}, {"client-certificate-data": base64.b64encode(b"junk").decode(),
+                                 "client-key-data": base64.b64encode(b"junk").decode()},
+     "client certificate"),
+])
+def test_bad_configuration_refused_at_start(pki, tmp_path, server, extra, user, word):
+    cluster_extra = dict(extra)
+    if "certificate-authority-data" not in cluster_extra:
+        cluster_extra["certificate-authority-data"] = b64(pki.ca)
+    (r,) = kube_get(kubeconfig(tmp_path, server, user=user, cluster_extra=cluster_extra))
+    assert r.get("new_err") == "EINVAL" and word in r["msg"], r

@@ -49,7 +49,7 @@ $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
 CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize base)
-UNIT_LIBS := $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs base)
+UNIT_LIBS := $(call pkglibs,server admission kube podspec jmmem flinkconf memsize obs base)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -129,7 +129,6 @@ struct srv_job *srv_job_get(struct fmw_server *srv)
     }
     job->next = NULL;
     job->conn = NULL;
-    job->evreq = NULL;
     job->route = NULL;
     memset(&job->req, 0, sizeof(job->req));
     job->resp.status = 200;

@@ -1,12 +1,6 @@
 /*
- * The server's event loop: listeners, connections and their deadlines, routing, the hand-off to
- * workers and back, built-in endpoints, and the drain.
- *
- * libevent's evhttp parses HTTP/1.1 and keeps connections alive; it has no notion of "a request
- * has started", so a client sending one header byte every few seconds would never trip its idle
- * timeout. We watch each connection's decrypted input buffer instead: the first bytes of a
- * request arm a per-connection deadline that only the complete request disarms. The evhttp idle
- * timeout then covers only the quiet time between requests and stalled writes.
+ * The server's event loop: listeners, routing, built-in endpoints, the hand-off to workers and
+ * back, and the drain. Connections themselves (TLS, HTTP/1.1, deadlines) are conn.c's.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -15,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -22,11 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include "pkg/obs/obs.h"
@@ -136,51 +126,14 @@ static enum fmw_err metrics_init(struct fmw_server *srv)
 
 /* ---- connections ---- */
 
-static void conn_release(struct srv_conn *c)
+void srv_set_listeners_paused(struct fmw_server *srv, bool pause)
 {
-    if (--c->refs == 0)
-        free(c);
-}
-
-/*
- * True while evhttp still runs a connection on this bufferevent. evhttp frees a connection with
- * bufferevent_free(), which clears the callbacks at once but releases the memory (and the SSL
- * object, and so calls srv_conn_ssl_freed()) only in a later pass of the loop. In between, the
- * bufferevent must not be used: triggering an event on it would free it twice.
- */
-static bool conn_usable(const struct srv_conn *c)
-{
-    if (!c || !c->alive || !c->bev)
-        return false;
-    bufferevent_event_cb eventcb = NULL;
-    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, NULL);
-    return eventcb != NULL;
-}
-
-static void arm_deadline(struct fmw_server *srv, struct srv_conn *c)
-{
-    struct timeval tv = ms_tv(srv->cfg.request_timeout_ms);
-    c->reading = true;
-    evtimer_add(&c->deadline, &tv);
-}
-
-/* Makes evhttp drop the connection as if the peer had closed it: evhttp owns the connection
- * object, so it must be the one to free it. The bufferevent holds a reference while its callback
- * runs, so nothing is freed under our feet. */
-static void conn_close(struct srv_conn *c)
-{
-    bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
-}
-
-static void set_listeners_paused(struct fmw_server *srv, bool pause)
-{
-    if (srv->listeners_paused == pause || !srv->tls_sock)
+    if (srv->listeners_paused == pause || !srv->tls_listener)
         return;
-    struct evconnlistener *l = evhttp_bound_socket_get_listener(srv->tls_sock);
     if (pause)
-        evconnlistener_disable(l);
+        evconnlistener_disable(srv->tls_listener);
     else
-        evconnlistener_enable(l);
+        evconnlistener_enable(srv->tls_listener);
     srv->listeners_paused = pause;
 }
 
@@ -200,13 +153,8 @@ static void trim_timer_cb(evutil_socket_t fd, short what, void *arg)
         malloc_trim(0);
 }
 
-void srv_conn_ssl_freed(struct srv_conn *c)
+void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
 {
-    struct fmw_server *srv = c->srv;
-    c->alive = false;
-    c->bev = NULL;
-    if (!srv->tearing_down)
-        event_del(&c->deadline);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -215,127 +163,39 @@ void srv_conn_ssl_freed(struct srv_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     srv->n_conns--;
-    fmw_obs_gauge_add(srv->m.connections, -1);
-    if (!srv->tearing_down) {
-        if (srv->n_conns < srv->cfg.max_connections && !srv->closing)
-            set_listeners_paused(srv, false);
-        if (srv->n_conns == 0 && !evtimer_pending(&srv->trim_timer, NULL)) {
-            struct timeval tv = {1, 0};
-            evtimer_add(&srv->trim_timer, &tv);
-        }
-        maybe_finish_drain(srv);
+    if (c->counted) {
+        srv->n_tls--;
+        fmw_obs_gauge_add(srv->m.connections, -1);
     }
-    conn_release(c);
-}
-
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_conn *c = arg;
-    (void)fd, (void)what;
-    if (c->busy || !c->reading || !conn_usable(c))
+    if (srv->tearing_down)
         return;
-    fmw_obs_inc(c->srv->m.deadline_closes);
-    if (fmw_log_enabled(FMW_LOG_DEBUG))
-        fmw_logf(FMW_LOG_DEBUG, "request not complete within %u ms, closing connection",
-                 c->srv->cfg.request_timeout_ms);
-    conn_close(c);
+    if (srv->n_tls < srv->cfg.max_connections && !srv->closing)
+        srv_set_listeners_paused(srv, false);
+    if (srv->n_conns == 0 && !evtimer_pending(&srv->trim_timer, NULL)) {
+        struct timeval tv = {1, 0};
+        evtimer_add(&srv->trim_timer, &tv);
+    }
+    maybe_finish_drain(srv);
 }
 
-/* Bytes were added to (or taken from) a connection's decrypted input: the first bytes of a new
- * request start its deadline. */
-static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+const struct srv_route *srv_unmatched(const struct fmw_server *srv)
 {
-    struct srv_conn *c = arg;
-    (void)buf;
-    if (info->n_added == 0 || c->reading || c->busy || !c->alive)
-        return;
-    arm_deadline(c->srv, c);
-}
-
-/* evhttp asks for a bufferevent for each accepted TLS connection. Returning NULL makes evhttp
- * use a plain one; tls_request_cb() refuses requests arriving on such a connection. */
-static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
-{
-    struct fmw_server *srv = arg;
-    struct srv_conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    c->srv = srv;
-    c->refs = 1;
-    c->alive = true;
-    evtimer_assign(&c->deadline, base, deadline_cb, c);
-    SSL *ssl = srv_tls_new_ssl(srv, c);
-    if (!ssl) {
-        free(c);
-        return NULL;
-    }
-    /* Linked before the bufferevent exists: if it cannot be made, freeing the SSL object runs
-     * srv_conn_ssl_freed(), which unlinks and frees the connection. */
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->n_conns++;
-    fmw_obs_gauge_add(srv->m.connections, 1);
-    fmw_obs_inc(srv->m.connections_total);
-
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    /* Clients that close without close_notify are common and harmless for a server. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    c->bev = bev;
-    evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c);
-    /* The first deadline covers the handshake and the first request. */
-    arm_deadline(srv, c);
-    if (srv->n_conns >= srv->cfg.max_connections)
-        set_listeners_paused(srv, true);
-    return bev;
+    return &srv->unmatched;
 }
 
 /* ---- responses ---- */
 
-static void respond(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
-                    const struct srv_route *route, int status, const char *content_type,
-                    const char *body, size_t len, uint64_t t0)
-{
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(evreq);
-    evhttp_add_header(headers, "Content-Type", content_type);
-    if (srv->closing && !evhttp_find_header(headers, "Connection"))
-        evhttp_add_header(headers, "Connection", "close");
-    if (len > 0)
-        evbuffer_add(evhttp_request_get_output_buffer(evreq), body, len);
-
-    char code[16];
-    snprintf(code, sizeof(code), "%d", status);
-    fmw_obs_inc(fmw_obs_series2(srv->m.requests, route->path, code));
-    fmw_obs_observe(route->duration, srv_now_ns() - t0);
-
-    if (c)
-        c->busy = false;
-    /* A request outlives its connection when the client left while a handler ran. */
-    bool live = evhttp_request_get_connection(evreq) && conn_usable(c);
-    /* Frees evreq once written (or at once when its connection is gone). */
-    evhttp_send_reply(evreq, status, NULL, NULL);
-    /* A pipelined request that arrived meanwhile starts its deadline now. */
-    if (live && !c->reading && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        arm_deadline(srv, c);
-}
-
-static void respond_json_error(struct fmw_server *srv, struct srv_conn *c,
-                               struct evhttp_request *evreq, const struct srv_route *route,
-                               int status, const char *message, uint64_t t0)
+static void respond_json_error(struct srv_conn *c, const struct srv_route *route, int status,
+                               const char *message, const char *extra, uint64_t t0)
 {
     char body[128];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", message);
-    respond(srv, c, evreq, route, status, "application/json", body, (size_t)n, t0);
+    srv_conn_respond(c, route, status, "application/json", extra, body, (size_t)n, t0);
 }
 
 static void finish_job(struct fmw_server *srv, struct srv_job *job)
 {
+    struct srv_conn *c = job->conn;
     srv->jobs_active--;
     fmw_obs_gauge_add(srv->m.in_flight, -1);
     if (job->handler_err != FMW_OK) {
@@ -345,19 +205,17 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
         fmw_log_uint(&line, "request_id", job->req.id);
         fmw_log_str(&line, "error", fmw_strerror(job->handler_err));
         fmw_log_end(&line);
-        respond_json_error(srv, job->conn, job->evreq, job->route, 500, "internal error",
-                           job->req.received_ns);
+        respond_json_error(c, job->route, 500, "internal error", NULL, job->req.received_ns);
     } else {
         const struct fmw_buf *b = &job->resp.body;
         int status = job->resp.status >= 100 && job->resp.status <= 599 ? job->resp.status : 500;
         const char *ctype = job->resp.content_type ? job->resp.content_type : "application/json";
-        respond(srv, job->conn, job->evreq, job->route, status, ctype, b->data ? b->data : "",
-                b->data ? b->len : 0, job->req.received_ns);
+        srv_conn_respond(c, job->route, status, ctype, NULL, b->data ? b->data : "",
+                         b->data ? b->len : 0, job->req.received_ns);
     }
-    job->evreq = NULL;
-    conn_release(job->conn);
     job->conn = NULL;
     srv_job_put(srv, job);
+    srv_conn_release(c);
 }
 
 /* ---- drain ---- */
@@ -368,22 +226,17 @@ static void begin_closing(struct fmw_server *srv)
         return;
     srv->closing = true;
     fmw_logf(FMW_LOG_INFO, "drain delay over: closing listeners and idle connections");
-    if (srv->tls_sock)
-        evhttp_del_accept_socket(srv->http, srv->tls_sock);
-    srv->tls_sock = NULL;
-    if (srv->plain_sock)
-        evhttp_del_accept_socket(srv->plain, srv->plain_sock);
-    srv->plain_sock = NULL;
-    /* Idle: between requests, nothing buffered either way. Busy and half-read connections
-     * finish their request, whose response then carries Connection: close. Closing one only
-     * schedules its release, so the list stays intact while we walk it. */
-    for (struct srv_conn *c = srv->conns; c; c = c->next) {
-        if (c->busy || c->reading || !conn_usable(c))
-            continue;
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-            continue;
-        conn_close(c);
+    if (srv->tls_listener)
+        evconnlistener_free(srv->tls_listener);
+    srv->tls_listener = NULL;
+    if (srv->plain_listener)
+        evconnlistener_free(srv->plain_listener);
+    srv->plain_listener = NULL;
+    /* Idle: between requests, nothing buffered. Busy and half-read connections finish their
+     * request, whose response then carries Connection: close. */
+    for (struct srv_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        srv_conn_close_if_idle(c);
     }
     maybe_finish_drain(srv);
 }
@@ -448,19 +301,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- routing ---- */
 
-static bool is_json_content_type(const char *ct)
+static bool is_json_content_type(const struct srv_head *h)
 {
     static const char want[] = "application/json";
-    if (!ct)
+    if (!h->has_content_type)
         return false;
-    while (*ct == ' ' || *ct == '\t')
+    const char *ct = h->content_type.ptr, *end = ct + h->content_type.len;
+    while (ct < end && (*ct == ' ' || *ct == '\t'))
         ct++;
-    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+    if ((size_t)(end - ct) < sizeof(want) - 1 || strncasecmp(ct, want, sizeof(want) - 1) != 0)
         return false;
     const char *rest = ct + sizeof(want) - 1;
-    while (*rest == ' ' || *rest == '\t')
+    while (rest < end && (*rest == ' ' || *rest == '\t'))
         rest++;
-    return *rest == '\0' || *rest == ';';
+    return rest == end || *rest == ';';
 }
 
 /* Parses the subset of Go's time.Duration syntax the API server uses in ?timeout= ("10s",
@@ -543,75 +397,59 @@ static const struct srv_route *find_route(const struct fmw_server *srv, const ch
     return NULL;
 }
 
-static void serve_builtin(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
+static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
                           const struct srv_route *route, uint64_t t0)
 {
-    enum evhttp_cmd_type method = evhttp_request_get_command(evreq);
-    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(evreq), "Allow", "GET, HEAD");
-        respond_json_error(srv, c, evreq, route, 405, "method not allowed", t0);
+    static const char TEXT[] = "text/plain; charset=utf-8";
+    if (c->head.method != SRV_M_GET && c->head.method != SRV_M_HEAD) {
+        respond_json_error(c, route, 405, "method not allowed", "Allow: GET, HEAD\r\n", t0);
         return;
     }
     switch (route->builtin) {
     case SRV_HEALTHZ:
-        respond(srv, c, evreq, route, 200, "text/plain; charset=utf-8", "ok\n", 3, t0);
+        srv_conn_respond(c, route, 200, TEXT, NULL, "ok\n", 3, t0);
         return;
     case SRV_READYZ:
         if (fmw_server_ready(srv))
-            respond(srv, c, evreq, route, 200, "text/plain; charset=utf-8", "ok\n", 3, t0);
+            srv_conn_respond(c, route, 200, TEXT, NULL, "ok\n", 3, t0);
+        else if (atomic_load(&srv->draining))
+            srv_conn_respond(c, route, 503, TEXT, NULL, "draining\n", 9, t0);
         else
-            respond(srv, c, evreq, route, 503, "text/plain; charset=utf-8",
-                    atomic_load(&srv->draining) ? "draining\n" : "no certificate\n",
-                    atomic_load(&srv->draining) ? 9 : 15, t0);
+            srv_conn_respond(c, route, 503, TEXT, NULL, "no certificate\n", 15, t0);
         return;
     case SRV_METRICS: {
         struct fmw_buf page;
         fmw_buf_init(&page, METRICS_PAGE_MAX);
         if (fmw_obs_render(srv->m.reg, &page) != FMW_OK)
-            respond_json_error(srv, c, evreq, route, 500, "metrics unavailable", t0);
+            respond_json_error(c, route, 500, "metrics unavailable", NULL, t0);
         else
-            respond(srv, c, evreq, route, 200, FMW_OBS_CONTENT_TYPE, fmw_buf_cstr(&page), page.len,
-                    t0);
+            srv_conn_respond(c, route, 200, FMW_OBS_CONTENT_TYPE, NULL, fmw_buf_cstr(&page),
+                             page.len, t0);
         fmw_buf_free(&page);
         return;
     }
     case SRV_HANDLER:
         break;
     }
-    respond_json_error(srv, c, evreq, route, 500, "internal error", t0);
+    respond_json_error(c, route, 500, "internal error", NULL, t0);
 }
 
-static void submit_handler(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
+static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
                            const struct srv_route *route, struct fmw_str path, struct fmw_str query,
-                           uint64_t t0)
+                           const char *body, size_t len, uint64_t t0)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(evreq);
-    size_t len = evbuffer_get_length(in);
     struct srv_job *job = srv_job_get(srv);
     if (!job) {
-        respond_json_error(srv, c, evreq, route, 503, "out of memory", t0);
-        return;
-    }
-    /* One contiguous copy at most (none when the body arrived in one piece), NUL-terminated. */
-    unsigned char *body = NULL;
-    if (evbuffer_add(in, "", 1) == 0)
-        body = evbuffer_pullup(in, -1);
-    if (!body) {
-        srv_job_put(srv, job);
-        respond_json_error(srv, c, evreq, route, 503, "out of memory", t0);
+        respond_json_error(c, route, 503, "out of memory", NULL, t0);
         return;
     }
     job->conn = c;
     c->refs++;
-    job->evreq = evreq;
     job->route = route;
     job->req.path = path;
     job->req.query = query;
-    job->req.body = (struct fmw_str){(const char *)body, len};
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(evreq), &addr, &port);
-    snprintf(job->remote, sizeof(job->remote), "%s", addr ? addr : "");
+    job->req.body = (struct fmw_str){body, len};
+    snprintf(job->remote, sizeof(job->remote), "%s", c->remote);
     job->req.remote = job->remote;
     job->req.id = ++srv->next_request_id;
     job->req.received_ns = t0;
@@ -635,89 +473,40 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c, struct ev
     srv_pool_submit(srv, job);
 }
 
-/*
- * Rejects bodies whose length two parties could read differently: several Content-Length
- * headers, or a Transfer-Encoding other than chunked (evhttp would ignore it and read the body as
- * the next request). Such a connection is closed after the 400, so nothing left in it is parsed.
- */
-static bool ambiguous_framing(struct evhttp_request *evreq)
+void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0)
 {
-    const struct evkeyvalq *headers = evhttp_request_get_input_headers(evreq);
-    int content_lengths = 0;
-    for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
-        if (strcasecmp(h->key, "Content-Length") == 0)
-            content_lengths++;
-        else if (strcasecmp(h->key, "Transfer-Encoding") == 0 &&
-                 strcasecmp(h->value, "chunked") != 0)
-            return true;
-    }
-    return content_lengths > 1;
-}
-
-static void dispatch(struct fmw_server *srv, struct srv_conn *c, struct evhttp_request *evreq,
-                     bool tls)
-{
-    uint64_t t0 = srv_now_ns();
-    const char *uri = evhttp_request_get_uri(evreq);
-    size_t path_len = strcspn(uri, "?#");
+    struct fmw_server *srv = c->srv;
+    const char *uri = c->head.target.ptr;
+    size_t uri_len = c->head.target.len;
+    size_t path_len = 0;
+    while (path_len < uri_len && uri[path_len] != '?' && uri[path_len] != '#')
+        path_len++;
     struct fmw_str path = {uri, path_len};
     struct fmw_str query = {"", 0};
-    if (uri[path_len] == '?') {
+    if (path_len < uri_len && uri[path_len] == '?') {
         query.ptr = uri + path_len + 1;
-        query.len = strcspn(query.ptr, "#");
+        query.len = 0;
+        while (path_len + 1 + query.len < uri_len && query.ptr[query.len] != '#')
+            query.len++;
     }
-    const struct srv_route *route = find_route(srv, uri, path_len, tls);
-    if (ambiguous_framing(evreq)) {
-        evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
-        respond_json_error(srv, c, evreq, route ? route : &srv->unmatched, 400,
-                           "ambiguous message framing", t0);
-        return;
-    }
+    const struct srv_route *route = find_route(srv, uri, path_len, c->ssl != NULL);
     if (!route) {
-        respond_json_error(srv, c, evreq, &srv->unmatched, 404, "not found", t0);
+        respond_json_error(c, &srv->unmatched, 404, "not found", NULL, t0);
         return;
     }
     if (route->builtin != SRV_HANDLER) {
-        serve_builtin(srv, c, evreq, route, t0);
+        serve_builtin(srv, c, route, t0);
         return;
     }
-    if (evhttp_request_get_command(evreq) != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(evreq), "Allow", "POST");
-        respond_json_error(srv, c, evreq, route, 405, "method not allowed", t0);
+    if (c->head.method != SRV_M_POST) {
+        respond_json_error(c, route, 405, "method not allowed", "Allow: POST\r\n", t0);
         return;
     }
-    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(evreq), "Content-Type");
-    if (!is_json_content_type(ctype)) {
-        respond_json_error(srv, c, evreq, route, 415, "content type must be application/json", t0);
+    if (!is_json_content_type(&c->head)) {
+        respond_json_error(c, route, 415, "content type must be application/json", NULL, t0);
         return;
     }
-    submit_handler(srv, c, evreq, route, path, query, t0);
-}
-
-static void tls_request_cb(struct evhttp_request *evreq, void *arg)
-{
-    struct fmw_server *srv = arg;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-    struct srv_conn *c = ssl ? srv_tls_conn_of(ssl) : NULL;
-    if (!c) {
-        /* A connection that could not get TLS (out of memory at accept): never serve it. */
-        evhttp_send_error(evreq, 503, NULL);
-        return;
-    }
-    evtimer_del(&c->deadline);
-    c->reading = false;
-    c->busy = true;
-    /* A reference for the duration: a response can complete synchronously. */
-    c->refs++;
-    dispatch(srv, c, evreq, true);
-    conn_release(c);
-}
-
-static void plain_request_cb(struct evhttp_request *evreq, void *arg)
-{
-    dispatch(arg, NULL, evreq, false);
+    submit_handler(srv, c, route, path, query, body, body_len, t0);
 }
 
 /* ---- lifecycle ---- */
@@ -791,43 +580,55 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
     return FMW_OK;
 }
 
-static enum fmw_err listen_on(struct fmw_server *srv, struct evhttp *http, const char *host,
-                              int port, struct evhttp_bound_socket **sock, int *bound_port,
-                              struct fmw_diag *diag)
+/* A listening socket on host:port (numeric or a name), non-blocking, with TCP_NODELAY for the
+ * connections it accepts, wrapped in a libevent listener. */
+static enum fmw_err listen_on(struct fmw_server *srv, const char *host, int port,
+                              struct evconnlistener **out, int *bound_port, struct fmw_diag *diag)
 {
-    *sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
-    if (!*sock)
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0)
         return fmw_diag_set(diag, FMW_EIO, "cannot listen on %s:%d: %s", host, port,
-                            strerror(errno));
+                            gai_strerror(rc));
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Accepted sockets inherit TCP_NODELAY on Linux. Without it, a response written after
+         * the 100-continue line waits for the client's delayed ACK. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return fmw_diag_set(diag, FMW_EIO, "cannot listen on %s:%d: %s", host, port,
+                            strerror(saved));
+    }
+    freeaddrinfo(ai);
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    evutil_socket_t fd = evhttp_bound_socket_get_fd(*sock);
-    /* Accepted sockets inherit TCP_NODELAY on Linux. Without it, a response written as two TLS
-     * records waits for the client's delayed ACK: 40 ms per request. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        close(fd);
         return fmw_diag_set(diag, FMW_EIO, "getsockname: %s", strerror(errno));
+    }
     *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    (void)srv;
+    /* Backlog 0: the socket already listens. */
+    *out = evconnlistener_new(srv->base, srv_conn_accept, srv,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!*out) {
+        close(fd);
+        return fmw_diag_set(diag, FMW_ENOMEM, "cannot create a listener");
+    }
     return FMW_OK;
-}
-
-static struct evhttp *http_new(struct fmw_server *srv)
-{
-    struct evhttp *http = evhttp_new(srv->base);
-    if (!http)
-        return NULL;
-    struct timeval idle = ms_tv(srv->cfg.idle_timeout_ms);
-    evhttp_set_timeout_tv(http, &idle);
-    evhttp_set_max_body_size(http, (ev_ssize_t)srv->cfg.max_body);
-    evhttp_set_max_headers_size(http, (ev_ssize_t)srv->cfg.max_headers);
-    /* Every method but CONNECT reaches our routing, so a wrong one gets 405 rather than 501. */
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
-    return http;
 }
 
 enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_server **out,
@@ -896,26 +697,13 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     if (err != FMW_OK)
         goto out;
 
-    srv->http = http_new(srv);
-    if (!srv->http) {
-        err = fmw_diag_set(diag, FMW_ENOMEM, "cannot create HTTP server");
-        goto out;
-    }
-    evhttp_set_bevcb(srv->http, tls_bevcb, srv);
-    evhttp_set_gencb(srv->http, tls_request_cb, srv);
-    err = listen_on(srv, srv->http, srv->cfg.tls_host, srv->cfg.tls_port, &srv->tls_sock,
+    err = listen_on(srv, srv->cfg.tls_host, srv->cfg.tls_port, &srv->tls_listener,
                     &srv->tls_port, diag);
     if (err != FMW_OK)
         goto out;
 
     if (srv->cfg.plain_port >= 0) {
-        srv->plain = http_new(srv);
-        if (!srv->plain) {
-            err = fmw_diag_set(diag, FMW_ENOMEM, "cannot create HTTP server");
-            goto out;
-        }
-        evhttp_set_gencb(srv->plain, plain_request_cb, srv);
-        err = listen_on(srv, srv->plain, srv->cfg.plain_host, srv->cfg.plain_port, &srv->plain_sock,
+        err = listen_on(srv, srv->cfg.plain_host, srv->cfg.plain_port, &srv->plain_listener,
                         &srv->plain_port, diag);
         if (err != FMW_OK)
             goto out;
@@ -940,7 +728,7 @@ int fmw_server_tls_port(const struct fmw_server *srv)
 
 int fmw_server_plain_port(const struct fmw_server *srv)
 {
-    return srv->plain ? srv->plain_port : -1;
+    return srv->cfg.plain_port >= 0 ? srv->plain_port : -1;
 }
 
 bool fmw_server_ready(const struct fmw_server *srv)
@@ -985,15 +773,12 @@ void fmw_server_free(struct fmw_server *srv)
         return;
     if (srv->threads)
         srv_pool_stop(srv);
-    /* Finished jobs: a request whose connection is gone belongs to nobody else and is freed
-     * here; one whose connection lives is freed with it by evhttp_free(). */
+    /* Finished jobs that were never answered hold a connection reference each. */
     struct srv_job *job = srv_pool_take_done(srv);
     while (job) {
         struct srv_job *next = job->next;
-        if (job->evreq && !evhttp_request_get_connection(job->evreq))
-            evhttp_request_free(job->evreq);
         if (job->conn)
-            conn_release(job->conn);
+            srv_conn_release(job->conn);
         fmw_buf_free(&job->resp.body);
         free(job);
         job = next;
@@ -1006,12 +791,12 @@ void fmw_server_free(struct fmw_server *srv)
     }
     /* From here connections die without the bookkeeping a live server needs. */
     srv->tearing_down = true;
-    for (struct srv_conn *c = srv->conns; c; c = c->next)
-        event_del(&c->deadline);
-    if (srv->http)
-        evhttp_free(srv->http);
-    if (srv->plain)
-        evhttp_free(srv->plain);
+    while (srv->conns)
+        srv_conn_close(srv->conns);
+    if (srv->tls_listener)
+        evconnlistener_free(srv->tls_listener);
+    if (srv->plain_listener)
+        evconnlistener_free(srv->plain_listener);
     srv_tls_cleanup(srv);
     if (srv->events_inited) {
         event_del(&srv->wake_ev);

@@ -9,7 +9,8 @@
  * and TLS. Handlers run on a small pool of worker threads, so a slow handler (a ConfigMap lookup
  * on a cache miss) never stalls other connections; their responses go back to the loop thread to
  * be written. A route may ask to be tried on the loop thread first, where a handler that would
- * have to wait says so and is handed to a worker instead. The engine underneath (libevent + OpenSSL) is not visible in this header.
+ * have to wait says so and is handed to a worker instead. The engine underneath (libevent's loop,
+ * OpenSSL, our own HTTP/1.1 parser) is not visible in this header.
  */
 #ifndef FMW_SERVER_H
 #define FMW_SERVER_H
@@ -81,8 +82,8 @@ struct fmw_server_config {
     int tls_port;         /* default 8443; 0 picks a free port (see fmw_server_tls_port()) */
     /* A plain-HTTP listener serving only /healthz, /readyz and /metrics (never handler routes),
      * for probes and scrapes that should not depend on the certificate. -1 (default) disables.
-     * It has the idle timeout but neither the request deadline nor the connection cap of the
-     * TLS listener: bind it to an address only the kubelet and Prometheus reach. */
+     * It has the idle timeout and the request deadline but not the connection cap of the TLS
+     * listener: bind it to an address only the kubelet and Prometheus reach. */
     const char *plain_host; /* default "0.0.0.0" */
     int plain_port;
 
@@ -120,7 +121,8 @@ struct fmw_server_config {
      * http_requests_in_flight, http_connections, http_connections_accepted_total,
      * http_request_deadline_closes_total, worker_queue_depth, tls_handshake_errors_total,
      * cert_reloads_total{result="success"|"failure"}, cert_not_after_timestamp_seconds, ready.
-     * Errors libevent answers by itself (400 unparsable, 413 too large, 417) are not counted. */
+     * Requests refused before routing (400 malformed, 413 too large, 417, 501, 505) count under
+     * route "unmatched". */
     struct fmw_obs_registry *metrics;
 };
 

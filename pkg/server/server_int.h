@@ -1,7 +1,8 @@
 /*
  * pkg/server private declarations: the server object and the pieces shared by server.c (event
- * loop, connections, routing, drain), tls.c (contexts, certificate reload) and pool.c (worker
- * threads). Only the loop thread touches libevent and OpenSSL objects; workers see jobs only.
+ * loop, listeners, routing, drain), conn.c (connections: TLS and HTTP/1.1 I/O), http.c (request
+ * heads and chunked bodies), tls.c (contexts, certificate reload) and pool.c (worker threads).
+ * Only the loop thread touches libevent and OpenSSL objects; workers see jobs only.
  */
 #ifndef FMW_SERVER_INT_H
 #define FMW_SERVER_INT_H
@@ -13,7 +14,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
+#include <event2/listener.h>
 #include <openssl/ssl.h>
 
 #include "pkg/server/server.h"
@@ -51,26 +52,125 @@ struct srv_route {
     struct fmw_obs_series *duration; /* this route's latency series */
 };
 
+/* ---- http.c ---- */
+
+enum srv_method {
+    SRV_M_OTHER, SRV_M_GET, SRV_M_HEAD, SRV_M_POST, SRV_M_PUT, SRV_M_DELETE, SRV_M_OPTIONS,
+    SRV_M_TRACE, SRV_M_PATCH, SRV_M_CONNECT
+};
+
+/* What a request head says; slices point into the parsed bytes. */
+struct srv_head {
+    enum srv_method method;
+    struct fmw_str target; /* origin form: path and query */
+    bool http11;
+    bool keep_alive; /* by version and Connection */
+    bool chunked;
+    bool has_length;
+    uint64_t length;
+    bool expect_continue;
+    bool has_content_type;
+    struct fmw_str content_type;
+};
+
 /*
- * One TLS connection. Created when the listener accepts; freed when OpenSSL frees the SSL object
- * (the bufferevent dies with its evhttp connection) and no job refers to it any more.
+ * Parses a request head: the request line and the field lines up to the empty line (CRLF or bare
+ * LF line ends), `len` bytes in all. 0 when it can be served, else the status to answer before
+ * closing: 400 (malformed or ambiguous framing), 413 (a length past any cap), 417 (an
+ * expectation other than 100-continue), 501 (unknown method), 505 (HTTP version other than 1.x).
+ */
+int srv_parse_head(const char *p, size_t len, struct srv_head *h);
+
+/* The chunked transfer coding of a request body, decoded as bytes arrive. */
+struct srv_chunked {
+    enum { SRV_CH_SIZE, SRV_CH_DATA, SRV_CH_DATA_END, SRV_CH_TRAILER, SRV_CH_DONE } state;
+    uint64_t left;
+    char line[256]; /* a chunk-size line with its extensions, or a trailer line */
+    size_t line_len;
+};
+
+/* Feeds `n` bytes, appending chunk data to `body` (whose cap is the body cap). *used is how many
+ * bytes were consumed: all of them, or fewer once the body ended (state SRV_CH_DONE). 0, or 400
+ * (malformed) or 413 (past the cap). */
+int srv_chunked_feed(struct srv_chunked *c, const char *p, size_t n, struct fmw_buf *body,
+                     size_t *used);
+
+/* ---- conn.c ---- */
+
+enum srv_conn_state {
+    SRV_C_READING,  /* handshake, or waiting for / reading a request */
+    SRV_C_HANDLING, /* a complete request is with a handler (inline or on a worker) */
+    SRV_C_WRITING,  /* a response is being written */
+    SRV_C_LINGER,   /* response sent, write side shut: draining what the client still sends */
+    SRV_C_CLOSED
+};
+
+/*
+ * One connection, TLS (the handler listener) or plain (the health listener). The loop thread
+ * owns it; a job on a worker holds a reference, so the memory outlives an early close.
  */
 struct srv_conn {
     struct fmw_server *srv;
-    struct bufferevent *bev;
-    struct event deadline; /* request deadline timer */
+    int fd;
+    SSL *ssl; /* NULL on the plain listener */
+    struct event rev, wev, timer;
     struct srv_conn *prev, *next;
-    int refs;     /* the SSL object's reference, plus one per job */
-    bool alive;   /* the SSL object (and so the connection) still exists */
-    bool reading; /* a request (or the handshake) is under way: deadline armed */
-    bool busy;    /* a request is with a handler or being answered */
+    int refs;
+    enum srv_conn_state state;
+    bool request_started; /* bytes of a request (or the handshake) arrived: deadline armed */
+    bool handshake_done;
+    bool read_paused;     /* rev removed while a worker has the request */
+    bool read_wants_write, write_wants_read; /* TLS asked for the other direction */
+    bool may_have_pending; /* reading stopped early: OpenSSL may hold decrypted bytes */
+    bool peer_eof;
+    bool close_after; /* the response in progress is the last */
+    bool counted;     /* counts against max_connections (TLS listener) */
+    uint64_t linger_until_ns;
+
+    /* The request being read: raw bytes from `in`'s start, its head once complete. */
+    struct fmw_buf in;
+    size_t scan_from;  /* where the search for the end of the head resumes */
+    size_t skip;       /* empty lines before the request line */
+    size_t head_len;   /* 0 until the head is complete */
+    size_t consumed;   /* bytes of `in` the request used, head and body */
+    struct srv_head head;
+    size_t target_off, ctype_off; /* where head.target and head.content_type start in `in` */
+    struct srv_chunked chunks;
+    struct fmw_buf body; /* decoded chunked body */
+    bool continue_sent;
+    bool processing;       /* conn_process() is on the stack: answers return to its loop */
+    char *body_terminator; /* the byte after a Content-Length body, NUL while it is handled */
+    char body_saved;
+
+    struct fmw_buf out; /* the response being written, from out_off */
+    size_t out_off;
+    char remote[64];
 };
+
+/* The listener's callback for a new connection. */
+void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                     int addrlen, void *arg);
+/*
+ * Answers the connection's current request (status line, Content-Type, Content-Length, the
+ * `extra` header lines ("Allow: POST\r\n"), Connection: close when it is the last) and writes
+ * it. `route` is counted in the metrics with the status; `t0` is when the request was complete.
+ * A HEAD request gets the headers only.
+ */
+void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int status,
+                      const char *content_type, const char *extra, const char *body, size_t len,
+                      uint64_t t0);
+/* True while the connection can still be answered. */
+bool srv_conn_usable(const struct srv_conn *c);
+/* Closes a connection at once (no response). */
+void srv_conn_close(struct srv_conn *c);
+/* Closes the connection now if it is idle between requests (drain). */
+void srv_conn_close_if_idle(struct srv_conn *c);
+void srv_conn_release(struct srv_conn *c);
 
 /* A request handed to a worker, and its response on the way back. */
 struct srv_job {
     struct srv_job *next;
     struct srv_conn *conn;
-    struct evhttp_request *evreq;
     const struct srv_route *route;
     struct fmw_server_request req;
     struct fmw_server_response resp;
@@ -86,10 +186,8 @@ struct fmw_server {
     struct srv_route unmatched; /* for metrics of 404s, so paths cannot grow label cardinality */
 
     struct event_base *base;
-    struct evhttp *http;  /* TLS listener */
-    struct evhttp *plain; /* optional plain listener */
-    struct evhttp_bound_socket *tls_sock;
-    struct evhttp_bound_socket *plain_sock;
+    struct evconnlistener *tls_listener;
+    struct evconnlistener *plain_listener; /* optional */
     int tls_port;
     int plain_port;
 
@@ -108,9 +206,10 @@ struct fmw_server {
     struct event reload_timer;   /* periodic check */
     struct event debounce_timer; /* coalesces bursts of inotify events */
 
-    /* Connections (loop thread). */
+    /* Connections (loop thread). n_conns counts every open one, n_tls those against the cap. */
     struct srv_conn *conns;
     unsigned n_conns;
+    unsigned n_tls;
     bool listeners_paused;
 
     /* Worker pool. */
@@ -152,12 +251,8 @@ enum fmw_err srv_tls_init(struct fmw_server *srv, struct fmw_diag *diag);
 void srv_tls_cleanup(struct fmw_server *srv);
 /* Checks the certificate files and takes a new valid pair; `why` is logged. */
 void srv_tls_check(struct fmw_server *srv, const char *why);
-/* A new SSL object for an accepted connection, carrying `conn` (freed with it); NULL on failure. */
-SSL *srv_tls_new_ssl(struct fmw_server *srv, struct srv_conn *conn);
-/* The connection an SSL object of ours carries, or NULL. */
-struct srv_conn *srv_tls_conn_of(SSL *ssl);
-/* Called when OpenSSL frees a connection's SSL object. */
-void srv_conn_ssl_freed(struct srv_conn *conn);
+/* A new SSL object for an accepted connection on `fd`, in accept state; NULL on failure. */
+SSL *srv_tls_new_ssl(struct fmw_server *srv, int fd);
 
 /* pool.c */
 enum fmw_err srv_pool_start(struct fmw_server *srv, struct fmw_diag *diag);
@@ -176,5 +271,13 @@ void srv_wake(struct fmw_server *srv);
 
 /* server.c */
 uint64_t srv_now_ns(void);
+/* A complete request on `c` (its head in c->head, its body contiguous and NUL-terminated): routes
+ * it, answers built-in routes and errors, hands handler routes to their handler. */
+void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0);
+/* Bookkeeping when a connection goes: counts, the listener cap, the drain. */
+void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c);
+/* The route for answers to requests that were not understood (metrics label "unmatched"). */
+const struct srv_route *srv_unmatched(const struct fmw_server *srv);
+void srv_set_listeners_paused(struct fmw_server *srv, bool pause);
 
 #endif

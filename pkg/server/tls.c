@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -41,23 +40,6 @@
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-static int conn_ex_index = -1;
-static pthread_once_t ex_index_once = PTHREAD_ONCE_INIT;
-
-/* OpenSSL calls this when a connection's SSL object is freed: our connection goes with it. */
-static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                         void *argp)
-{
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    if (ptr)
-        srv_conn_ssl_freed(ptr);
-}
-
-static void ex_index_init(void)
-{
-    conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
-}
 
 /* Refuses keys with a passphrase instead of prompting on a terminal (OpenSSL's default). */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -109,8 +91,13 @@ static SSL_CTX *ctx_base(struct fmw_server *srv)
         return NULL;
     }
     /* Idle keep-alive connections give their record buffers (about 34 KiB each) back; the
-     * cost is an allocation per record, small next to the cryptography. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+     * cost is an allocation per record, small next to the cryptography. Writes may complete
+     * in parts, from a buffer that moves between retries (conn.c keeps it in a growing buffer).
+     * Reading ahead takes a record in one read(2), not two (header, then body); conn.c asks
+     * SSL_has_pending() for what OpenSSL then holds. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     SSL_CTX_set_app_data(ctx, srv);
     SSL_CTX_set_info_callback(ctx, info_callback);
@@ -365,21 +352,17 @@ out:
     fmw_diag_cleanup(&diag);
 }
 
-SSL *srv_tls_new_ssl(struct fmw_server *srv, struct srv_conn *conn)
+SSL *srv_tls_new_ssl(struct fmw_server *srv, int fd)
 {
     SSL *ssl = SSL_new(srv->ctx);
     if (!ssl)
         return NULL;
-    if (SSL_set_ex_data(ssl, conn_ex_index, conn) != 1) {
+    if (SSL_set_fd(ssl, fd) != 1) {
         SSL_free(ssl);
         return NULL;
     }
+    SSL_set_accept_state(ssl);
     return ssl;
-}
-
-struct srv_conn *srv_tls_conn_of(SSL *ssl)
-{
-    return conn_ex_index < 0 ? NULL : SSL_get_ex_data(ssl, conn_ex_index);
 }
 
 static void inotify_cb(evutil_socket_t fd, short what, void *arg)
@@ -455,9 +438,6 @@ static void reload_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 enum fmw_err srv_tls_init(struct fmw_server *srv, struct fmw_diag *diag)
 {
-    pthread_once(&ex_index_once, ex_index_init);
-    if (conn_ex_index < 0)
-        return fmw_diag_set(diag, FMW_ENOMEM, "cannot register SSL ex_data index");
     srv->ctx = ctx_base(srv);
     if (!srv->ctx)
         return fmw_diag_set(diag, FMW_ENOMEM, "cannot create TLS context");

@@ -1,0 +1,705 @@
+/*
+ * Connections: TLS (or plain, on the health listener) and HTTP/1.1 on non-blocking sockets,
+ * driven by libevent events on the loop thread.
+ *
+ * The read event stays registered for the life of a connection, so a keep-alive request costs
+ * no epoll_ctl; a response goes out with one SSL_write as soon as it is ready, and the write
+ * event is used only when the socket is full. OpenSSL reads ahead (one read(2) per request
+ * rather than two), so after reading stops early the connection remembers that OpenSSL may hold
+ * bytes epoll cannot see, and reads again before waiting.
+ *
+ * Deadlines: the first bytes of a request (or, for a new connection, the accept) start the
+ * request timeout, which only the complete request stops; between requests the idle timeout
+ * runs, and a response that cannot be written for that long closes the connection too.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "pkg/obs/obs.h"
+#include "pkg/server/server_int.h"
+
+/* Read buffers start small and grow to what the request needs (its head, then its declared
+ * body); an idle connection keeps none. */
+#define IN_FIRST     (16u * 1024u)
+#define READ_MIN     4096u
+/* How long a connection closed after its response keeps reading (and dropping) what the client
+ * still sends, so that closing does not reset the connection under the response. */
+#define LINGER_NS    (2ull * 1000000000ull)
+#define MIB          (1024u * 1024u)
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct srv_conn *c);
+static void conn_write(struct srv_conn *c);
+
+static struct timeval ms_tv(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+static void arm_timer(struct srv_conn *c, unsigned ms)
+{
+    struct timeval tv = ms_tv(ms);
+    evtimer_add(&c->timer, &tv);
+}
+
+bool srv_conn_usable(const struct srv_conn *c)
+{
+    return c && c->state != SRV_C_CLOSED && c->state != SRV_C_LINGER;
+}
+
+void srv_conn_release(struct srv_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    fmw_buf_free(&c->in);
+    fmw_buf_free(&c->body);
+    fmw_buf_free(&c->out);
+    free(c);
+}
+
+/* Gives the buffers of an idle connection back: most connections wait far longer than they
+ * work. */
+static void drop_buffers(struct srv_conn *c)
+{
+    if (c->in.len == 0)
+        fmw_buf_free(&c->in);
+    fmw_buf_free(&c->body);
+    fmw_buf_free(&c->out);
+    c->out_off = 0;
+}
+
+void srv_conn_close(struct srv_conn *c)
+{
+    if (c->state == SRV_C_CLOSED)
+        return;
+    struct fmw_server *srv = c->srv;
+    c->state = SRV_C_CLOSED;
+    event_del(&c->rev);
+    event_del(&c->wev);
+    event_del(&c->timer);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    close(c->fd);
+    c->fd = -1;
+    ERR_clear_error();
+    srv_conn_gone(srv, c);
+    srv_conn_release(c);
+}
+
+/*
+ * The end after a response: close_notify, the write side shut, and then what the client still
+ * sends is read and dropped until it closes too or LINGER_NS pass. Closing at once while its
+ * bytes are unread would send a reset, which can destroy the response before the client reads it.
+ */
+static void conn_linger(struct srv_conn *c)
+{
+    if (c->ssl && c->handshake_done) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl); /* one attempt; a full socket just loses the alert */
+    }
+    if (c->peer_eof || c->srv->tearing_down) {
+        srv_conn_close(c);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->state = SRV_C_LINGER;
+    event_del(&c->wev);
+    if (c->read_paused) {
+        event_add(&c->rev, NULL);
+        c->read_paused = false;
+    }
+    c->body_terminator = NULL;
+    fmw_buf_free(&c->in);
+    fmw_buf_free(&c->body);
+    fmw_buf_free(&c->out);
+    struct timeval tv = {(time_t)(LINGER_NS / 1000000000u), 0};
+    evtimer_add(&c->timer, &tv);
+}
+
+void srv_conn_close_if_idle(struct srv_conn *c)
+{
+    if (c->state == SRV_C_READING && !c->request_started && c->in.len == 0 &&
+        !c->may_have_pending)
+        srv_conn_close(c);
+}
+
+/* ---- accepting ---- */
+
+void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                     int addrlen, void *arg)
+{
+    struct fmw_server *srv = arg;
+    bool tls = l == srv->tls_listener;
+    (void)addrlen;
+    struct srv_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->srv = srv;
+    c->fd = fd;
+    c->refs = 1;
+    c->state = SRV_C_READING;
+    fmw_buf_init(&c->in, srv->cfg.max_headers + srv->cfg.max_body + 1);
+    fmw_buf_init(&c->body, srv->cfg.max_body + 1);
+    fmw_buf_init(&c->out, srv->cfg.max_response + 64 * 1024);
+    if (addr && addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, c->remote, sizeof c->remote);
+    else if (addr && addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, c->remote,
+                  sizeof c->remote);
+    if (tls) {
+        c->ssl = srv_tls_new_ssl(srv, fd);
+        if (!c->ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        c->counted = true;
+    } else {
+        c->handshake_done = true;
+    }
+    event_assign(&c->rev, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    event_assign(&c->wev, srv->base, fd, EV_WRITE, conn_on_write, c);
+    evtimer_assign(&c->timer, srv->base, conn_on_timer, c);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    if (c->counted) {
+        srv->n_tls++;
+        fmw_obs_gauge_add(srv->m.connections, 1);
+        fmw_obs_inc(srv->m.connections_total);
+        if (srv->n_tls >= srv->cfg.max_connections)
+            srv_set_listeners_paused(srv, true);
+    }
+    event_add(&c->rev, NULL);
+    /* TLS: the first deadline covers the handshake and the first request. */
+    c->request_started = tls;
+    arm_timer(c, tls ? srv->cfg.request_timeout_ms : srv->cfg.idle_timeout_ms);
+}
+
+/* ---- reading ---- */
+
+enum io_result { IO_OK, IO_AGAIN, IO_EOF, IO_ERROR };
+
+/* Bytes OpenSSL holds that epoll cannot see (it reads ahead). */
+static bool tls_pending(const struct srv_conn *c)
+{
+    return c->ssl && SSL_has_pending(c->ssl);
+}
+
+/*
+ * Reads into c->in, growing it up to what the request may need: the head cap until the head is
+ * known, then the head and its declared body (or more chunks). One read(2) when a request comes
+ * in one piece: reading stops when OpenSSL holds nothing more, and if the socket has more,
+ * level-triggered epoll says so at once.
+ */
+static enum io_result read_input(struct srv_conn *c)
+{
+    struct fmw_server *srv = c->srv;
+    c->may_have_pending = false;
+    for (;;) {
+        size_t want = c->head_len ? c->head_len + (c->head.has_length ? c->head.length : 0)
+                                  : srv->cfg.max_headers + 1;
+        if (c->head_len && c->head.chunked)
+            want = c->in.len + IN_FIRST;
+        if (want > c->in.max - 1)
+            want = c->in.max - 1;
+        if (c->in.len >= want) {
+            c->may_have_pending = tls_pending(c);
+            return IO_OK;
+        }
+        /* Grow by doubling as bytes arrive, never to a declared length up front (a client
+         * could declare 7 MiB on each connection and send nothing). */
+        if (c->in.alloc < c->in.len + READ_MIN + 1 && c->in.alloc < want + 1) {
+            size_t target = c->in.alloc ? c->in.alloc * 2 : IN_FIRST;
+            if (target < c->in.len + READ_MIN + 1)
+                target = c->in.len + READ_MIN + 1;
+            if (target > want + 1)
+                target = want + 1;
+            char *grown = realloc(c->in.data, target);
+            if (!grown)
+                return IO_ERROR;
+            c->in.data = grown;
+            c->in.alloc = target;
+            c->in.data[c->in.len] = '\0';
+        }
+        size_t room = c->in.alloc - c->in.len - 1;
+        size_t n = room < want - c->in.len ? room : want - c->in.len;
+        if (n > (size_t)INT32_MAX)
+            n = INT32_MAX;
+        if (c->ssl) {
+            ERR_clear_error();
+            int rc = SSL_read(c->ssl, c->in.data + c->in.len, (int)n);
+            if (rc > 0) {
+                c->handshake_done = true;
+                c->in.len += (size_t)rc;
+                c->in.data[c->in.len] = '\0';
+                if (tls_pending(c))
+                    continue;
+                return IO_OK;
+            }
+            int e = SSL_get_error(c->ssl, rc);
+            if (SSL_is_init_finished(c->ssl))
+                c->handshake_done = true;
+            if (e == SSL_ERROR_WANT_READ)
+                return IO_AGAIN;
+            if (e == SSL_ERROR_WANT_WRITE) {
+                c->read_wants_write = true;
+                event_add(&c->wev, NULL);
+                return IO_AGAIN;
+            }
+            if (e == SSL_ERROR_ZERO_RETURN)
+                return IO_EOF;
+            return IO_ERROR;
+        }
+        ssize_t rc = recv(c->fd, c->in.data + c->in.len, n, 0);
+        if (rc > 0) {
+            c->in.len += (size_t)rc;
+            c->in.data[c->in.len] = '\0';
+            if ((size_t)rc == n)
+                continue; /* filled what was asked: there may be more */
+            return IO_OK;
+        }
+        if (rc == 0)
+            return IO_EOF;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return IO_AGAIN;
+        if (errno == EINTR)
+            continue;
+        return IO_ERROR;
+    }
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    (void)fd, (void)what;
+    if (c->state == SRV_C_LINGER) {
+        char drop[4096];
+        ssize_t n;
+        while ((n = recv(c->fd, drop, sizeof drop, 0)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            srv_conn_close(c);
+        return;
+    }
+    if (c->state != SRV_C_READING) {
+        /* Writing: only TLS asking to read for a write gets here. */
+        if (c->write_wants_read) {
+            c->write_wants_read = false;
+            conn_write(c);
+        }
+        return;
+    }
+    c->refs++;
+    enum io_result r = read_input(c);
+    if (r == IO_ERROR) {
+        srv_conn_close(c);
+    } else {
+        if (r == IO_EOF)
+            c->peer_eof = true;
+        conn_process(c);
+    }
+    srv_conn_release(c);
+}
+
+/* ---- requests ---- */
+
+static void respond_error(struct srv_conn *c, int status, const char *message)
+{
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", message);
+    c->close_after = true;
+    srv_conn_respond(c, srv_unmatched(c->srv), status, "application/json", NULL, body,
+                     (size_t)n, srv_now_ns());
+}
+
+static const char *error_text(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad request";
+    case 413:
+        return "request body too large";
+    case 417:
+        return "expectation not supported";
+    case 501:
+        return "method not implemented";
+    case 505:
+        return "HTTP version not supported";
+    default:
+        return "bad request";
+    }
+}
+
+/* Finds the end of the head in c->in (after empty lines before the request line). */
+static bool find_head(struct srv_conn *c)
+{
+    const char *p = c->in.data;
+    size_t n = c->in.len;
+    while (c->skip < n && (p[c->skip] == '\r' || p[c->skip] == '\n') && c->scan_from == 0)
+        c->skip++;
+    size_t from = c->scan_from > c->skip ? c->scan_from : c->skip;
+    for (size_t i = from; i < n; i++) {
+        if (p[i] != '\n')
+            continue;
+        /* "\n\n" or "\n\r\n" ends the head. */
+        if (i + 1 < n && p[i + 1] == '\n') {
+            c->head_len = i + 2;
+            return true;
+        }
+        if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
+            c->head_len = i + 3;
+            return true;
+        }
+    }
+    /* Resume where a terminator could still start. */
+    c->scan_from = n > from + 2 ? n - 2 : from;
+    if (c->scan_from < c->skip)
+        c->scan_from = c->skip;
+    return false;
+}
+
+static void send_continue(struct srv_conn *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->continue_sent = true;
+    /* Best effort on a socket that has room (it always has, before the body): a client that
+     * never sees it sends the body after its own timeout anyway. */
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_write(c->ssl, line, sizeof line - 1);
+        ERR_clear_error();
+    } else {
+        ssize_t rc = send(c->fd, line, sizeof line - 1, MSG_NOSIGNAL);
+        (void)rc;
+    }
+}
+
+/* Parses what c->in holds and runs the requests that are complete, one after the other
+ * (pipelining); answers written at once come back to this loop rather than recursing. */
+static void conn_process(struct srv_conn *c)
+{
+    struct fmw_server *srv = c->srv;
+    if (c->processing)
+        return;
+    c->processing = true;
+    c->refs++;
+    while (c->state == SRV_C_READING) {
+        if (c->may_have_pending && !c->peer_eof) {
+            enum io_result r = read_input(c);
+            if (r == IO_ERROR) {
+                srv_conn_close(c);
+                break;
+            }
+            if (r == IO_EOF)
+                c->peer_eof = true;
+        }
+        if (!c->request_started && c->in.len > 0) {
+            c->request_started = true;
+            arm_timer(c, srv->cfg.request_timeout_ms);
+        }
+        if (c->head_len == 0) {
+            if (!find_head(c)) {
+                if (c->in.len - c->skip > srv->cfg.max_headers)
+                    respond_error(c, 400, "request head too large");
+                break;
+            }
+            if (c->head_len - c->skip > srv->cfg.max_headers) {
+                respond_error(c, 400, "request head too large");
+                break;
+            }
+            int status = srv_parse_head(c->in.data + c->skip, c->head_len - c->skip, &c->head);
+            if (status == 0 && c->head.has_length && c->head.length > srv->cfg.max_body)
+                status = 413;
+            if (status) {
+                respond_error(c, status, error_text(status));
+                break;
+            }
+            /* The head's slices point into `in`, which may move as the body arrives. */
+            c->target_off = (size_t)(c->head.target.ptr - c->in.data);
+            c->ctype_off = c->head.has_content_type
+                               ? (size_t)(c->head.content_type.ptr - c->in.data)
+                               : 0;
+            fmw_buf_reset(&c->body);
+            memset(&c->chunks, 0, sizeof c->chunks);
+            c->consumed = c->head_len;
+        }
+        const char *body;
+        size_t body_len;
+        bool complete;
+        if (c->head.chunked) {
+            size_t used = 0;
+            int status = srv_chunked_feed(&c->chunks, c->in.data + c->consumed,
+                                          c->in.len - c->consumed, &c->body, &used);
+            if (status) {
+                respond_error(c, status, error_text(status));
+                break;
+            }
+            c->consumed += used;
+            complete = c->chunks.state == SRV_CH_DONE;
+            /* Decoded bytes need not stay in `in`: it does not grow with the body. */
+            if (!complete) {
+                c->in.len = c->head_len;
+                c->in.data[c->in.len] = '\0';
+                c->consumed = c->head_len;
+            }
+            if (complete && fmw_buf_add(&c->body, "", 0) != FMW_OK) {
+                srv_conn_close(c);
+                break;
+            }
+            body = c->body.data ? c->body.data : "";
+            body_len = c->body.len;
+        } else {
+            uint64_t len = c->head.has_length ? c->head.length : 0;
+            complete = c->in.len - c->head_len >= len;
+            c->consumed = c->head_len + (size_t)len;
+            body = c->in.data + c->head_len;
+            body_len = (size_t)len;
+        }
+        if (!complete) {
+            if (c->head.expect_continue && !c->continue_sent)
+                send_continue(c);
+            break;
+        }
+        /* A complete request: the deadline stops; the handler gets its body NUL-terminated. */
+        c->request_started = false;
+        event_del(&c->timer);
+        if (!c->head.chunked) {
+            c->body_terminator = c->in.data + c->head_len + body_len;
+            c->body_saved = *c->body_terminator;
+            *c->body_terminator = '\0';
+        }
+        c->head.target.ptr = c->in.data + c->target_off;
+        if (c->head.has_content_type)
+            c->head.content_type.ptr = c->in.data + c->ctype_off;
+        if (!c->head.keep_alive || srv->closing)
+            c->close_after = true;
+        c->state = SRV_C_HANDLING;
+        srv_dispatch(c, body, body_len, srv_now_ns());
+        if (c->state == SRV_C_HANDLING && !c->read_paused) {
+            /* A worker has it: no reading (nor growing `in`) until it is answered. */
+            event_del(&c->rev);
+            c->read_paused = true;
+        }
+    }
+    if (c->state == SRV_C_READING) {
+        if (c->peer_eof) {
+            srv_conn_close(c); /* the client closed its side: nothing more can complete */
+        } else if (!c->request_started && c->in.len == 0) {
+            drop_buffers(c);
+            arm_timer(c, srv->cfg.idle_timeout_ms);
+        }
+    }
+    c->processing = false;
+    srv_conn_release(c);
+}
+
+/* The request is answered: its bytes go, the next one (pipelined) moves to the front. */
+static void next_request(struct srv_conn *c)
+{
+    if (c->body_terminator) {
+        *c->body_terminator = c->body_saved;
+        c->body_terminator = NULL;
+    }
+    size_t rest = c->in.len > c->consumed ? c->in.len - c->consumed : 0;
+    if (rest)
+        memmove(c->in.data, c->in.data + c->consumed, rest);
+    c->in.len = rest;
+    if (c->in.data)
+        c->in.data[rest] = '\0';
+    c->consumed = c->head_len = c->scan_from = c->skip = 0;
+    c->continue_sent = false;
+    memset(&c->head, 0, sizeof c->head);
+    c->state = SRV_C_READING;
+    if (c->read_paused) {
+        event_add(&c->rev, NULL);
+        c->read_paused = false;
+        c->may_have_pending = tls_pending(c); /* arrived while reading was off */
+    }
+}
+
+/* ---- writing ---- */
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int status,
+                      const char *content_type, const char *extra, const char *body, size_t len,
+                      uint64_t t0)
+{
+    struct fmw_server *srv = c->srv;
+    char code[16];
+    snprintf(code, sizeof code, "%d", status);
+    fmw_obs_inc(fmw_obs_series2(srv->m.requests, route->path, code));
+    fmw_obs_observe(route->duration, srv_now_ns() - t0);
+    if (!srv_conn_usable(c))
+        return; /* the client left while a handler ran */
+    if (srv->closing)
+        c->close_after = true;
+    bool head_only = c->head.method == SRV_M_HEAD;
+    fmw_buf_reset(&c->out);
+    c->out_off = 0;
+    enum fmw_err err = fmw_buf_addf(&c->out,
+                                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                                    "Content-Length: %zu\r\n%s%s\r\n",
+                                    status, reason_of(status), content_type, len, extra ? extra : "",
+                                    c->close_after ? "Connection: close\r\n" : "");
+    if (!err && !head_only && len)
+        err = fmw_buf_add(&c->out, body, len);
+    if (err) {
+        srv_conn_close(c);
+        return;
+    }
+    c->state = SRV_C_WRITING;
+    conn_write(c);
+}
+
+/* The socket is full: wait until it drains, at most the idle timeout. Reading stops meanwhile
+ * (epoll is level-triggered: unread pipelined bytes would wake the loop again and again). */
+static void wait_writable(struct srv_conn *c)
+{
+    event_add(&c->wev, NULL);
+    arm_timer(c, c->srv->cfg.idle_timeout_ms);
+    if (!c->read_paused) {
+        event_del(&c->rev);
+        c->read_paused = true;
+    }
+}
+
+static void conn_write(struct srv_conn *c)
+{
+    struct fmw_server *srv = c->srv;
+    while (c->out_off < c->out.len) {
+        size_t n = c->out.len - c->out_off;
+        if (n > (size_t)INT32_MAX)
+            n = INT32_MAX;
+        if (c->ssl) {
+            ERR_clear_error();
+            int rc = SSL_write(c->ssl, c->out.data + c->out_off, (int)n);
+            if (rc > 0) {
+                c->out_off += (size_t)rc;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, rc);
+            if (e == SSL_ERROR_WANT_WRITE) {
+                wait_writable(c);
+                return;
+            }
+            if (e == SSL_ERROR_WANT_READ) {
+                c->write_wants_read = true;
+                arm_timer(c, srv->cfg.idle_timeout_ms);
+                if (c->read_paused) {
+                    event_add(&c->rev, NULL);
+                    c->read_paused = false;
+                }
+                return;
+            }
+            srv_conn_close(c);
+            return;
+        }
+        ssize_t rc = send(c->fd, c->out.data + c->out_off, n, MSG_NOSIGNAL);
+        if (rc > 0) {
+            c->out_off += (size_t)rc;
+            continue;
+        }
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wait_writable(c);
+            return;
+        }
+        srv_conn_close(c);
+        return;
+    }
+    /* Written. */
+    event_del(&c->timer);
+    if (c->close_after) {
+        conn_linger(c);
+        return;
+    }
+    next_request(c);
+    if (c->out.alloc > 64 * 1024)
+        fmw_buf_free(&c->out);
+    conn_process(c); /* returns at once when called from its own loop, which carries on */
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    (void)fd, (void)what;
+    c->refs++;
+    if (c->state == SRV_C_WRITING) {
+        conn_write(c);
+    } else if (c->state == SRV_C_READING && c->read_wants_write) {
+        c->read_wants_write = false;
+        enum io_result r = read_input(c);
+        if (r == IO_ERROR) {
+            srv_conn_close(c);
+        } else {
+            if (r == IO_EOF)
+                c->peer_eof = true;
+            conn_process(c);
+        }
+    }
+    srv_conn_release(c);
+}
+
+/* ---- deadlines ---- */
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_conn *c = arg;
+    (void)fd, (void)what;
+    switch (c->state) {
+    case SRV_C_READING:
+        if (c->request_started) {
+            fmw_obs_inc(c->srv->m.deadline_closes);
+            if (fmw_log_enabled(FMW_LOG_DEBUG))
+                fmw_logf(FMW_LOG_DEBUG, "request not complete within %u ms, closing connection",
+                         c->srv->cfg.request_timeout_ms);
+        }
+        srv_conn_close(c);
+        break;
+    case SRV_C_WRITING: /* the client stopped reading */
+    case SRV_C_LINGER:
+        srv_conn_close(c);
+        break;
+    case SRV_C_HANDLING:
+    case SRV_C_CLOSED:
+        break;
+    }
+}

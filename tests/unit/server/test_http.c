@@ -1,0 +1,158 @@
+/* pkg/server/http.c: request heads and chunked bodies. */
+#include "pkg/server/server_int.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static int parse(const char *text, struct srv_head *h)
+{
+    return srv_parse_head(text, strlen(text), h);
+}
+
+Test(http, a_review_request)
+{
+    struct srv_head h;
+    const char *text = "POST /mutate?timeout=10s HTTP/1.1\r\nHost: 10.0.0.1:8443\r\n"
+                       "Content-Type: application/json\r\nAccept: application/json, */*\r\n"
+                       "Content-Length: 4647\r\nAccept-Encoding: gzip\r\nUser-Agent: kube-apiserver-admission\r\n\r\n";
+    cr_assert_eq(parse(text, &h), 0);
+    cr_expect_eq(h.method, SRV_M_POST);
+    cr_expect_eq(h.target.len, strlen("/mutate?timeout=10s"));
+    cr_expect(memcmp(h.target.ptr, "/mutate?timeout=10s", h.target.len) == 0);
+    cr_expect(h.http11 && h.keep_alive && h.has_length && !h.chunked && !h.expect_continue);
+    cr_expect_eq(h.length, 4647);
+    cr_expect(h.has_content_type && h.content_type.len == strlen("application/json"));
+}
+
+Test(http, keep_alive_by_version_and_connection)
+{
+    struct srv_head h;
+    cr_assert_eq(parse("GET / HTTP/1.0\r\n\r\n", &h), 0);
+    cr_expect(!h.http11 && !h.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &h), 0);
+    cr_expect(h.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", &h), 0);
+    cr_expect(!h.keep_alive);
+    /* Bare LF line ends, and a method of our list that routes answer 405 to. */
+    cr_assert_eq(parse("DELETE /x HTTP/1.1\nHost: y\n\n", &h), 0);
+    cr_expect_eq(h.method, SRV_M_DELETE);
+}
+
+Test(http, framing_chunked_expect)
+{
+    struct srv_head h;
+    cr_assert_eq(parse("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", &h), 0);
+    cr_expect(h.chunked && !h.has_length);
+    cr_assert_eq(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 0\r\n\r\n", &h),
+                 0);
+    cr_expect(h.expect_continue && h.has_length && h.length == 0);
+}
+
+/* Each line: the head, and the status it must be refused with. */
+static const struct {
+    const char *head;
+    int status;
+} REFUSED[] = {
+    {"GARBAGE\r\n\r\n", 400},
+    {"GET\r\n\r\n", 400},
+    {"GET /healthz\r\n\r\n", 400},
+    {"GET  /x HTTP/1.1\r\n\r\n", 400},
+    {"GET /a b HTTP/1.1\r\n\r\n", 400},
+    {"GET /x HTTP/2.0\r\n\r\n", 505},
+    {"GET /x HTTP/9.9\r\n\r\n", 505},
+    {"GET /x http/1.1\r\n\r\n", 400},
+    {"BREW /x HTTP/1.1\r\n\r\n", 501},
+    {"G(T /x HTTP/1.1\r\n\r\n", 400},
+    {"GET http://evil/x HTTP/1.1\r\n\r\n", 400},
+    {"OPTIONS * HTTP/1.1\r\n\r\n", 400},
+    {"GET /x\x7f HTTP/1.1\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nExpect: 100-banana\r\n\r\n", 417},
+    {"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\n: empty-name\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nX : space-before-colon\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nX: a\x01" "b\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nX: unterminated", 400},
+};
+
+Test(http, refused_heads)
+{
+    for (size_t i = 0; i < sizeof REFUSED / sizeof REFUSED[0]; i++) {
+        struct srv_head h;
+        cr_expect_eq(parse(REFUSED[i].head, &h), REFUSED[i].status, "%zu: %s", i, REFUSED[i].head);
+    }
+    /* A NUL inside the head is refused, wherever it is. */
+    static const char nul_head[] = "GET /x HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    struct srv_head h;
+    cr_expect_eq(srv_parse_head(nul_head, sizeof nul_head - 1, &h), 400);
+    static const char nul_target[] = "GET /a\0b HTTP/1.1\r\n\r\n";
+    cr_expect_eq(srv_parse_head(nul_target, sizeof nul_target - 1, &h), 400);
+}
+
+Test(http, obs_text_in_values_is_taken)
+{
+    struct srv_head h;
+    cr_expect_eq(parse("GET /mu\xfftate HTTP/1.1\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n", &h), 0);
+}
+
+/* Feeds `text` to a chunked decoder `step` bytes at a time. */
+static int dechunk(const char *text, size_t step, struct fmw_buf *body, size_t *rest)
+{
+    struct srv_chunked c;
+    memset(&c, 0, sizeof c);
+    size_t n = strlen(text), off = 0;
+    while (off < n && c.state != SRV_CH_DONE) {
+        size_t take = n - off < step ? n - off : step, used = 0;
+        int status = srv_chunked_feed(&c, text + off, take, body, &used);
+        if (status)
+            return status;
+        off += used;
+    }
+    *rest = n - off;
+    return c.state == SRV_CH_DONE ? 0 : -1;
+}
+
+Test(http, chunked_bodies)
+{
+    const char *text = "5;name=value\r\nhello\r\nA\r\n, chunked!\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+    for (size_t step = 1; step <= strlen(text); step++) {
+        struct fmw_buf body;
+        fmw_buf_init(&body, 1024);
+        size_t rest = 0;
+        cr_assert_eq(dechunk(text, step, &body, &rest), 0, "step %zu", step);
+        cr_expect_str_eq(fmw_buf_cstr(&body), "hello, chunked!", "step %zu", step);
+        cr_expect_eq(rest, 4, "the next request's bytes are left (step %zu)", step);
+        fmw_buf_free(&body);
+    }
+}
+
+Test(http, chunked_refusals)
+{
+    static const struct {
+        const char *text;
+        int status;
+    } BAD[] = {
+        {"zz\r\n{}\r\n0\r\n\r\n", 400},       /* not hex */
+        {"2\r\n{}xx\r\n0\r\n\r\n", 400},      /* data longer than its size */
+        {"2 x\r\n{}\r\n0\r\n\r\n", 400},      /* junk after the size */
+        {"ffffffffffffffffff\r\n{}\r\n", 413}, /* past 64 bits */
+        {"401\r\n", 413},                      /* past the body cap (1024) */
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        struct fmw_buf body;
+        fmw_buf_init(&body, 1024);
+        size_t rest = 0;
+        cr_expect_eq(dechunk(BAD[i].text, 3, &body, &rest), BAD[i].status, "%s", BAD[i].text);
+        fmw_buf_free(&body);
+    }
+}

@@ -396,7 +396,8 @@ out:
     json_decref(a.warnings);
     json_decref(a.audit);
     json_decref(review);
-    json_decref(in);
+    if (!fmw_arena_holds_all())
+        json_decref(in);
     fmw_arena_end();
     return err;
 }

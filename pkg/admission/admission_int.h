@@ -6,6 +6,7 @@
 #include "pkg/base/base.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -24,6 +25,14 @@
 void fmw_arena_begin(void);
 void fmw_arena_stop_allocating(void);
 void fmw_arena_end(void);
+/*
+ * True when every allocation of the scope so far came from the arena (none fell back to malloc
+ * past the arena's cap, and the arena is on). A parse tree built then owns no other memory, so
+ * fmw_arena_end() alone disposes of it: walking it with json_decref() first only to reach no-op
+ * frees was a quarter of a review. That holds while nothing allocated outside the arena is put
+ * into the parse tree — the review only reads it.
+ */
+bool fmw_arena_holds_all(void);
 
 /* Where a body failed to parse: a message, and the line, column and byte offset. */
 struct fmw_json_error {

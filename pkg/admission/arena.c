@@ -24,6 +24,10 @@
 void fmw_arena_begin(void) {}
 void fmw_arena_stop_allocating(void) {}
 void fmw_arena_end(void) {}
+bool fmw_arena_holds_all(void)
+{
+    return false;
+}
 #else
 
 #define ALIGN 16u
@@ -41,6 +45,7 @@ struct arena {
     struct chunk *head; /* newest (and largest) first */
     size_t total;
     bool in_scope, allocating;
+    bool fell_back; /* an allocation of this scope came from malloc */
     uintptr_t lo, hi; /* bounds of all chunks, a quick "not ours" for free */
 };
 
@@ -120,6 +125,7 @@ static void *hook_malloc(size_t n)
         void *p = arena_alloc(a, n ? n : 1);
         if (p)
             return p;
+        a->fell_back = true;
     }
     return malloc(n);
 }
@@ -152,6 +158,13 @@ void fmw_arena_begin(void)
         pthread_setspecific(exit_key, a);
     a->in_scope = true;
     a->allocating = true;
+    a->fell_back = false;
+}
+
+bool fmw_arena_holds_all(void)
+{
+    const struct arena *a = &tl_arena;
+    return a->in_scope && !a->fell_back;
 }
 
 void fmw_arena_stop_allocating(void)

@@ -88,6 +88,23 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/*
+ * True when none of the 8 bytes needs a second look in a string: each is printable ASCII
+ * (0x20..0x7F) other than '"' and '\\'. Word-at-a-time (SWAR): a byte's high bit in the mask
+ * marks one that is >= 0x80, < 0x20 (borrow of the subtraction), or equal to '"' or '\\' (zero
+ * after the XOR). The "any" answer is exact; which byte it was, the byte loop finds.
+ */
+static inline bool plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
+    uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+                       ((backslash - ones) & ~backslash);
+    return (special & highs) == 0;
+}
+
 static int hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
 {
     if (end - p < 4)
@@ -136,6 +153,8 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
     const unsigned char *s = ++ps->p, *p = s, *end = ps->end;
     /* Fast path: no escapes. */
     for (;;) {
+        while (end - p >= 8 && plain8(p))
+            p += 8;
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
             p++;
         if (p >= end) {
@@ -522,6 +541,14 @@ static enum fmw_err dump_string(const char *s, size_t len, struct fmw_buf *out)
     enum fmw_err err = fmw_buf_addc(out, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one go */
     for (size_t i = 0; i < len && !err; i++) {
+        /* Bytes >= 0x80 go out as they are too: only those under 0x20, '"' and '\\' are
+         * escaped. Eight plain bytes at a time while there are. */
+        while (len - i >= 8 && plain8((const unsigned char *)s + i)) {
+            i += 8;
+            run += 8;
+        }
+        if (i >= len)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             run++;

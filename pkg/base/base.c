@@ -121,6 +121,13 @@ static enum fmw_err buf_reserve(struct fmw_buf *b, size_t extra)
 
 enum fmw_err fmw_buf_add(struct fmw_buf *b, const void *p, size_t n)
 {
+    /* Room already there (the common case of a writer appending small pieces). */
+    if (n < b->alloc - b->len && n <= b->max - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return FMW_OK;
+    }
     enum fmw_err err = buf_reserve(b, n);
     if (err)
         return err;
@@ -138,6 +145,11 @@ enum fmw_err fmw_buf_adds(struct fmw_buf *b, const char *s)
 
 enum fmw_err fmw_buf_addc(struct fmw_buf *b, char c)
 {
+    if (b->len + 1 < b->alloc && b->len < b->max) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return FMW_OK;
+    }
     return fmw_buf_add(b, &c, 1);
 }
 

@@ -224,10 +224,10 @@ enum fmw_err kube_tls_context(const struct fmw_buf *ca, const struct fmw_buf *ce
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        /* Without a CA of its own the system's are used: loaded at the first connection
+         * (kube_http_init notes it), since reading the whole bundle takes ~20 ms. */
         if (ca->len)
             err = add_ca_pem(ctx, ca, d);
-        else if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-            err = fmw_diag_set(d, FMW_EIO, "no certificate authority given and none installed");
     }
     if (!err && (cert->len || key->len)) {
         if (!cert->len || !key->len)
@@ -418,10 +418,31 @@ static enum fmw_err connect_one(const struct addrinfo *ai, uint64_t deadline, in
     return FMW_OK;
 }
 
+/* The system's CAs, once, for a client configured without its own. */
+static enum fmw_err load_system_cas(struct kube_http *h, struct fmw_diag *d)
+{
+    enum fmw_err err = FMW_OK;
+    pthread_mutex_lock(&h->mu);
+    if (atomic_load(&h->system_cas_pending)) {
+        if (SSL_CTX_set_default_verify_paths(h->ctx) == 1)
+            atomic_store(&h->system_cas_pending, false);
+        else
+            err = fmw_diag_set(d, FMW_EIO, "no certificate authority given and none installed");
+        ERR_clear_error();
+    }
+    pthread_mutex_unlock(&h->mu);
+    return err;
+}
+
 static enum fmw_err handshake(struct kube_http *h, struct kconn *k, uint64_t deadline,
                               struct fmw_diag *d)
 {
     char why[256];
+    if (atomic_load(&h->system_cas_pending)) {
+        enum fmw_err err = load_system_cas(h, d);
+        if (err)
+            return err;
+    }
     k->ssl = SSL_new(h->ctx);
     if (!k->ssl || SSL_set_fd(k->ssl, k->fd) != 1)
         return fmw_diag_set(d, FMW_ENOMEM, "cannot create a TLS connection");
@@ -919,6 +940,10 @@ enum fmw_err kube_http_init(struct kube_http *h, const char *server, SSL_CTX *ct
         return err;
     h->ctx = ctx;
     h->insecure = insecure;
+    if (ctx && !insecure) {
+        STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+        atomic_init(&h->system_cas_pending, sk_X509_OBJECT_num(objs) == 0);
+    }
     pthread_mutex_init(&h->mu, NULL);
     return FMW_OK;
 }

@@ -5,6 +5,7 @@
 #include "pkg/kube/kube.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,6 +41,7 @@ struct kube_http {
     struct kube_endpoint ep;
     SSL_CTX *ctx; /* owned; NULL for plain http */
     bool insecure;
+    _Atomic bool system_cas_pending; /* no CA configured: the system's load at the first dial */
     pthread_mutex_t mu;
     struct kconn *idle;
     size_t n_idle;

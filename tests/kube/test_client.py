@@ -354,6 +354,15 @@ def test_unknown_ca_is_refused(pki, serve, tmp_path):
     assert srv.requests == []
 
 
+def test_no_ca_configured_uses_the_systems(pki, serve, tmp_path):
+    # No certificate authority in the kubeconfig: the system's are loaded (at the first
+    # connection), and they do not know the test CA.
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv)))
+    assert r["err"] == "EIO" and "certificate" in r["msg"], r
+    assert srv.requests == []
+
+
 def test_name_mismatch_is_refused(pki, serve, tmp_path):
     srv = serve(lambda c, n, r: [ok()], pki=pki, cert=pki.wrong, key=pki.wrong_key)
     (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki))

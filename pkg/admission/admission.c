@@ -120,24 +120,12 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
     va_end(ap);
     snprintf(text, sizeof text, WARN_PREFIX "%s%s%s", container ? container : "",
              container && *container ? ": " : "", body);
-    /* Control characters become spaces; bytes that are not UTF-8 (user text cut by a "%.Ns")
-     * become '?', since a warning must be a valid JSON string. */
-    for (unsigned char *p = (unsigned char *)text; *p;) {
-        int n = *p < 0x80             ? 0
-                : (*p & 0xE0) == 0xC0 ? 1
-                : (*p & 0xF0) == 0xE0 ? 2
-                : (*p & 0xF8) == 0xF0 ? 3
-                                      : -1;
-        int ok = n >= 0;
-        for (int i = 1; ok && i <= n; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        if (n == 0 && (*p < 0x20 || *p == 0x7f))
+    /* Bytes that are not UTF-8 (user text cut by a "%.Ns") become '?', since a warning must be
+     * a valid JSON string; control characters become spaces. */
+    fmw_utf8_scrub(text);
+    for (unsigned char *p = (unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
-        p += n + 1;
     }
     /* Cut on a UTF-8 boundary. */
     size_t n = strlen(text);
@@ -147,7 +135,7 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
             cut--;
         memcpy(text + cut, "...", 4);
     }
-    json_array_append_new(warnings, json_string(text));
+    json_array_append_new(warnings, fmw_json_text(text));
 }
 
 struct answer {
@@ -183,8 +171,8 @@ static enum fmw_err set_patch(json_t *response, json_t *patch)
     }
     EVP_EncodeBlock(enc, (const unsigned char *)fmw_buf_cstr(&text), (int)n);
     fmw_buf_free(&text);
-    json_object_set_new(response, "patchType", json_string("JSONPatch"));
-    json_object_set_new(response, "patch", json_string((const char *)enc));
+    json_object_set_new(response, "patchType", fmw_json_text("JSONPatch"));
+    json_object_set_new(response, "patch", fmw_json_text((const char *)enc));
     free(enc);
     return FMW_OK;
 }
@@ -219,13 +207,13 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         copy_text(dec->reason, sizeof dec->reason, fmw_diag_msg(&plan->message));
         add_warning(a->warnings, ctr, "config not read, pod unchanged: %s",
                     fmw_diag_msg(&plan->message));
-        json_object_set_new(a->audit, "decision", json_string("unreadable"));
+        json_object_set_new(a->audit, "decision", fmw_json_text("unreadable"));
         return FMW_OK;
     case FMW_PLAN_INVALID: {
         char msg[4096];
         copy_text(dec->reason, sizeof dec->reason, fmw_diag_msg(&plan->message));
         snprintf(msg, sizeof msg, "%s: %s", ctr, fmw_diag_msg(&plan->message));
-        json_object_set_new(a->audit, "flink-error", json_string(fmw_diag_msg(&plan->message)));
+        json_object_set_new(a->audit, "flink-error", fmw_json_text(fmw_diag_msg(&plan->message)));
         if (workload || cfg->on_invalid == FMW_ON_INVALID_WARN || mode == FMW_MODE_DRY_RUN) {
             dec->outcome = "warned";
             add_warning(a->warnings, ctr, "%sFlink rejects this configuration: %s",
@@ -234,7 +222,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
                             ? "would deny: "
                             : "",
                         fmw_diag_msg(&plan->message));
-            json_object_set_new(a->audit, "decision", json_string("warned"));
+            json_object_set_new(a->audit, "decision", fmw_json_text("warned"));
             return FMW_OK;
         }
         dec->outcome = "denied";
@@ -242,7 +230,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         json_object_set_new(
             a->response, "status",
             json_pack("{s:i,s:s,s:s}", "code", 403, "reason", "Forbidden", "message", msg));
-        json_object_set_new(a->audit, "decision", json_string("denied"));
+        json_object_set_new(a->audit, "decision", fmw_json_text("denied"));
         return FMW_OK;
     }
     case FMW_PLAN_RESOLVED:
@@ -252,11 +240,11 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
     fmw_quantity_format(plan->jm.spec.total_process, q);
     dec->total_process = plan->jm.spec.total_process;
     dec->changes = json_array_size(plan->changes);
-    json_object_set_new(a->audit, "total-process-memory", json_string(q));
-    json_object_set_new(a->audit, "jvm-args", json_string(plan->jm.jvm_args));
+    json_object_set_new(a->audit, "total-process-memory", fmw_json_text(q));
+    json_object_set_new(a->audit, "jvm-args", fmw_json_text(plan->jm.jvm_args));
     if (dec->changes == 0) {
         dec->outcome = "unchanged";
-        json_object_set_new(a->audit, "decision", json_string("unchanged"));
+        json_object_set_new(a->audit, "decision", fmw_json_text("unchanged"));
         return FMW_OK;
     }
     bool patch = mode == FMW_MODE_ENFORCE && (!workload || cfg->workloads == FMW_WORKLOADS_PATCH);
@@ -266,14 +254,14 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         add_warning(a->warnings, ctr, "%s%s (Flink %d.%d)", lead, json_string_value(n),
                     plan->version.major, plan->version.minor);
     }
-    json_object_set_new(a->audit, "resolved", json_string(plan->annotation));
+    json_object_set_new(a->audit, "resolved", fmw_json_text(plan->annotation));
     if (!patch) {
         dec->outcome = mode == FMW_MODE_DRY_RUN ? "dry-run" : "warned";
-        json_object_set_new(a->audit, "decision", json_string(dec->outcome));
+        json_object_set_new(a->audit, "decision", fmw_json_text(dec->outcome));
         return FMW_OK;
     }
     dec->outcome = "patched";
-    json_object_set_new(a->audit, "decision", json_string("patched"));
+    json_object_set_new(a->audit, "decision", fmw_json_text("patched"));
     return set_patch(a->response, plan->patch);
 }
 
@@ -385,7 +373,7 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     if (!err)
         err = answer_plan(cfg, mode, !is_pod, &plan, &a, dec);
     if (!err && mode == FMW_MODE_DRY_RUN && plan.status != FMW_PLAN_SKIP)
-        json_object_set_new(a.audit, "mode", json_string("dry-run"));
+        json_object_set_new(a.audit, "mode", fmw_json_text("dry-run"));
 answer:
     if (!err)
         err = finish(review, &a, out);

@@ -537,48 +537,7 @@ json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
 
 static enum fmw_err dump_string(const char *s, size_t len, struct fmw_buf *out)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    enum fmw_err err = fmw_buf_addc(out, '"');
-    size_t run = 0; /* bytes copied as they are, flushed in one go */
-    for (size_t i = 0; i < len && !err; i++) {
-        /* Bytes >= 0x80 go out as they are too: only those under 0x20, '"' and '\\' are
-         * escaped. Eight plain bytes at a time while there are. */
-        while (len - i >= 8 && plain8((const unsigned char *)s + i)) {
-            i += 8;
-            run += 8;
-        }
-        if (i >= len)
-            break;
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        err = fmw_buf_add(out, s + i - run, run);
-        run = 0;
-        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
-        size_t n = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-            break;
-        }
-        if (!err)
-            err = fmw_buf_add(out, esc, n);
-    }
-    if (!err)
-        err = fmw_buf_add(out, s + len - run, run);
-    return err ? err : fmw_buf_addc(out, '"');
+    return fmw_buf_add_json_string(out, s, len);
 }
 
 static enum fmw_err dump_value(const json_t *j, struct fmw_buf *out, int depth)

@@ -252,6 +252,136 @@ char *fmw_str_dup(struct fmw_str s)
     return p;
 }
 
+/* No byte of the 8 needs escaping in a JSON string nor a second look as UTF-8: each is printable
+ * ASCII other than '"' and '\\' (json.c's scanner has the same test; SWAR, exact for "any"). */
+static inline bool plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
+    uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+                       ((backslash - ones) & ~backslash);
+    return (special & highs) == 0;
+}
+
+enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    enum fmw_err err = fmw_buf_addc(out, '"');
+    size_t run = 0; /* bytes copied as they are, flushed in one go */
+    for (size_t i = 0; i < len && !err; i++) {
+        /* Bytes >= 0x80 go out as they are too: only those under 0x20, '"' and '\\' are
+         * escaped. Eight plain bytes at a time while there are. */
+        while (len - i >= 8 && plain8((const unsigned char *)s + i)) {
+            i += 8;
+            run += 8;
+        }
+        if (i >= len)
+            break;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        err = fmw_buf_add(out, s + i - run, run);
+        run = 0;
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+            break;
+        }
+        if (!err)
+            err = fmw_buf_add(out, esc, n);
+    }
+    if (!err)
+        err = fmw_buf_add(out, s + len - run, run);
+    return err ? err : fmw_buf_addc(out, '"');
+}
+
+/* Length of the well-formed UTF-8 sequence starting with the non-ASCII byte at p (at most
+ * `avail` bytes there), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+    unsigned c = *p;
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+bool fmw_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        if (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if ((v & 0x8080808080808080ull) == 0) {
+                p += 8;
+                continue;
+            }
+        }
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t len = utf8_seq(p, (size_t)(end - p));
+        if (!len)
+            return false;
+        p += len;
+    }
+    return true;
+}
+
+void fmw_utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t left = strlen(s);
+    while (left > 0) {
+        size_t len = *p < 0x80 ? 1 : utf8_seq(p, left);
+        if (!len) {
+            *p = '?';
+            len = 1;
+        }
+        p += len;
+        left -= len;
+    }
+}
+
 void *fmw_calloc(size_t n, size_t size)
 {
     if (n == 0 || size == 0)

@@ -106,6 +106,19 @@ struct fmw_str fmw_str_trim_java(struct fmw_str s);
 /* A NUL-terminated heap copy (free() it), or NULL when out of memory. */
 char *fmw_str_dup(struct fmw_str s);
 
+/* Appends s[0..len) as a JSON string, quotes included, escaped as jansson's json_dumps does
+ * without flags: '"', '\\' and control characters (\b \f \n \r \t, else \u00XX); other bytes
+ * as they are. */
+enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t len);
+
+/* True when the n bytes at s are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF). ASCII runs are checked eight bytes at a time. */
+bool fmw_utf8_valid(const char *s, size_t n);
+
+/* Replaces, in the NUL-terminated `s`, every byte that is not part of well-formed UTF-8 with
+ * '?' (user text cut by a "%.Ns" can end in half a character). */
+void fmw_utf8_scrub(char *s);
+
 /* Allocation helpers that never return NULL for a zero size and check multiplication. */
 void *fmw_calloc(size_t n, size_t size);
 char *fmw_strdup(const char *s);

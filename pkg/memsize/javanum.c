@@ -8,10 +8,48 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The last few answers of this thread: the same fractions (Flink's defaults, 0.1 above all)
+ * come back in every review, and working one out costs a handful of printf calls. */
+#define MEMO_SLOTS 4
+struct memo {
+    uint64_t bits;
+    bool used;
+    int n, exp10;
+    char digits[FMW_DIGITS_MAX + 1];
+};
+static _Thread_local struct memo tl_memo[MEMO_SLOTS];
+static _Thread_local unsigned tl_memo_next;
+
+static int shortest_digits_uncached(double d, char digits[FMW_DIGITS_MAX + 1], int *exp10);
+
 int fmw_shortest_digits(double d, char digits[FMW_DIGITS_MAX + 1], int *exp10)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    for (unsigned i = 0; i < MEMO_SLOTS; i++) {
+        const struct memo *m = &tl_memo[i];
+        if (m->used && m->bits == bits) {
+            memcpy(digits, m->digits, (size_t)m->n + 1);
+            *exp10 = m->exp10;
+            return m->n;
+        }
+    }
+    int n = shortest_digits_uncached(d, digits, exp10);
+    struct memo *m = &tl_memo[tl_memo_next++ % MEMO_SLOTS];
+    m->bits = bits;
+    m->used = true;
+    m->n = n;
+    m->exp10 = *exp10;
+    memcpy(m->digits, digits, (size_t)n + 1);
+    return n;
+}
+
+static int shortest_digits_uncached(double d, char digits[FMW_DIGITS_MAX + 1], int *exp10)
 {
     /* The fewest significant digits whose correctly rounded value reads back as d: what Java's
      * Double.toString (JDK 19+, and for realistic values earlier ones) and Python's repr pick. */

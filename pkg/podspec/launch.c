@@ -130,7 +130,7 @@ static enum fmw_err filter_dynamic(const struct cmdline *cl, size_t from, size_t
             prop = t + 2;
         else if ((strcmp(t, "--configDir") == 0 || strcmp(t, "-c") == 0) && i + 1 < end)
             i++;
-        if (prop && json_array_append_new(props, json_string(prop)) != 0)
+        if (prop && json_array_append_new(props, fmw_json_text(prop)) != 0)
             return FMW_ENOMEM;
     }
     return FMW_OK;
@@ -147,7 +147,7 @@ static bool has_dynamic(const struct cmdline *cl, size_t from, size_t end)
 
 static enum fmw_err note(json_t *notes, const char *text)
 {
-    return json_array_append_new(notes, json_string(text)) ? FMW_ENOMEM : FMW_OK;
+    return json_array_append_new(notes, fmw_json_text(text)) ? FMW_ENOMEM : FMW_OK;
 }
 
 enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,

@@ -98,4 +98,8 @@ bool fmw_podspec_image_version(const char *image, struct fmw_flink_version *v);
 /* A JVM size ("2g", "512M", "1073741824") in bytes; false when not a JVM size. */
 bool fmw_podspec_jvm_size(struct fmw_str text, uint64_t *bytes);
 
+/* A new JSON string holding `s`, as json_string(s) makes it (NULL for text that is not UTF-8,
+ * or out of memory), with a faster UTF-8 check than jansson's: reviews make dozens. */
+json_t *fmw_json_text(const char *s);
+
 #endif

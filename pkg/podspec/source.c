@@ -48,7 +48,7 @@ static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
 
 static void note(struct gather *g, const char *text)
 {
-    json_array_append_new(g->notes, json_string(text));
+    json_array_append_new(g->notes, fmw_json_text(text));
 }
 
 /* Fetches a ConfigMap once per plan. FMW_OK with *data NULL when it does not exist. */

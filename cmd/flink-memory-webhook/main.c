@@ -129,7 +129,7 @@ static void log_decision(const struct fmw_server_request *req, const struct fmw_
     if (dec->reason[0])
         fmw_log_str(&l, "reason", dec->reason);
     fmw_log_uint(&l, "request", req->id);
-    fmw_log_double(&l, "latency_ms", (double)took_ns / 1e6);
+    fmw_log_fixed(&l, "latency_ms", (int64_t)(took_ns / 1000u), 3);
     fmw_log_end(&l);
 }
 

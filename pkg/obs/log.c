@@ -222,13 +222,28 @@ bool fmw_log_begin(struct fmw_log_line *l, enum fmw_log_level level, const char 
     if (!l->active)
         return false;
 
+    /* The date and time to the second are formatted once a second per thread. */
+    static _Thread_local time_t tl_second = -1;
+    static _Thread_local char tl_prefix[32];
+    static _Thread_local size_t tl_prefix_len;
     struct timespec now;
-    struct tm tm;
     char ts[48];
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000L);
+    if (now.tv_sec != tl_second) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        tl_prefix_len = strftime(tl_prefix, sizeof(tl_prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+        tl_second = now.tv_sec;
+    }
+    memcpy(ts, tl_prefix, tl_prefix_len);
+    unsigned ms = (unsigned)(now.tv_nsec / 1000000L);
+    char *t = ts + tl_prefix_len;
+    t[0] = '.';
+    t[1] = (char)('0' + ms / 100);
+    t[2] = (char)('0' + ms / 10 % 10);
+    t[3] = (char)('0' + ms % 10);
+    t[4] = 'Z';
+    t[5] = '\0';
 
     putc_(l, '{');
     fmw_log_str(l, "ts", ts);
@@ -291,6 +306,26 @@ void fmw_log_double(struct fmw_log_line *l, const char *key, double value)
     else
         fmw_obs_fmt_double(text, value);
     put_number(l, key, text);
+}
+
+void fmw_log_fixed(struct fmw_log_line *l, const char *key, int64_t value, unsigned decimals)
+{
+    char text[32], *p = text + sizeof(text);
+    if (decimals < 1 || decimals > 9)
+        decimals = 3;
+    bool negative = value < 0;
+    uint64_t v = negative ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    *--p = '\0';
+    for (unsigned i = 0; i < decimals; i++, v /= 10)
+        *--p = (char)('0' + v % 10);
+    *--p = '.';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        *--p = '-';
+    put_number(l, key, p);
 }
 
 void fmw_log_bool(struct fmw_log_line *l, const char *key, bool value)

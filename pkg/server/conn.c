@@ -59,13 +59,51 @@ bool srv_conn_usable(const struct srv_conn *c)
     return c && c->state != SRV_C_CLOSED && c->state != SRV_C_LINGER;
 }
 
+void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want)
+{
+    if (b->data)
+        return;
+    for (unsigned i = srv->bufpool.n; i-- > 0;) {
+        if (srv->bufpool.size[i] < want || srv->bufpool.size[i] > b->max + 1)
+            continue;
+        b->data = srv->bufpool.data[i];
+        b->alloc = srv->bufpool.size[i];
+        b->len = 0;
+        b->data[0] = '\0';
+        srv->bufpool.n--;
+        srv->bufpool.data[i] = srv->bufpool.data[srv->bufpool.n];
+        srv->bufpool.size[i] = srv->bufpool.size[srv->bufpool.n];
+        return;
+    }
+}
+
+void srv_buf_give(struct fmw_server *srv, struct fmw_buf *b)
+{
+    if (b->data && b->alloc <= SRV_POOL_BUF_MAX && srv->bufpool.n < SRV_POOL_BUFS &&
+        !srv->tearing_down) {
+        srv->bufpool.data[srv->bufpool.n] = b->data;
+        srv->bufpool.size[srv->bufpool.n] = b->alloc;
+        srv->bufpool.n++;
+    } else {
+        free(b->data);
+    }
+    b->data = NULL;
+    b->len = b->alloc = 0;
+}
+
+void srv_bufpool_drain(struct fmw_server *srv)
+{
+    while (srv->bufpool.n > 0)
+        free(srv->bufpool.data[--srv->bufpool.n]);
+}
+
 void srv_conn_release(struct srv_conn *c)
 {
     if (--c->refs > 0)
         return;
-    fmw_buf_free(&c->in);
-    fmw_buf_free(&c->body);
-    fmw_buf_free(&c->out);
+    srv_buf_give(c->srv, &c->in);
+    srv_buf_give(c->srv, &c->body);
+    srv_buf_give(c->srv, &c->out);
     free(c);
 }
 
@@ -74,9 +112,9 @@ void srv_conn_release(struct srv_conn *c)
 static void drop_buffers(struct srv_conn *c)
 {
     if (c->in.len == 0)
-        fmw_buf_free(&c->in);
-    fmw_buf_free(&c->body);
-    fmw_buf_free(&c->out);
+        srv_buf_give(c->srv, &c->in);
+    srv_buf_give(c->srv, &c->body);
+    srv_buf_give(c->srv, &c->out);
     c->out_off = 0;
 }
 
@@ -123,9 +161,9 @@ static void conn_linger(struct srv_conn *c)
         c->read_paused = false;
     }
     c->body_terminator = NULL;
-    fmw_buf_free(&c->in);
-    fmw_buf_free(&c->body);
-    fmw_buf_free(&c->out);
+    srv_buf_give(c->srv, &c->in);
+    srv_buf_give(c->srv, &c->body);
+    srv_buf_give(c->srv, &c->out);
     struct timeval tv = {(time_t)(LINGER_NS / 1000000000u), 0};
     evtimer_add(&c->timer, &tv);
 }
@@ -227,6 +265,8 @@ static enum io_result read_input(struct srv_conn *c)
         }
         /* Grow by doubling as bytes arrive, never to a declared length up front (a client
          * could declare 7 MiB on each connection and send nothing). */
+        if (!c->in.data)
+            srv_buf_take(srv, &c->in, IN_FIRST);
         if (c->in.alloc < c->in.len + READ_MIN + 1 && c->in.alloc < want + 1) {
             size_t target = c->in.alloc ? c->in.alloc * 2 : IN_FIRST;
             if (target < c->in.len + READ_MIN + 1)
@@ -573,6 +613,20 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     bool head_only = c->head.method == SRV_M_HEAD;
     fmw_buf_reset(&c->out);
     c->out_off = 0;
+    /* Room for the whole response at once: growing by doubling is a realloc each time. */
+    size_t need = 256 + (extra ? strlen(extra) : 0) + (head_only ? 0 : len);
+    srv_buf_take(srv, &c->out, need);
+    if (c->out.alloc < need + 1 && need <= c->out.max) {
+        char *grown = realloc(c->out.data, need + 1);
+        if (!grown) {
+            srv_conn_close(c);
+            return;
+        }
+        if (!c->out.data)
+            grown[0] = '\0';
+        c->out.data = grown;
+        c->out.alloc = need + 1;
+    }
     enum fmw_err err = fmw_buf_addf(&c->out,
                                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                                     "Content-Length: %zu\r\n%s%s\r\n",
@@ -652,7 +706,7 @@ static void conn_write(struct srv_conn *c)
         return;
     }
     next_request(c);
-    if (c->out.alloc > 64 * 1024)
+    if (c->out.alloc > SRV_POOL_BUF_MAX)
         fmw_buf_free(&c->out);
     conn_process(c); /* returns at once when called from its own loop, which carries on */
 }

@@ -149,8 +149,10 @@ static void trim_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct fmw_server *srv = arg;
     (void)fd, (void)what;
-    if (srv->n_conns == 0)
+    if (srv->n_conns == 0) {
+        srv_bufpool_drain(srv);
         malloc_trim(0);
+    }
 }
 
 void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
@@ -797,6 +799,7 @@ void fmw_server_free(struct fmw_server *srv)
         evconnlistener_free(srv->tls_listener);
     if (srv->plain_listener)
         evconnlistener_free(srv->plain_listener);
+    srv_bufpool_drain(srv);
     srv_tls_cleanup(srv);
     if (srv->events_inited) {
         event_del(&srv->wake_ev);

@@ -21,6 +21,8 @@
 
 #define SRV_DIGEST_LEN  32 /* SHA-256 of the certificate files' content */
 #define SRV_MAX_WATCHES 3  /* directories of cert, key, client CA */
+#define SRV_POOL_BUFS   16 /* connection buffers kept for reuse */
+#define SRV_POOL_BUF_MAX (64u * 1024u) /* larger ones go back to malloc */
 
 /* Metric series the server updates; looked up once so the hot path only adds. */
 struct srv_metrics {
@@ -166,6 +168,12 @@ void srv_conn_close(struct srv_conn *c);
 /* Closes the connection now if it is idle between requests (drain). */
 void srv_conn_close_if_idle(struct srv_conn *c);
 void srv_conn_release(struct srv_conn *c);
+/* An empty buffer `b` gets storage from the pool (at least `want` bytes) when there is some. */
+void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want);
+/* `b`'s storage goes back to the pool (or to free()); `b` is left empty, its cap kept. */
+void srv_buf_give(struct fmw_server *srv, struct fmw_buf *b);
+/* Frees what the pool holds. */
+void srv_bufpool_drain(struct fmw_server *srv);
 
 /* A request handed to a worker, and its response on the way back. */
 struct srv_job {
@@ -205,6 +213,15 @@ struct fmw_server {
     struct event inotify_ev;
     struct event reload_timer;   /* periodic check */
     struct event debounce_timer; /* coalesces bursts of inotify events */
+
+    /* Buffers of connections between requests (loop thread): reused by the next request on any
+     * connection instead of going back to malloc (a 16 KiB malloc also consolidates every small
+     * free chunk first). Emptied when no connection is left. */
+    struct {
+        char *data[SRV_POOL_BUFS];
+        size_t size[SRV_POOL_BUFS];
+        unsigned n;
+    } bufpool;
 
     /* Connections (loop thread). n_conns counts every open one, n_tls those against the cap. */
     struct srv_conn *conns;

@@ -59,6 +59,9 @@ Test(obs_log, fields_and_types)
     fmw_log_int(&l, "delta", -5);
     fmw_log_uint(&l, "bytes", 1677721600ull);
     fmw_log_double(&l, "latency_ms", 0.25);
+    fmw_log_fixed(&l, "took_ms", 1234, 3);
+    fmw_log_fixed(&l, "tiny_ms", 7, 3);
+    fmw_log_fixed(&l, "below_zero", -5, 2);
     fmw_log_double(&l, "nan", NAN);
     fmw_log_bool(&l, "patched", true);
     fmw_log_str(&l, "none", NULL);
@@ -81,6 +84,9 @@ Test(obs_log, fields_and_types)
     cr_expect_eq(json_integer_value(json_object_get(j, "delta")), -5);
     cr_expect_eq(json_integer_value(json_object_get(j, "bytes")), 1677721600);
     cr_expect(fabs(json_real_value(json_object_get(j, "latency_ms")) - 0.25) < 1e-12);
+    cr_expect(fabs(json_real_value(json_object_get(j, "took_ms")) - 1.234) < 1e-12);
+    cr_expect(fabs(json_real_value(json_object_get(j, "tiny_ms")) - 0.007) < 1e-12);
+    cr_expect(fabs(json_real_value(json_object_get(j, "below_zero")) + 0.05) < 1e-12);
     cr_expect(json_is_null(json_object_get(j, "nan")));
     cr_expect(json_is_true(json_object_get(j, "patched")));
     cr_expect(json_is_null(json_object_get(j, "none")));

@@ -162,7 +162,7 @@ static int cm_bench(struct bench *b, const char *kubeconfig, const char *ns_name
         rounds(cm_get_fn, &g, r, iters, per_op);
         printf("%s", sep);
         print_stats(miss ? "lookup_miss" : "lookup_hit", per_op, r);
-        struct fmw_cm_cache_source cs = {cache, 0, false, false};
+        struct fmw_cm_cache_source cs = {cache, 0, false, false, 0, 0};
         fmw_cm_cache_source(&cs, &b->src);
         b->failures = 0;
         rounds(review_fn, b, r, iters, per_op);

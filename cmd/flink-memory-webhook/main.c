@@ -155,7 +155,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
     uint64_t start = now_ns();
     /* On the loop thread only what the cache holds is read; a lookup that would wait sends the
      * whole review to a worker (FMW_EAGAIN), before anything is logged or counted. */
-    struct fmw_cm_cache_source cs = {a->cache, 0, !req->may_block, false};
+    struct fmw_cm_cache_source cs = {a->cache, 0, !req->may_block, false, 0, 0};
     if (req->deadline_ns > start + ANSWER_MARGIN_NS)
         cs.deadline_ns = req->deadline_ns - ANSWER_MARGIN_NS;
     else
@@ -170,6 +170,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         fmw_diag_cleanup(&d);
         return FMW_EAGAIN;
     }
+    fmw_cm_cache_source_commit(&cs);
     if (err == FMW_EINVAL) {
         /* Not an AdmissionReview we can answer: the caller gets a 400 that says why. */
         resp->status = 400;

@@ -56,55 +56,6 @@ static void skip_ws(struct parser *ps)
         ps->p++;
 }
 
-/* Length of the valid UTF-8 sequence at p (non-ASCII lead byte), 0 when invalid: no overlong
- * forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-/*
- * True when none of the 8 bytes needs a second look in a string: each is printable ASCII
- * (0x20..0x7F) other than '"' and '\\'. Word-at-a-time (SWAR): a byte's high bit in the mask
- * marks one that is >= 0x80, < 0x20 (borrow of the subtraction), or equal to '"' or '\\' (zero
- * after the XOR). The "any" answer is exact; which byte it was, the byte loop finds.
- */
-static inline bool plain8(const unsigned char *p)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t v;
-    memcpy(&v, p, 8);
-    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
-    uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
-                       ((backslash - ones) & ~backslash);
-    return (special & highs) == 0;
-}
-
 static int hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
 {
     if (end - p < 4)
@@ -153,7 +104,7 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
     const unsigned char *s = ++ps->p, *p = s, *end = ps->end;
     /* Fast path: no escapes. */
     for (;;) {
-        while (end - p >= 8 && plain8(p))
+        while (end - p >= 8 && fmw_json_plain8(p))
             p += 8;
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
             p++;
@@ -173,7 +124,7 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
             fail(ps, p, "control character in a string");
             return false;
         }
-        size_t n = utf8_len(p, end);
+        size_t n = fmw_utf8_seq(p, (size_t)(end - p));
         if (!n) {
             fail(ps, p, "invalid UTF-8 in a string");
             return false;
@@ -195,7 +146,7 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
             return false;
         }
         if (c >= 0x80) {
-            size_t n = utf8_len(p, end);
+            size_t n = fmw_utf8_seq(p, (size_t)(end - p));
             if (!n) {
                 fail(ps, p, "invalid UTF-8 in a string");
                 return false;

@@ -252,19 +252,6 @@ char *fmw_str_dup(struct fmw_str s)
     return p;
 }
 
-/* No byte of the 8 needs escaping in a JSON string nor a second look as UTF-8: each is printable
- * ASCII other than '"' and '\\' (json.c's scanner has the same test; SWAR, exact for "any"). */
-static inline bool plain8(const unsigned char *p)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t v;
-    memcpy(&v, p, 8);
-    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
-    uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
-                       ((backslash - ones) & ~backslash);
-    return (special & highs) == 0;
-}
-
 enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -273,7 +260,7 @@ enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t 
     for (size_t i = 0; i < len && !err; i++) {
         /* Bytes >= 0x80 go out as they are too: only those under 0x20, '"' and '\\' are
          * escaped. Eight plain bytes at a time while there are. */
-        while (len - i >= 8 && plain8((const unsigned char *)s + i)) {
+        while (len - i >= 8 && fmw_json_plain8((const unsigned char *)s + i)) {
             i += 8;
             run += 8;
         }
@@ -311,9 +298,7 @@ enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t 
     return err ? err : fmw_buf_addc(out, '"');
 }
 
-/* Length of the well-formed UTF-8 sequence starting with the non-ASCII byte at p (at most
- * `avail` bytes there), 0 when there is none. */
-static size_t utf8_seq(const unsigned char *p, size_t avail)
+size_t fmw_utf8_seq(const unsigned char *p, size_t avail)
 {
     unsigned c = *p;
     size_t len;
@@ -343,6 +328,72 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     return len;
 }
 
+enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n, struct fmw_buf *body,
+                              size_t *used)
+{
+    size_t i = 0;
+    while (i < n && c->state != FMW_CH_DONE) {
+        if (c->state == FMW_CH_DATA) {
+            size_t take = n - i < c->left ? n - i : (size_t)c->left;
+            if (fmw_buf_add(body, p + i, take) != FMW_OK)
+                return FMW_ETOOBIG;
+            i += take;
+            c->left -= take;
+            if (c->left == 0)
+                c->state = FMW_CH_DATA_END;
+            continue;
+        }
+        char ch = p[i++];
+        if (c->state == FMW_CH_TRAILER && ++c->trailer_bytes > FMW_CHUNKED_TRAILERS_MAX)
+            return FMW_EINVAL;
+        if (ch != '\n') {
+            if (c->line_len + 1 >= sizeof c->line)
+                return FMW_EINVAL;
+            c->line[c->line_len++] = ch;
+            continue;
+        }
+        size_t len = c->line_len;
+        if (len && c->line[len - 1] == '\r')
+            len--;
+        c->line_len = 0;
+        if (c->state == FMW_CH_DATA_END) {
+            if (len != 0)
+                return FMW_EINVAL;
+            c->state = FMW_CH_SIZE;
+        } else if (c->state == FMW_CH_SIZE) {
+            uint64_t size = 0;
+            size_t k = 0;
+            for (; k < len; k++) {
+                char x = c->line[k];
+                int v = x >= '0' && x <= '9'   ? x - '0'
+                        : x >= 'a' && x <= 'f' ? x - 'a' + 10
+                        : x >= 'A' && x <= 'F' ? x - 'A' + 10
+                                               : -1;
+                if (v < 0)
+                    break;
+                if (size > (UINT64_MAX >> 4))
+                    return FMW_ETOOBIG;
+                size = size * 16 + (uint64_t)v;
+            }
+            /* chunk-ext after ';' (white space allowed before it) is ignored */
+            size_t e = k;
+            while (e < len && (c->line[e] == ' ' || c->line[e] == '\t'))
+                e++;
+            if (k == 0 || (e < len && c->line[e] != ';'))
+                return FMW_EINVAL;
+            if (size > body->max - body->len)
+                return FMW_ETOOBIG;
+            c->left = size;
+            c->state = size ? FMW_CH_DATA : FMW_CH_TRAILER;
+        } else if (c->state == FMW_CH_TRAILER) {
+            if (len == 0)
+                c->state = FMW_CH_DONE; /* trailer fields are read and dropped */
+        }
+    }
+    *used = i;
+    return FMW_OK;
+}
+
 bool fmw_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -359,7 +410,7 @@ bool fmw_utf8_valid(const char *s, size_t n)
             p++;
             continue;
         }
-        size_t len = utf8_seq(p, (size_t)(end - p));
+        size_t len = fmw_utf8_seq(p, (size_t)(end - p));
         if (!len)
             return false;
         p += len;
@@ -372,7 +423,7 @@ void fmw_utf8_scrub(char *s)
     unsigned char *p = (unsigned char *)s;
     size_t left = strlen(s);
     while (left > 0) {
-        size_t len = *p < 0x80 ? 1 : utf8_seq(p, left);
+        size_t len = *p < 0x80 ? 1 : fmw_utf8_seq(p, left);
         if (!len) {
             *p = '?';
             len = 1;

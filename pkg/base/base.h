@@ -106,10 +106,60 @@ struct fmw_str fmw_str_trim_java(struct fmw_str s);
 /* A NUL-terminated heap copy (free() it), or NULL when out of memory. */
 char *fmw_str_dup(struct fmw_str s);
 
+/*
+ * True when none of the 8 bytes at p needs a second look in a JSON string: each is printable
+ * ASCII (0x20..0x7F) other than '"' and '\\'. Word-at-a-time (SWAR): a byte's high bit in the
+ * mask marks one that is >= 0x80, < 0x20 (borrow of the subtraction), or equal to '"' or '\\'
+ * (zero after the XOR). The "any" answer is exact; which byte it was, a byte loop finds. Inline:
+ * the JSON scanner and writer call it in their innermost loops.
+ */
+static inline bool fmw_json_plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
+    uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+                       ((backslash - ones) & ~backslash);
+    return (special & highs) == 0;
+}
+
+/* Length of the well-formed UTF-8 sequence that starts with the non-ASCII byte at p (at most
+ * `avail` bytes there): 2 to 4, or 0 when there is none (overlong forms, surrogates and code
+ * points past U+10FFFF are not well-formed). */
+size_t fmw_utf8_seq(const unsigned char *p, size_t avail);
+
 /* Appends s[0..len) as a JSON string, quotes included, escaped as jansson's json_dumps does
  * without flags: '"', '\\' and control characters (\b \f \n \r \t, else \u00XX); other bytes
  * as they are. */
 enum fmw_err fmw_buf_add_json_string(struct fmw_buf *out, const char *s, size_t len);
+
+/*
+ * The chunked transfer coding of HTTP/1.1 (RFC 9112 7.1), decoded as bytes arrive: the request
+ * bodies pkg/server reads and the responses pkg/kube reads. Chunk extensions are skipped,
+ * trailer fields read and dropped (FMW_CHUNKED_TRAILERS_MAX bytes of them at most).
+ */
+#define FMW_CHUNKED_TRAILERS_MAX (64u * 1024u)
+
+enum fmw_chunked_state {
+    FMW_CH_SIZE, FMW_CH_DATA, FMW_CH_DATA_END, FMW_CH_TRAILER, FMW_CH_DONE
+};
+
+struct fmw_chunked {
+    enum fmw_chunked_state state;
+    uint64_t left;        /* data bytes left in the current chunk */
+    size_t trailer_bytes; /* read so far */
+    char line[256];       /* a chunk-size line with its extensions, or a trailer line */
+    size_t line_len;
+};
+
+/* Feeds `n` bytes (start from a zeroed struct), appending the chunks' data to `body`, whose cap
+ * is the body cap. *used is how many bytes were consumed: all of them, or fewer once the body
+ * ended (state FMW_CH_DONE; the rest belongs to what follows). FMW_OK, FMW_EINVAL (malformed:
+ * not a hex size, data longer than its size, a line too long, trailers past their cap) or
+ * FMW_ETOOBIG (past the body's cap, or a size past 64 bits). */
+enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n, struct fmw_buf *body,
+                              size_t *used);
 
 /* True when the n bytes at s are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
  * nothing past U+10FFFF). ASCII runs are checked eight bytes at a time. */

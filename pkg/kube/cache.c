@@ -23,6 +23,8 @@ struct entry {
     int waiters;         /* threads waiting on this entry: it must not be freed under them */
     uint64_t fetched_ns; /* when the answer was received */
     size_t bytes;
+    enum fmw_err failed;   /* the last fetch's failure, for those who waited on it */
+    char failure[160];
     struct entry *hnext;
     struct entry *prev, *next; /* LRU: head is the most recently used */
 };
@@ -179,7 +181,9 @@ static void lru_front(struct fmw_cm_cache *c, struct entry *e)
         c->tail = e;
 }
 
-static void remove_entry(struct fmw_cm_cache *c, struct entry *e)
+/* Unlinks an entry (under the lock) and hands it to `*graveyard`, to be freed once the lock is
+ * released: freeing a ConfigMap of megabytes must not hold up the event loop's cache peeks. */
+static void unlink_entry(struct fmw_cm_cache *c, struct entry *e, struct entry **graveyard)
 {
     struct entry **pp = &c->table[bucket_of(e->ns, e->name)];
     while (*pp && *pp != e)
@@ -189,17 +193,27 @@ static void remove_entry(struct fmw_cm_cache *c, struct entry *e)
     lru_unlink(c, e);
     c->entries--;
     c->bytes -= e->bytes;
-    entry_free(e);
+    e->hnext = *graveyard;
+    *graveyard = e;
+}
+
+static void bury(struct entry *graveyard)
+{
+    while (graveyard) {
+        struct entry *next = graveyard->hnext;
+        entry_free(graveyard);
+        graveyard = next;
+    }
 }
 
 /* Drops least recently used entries (never one being fetched) until within the caps. */
-static void evict(struct fmw_cm_cache *c)
+static void evict(struct fmw_cm_cache *c, struct entry **graveyard)
 {
     struct entry *e = c->tail;
     while (e && (c->entries > c->cfg.max_entries || c->bytes > c->cfg.max_bytes)) {
         struct entry *prev = e->prev;
         if (!e->fetching && e->waiters == 0)
-            remove_entry(c, e);
+            unlink_entry(c, e, graveyard);
         e = prev;
     }
     if (c->size_entries)
@@ -338,6 +352,9 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         } else if (usable_stale(c, e, now)) {
             obs_inc(c->stale);
             err = answer(e, data);
+        } else if (!e->fetching && e->failed) {
+            obs_inc(c->error); /* the call we waited for failed: say why */
+            err = fmw_diag_set(d, e->failed, "%s", e->failure);
         } else {
             obs_inc(c->error);
             err = fmw_diag_set(d, FMW_ETIMEDOUT, "the API server did not answer in time");
@@ -375,9 +392,12 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 
     pthread_mutex_lock(&c->mu);
     e->fetching = false;
+    e->failed = FMW_OK;
     now = now_ns();
+    json_t *replaced = NULL;
+    struct entry *graveyard = NULL;
     if (err == FMW_OK || err == FMW_ENOTFOUND) {
-        json_decref(e->data);
+        replaced = e->data; /* released after the lock */
         c->bytes -= e->bytes;
         e->data = fetched;
         e->exists = err == FMW_OK;
@@ -394,12 +414,16 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
     } else {
         obs_inc(c->error);
         fmw_diag_set(d, err, "%s", fmw_diag_msg(&why));
+        e->failed = err;
+        snprintf(e->failure, sizeof e->failure, "%s", fmw_diag_msg(&why));
         if (!e->valid && e->waiters == 0)
-            remove_entry(c, e); /* nothing worth keeping; e is gone */
+            unlink_entry(c, e, &graveyard); /* nothing worth keeping */
     }
     pthread_cond_broadcast(&c->cond);
-    evict(c);
+    evict(c, &graveyard);
     pthread_mutex_unlock(&c->mu);
+    json_decref(replaced);
+    bury(graveyard);
     fmw_diag_cleanup(&why);
     return err;
 }
@@ -420,8 +444,15 @@ enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const cha
     pthread_mutex_unlock(&c->mu);
     if (err == FMW_EAGAIN)
         return fmw_diag_set(d, FMW_EAGAIN, "ConfigMap %s/%s is not in the cache", ns, name);
-    obs_inc(err == FMW_OK ? c->hit : c->notfound);
     return err;
+}
+
+void fmw_cm_cache_count(struct fmw_cm_cache *c, unsigned hits, unsigned notfound)
+{
+    for (unsigned i = 0; c->hit && i < hits; i++)
+        fmw_obs_inc(c->hit);
+    for (unsigned i = 0; c->notfound && i < notfound; i++)
+        fmw_obs_inc(c->notfound);
 }
 
 static enum fmw_err source_get(void *ctx, const char *ns, const char *name, json_t **data,
@@ -433,7 +464,18 @@ static enum fmw_err source_get(void *ctx, const char *ns, const char *name, json
     enum fmw_err err = fmw_cm_cache_peek(s->cache, ns, name, FMW_CM_CACHED_ONLY_MAX, data, d);
     if (err == FMW_EAGAIN)
         s->would_wait = true;
+    else if (err == FMW_OK)
+        s->hits++;
+    else if (err == FMW_ENOTFOUND)
+        s->notfound++;
     return err;
+}
+
+void fmw_cm_cache_source_commit(struct fmw_cm_cache_source *s)
+{
+    if (s->cached_only && !s->would_wait)
+        fmw_cm_cache_count(s->cache, s->hits, s->notfound);
+    s->hits = s->notfound = 0;
 }
 
 void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out)

@@ -28,7 +28,9 @@ struct fmw_kube_client {
     pthread_mutex_t mu;
     char *token;
     char *token_file;
-    time_t token_checked;
+    uint64_t token_checked_s; /* CLOCK_MONOTONIC seconds: a wall clock set back must not stall
+                                 re-reads */
+    bool token_read;
     struct timespec token_mtime;
     struct kube_http http;
     bool http_ready;
@@ -79,6 +81,16 @@ static enum fmw_err b64_decode(const char *in, struct fmw_buf *out, struct fmw_d
         }
     }
     return err;
+}
+
+/* True when `s` may go into an HTTP header: no control characters (a CR or LF in a token or
+ * server name would start a header line of its own). */
+static bool header_safe(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
 }
 
 static char *trimmed_copy(const char *s)
@@ -202,7 +214,15 @@ static enum fmw_err from_kubeconfig(struct fmw_kube_client *c, const char *path,
         goto out;
     }
     c->server = trimmed_copy(server);
-    size_t n = c->server ? strlen(c->server) : 0;
+    if (!c->server) {
+        err = FMW_ENOMEM;
+        goto out;
+    }
+    if (!header_safe(c->server)) {
+        err = fmw_diag_set(d, FMW_EINVAL, "%s: the server URL holds control characters", path);
+        goto out;
+    }
+    size_t n = strlen(c->server);
     while (n && c->server[n - 1] == '/')
         c->server[--n] = '\0';
     c->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
@@ -213,8 +233,14 @@ static enum fmw_err from_kubeconfig(struct fmw_kube_client *c, const char *path,
         err = pem_of(path, user, "client-key", &c->key, d);
     const char *token = json_string_value(json_object_get(user, "token"));
     const char *token_file = json_string_value(json_object_get(user, "tokenFile"));
-    if (!err && token)
+    if (!err && token) {
         c->token = trimmed_copy(token);
+        if (!c->token)
+            err = FMW_ENOMEM;
+        else if (!header_safe(c->token))
+            err = fmw_diag_set(d, FMW_EINVAL, "%s: the user's token holds control characters",
+                               path);
+    }
     if (!err && token_file) {
         char p[PATH_MAX];
         relative_to(path, token_file, p);
@@ -263,14 +289,23 @@ enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client 
     return FMW_OK;
 }
 
+static uint64_t monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
 /* The bearer token, re-read from its file when the file changed (kubelet rotates it). */
 static char *current_token(struct fmw_kube_client *c)
 {
     pthread_mutex_lock(&c->mu);
-    time_t now = time(NULL);
-    if (c->token_file && (!c->token || now - c->token_checked >= TOKEN_RECHECK_S)) {
+    uint64_t now = monotonic_s();
+    if (c->token_file &&
+        (!c->token || !c->token_read || now - c->token_checked_s >= TOKEN_RECHECK_S)) {
         struct stat st;
-        c->token_checked = now;
+        c->token_checked_s = now;
+        c->token_read = true;
         if (stat(c->token_file, &st) == 0 &&
             (!c->token || st.st_mtim.tv_sec != c->token_mtime.tv_sec ||
              st.st_mtim.tv_nsec != c->token_mtime.tv_nsec)) {
@@ -278,6 +313,10 @@ static char *current_token(struct fmw_kube_client *c)
             fmw_buf_init(&b, TOKEN_MAX);
             if (read_whole(c->token_file, &b, TOKEN_MAX, NULL) == FMW_OK) {
                 char *t = trimmed_copy(fmw_buf_cstr(&b));
+                if (t && !header_safe(t)) {
+                    free(t); /* keep the previous token: this one cannot be sent */
+                    t = NULL;
+                }
                 if (t) {
                     free(c->token);
                     c->token = t;

@@ -35,7 +35,7 @@
 #define IDLE_MAX_NS   (60ull * 1000000000ull) /* below the API server's own idle timeout */
 #define HEAD_MAX      (64u * 1024u)           /* status line and headers */
 #define READ_CHUNK    (16u * 1024u)
-#define CHUNK_LINE_MAX 1024u
+#define MAX_INTERIM   8                        /* 1xx heads before the answer */
 
 struct kconn {
     int fd;
@@ -111,9 +111,16 @@ enum fmw_err kube_endpoint_parse(const char *url, struct kube_endpoint *ep, stru
         if (port_len == 0 || p == 0 || p > 65535)
             return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad port", url);
     }
+    unsigned long port_number = ep->tls ? 443 : 80;
+    if (port) {
+        port_number = 0;
+        for (size_t i = 0; i < port_len; i++)
+            port_number = port_number * 10 + (unsigned long)(port[i] - '0');
+    }
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%lu", port_number); /* "00443" is port 443 */
     ep->host = fmw_str_dup((struct fmw_str){host, host_len});
-    ep->port = port ? fmw_str_dup((struct fmw_str){port, port_len})
-                    : fmw_strdup(ep->tls ? "443" : "80");
+    ep->port = fmw_strdup(port_text);
     ep->authority = fmw_str_dup((struct fmw_str){rest, auth_len});
     /* The base path keeps no trailing slash: request paths start with one. */
     size_t path_len = strlen(path);
@@ -170,6 +177,13 @@ static enum fmw_err add_ca_pem(SSL_CTX *ctx, const struct fmw_buf *pem, struct f
     return FMW_OK;
 }
 
+/* An encrypted key is refused rather than prompted for on a terminal (OpenSSL's default). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
 static enum fmw_err use_client_pair(SSL_CTX *ctx, const struct fmw_buf *cert,
                                     const struct fmw_buf *key, struct fmw_diag *d)
 {
@@ -194,7 +208,7 @@ static enum fmw_err use_client_pair(SSL_CTX *ctx, const struct fmw_buf *cert,
     ERR_clear_error();
     BIO_free(bio);
     bio = BIO_new_mem_buf(key->data, (int)key->len);
-    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     if (!pkey || SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1)
         err = fmw_diag_set(d, FMW_EINVAL, "client key: %s",
                            ssl_reason(why, sizeof why, "no PEM private key"));
@@ -422,15 +436,18 @@ static enum fmw_err connect_one(const struct addrinfo *ai, uint64_t deadline, in
 static enum fmw_err load_system_cas(struct kube_http *h, struct fmw_diag *d)
 {
     enum fmw_err err = FMW_OK;
-    pthread_mutex_lock(&h->mu);
+    pthread_mutex_lock(&h->ca_mu); /* not the pool's: this takes ~20 ms */
     if (atomic_load(&h->system_cas_pending)) {
-        if (SSL_CTX_set_default_verify_paths(h->ctx) == 1)
+        SSL_CTX_set_default_verify_paths(h->ctx);
+        ERR_clear_error();
+        /* It succeeds without any bundle: whether one was found shows in the store. */
+        STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(h->ctx));
+        if (sk_X509_OBJECT_num(objs) > 0)
             atomic_store(&h->system_cas_pending, false);
         else
             err = fmw_diag_set(d, FMW_EIO, "no certificate authority given and none installed");
-        ERR_clear_error();
     }
-    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_unlock(&h->ca_mu);
     return err;
 }
 
@@ -472,7 +489,8 @@ static enum fmw_err handshake(struct kube_http *h, struct kconn *k, uint64_t dea
                 return fmw_diag_set(d, FMW_EIO, "TLS handshake with %s failed: %s",
                                     ep->authority, X509_verify_cert_error_string(verify));
             return fmw_diag_set(d, FMW_EIO, "TLS handshake with %s failed: %s", ep->authority,
-                                ssl_reason(why, sizeof why, "connection closed"));
+                                k->why[0] ? k->why
+                                          : ssl_reason(why, sizeof why, "connection closed"));
         }
     }
 }
@@ -485,13 +503,20 @@ static enum fmw_err dial(struct kube_http *h, uint64_t deadline, struct kconn **
     if (err)
         return err;
     int fd = -1, last_errno = 0;
+    unsigned left = 0;
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next)
+        left++;
     err = FMW_EIO;
-    for (const struct addrinfo *ai = list; ai && err; ai = ai->ai_next) {
-        err = connect_one(ai, deadline, &fd);
-        if (err == FMW_ETIMEDOUT)
+    /* Each address gets an equal share of the time left (the last one all of it), so one that
+     * drops SYNs (an AAAA record where IPv6 goes nowhere) does not starve the others. */
+    for (const struct addrinfo *ai = list; ai && err; ai = ai->ai_next, left--) {
+        uint64_t now = now_ns();
+        uint64_t until = now >= deadline ? deadline : now + (deadline - now) / left;
+        err = connect_one(ai, until, &fd);
+        if (err == FMW_ETIMEDOUT && now_ns() >= deadline)
             break;
         if (err)
-            last_errno = errno;
+            last_errno = err == FMW_ETIMEDOUT ? ETIMEDOUT : errno;
     }
     freeaddrinfo(list);
     if (err == FMW_ETIMEDOUT)
@@ -520,7 +545,7 @@ static enum fmw_err dial(struct kube_http *h, uint64_t deadline, struct kconn **
  * connection was closed by the server, or holds bytes nobody asked for). */
 static bool still_usable(const struct kconn *k, uint64_t now)
 {
-    if (now - k->idle_since_ns > IDLE_MAX_NS)
+    if (now > k->idle_since_ns && now - k->idle_since_ns > IDLE_MAX_NS)
         return false;
     struct pollfd p = {k->fd, POLLIN, 0};
     return poll(&p, 1, 0) == 0;
@@ -528,7 +553,6 @@ static bool still_usable(const struct kconn *k, uint64_t now)
 
 static struct kconn *take_idle(struct kube_http *h)
 {
-    uint64_t now = now_ns();
     for (;;) {
         pthread_mutex_lock(&h->mu);
         struct kconn *k = h->idle;
@@ -537,7 +561,7 @@ static struct kconn *take_idle(struct kube_http *h)
             h->n_idle--;
         }
         pthread_mutex_unlock(&h->mu);
-        if (!k || still_usable(k, now))
+        if (!k || still_usable(k, now_ns()))
             return k;
         kconn_close(k);
     }
@@ -597,6 +621,10 @@ static enum fmw_err read_some(struct kconn *k, char *buf, size_t cap, uint64_t d
                               size_t *got)
 {
     for (;;) {
+        /* Checked before every read, not only when one would block: a server that never
+         * stops sending must not hold the caller past its deadline either. */
+        if (now_ns() >= deadline)
+            return FMW_ETIMEDOUT;
         if (k->ssl) {
             ERR_clear_error();
             int rc = SSL_read(k->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
@@ -712,10 +740,10 @@ static enum fmw_err parse_head(const char *head, size_t len, struct response *r)
             have_length = true;
             r->length = value;
         } else if (name_len == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
-            /* Chunked must be the last coding; the API server applies no other. */
-            chunked = vlen >= 7 && strncasecmp(v + vlen - 7, "chunked", 7) == 0;
-            if (!chunked)
+            /* Chunked alone: we decode no other coding, and the API server applies none. */
+            if (chunked || vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
                 return FMW_EIO;
+            chunked = true;
         } else if (name_len == 10 && strncasecmp(p, "Connection", 10) == 0) {
             if (token_in_list(v, vlen, "close"))
                 r->keep_alive = false;
@@ -724,6 +752,8 @@ static enum fmw_err parse_head(const char *head, size_t len, struct response *r)
         }
         p = eol;
     }
+    if (chunked && have_length)
+        r->keep_alive = false; /* chunked wins (RFC 9112 6.3), but such a sender is not trusted */
     if (r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200))
         r->framing = FRAME_NONE;
     else if (chunked)
@@ -737,76 +767,6 @@ static enum fmw_err parse_head(const char *head, size_t len, struct response *r)
     return FMW_OK;
 }
 
-/* The chunked transfer coding, decoded as bytes arrive. */
-struct chunked {
-    enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE } state;
-    uint64_t left;
-    char line[CHUNK_LINE_MAX];
-    size_t line_len;
-};
-
-/* Feeds `n` bytes; appends chunk data to `body`. *used is how many were consumed (less than n
- * only once the end is reached). */
-static enum fmw_err chunked_feed(struct chunked *c, const char *p, size_t n, struct fmw_buf *body,
-                                 size_t *used)
-{
-    size_t i = 0;
-    while (i < n && c->state != CH_DONE) {
-        if (c->state == CH_DATA) {
-            size_t take = n - i < c->left ? n - i : (size_t)c->left;
-            if (fmw_buf_add(body, p + i, take) != FMW_OK)
-                return FMW_ETOOBIG;
-            i += take;
-            c->left -= take;
-            if (c->left == 0)
-                c->state = CH_DATA_END;
-            continue;
-        }
-        /* The other states read whole lines. */
-        char ch = p[i++];
-        if (ch != '\n') {
-            if (c->line_len + 1 >= sizeof c->line)
-                return FMW_EIO;
-            c->line[c->line_len++] = ch;
-            continue;
-        }
-        size_t len = c->line_len;
-        if (len && c->line[len - 1] == '\r')
-            len--;
-        c->line_len = 0;
-        if (c->state == CH_DATA_END) {
-            if (len != 0)
-                return FMW_EIO;
-            c->state = CH_SIZE;
-        } else if (c->state == CH_SIZE) {
-            uint64_t size = 0;
-            size_t k = 0;
-            for (; k < len; k++) {
-                char x = c->line[k];
-                int v = x >= '0' && x <= '9'   ? x - '0'
-                        : x >= 'a' && x <= 'f' ? x - 'a' + 10
-                        : x >= 'A' && x <= 'F' ? x - 'A' + 10
-                                               : -1;
-                if (v < 0)
-                    break;
-                if (size > (UINT64_MAX >> 4))
-                    return FMW_EIO;
-                size = size * 16 + (uint64_t)v;
-            }
-            if (k == 0 || (k < len && c->line[k] != ';' && c->line[k] != ' ' &&
-                           c->line[k] != '\t'))
-                return FMW_EIO;
-            c->left = size;
-            c->state = size ? CH_DATA : CH_TRAILER;
-        } else if (c->state == CH_TRAILER) {
-            if (len == 0)
-                c->state = CH_DONE; /* trailer fields before the empty line are ignored */
-        }
-    }
-    *used = i;
-    return FMW_OK;
-}
-
 /* Reads one response. *started tells whether any byte of it arrived (a pooled connection the
  * server had closed sends none, and the request may then be retried). */
 static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *status,
@@ -815,7 +775,8 @@ static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *stat
     char *buf = malloc(READ_CHUNK);
     struct fmw_buf head;
     fmw_buf_init(&head, HEAD_MAX + READ_CHUNK);
-    struct chunked ch = {0};
+    struct fmw_chunked ch;
+    memset(&ch, 0, sizeof ch);
     struct response r = {0};
     enum fmw_err err = FMW_OK;
     *keep = false;
@@ -823,11 +784,17 @@ static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *stat
     if (!buf)
         return FMW_ENOMEM;
 
-    /* The head: up to the empty line. 1xx heads are skipped. */
-    size_t head_end = 0;
+    /* The head: up to the empty line. A few 1xx heads are skipped; a server sending them
+     * without end is cut off. The search resumes where a terminator could still start. */
+    size_t head_end = 0, searched = 0;
+    int interim = 0;
     for (;;) {
-        char *end = head.len ? memmem(head.data, head.len, "\r\n\r\n", 4) : NULL;
-        char *lf_end = head.len ? memmem(head.data, head.len, "\n\n", 2) : NULL;
+        size_t from = searched > 3 ? searched - 3 : 0;
+        char *end = head.len > from ? memmem(head.data + from, head.len - from, "\r\n\r\n", 4)
+                                    : NULL;
+        char *lf_end = head.len > from ? memmem(head.data + from, head.len - from, "\n\n", 2)
+                                       : NULL;
+        searched = head.len;
         if (lf_end && (!end || lf_end < end))
             head_end = (size_t)(lf_end - head.data) + 2;
         else if (end)
@@ -845,10 +812,15 @@ static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *stat
             if (r.status >= 200 || r.status == 101)
                 break;
             /* An interim answer: drop it and read on. */
+            if (++interim > MAX_INTERIM) {
+                err = FMW_EIO;
+                goto out;
+            }
             size_t rest = head.len - head_end;
             memmove(head.data, head.data + head_end, rest);
             head.len = rest;
             head.data[rest] = '\0';
+            searched = 0;
             continue;
         }
         size_t got = 0;
@@ -890,11 +862,13 @@ static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *stat
                 break;
         } else if (r.framing == FRAME_CHUNKED) {
             size_t used = 0;
-            err = chunked_feed(&ch, extra, extra_len, body, &used);
-            if (err)
+            err = fmw_chunked_feed(&ch, extra, extra_len, body, &used);
+            if (err) {
+                err = err == FMW_ETOOBIG ? FMW_ETOOBIG : FMW_EIO;
                 goto out;
+            }
             extra_len -= used;
-            if (ch.state == CH_DONE)
+            if (ch.state == FMW_CH_DONE)
                 break;
         } else if (extra_len && fmw_buf_add(body, extra, extra_len) != FMW_OK) {
             err = FMW_ETOOBIG;
@@ -945,6 +919,7 @@ enum fmw_err kube_http_init(struct kube_http *h, const char *server, SSL_CTX *ct
         atomic_init(&h->system_cas_pending, sk_X509_OBJECT_num(objs) == 0);
     }
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->ca_mu, NULL);
     return FMW_OK;
 }
 
@@ -957,6 +932,7 @@ void kube_http_cleanup(struct kube_http *h)
     }
     kube_endpoint_cleanup(&h->ep);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->ca_mu);
     SSL_CTX_free(h->ctx);
     h->ctx = NULL;
 }
@@ -1015,7 +991,7 @@ enum fmw_err kube_http_get(struct kube_http *h, const char *path, const char *to
     sigpipe_block(&guard);
     size_t body_start = body->len;
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct kconn *k = take_idle(h);
+        struct kconn *k = attempt == 0 ? take_idle(h) : NULL;
         bool reused = k != NULL;
         if (!k) {
             err = dial(h, deadline, &k, d);

@@ -94,11 +94,15 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 /*
  * The data of ConfigMap ns/name when the cache can answer at once, without an API call and
  * without waiting for one: a fresh entry (or a fresh "does not exist") of at most `max_bytes`.
- * FMW_EAGAIN otherwise (a miss, an expired entry, a call in flight, a larger ConfigMap), with
- * nothing counted; the caller then asks fmw_cm_cache_get() where it may wait. Thread-safe.
+ * FMW_EAGAIN otherwise (a miss, an expired entry, a call in flight, a larger ConfigMap). Nothing
+ * is counted in the metrics: a caller whose work may still be redone counts with
+ * fmw_cm_cache_count() once it is kept. Thread-safe; waits for nothing but the cache's lock,
+ * which no one holds across I/O or across freeing ConfigMap data.
  */
 enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
                                size_t max_bytes, json_t **data, struct fmw_diag *d);
+/* Adds hits and not-found answers to the lookup metrics. */
+void fmw_cm_cache_count(struct fmw_cm_cache *c, unsigned hits, unsigned notfound);
 
 /* Largest ConfigMap a cached-only source hands out (see below). */
 #define FMW_CM_CACHED_ONLY_MAX (256u * 1024u)
@@ -107,14 +111,17 @@ enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const cha
  * A ConfigMap source for one admission: the cache with that request's deadline. With
  * `cached_only`, lookups only peek (at most FMW_CM_CACHED_ONLY_MAX bytes, so the work stays
  * small too) and one that would have to wait fails with FMW_EAGAIN and sets `would_wait`: the
- * whole admission must then be done again with a source that may wait.
+ * whole admission must then be done again with a source that may wait. Its hits are counted by
+ * fmw_cm_cache_source_commit(), once the admission it served is kept.
  */
 struct fmw_cm_cache_source {
     struct fmw_cm_cache *cache;
     uint64_t deadline_ns;
     bool cached_only;
     bool would_wait;
+    unsigned hits, notfound; /* cached-only answers not yet counted */
 };
+void fmw_cm_cache_source_commit(struct fmw_cm_cache_source *s);
 void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out);
 
 #endif

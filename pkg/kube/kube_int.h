@@ -42,7 +42,8 @@ struct kube_http {
     SSL_CTX *ctx; /* owned; NULL for plain http */
     bool insecure;
     _Atomic bool system_cas_pending; /* no CA configured: the system's load at the first dial */
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;    /* the pool */
+    pthread_mutex_t ca_mu; /* the one load of the system's CAs */
     struct kconn *idle;
     size_t n_idle;
 };

@@ -304,6 +304,33 @@ def test_malformed_answers_are_errors(pki, serve, tmp_path, answer, why):
     assert "API server" in r["msg"], r
 
 
+@pytest.mark.parametrize("answer", [
+    [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "close"],
+    [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", "close"],
+])
+def test_codings_other_than_chunked_refused(pki, serve, tmp_path, answer):
+    srv = serve(lambda c, n, r: answer, pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki))
+    assert r["err"] == "EIO", r
+
+
+def test_endless_interim_answers_cut_off(pki, serve, tmp_path):
+    # A server that answers 100 Continue for ever is cut off after a few, well before the
+    # deadline, even though bytes never stop coming.
+    srv = serve(lambda c, n, r: [b"HTTP/1.1 100 Continue\r\n\r\n" * 50000], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 3000)
+    assert r["err"] == "EIO" and r["ms"] < 2500, r
+
+
+def test_endless_trailers_bounded(pki, serve, tmp_path):
+    # Trailer fields without end after the last chunk: refused (or timed out), never a hang.
+    steps = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"]
+    steps += [b"X-Trailer: " + b"t" * 100 + b"\r\n"] * 5000
+    srv = serve(lambda c, n, r: steps, pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 2000)
+    assert r["err"] in ("EIO", "ETIMEDOUT") and r["ms"] < 3000, r
+
+
 def test_body_over_the_cap(pki, serve, tmp_path):
     srv = serve(lambda c, n, r: [ok(b"x" * 5000)], pki=pki)
     (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--max-body", 1000)
@@ -332,6 +359,34 @@ def test_handshake_never_answered_times_out(pki, serve, tmp_path):
     (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 300)
     assert r["err"] == "ETIMEDOUT" and "handshake" in r["msg"], r
     assert r["ms"] < 1500, r
+
+
+def test_tls_to_a_plain_server_says_why(tmp_path, pki):
+    # An https:// URL for a server speaking plain HTTP: it answers the ClientHello with an HTTP
+    # error, and the message carries OpenSSL's reason rather than "connection closed".
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+
+    def answer():
+        conn, _ = lsock.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(0.2)
+        conn.close()
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    (r,) = kube_get(kubeconfig(tmp_path, "https://127.0.0.1:%d" % lsock.getsockname()[1], pki))
+    t.join(5)
+    lsock.close()
+    assert r["err"] == "EIO" and "handshake" in r["msg"] and "closed" not in r["msg"], r
+
+
+def test_port_with_leading_zeros(pki, serve, tmp_path):
+    # Through the name lookup too: "localhost:0PORT" is port PORT.
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    (r,) = kube_get(kubeconfig(tmp_path, "https://localhost:00%d" % srv.port, pki))
+    assert r["err"] == "OK", r
 
 
 def test_refused_connection(pki, tmp_path):
@@ -426,6 +481,7 @@ def test_plain_http(serve, tmp_path):
 # ---- configurations refused when the client is made ----
 
 @pytest.mark.parametrize("server, extra, user, word", [
+    ("https://127.0.0.1:1", {}, {"token": "a\r\nX-Injected: 1"}, "control characters"),
     ("ftp://127.0.0.1:1", {}, None, "https://"),
     ("https://127.0.0.1:99999", {}, None, "port"),
     ("https://[::1", {}, None, "["),

@@ -116,7 +116,7 @@ Test(kube, cached_only_source_never_calls_the_api)
      * API (which refuses). */
     cr_expect_eq(fmw_cm_cache_peek(cache, "ns", "cm", FMW_CM_CACHED_ONLY_MAX, &data, &d),
                  FMW_EAGAIN);
-    struct fmw_cm_cache_source cs = {cache, 0, true, false};
+    struct fmw_cm_cache_source cs = {cache, 0, true, false, 0, 0};
     struct fmw_cm_source src;
     fmw_cm_cache_source(&cs, &src);
     cr_expect_eq(src.get(src.ctx, "ns", "cm", &data, &d), FMW_EAGAIN);

@@ -79,8 +79,8 @@ void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want)
 
 void srv_buf_give(struct fmw_server *srv, struct fmw_buf *b)
 {
-    if (b->data && b->alloc <= SRV_POOL_BUF_MAX && srv->bufpool.n < SRV_POOL_BUFS &&
-        !srv->tearing_down) {
+    if (b->data && b->alloc >= SRV_POOL_BUF_MIN && b->alloc <= SRV_POOL_BUF_MAX &&
+        srv->bufpool.n < SRV_POOL_BUFS && !srv->tearing_down) {
         srv->bufpool.data[srv->bufpool.n] = b->data;
         srv->bufpool.size[srv->bufpool.n] = b->alloc;
         srv->bufpool.n++;
@@ -170,8 +170,9 @@ static void conn_linger(struct srv_conn *c)
 
 void srv_conn_close_if_idle(struct srv_conn *c)
 {
-    if (c->state == SRV_C_READING && !c->request_started && c->in.len == 0 &&
-        !c->may_have_pending)
+    /* Between requests, or connected (handshake done) and no byte of a request yet. */
+    if (c->state == SRV_C_READING && c->in.len == 0 && !c->may_have_pending &&
+        (!c->request_started || c->handshake_done))
         srv_conn_close(c);
 }
 
@@ -193,7 +194,7 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     c->refs = 1;
     c->state = SRV_C_READING;
     fmw_buf_init(&c->in, srv->cfg.max_headers + srv->cfg.max_body + 1);
-    fmw_buf_init(&c->body, srv->cfg.max_body + 1);
+    fmw_buf_init(&c->body, srv->cfg.max_body);
     fmw_buf_init(&c->out, srv->cfg.max_response + 64 * 1024);
     if (addr && addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, c->remote, sizeof c->remote);
@@ -254,7 +255,7 @@ static enum io_result read_input(struct srv_conn *c)
     c->may_have_pending = false;
     for (;;) {
         size_t want = c->head_len ? c->head_len + (c->head.has_length ? c->head.length : 0)
-                                  : srv->cfg.max_headers + 1;
+                                  : c->skip + srv->cfg.max_headers + 1;
         if (c->head_len && c->head.chunked)
             want = c->in.len + IN_FIRST;
         if (want > c->in.max - 1)
@@ -291,6 +292,11 @@ static enum io_result read_input(struct srv_conn *c)
                 c->handshake_done = true;
                 c->in.len += (size_t)rc;
                 c->in.data[c->in.len] = '\0';
+                /* A chunked body is decoded after each read, so `in` holds a read's worth. */
+                if (c->head_len && c->head.chunked) {
+                    c->may_have_pending = true;
+                    return IO_OK;
+                }
                 if (tls_pending(c))
                     continue;
                 return IO_OK;
@@ -313,6 +319,10 @@ static enum io_result read_input(struct srv_conn *c)
         if (rc > 0) {
             c->in.len += (size_t)rc;
             c->in.data[c->in.len] = '\0';
+            if (c->head_len && c->head.chunked) {
+                c->may_have_pending = true;
+                return IO_OK;
+            }
             if ((size_t)rc == n)
                 continue; /* filled what was asked: there may be more */
             return IO_OK;
@@ -394,8 +404,11 @@ static bool find_head(struct srv_conn *c)
 {
     const char *p = c->in.data;
     size_t n = c->in.len;
-    while (c->skip < n && (p[c->skip] == '\r' || p[c->skip] == '\n') && c->scan_from == 0)
+    /* RFC 9112 2.2: empty lines before a request line are ignored (bounded by the head cap). */
+    while (!c->skipped && c->skip < n && (p[c->skip] == '\r' || p[c->skip] == '\n'))
         c->skip++;
+    if (c->skip < n)
+        c->skipped = true;
     size_t from = c->scan_from > c->skip ? c->scan_from : c->skip;
     for (size_t i = from; i < n; i++) {
         if (p[i] != '\n')
@@ -417,20 +430,22 @@ static bool find_head(struct srv_conn *c)
     return false;
 }
 
+/* "100 Continue", written like a response (a write that does not complete at once is carried
+ * on by the write event); reading resumes once it is out. */
 static void send_continue(struct srv_conn *c)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     c->continue_sent = true;
-    /* Best effort on a socket that has room (it always has, before the body): a client that
-     * never sees it sends the body after its own timeout anyway. */
-    if (c->ssl) {
-        ERR_clear_error();
-        SSL_write(c->ssl, line, sizeof line - 1);
-        ERR_clear_error();
-    } else {
-        ssize_t rc = send(c->fd, line, sizeof line - 1, MSG_NOSIGNAL);
-        (void)rc;
+    srv_buf_take(c->srv, &c->out, sizeof line);
+    fmw_buf_reset(&c->out);
+    c->out_off = 0;
+    if (fmw_buf_add(&c->out, line, sizeof line - 1) != FMW_OK) {
+        srv_conn_close(c);
+        return;
     }
+    c->writing_interim = true;
+    c->state = SRV_C_WRITING;
+    conn_write(c);
 }
 
 /* Parses what c->in holds and runs the requests that are complete, one after the other
@@ -458,8 +473,12 @@ static void conn_process(struct srv_conn *c)
         }
         if (c->head_len == 0) {
             if (!find_head(c)) {
-                if (c->in.len - c->skip > srv->cfg.max_headers)
+                if (c->in.len - c->skip > srv->cfg.max_headers || c->skip > srv->cfg.max_headers) {
                     respond_error(c, 400, "request head too large");
+                    break;
+                }
+                if (c->may_have_pending && !c->peer_eof)
+                    continue; /* OpenSSL holds more of it */
                 break;
             }
             if (c->head_len - c->skip > srv->cfg.max_headers) {
@@ -487,14 +506,15 @@ static void conn_process(struct srv_conn *c)
         bool complete;
         if (c->head.chunked) {
             size_t used = 0;
-            int status = srv_chunked_feed(&c->chunks, c->in.data + c->consumed,
-                                          c->in.len - c->consumed, &c->body, &used);
-            if (status) {
+            enum fmw_err cerr = fmw_chunked_feed(&c->chunks, c->in.data + c->consumed,
+                                                 c->in.len - c->consumed, &c->body, &used);
+            if (cerr) {
+                int status = cerr == FMW_ETOOBIG ? 413 : 400;
                 respond_error(c, status, error_text(status));
                 break;
             }
             c->consumed += used;
-            complete = c->chunks.state == SRV_CH_DONE;
+            complete = c->chunks.state == FMW_CH_DONE;
             /* Decoded bytes need not stay in `in`: it does not grow with the body. */
             if (!complete) {
                 c->in.len = c->head_len;
@@ -515,8 +535,26 @@ static void conn_process(struct srv_conn *c)
             body_len = (size_t)len;
         }
         if (!complete) {
-            if (c->head.expect_continue && !c->continue_sent)
+            if (c->head.expect_continue && !c->continue_sent) {
+                if (srv_refused_early(c)) {
+                    /* Refused whatever the body: answered now, so the client need not send
+                     * it, and the connection closes (its body would follow). */
+                    c->head.target.ptr = c->in.data + c->target_off;
+                    if (c->head.has_content_type)
+                        c->head.content_type.ptr = c->in.data + c->ctype_off;
+                    c->request_started = false;
+                    event_del(&c->timer);
+                    c->close_after = true;
+                    c->state = SRV_C_HANDLING;
+                    srv_dispatch(c, "", 0, srv_now_ns());
+                    break;
+                }
                 send_continue(c);
+                if (c->state != SRV_C_READING)
+                    break; /* the line is still being written */
+            }
+            if (c->may_have_pending && !c->peer_eof && c->in.len < c->in.max - 1)
+                continue; /* more of the body waits in OpenSSL (it reads ahead) */
             break;
         }
         /* A complete request: the deadline stops; the handler gets its body NUL-terminated. */
@@ -566,6 +604,7 @@ static void next_request(struct srv_conn *c)
     if (c->in.data)
         c->in.data[rest] = '\0';
     c->consumed = c->head_len = c->scan_from = c->skip = 0;
+    c->skipped = false;
     c->continue_sent = false;
     memset(&c->head, 0, sizeof c->head);
     c->state = SRV_C_READING;
@@ -610,14 +649,18 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
         return; /* the client left while a handler ran */
     if (srv->closing)
         c->close_after = true;
-    bool head_only = c->head.method == SRV_M_HEAD;
+    /* No body for HEAD, and none (nor a length) for 204 and 304. */
+    bool no_length = status == 204 || status == 304;
+    bool head_only = c->head.method == SRV_M_HEAD || no_length;
     fmw_buf_reset(&c->out);
     c->out_off = 0;
     /* Room for the whole response at once: growing by doubling is a realloc each time. */
     size_t need = 256 + (extra ? strlen(extra) : 0) + (head_only ? 0 : len);
     srv_buf_take(srv, &c->out, need);
     if (c->out.alloc < need + 1 && need <= c->out.max) {
-        char *grown = realloc(c->out.data, need + 1);
+        /* At least the pool's size, so that it can go back to the pool. */
+        size_t size = need + 1 < SRV_POOL_BUF_MIN ? SRV_POOL_BUF_MIN : need + 1;
+        char *grown = realloc(c->out.data, size);
         if (!grown) {
             srv_conn_close(c);
             return;
@@ -625,13 +668,18 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
         if (!c->out.data)
             grown[0] = '\0';
         c->out.data = grown;
-        c->out.alloc = need + 1;
+        c->out.alloc = size;
     }
-    enum fmw_err err = fmw_buf_addf(&c->out,
-                                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                                    "Content-Length: %zu\r\n%s%s\r\n",
-                                    status, reason_of(status), content_type, len, extra ? extra : "",
-                                    c->close_after ? "Connection: close\r\n" : "");
+    char length[40] = "";
+    if (!no_length)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+    /* HTTP/1.0 keeps a connection only when told so. */
+    const char *connection = c->close_after    ? "Connection: close\r\n"
+                             : !c->head.http11 ? "Connection: keep-alive\r\n"
+                                               : "";
+    enum fmw_err err = fmw_buf_addf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%s\r\n",
+                                    status, reason_of(status), content_type, length,
+                                    extra ? extra : "", connection);
     if (!err && !head_only && len)
         err = fmw_buf_add(&c->out, body, len);
     if (err) {
@@ -701,6 +749,21 @@ static void conn_write(struct srv_conn *c)
     }
     /* Written. */
     event_del(&c->timer);
+    if (c->writing_interim) {
+        /* The 100 Continue is out: back to reading the body, under the request deadline. */
+        c->writing_interim = false;
+        fmw_buf_reset(&c->out);
+        c->out_off = 0;
+        c->state = SRV_C_READING;
+        arm_timer(c, srv->cfg.request_timeout_ms);
+        if (c->read_paused) {
+            event_add(&c->rev, NULL);
+            c->read_paused = false;
+            c->may_have_pending = tls_pending(c);
+        }
+        conn_process(c);
+        return;
+    }
     if (c->close_after) {
         conn_linger(c);
         return;

@@ -125,7 +125,7 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
     h->keep_alive = h->http11;
 
     /* field-line = field-name ":" OWS field-value OWS */
-    int te_fields = 0, cl_fields = 0;
+    int te_fields = 0, cl_fields = 0, host_fields = 0;
     bool close = false, keep_alive = false;
     for (p = next; p < end; p = next) {
         eol = line_end(p, end, &next);
@@ -174,6 +174,8 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
             if (!eq_ci(v, vlen, "100-continue"))
                 return 417;
             h->expect_continue = true;
+        } else if (eq_ci(p, name_len, "host")) {
+            host_fields++;
         } else if (eq_ci(p, name_len, "content-type")) {
             h->content_type = (struct fmw_str){v, vlen};
             h->has_content_type = true;
@@ -181,73 +183,11 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
     }
     if (h->chunked && h->has_length)
         return 400; /* RFC 9112 6.3: a sender must not, and a request that does is suspect */
+    if (host_fields > 1 || (h->http11 && host_fields == 0))
+        return 400; /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
     if (close)
         h->keep_alive = false;
     else if (keep_alive && !h->http11)
         h->keep_alive = true;
-    return 0;
-}
-
-int srv_chunked_feed(struct srv_chunked *c, const char *p, size_t n, struct fmw_buf *body,
-                     size_t *used)
-{
-    size_t i = 0;
-    while (i < n && c->state != SRV_CH_DONE) {
-        if (c->state == SRV_CH_DATA) {
-            size_t take = n - i < c->left ? n - i : (size_t)c->left;
-            if (fmw_buf_add(body, p + i, take) != FMW_OK)
-                return 413;
-            i += take;
-            c->left -= take;
-            if (c->left == 0)
-                c->state = SRV_CH_DATA_END;
-            continue;
-        }
-        char ch = p[i++];
-        if (ch != '\n') {
-            if (c->line_len + 1 >= sizeof c->line)
-                return 400;
-            c->line[c->line_len++] = ch;
-            continue;
-        }
-        size_t len = c->line_len;
-        if (len && c->line[len - 1] == '\r')
-            len--;
-        c->line_len = 0;
-        if (c->state == SRV_CH_DATA_END) {
-            if (len != 0)
-                return 400;
-            c->state = SRV_CH_SIZE;
-        } else if (c->state == SRV_CH_SIZE) {
-            uint64_t size = 0;
-            size_t k = 0;
-            for (; k < len; k++) {
-                char x = c->line[k];
-                int v = x >= '0' && x <= '9'   ? x - '0'
-                        : x >= 'a' && x <= 'f' ? x - 'a' + 10
-                        : x >= 'A' && x <= 'F' ? x - 'A' + 10
-                                               : -1;
-                if (v < 0)
-                    break;
-                if (size > (UINT64_MAX >> 4))
-                    return 413;
-                size = size * 16 + (uint64_t)v;
-            }
-            /* chunk-ext after ';' (white space allowed before it) is ignored */
-            size_t e = k;
-            while (e < len && (c->line[e] == ' ' || c->line[e] == '\t'))
-                e++;
-            if (k == 0 || (e < len && c->line[e] != ';'))
-                return 400;
-            if (size > body->max - body->len)
-                return 413;
-            c->left = size;
-            c->state = size ? SRV_CH_DATA : SRV_CH_TRAILER;
-        } else if (c->state == SRV_CH_TRAILER) {
-            if (len == 0)
-                c->state = SRV_CH_DONE; /* trailer fields are read and dropped */
-        }
-    }
-    *used = i;
     return 0;
 }

@@ -210,7 +210,8 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
         respond_json_error(c, job->route, 500, "internal error", NULL, job->req.received_ns);
     } else {
         const struct fmw_buf *b = &job->resp.body;
-        int status = job->resp.status >= 100 && job->resp.status <= 599 ? job->resp.status : 500;
+        /* A final status: an interim one (1xx) would leave the client waiting for another. */
+        int status = job->resp.status >= 200 && job->resp.status <= 599 ? job->resp.status : 500;
         const char *ctype = job->resp.content_type ? job->resp.content_type : "application/json";
         srv_conn_respond(c, job->route, status, ctype, NULL, b->data ? b->data : "",
                          b->data ? b->len : 0, job->req.received_ns);
@@ -473,6 +474,23 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
     }
     job->req.may_block = true;
     srv_pool_submit(srv, job);
+}
+
+bool srv_refused_early(const struct srv_conn *c)
+{
+    const char *uri = c->in.data + c->target_off;
+    size_t path_len = 0;
+    while (path_len < c->head.target.len && uri[path_len] != '?' && uri[path_len] != '#')
+        path_len++;
+    const struct srv_route *route = find_route(c->srv, uri, path_len, c->ssl != NULL);
+    if (!route)
+        return true;
+    if (route->builtin != SRV_HANDLER)
+        return c->head.method != SRV_M_GET && c->head.method != SRV_M_HEAD;
+    struct srv_head h = c->head;
+    if (h.has_content_type)
+        h.content_type.ptr = c->in.data + c->ctype_off;
+    return c->head.method != SRV_M_POST || !is_json_content_type(&h);
 }
 
 void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0)

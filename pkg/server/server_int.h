@@ -23,6 +23,7 @@
 #define SRV_MAX_WATCHES 3  /* directories of cert, key, client CA */
 #define SRV_POOL_BUFS   16 /* connection buffers kept for reuse */
 #define SRV_POOL_BUF_MAX (64u * 1024u) /* larger ones go back to malloc */
+#define SRV_POOL_BUF_MIN (16u * 1024u) /* and smaller ones: a read buffer needs this much */
 
 /* Metric series the server updates; looked up once so the hot path only adds. */
 struct srv_metrics {
@@ -83,20 +84,6 @@ struct srv_head {
  */
 int srv_parse_head(const char *p, size_t len, struct srv_head *h);
 
-/* The chunked transfer coding of a request body, decoded as bytes arrive. */
-struct srv_chunked {
-    enum { SRV_CH_SIZE, SRV_CH_DATA, SRV_CH_DATA_END, SRV_CH_TRAILER, SRV_CH_DONE } state;
-    uint64_t left;
-    char line[256]; /* a chunk-size line with its extensions, or a trailer line */
-    size_t line_len;
-};
-
-/* Feeds `n` bytes, appending chunk data to `body` (whose cap is the body cap). *used is how many
- * bytes were consumed: all of them, or fewer once the body ended (state SRV_CH_DONE). 0, or 400
- * (malformed) or 413 (past the cap). */
-int srv_chunked_feed(struct srv_chunked *c, const char *p, size_t n, struct fmw_buf *body,
-                     size_t *used);
-
 /* ---- conn.c ---- */
 
 enum srv_conn_state {
@@ -133,11 +120,13 @@ struct srv_conn {
     struct fmw_buf in;
     size_t scan_from;  /* where the search for the end of the head resumes */
     size_t skip;       /* empty lines before the request line */
+    bool skipped;      /* the request line has begun: no more empty lines to skip */
+    bool writing_interim; /* the response being written is a 100 Continue */
     size_t head_len;   /* 0 until the head is complete */
     size_t consumed;   /* bytes of `in` the request used, head and body */
     struct srv_head head;
     size_t target_off, ctype_off; /* where head.target and head.content_type start in `in` */
-    struct srv_chunked chunks;
+    struct fmw_chunked chunks;
     struct fmw_buf body; /* decoded chunked body */
     bool continue_sent;
     bool processing;       /* conn_process() is on the stack: answers return to its loop */
@@ -293,6 +282,9 @@ uint64_t srv_now_ns(void);
 void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0);
 /* Bookkeeping when a connection goes: counts, the listener cap, the drain. */
 void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c);
+/* True when the request whose head `c` holds will be refused whatever its body (404, 405, 415):
+ * answered before the body is read, a client that sent Expect: 100-continue need not send it. */
+bool srv_refused_early(const struct srv_conn *c);
 /* The route for answers to requests that were not understood (metrics label "unmatched"). */
 const struct srv_route *srv_unmatched(const struct fmw_server *srv);
 void srv_set_listeners_paused(struct fmw_server *srv, bool pause);

@@ -41,17 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    h.content_type.ptr + h.content_type.len <= text + head_len);
     if (!h.chunked)
         return 0;
-    struct srv_chunked c;
+    struct fmw_chunked c;
     memset(&c, 0, sizeof c);
     struct fmw_buf body;
     fmw_buf_init(&body, BODY_CAP);
     size_t off = head_len;
-    while (off < len && c.state != SRV_CH_DONE) {
+    while (off < len && c.state != FMW_CH_DONE) {
         size_t take = len - off < step ? len - off : step, used = 0;
-        if (srv_chunked_feed(&c, text + off, take, &body, &used) != 0)
+        if (fmw_chunked_feed(&c, text + off, take, &body, &used) != FMW_OK)
             break;
         FUZZ_CHECK(used <= take);
-        FUZZ_CHECK(used == take || c.state == SRV_CH_DONE);
+        FUZZ_CHECK(used == take || c.state == FMW_CH_DONE);
         off += used;
     }
     FUZZ_CHECK(body.len <= BODY_CAP && body.len <= len);

@@ -775,6 +775,152 @@ def test_inline_first_route():
         assert d.stop() == 0
 
 
+def read_response(s, timeout=5):
+    """One whole response from socket `s` (Content-Length framed): (status, headers, body)."""
+    s.settimeout(timeout * SLOW)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = s.recv(65536)
+        if not got:
+            raise AssertionError("connection closed after %r" % data[:200])
+        data += got
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(body) < n:
+        got = s.recv(65536)
+        if not got:
+            raise AssertionError("body cut short")
+        body += got
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_bodies_over_one_tls_record(d):
+    # Regression: a request between 16 and 32 KiB, one sendall, left its end inside OpenSSL's
+    # read-ahead buffer (invisible to epoll) and waited for the request deadline.
+    for size in (16000, 16385, 17000, 20000, 30000, 33000, 100000):
+        body = b'{"x":"' + b"y" * (size - 8) + b'"}'
+        s = d.tls_socket()
+        t0 = time.time()
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, _, got = read_response(s)
+        s.close()
+        assert status == 200 and got == body, (size, status, len(got))
+        assert time.time() - t0 < 2 * SLOW, (size, time.time() - t0)
+    # Pipelined behind a small one on the same connection.
+    s = d.tls_socket()
+    body = b'{"x":"' + b"y" * 19992 + b'"}'
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 2\r\n\r\n{}" +
+              b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert read_response(s)[2] == b"{}"
+    assert read_response(s)[2] == body
+    s.close()
+
+
+def test_empty_lines_before_a_request(d):
+    # RFC 9112 2.2: ignored, even when they arrive in pieces...
+    s = d.tls_socket()
+    s.sendall(b"\r\n")
+    time.sleep(0.05)
+    s.sendall(b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = read_response(s)
+    assert status == 200 and body == b"ok\n", (status, body)
+    s.close()
+    # ...but they count against the head cap: a head that is too long after them is refused
+    # (it once made the loop spin on unread bytes instead).
+    raw = socket.create_connection(("127.0.0.1", d.plain_port), timeout=5 * SLOW)
+    raw.sendall(b"\r\n" + b"X-A: " + b"a" * 16378 + b"\r\n")
+    raw.sendall(b"more")
+    got = b""
+    try:
+        while True:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionError, socket.timeout):
+        pass
+    raw.close()
+    assert got.startswith(b"HTTP/1.1 400"), got[:80]
+    assert post(d, "/echo")[0] == 200
+
+
+def test_expect_continue(d):
+    # A body the server will take: 100 Continue first, then the answer.
+    s = d.tls_socket()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Expect: 100-continue\r\nContent-Length: 7\r\n\r\n")
+    s.settimeout(5 * SLOW)
+    interim = s.recv(4096)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+    s.sendall(b'{"a":1}')
+    status, _, body = read_response(s)
+    assert status == 200 and body == b'{"a":1}', (status, body)
+    s.close()
+    # One it would refuse whatever the body: the final answer at once, no 100, and the
+    # connection closes (the body would follow).
+    for path, ctype, want in (("/nowhere", "application/json", 404),
+                              ("/echo", "text/plain", 415)):
+        s = d.tls_socket()
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 100000\r\n\r\n"
+                  % (path.encode(), ctype.encode()))
+        status, headers, _ = read_response(s)
+        assert status == want and headers.get("connection") == "close", (path, status, headers)
+        s.close()
+
+
+def test_http10_keep_alive_is_said(d):
+    s = d.tls_socket()
+    s.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    status, headers, _ = read_response(s)
+    assert status == 200 and headers.get("connection") == "keep-alive", headers
+    s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+    status, headers, _ = read_response(s)
+    assert status == 200 and headers.get("connection") == "close", headers
+    s.close()
+    # HTTP/1.1 needs exactly one Host.
+    s = d.tls_socket()
+    s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert read_response(s)[0] == 400
+    s.close()
+
+
+def test_chunked_body_cap_is_the_cap():
+    d = Daemon("--max-body", "100")
+    try:
+        for size, want in ((100, 200), (101, 413)):
+            body = b'"' + b"x" * (size - 2) + b'"'
+            chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            s = d.tls_socket()
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+            status = read_response(s)[0]
+            s.close()
+            assert status == want, (size, status)
+    finally:
+        assert d.stop() == 0
+
+
+def test_drain_does_not_wait_for_silent_new_connections():
+    # A connection that finished its handshake and sent nothing is idle: SIGTERM with no drain
+    # delay ends at once, not at the request deadline (10 s).
+    d = Daemon("--drain-delay-ms", "0")
+    try:
+        s = d.tls_socket()
+        t0 = time.time()
+        d.signal(signal.SIGTERM)
+        rc = d.proc.wait(timeout=20 * SLOW)
+        assert rc == 0 and time.time() - t0 < 3 * SLOW, (rc, time.time() - t0)
+        s.close()
+    finally:
+        d.kill()
+
+
 def test_big_response(d):
     status, body, r = post(d, "/big?bytes=3000000")
     assert status == 200 and len(body) == 3000000 and set(body) == {ord("x")}

@@ -2,6 +2,7 @@
 #include "pkg/server/server_int.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int parse(const char *text, struct srv_head *h)
@@ -31,7 +32,7 @@ Test(http, keep_alive_by_version_and_connection)
     cr_expect(!h.http11 && !h.keep_alive);
     cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &h), 0);
     cr_expect(h.keep_alive);
-    cr_assert_eq(parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", &h), 0);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n", &h), 0);
     cr_expect(!h.keep_alive);
     /* Bare LF line ends, and a method of our list that routes answer 405 to. */
     cr_assert_eq(parse("DELETE /x HTTP/1.1\nHost: y\n\n", &h), 0);
@@ -41,9 +42,9 @@ Test(http, keep_alive_by_version_and_connection)
 Test(http, framing_chunked_expect)
 {
     struct srv_head h;
-    cr_assert_eq(parse("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", &h), 0);
+    cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", &h), 0);
     cr_expect(h.chunked && !h.has_length);
-    cr_assert_eq(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 0\r\n\r\n", &h),
+    cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 0\r\n\r\n", &h),
                  0);
     cr_expect(h.expect_continue && h.has_length && h.length == 0);
 }
@@ -66,23 +67,26 @@ static const struct {
     {"GET http://evil/x HTTP/1.1\r\n\r\n", 400},
     {"OPTIONS * HTTP/1.1\r\n\r\n", 400},
     {"GET /x\x7f HTTP/1.1\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413},
-    {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nExpect: 100-banana\r\n\r\n", 417},
-    {"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\n: empty-name\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nX : space-before-colon\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nX: a\x01" "b\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nX: unterminated", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-banana\r\n\r\n", 417},
+    {"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX : space-before-colon\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" "b\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: unterminated", 400},
+    {"GET / HTTP/1.1\r\n\r\n", 400},                     /* HTTP/1.1 without Host */
+    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400}, /* two of them */
+    {"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400},
 };
 
 Test(http, refused_heads)
@@ -102,24 +106,24 @@ Test(http, refused_heads)
 Test(http, obs_text_in_values_is_taken)
 {
     struct srv_head h;
-    cr_expect_eq(parse("GET /mu\xfftate HTTP/1.1\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n", &h), 0);
+    cr_expect_eq(parse("GET /mu\xfftate HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n", &h), 0);
 }
 
 /* Feeds `text` to a chunked decoder `step` bytes at a time. */
 static int dechunk(const char *text, size_t step, struct fmw_buf *body, size_t *rest)
 {
-    struct srv_chunked c;
+    struct fmw_chunked c;
     memset(&c, 0, sizeof c);
     size_t n = strlen(text), off = 0;
-    while (off < n && c.state != SRV_CH_DONE) {
+    while (off < n && c.state != FMW_CH_DONE) {
         size_t take = n - off < step ? n - off : step, used = 0;
-        int status = srv_chunked_feed(&c, text + off, take, body, &used);
-        if (status)
-            return status;
+        enum fmw_err err = fmw_chunked_feed(&c, text + off, take, body, &used);
+        if (err)
+            return err == FMW_ETOOBIG ? 413 : 400; /* as the server answers them */
         off += used;
     }
     *rest = n - off;
-    return c.state == SRV_CH_DONE ? 0 : -1;
+    return c.state == FMW_CH_DONE ? 0 : -1;
 }
 
 Test(http, chunked_bodies)
@@ -134,6 +138,27 @@ Test(http, chunked_bodies)
         cr_expect_eq(rest, 4, "the next request's bytes are left (step %zu)", step);
         fmw_buf_free(&body);
     }
+}
+
+Test(http, chunked_trailers_are_capped)
+{
+    /* Trailer fields are dropped, but not read for ever. */
+    size_t n = FMW_CHUNKED_TRAILERS_MAX + 64;
+    char *text = malloc(n + 16);
+    cr_assert_not_null(text);
+    strcpy(text, "0\r\n");
+    size_t len = strlen(text);
+    while (len < n) {
+        memcpy(text + len, "X-T: trailer\r\n", 14);
+        len += 14;
+    }
+    text[len] = '\0';
+    struct fmw_buf body;
+    fmw_buf_init(&body, 1024);
+    size_t rest = 0;
+    cr_expect_eq(dechunk(text, 4096, &body, &rest), 400);
+    fmw_buf_free(&body);
+    free(text);
 }
 
 Test(http, chunked_refusals)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *fmw_strerror(enum fmw_err err)
 {
@@ -392,6 +393,25 @@ enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n, st
     }
     *used = i;
     return FMW_OK;
+}
+
+bool fmw_http_list_has(const char *value, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end - start == tl && strncasecmp(value + start, token, tl) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool fmw_utf8_valid(const char *s, size_t n)

@@ -161,6 +161,10 @@ struct fmw_chunked {
 enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n, struct fmw_buf *body,
                               size_t *used);
 
+/* True when the HTTP field value v[0..n) — a comma-separated list, as Connection's — holds
+ * `token` (ASCII case-insensitive, white space around elements ignored). */
+bool fmw_http_list_has(const char *v, size_t n, const char *token);
+
 /* True when the n bytes at s are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
  * nothing past U+10FFFF). ASCII runs are checked eight bytes at a time. */
 bool fmw_utf8_valid(const char *s, size_t n);

@@ -668,25 +668,6 @@ struct response {
     bool keep_alive;
 };
 
-static bool token_in_list(const char *value, size_t len, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end - start == tl && strncasecmp(value + start, token, tl) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Parses a response head (status line and headers, CRLF-terminated lines; bare LF taken too).
  * FMW_EIO for what no HTTP/1.1 server sends. */
 static enum fmw_err parse_head(const char *head, size_t len, struct response *r)
@@ -745,9 +726,9 @@ static enum fmw_err parse_head(const char *head, size_t len, struct response *r)
                 return FMW_EIO;
             chunked = true;
         } else if (name_len == 10 && strncasecmp(p, "Connection", 10) == 0) {
-            if (token_in_list(v, vlen, "close"))
+            if (fmw_http_list_has(v, vlen, "close"))
                 r->keep_alive = false;
-            else if (token_in_list(v, vlen, "keep-alive"))
+            else if (fmw_http_list_has(v, vlen, "keep-alive"))
                 r->keep_alive = true;
         }
         p = eol;

@@ -337,6 +337,19 @@ static enum io_result read_input(struct srv_conn *c)
     }
 }
 
+/* Reads what arrived and runs what it completes. */
+static void read_and_process(struct srv_conn *c)
+{
+    enum io_result r = read_input(c);
+    if (r == IO_ERROR) {
+        srv_conn_close(c);
+        return;
+    }
+    if (r == IO_EOF)
+        c->peer_eof = true;
+    conn_process(c);
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_conn *c = arg;
@@ -359,14 +372,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->refs++;
-    enum io_result r = read_input(c);
-    if (r == IO_ERROR) {
-        srv_conn_close(c);
-    } else {
-        if (r == IO_EOF)
-            c->peer_eof = true;
-        conn_process(c);
-    }
+    read_and_process(c);
     srv_conn_release(c);
 }
 
@@ -783,14 +789,7 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
         conn_write(c);
     } else if (c->state == SRV_C_READING && c->read_wants_write) {
         c->read_wants_write = false;
-        enum io_result r = read_input(c);
-        if (r == IO_ERROR) {
-            srv_conn_close(c);
-        } else {
-            if (r == IO_EOF)
-                c->peer_eof = true;
-            conn_process(c);
-        }
+        read_and_process(c);
     }
     srv_conn_release(c);
 }

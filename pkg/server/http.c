@@ -29,25 +29,6 @@ static bool eq_ci(const char *p, size_t n, const char *lit)
     return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
 }
 
-/* True when the comma-separated list `v` holds `token` (case-insensitive). */
-static bool list_has(const char *v, size_t n, const char *token)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if (eq_ci(v + start, end - start, token))
-            return true;
-    }
-    return false;
-}
-
 static const struct {
     const char *name;
     enum srv_method method;
@@ -168,8 +149,8 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
                 return 400;
             h->chunked = true;
         } else if (eq_ci(p, name_len, "connection")) {
-            close = close || list_has(v, vlen, "close");
-            keep_alive = keep_alive || list_has(v, vlen, "keep-alive");
+            close = close || fmw_http_list_has(v, vlen, "close");
+            keep_alive = keep_alive || fmw_http_list_has(v, vlen, "keep-alive");
         } else if (eq_ci(p, name_len, "expect")) {
             if (!eq_ci(v, vlen, "100-continue"))
                 return 417;

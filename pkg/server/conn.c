@@ -35,6 +35,8 @@
  * still sends, so that closing does not reset the connection under the response. */
 #define LINGER_NS    (2ull * 1000000000ull)
 #define MIB          (1024u * 1024u)
+/* During the drain, how long a new connection has for its first request. */
+#define DRAIN_FIRST_REQUEST_MS 1000u
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
@@ -170,10 +172,18 @@ static void conn_linger(struct srv_conn *c)
 
 void srv_conn_close_if_idle(struct srv_conn *c)
 {
-    /* Between requests, or connected (handshake done) and no byte of a request yet. */
-    if (c->state == SRV_C_READING && c->in.len == 0 && !c->may_have_pending &&
-        (!c->request_started || c->handshake_done))
-        srv_conn_close(c);
+    if (c->state != SRV_C_READING || c->in.len != 0 || c->may_have_pending)
+        return;
+    if (!c->request_started) {
+        srv_conn_close(c); /* between requests */
+    } else if (c->handshake_done) {
+        /* Connected, no byte of a request yet: a client opens a connection to send one, so it
+         * gets a moment for it (and its answer says Connection: close) rather than the whole
+         * request timeout, which would hold up the drain. */
+        arm_timer(c, DRAIN_FIRST_REQUEST_MS < c->srv->cfg.request_timeout_ms
+                         ? DRAIN_FIRST_REQUEST_MS
+                         : c->srv->cfg.request_timeout_ms);
+    }
 }
 
 /* ---- accepting ---- */

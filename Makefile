@@ -34,7 +34,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LDLIBS   += $(DEP_LIBS) -lm
 
 # Packages in dependency order, lowest first (STYLE.md: base ← memsize ← flinkconf ← jmmem ← …).
-PACKAGES := base memsize flinkconf jmmem podspec kube admission obs server
+PACKAGES := base http1 memsize flinkconf jmmem podspec kube admission obs server
 
 define pkg_rules
 $(1)_SRCS := $$(wildcard pkg/$(1)/*.c)
@@ -48,15 +48,15 @@ $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 # pkglibs: the archives of the named packages, given highest first (the link order).
 pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
-CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize base)
-UNIT_LIBS := $(call pkglibs,server admission kube podspec jmmem flinkconf memsize obs base)
+CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize http1 base)
+UNIT_LIBS := $(call pkglibs,server admission kube podspec jmmem flinkconf memsize obs http1 base)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 BINS := $(BUILD)/bin/flink-memory $(BUILD)/bin/flink-memory-webhook
-WEBHOOK_LIBS := $(call pkglibs,server obs admission kube podspec jmmem flinkconf memsize obs base)
+WEBHOOK_LIBS := $(call pkglibs,server obs admission kube podspec jmmem flinkconf memsize obs http1 base)
 
 # The daemon links its third-party libraries statically; only glibc stays shared. Fewer pages
 # are mapped and relocated at start (idle RSS 8.5 -> 7.2 MB, measured with the bench fixtures),

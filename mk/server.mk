@@ -7,8 +7,9 @@
 
 SERVER_TESTD      := $(BUILD)/tests/server-testd
 SERVER_TESTD_ASAN := $(BUILD)/tests/server-testd-asan
-SERVER_LIBS       := $(call pkglibs,server obs base)
-SERVER_SRCS       := $(wildcard pkg/server/*.c pkg/obs/*.c pkg/base/*.c) tests/server/testd.c
+SERVER_LIBS       := $(call pkglibs,server obs http1 base)
+SERVER_SRCS       := $(wildcard pkg/server/*.c pkg/obs/*.c pkg/http1/*.c pkg/base/*.c) \
+                     tests/server/testd.c
 
 $(SERVER_TESTD): $(BUILD)/obj/tests/server/testd.o $(SERVER_LIBS)
 	@mkdir -p $(@D)
@@ -16,7 +17,7 @@ $(SERVER_TESTD): $(BUILD)/obj/tests/server/testd.o $(SERVER_LIBS)
 
 # One compiler run over the sources: sanitizers must instrument every object, so this build
 # shares no objects with the normal one.
-$(SERVER_TESTD_ASAN): $(SERVER_SRCS) $(wildcard pkg/server/*.h pkg/obs/*.h pkg/base/*.h)
+$(SERVER_TESTD_ASAN): $(SERVER_SRCS) $(wildcard pkg/server/*.h pkg/obs/*.h pkg/http1/*.h pkg/base/*.h)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	    -fno-sanitize-recover=undefined $(WARNINGS) $(DEP_CFLAGS) -o $@ $(SERVER_SRCS) \

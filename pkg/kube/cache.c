@@ -449,10 +449,10 @@ enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const cha
 
 void fmw_cm_cache_count(struct fmw_cm_cache *c, unsigned hits, unsigned notfound)
 {
-    for (unsigned i = 0; c->hit && i < hits; i++)
-        fmw_obs_inc(c->hit);
-    for (unsigned i = 0; c->notfound && i < notfound; i++)
-        fmw_obs_inc(c->notfound);
+    if (c->hit && hits)
+        fmw_obs_add(c->hit, hits);
+    if (c->notfound && notfound)
+        fmw_obs_add(c->notfound, notfound);
 }
 
 static enum fmw_err source_get(void *ctx, const char *ns, const char *name, json_t **data,

@@ -12,7 +12,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -99,23 +98,16 @@ enum fmw_err kube_endpoint_parse(const char *url, struct kube_endpoint *ep, stru
     size_t port_len = port ? (size_t)(rest + auth_len - port) : 0;
     if (host_len == 0 || host_len > 253 || memchr(host, '@', host_len))
         return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad host", url);
-    if (port) {
-        unsigned long p = 0;
-        for (size_t i = 0; i < port_len; i++) {
-            if (port[i] < '0' || port[i] > '9')
-                return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad port", url);
-            p = p * 10 + (unsigned long)(port[i] - '0');
-            if (p > 65535)
-                break;
-        }
-        if (port_len == 0 || p == 0 || p > 65535)
-            return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad port", url);
-    }
     unsigned long port_number = ep->tls ? 443 : 80;
     if (port) {
         port_number = 0;
-        for (size_t i = 0; i < port_len; i++)
+        for (size_t i = 0; i < port_len && port_number <= 65535; i++) {
+            if (port[i] < '0' || port[i] > '9')
+                return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad port", url);
             port_number = port_number * 10 + (unsigned long)(port[i] - '0');
+        }
+        if (port_len == 0 || port_number == 0 || port_number > 65535)
+            return fmw_diag_set(d, FMW_EINVAL, "server '%.200s': bad port", url);
     }
     char port_text[8];
     snprintf(port_text, sizeof port_text, "%lu", port_number); /* "00443" is port 443 */

@@ -2,6 +2,7 @@
 #ifndef FMW_KUBE_INT_H
 #define FMW_KUBE_INT_H
 
+#include "pkg/http1/http1.h"
 #include "pkg/kube/kube.h"
 
 #include <pthread.h>

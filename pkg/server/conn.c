@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,7 +33,6 @@
 /* How long a connection closed after its response keeps reading (and dropping) what the client
  * still sends, so that closing does not reset the connection under the response. */
 #define LINGER_NS    (2ull * 1000000000ull)
-#define MIB          (1024u * 1024u)
 /* During the drain, how long a new connection has for its first request. */
 #define DRAIN_FIRST_REQUEST_MS 1000u
 
@@ -56,7 +54,8 @@ static void arm_timer(struct srv_conn *c, unsigned ms)
     evtimer_add(&c->timer, &tv);
 }
 
-bool srv_conn_usable(const struct srv_conn *c)
+/* True while the connection can still be answered. */
+static bool conn_usable(const struct srv_conn *c)
 {
     return c && c->state != SRV_C_CLOSED && c->state != SRV_C_LINGER;
 }
@@ -99,25 +98,23 @@ void srv_bufpool_drain(struct fmw_server *srv)
         free(srv->bufpool.data[--srv->bufpool.n]);
 }
 
-void srv_conn_release(struct srv_conn *c)
-{
-    if (--c->refs > 0)
-        return;
-    srv_buf_give(c->srv, &c->in);
-    srv_buf_give(c->srv, &c->body);
-    srv_buf_give(c->srv, &c->out);
-    free(c);
-}
-
-/* Gives the buffers of an idle connection back: most connections wait far longer than they
- * work. */
-static void drop_buffers(struct srv_conn *c)
+/* The connection's buffers go back to the pool; `in` only when it holds nothing unread. */
+static void give_buffers(struct srv_conn *c)
 {
     if (c->in.len == 0)
         srv_buf_give(c->srv, &c->in);
     srv_buf_give(c->srv, &c->body);
     srv_buf_give(c->srv, &c->out);
     c->out_off = 0;
+}
+
+void srv_conn_release(struct srv_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    c->in.len = 0;
+    give_buffers(c);
+    free(c);
 }
 
 void srv_conn_close(struct srv_conn *c)
@@ -163,9 +160,8 @@ static void conn_linger(struct srv_conn *c)
         c->read_paused = false;
     }
     c->body_terminator = NULL;
-    srv_buf_give(c->srv, &c->in);
-    srv_buf_give(c->srv, &c->body);
-    srv_buf_give(c->srv, &c->out);
+    c->in.len = 0; /* nothing of it is read any more */
+    give_buffers(c);
     struct timeval tv = {(time_t)(LINGER_NS / 1000000000u), 0};
     evtimer_add(&c->timer, &tv);
 }
@@ -388,13 +384,19 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- requests ---- */
 
-static void respond_error(struct srv_conn *c, int status, const char *message)
+void srv_conn_respond_error(struct srv_conn *c, const struct srv_route *route, int status,
+                            const char *message, const char *extra, uint64_t t0)
 {
     char body[128];
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", message);
+    srv_conn_respond(c, route, status, "application/json", extra, body, (size_t)n, t0);
+}
+
+/* A request that cannot be read on: refused, and the connection closes after the answer. */
+static void respond_error(struct srv_conn *c, int status, const char *message)
+{
     c->close_after = true;
-    srv_conn_respond(c, srv_unmatched(c->srv), status, "application/json", NULL, body,
-                     (size_t)n, srv_now_ns());
+    srv_conn_respond_error(c, &c->srv->unmatched, status, message, NULL, srv_now_ns());
 }
 
 static const char *error_text(int status)
@@ -444,6 +446,14 @@ static bool find_head(struct srv_conn *c)
     if (c->scan_from < c->skip)
         c->scan_from = c->skip;
     return false;
+}
+
+/* Points the head's slices at `in` again: it may have moved as the body arrived. */
+static void point_head(struct srv_conn *c)
+{
+    c->head.target.ptr = c->in.data + c->target_off;
+    if (c->head.has_content_type)
+        c->head.content_type.ptr = c->in.data + c->ctype_off;
 }
 
 /* "100 Continue", written like a response (a write that does not complete at once is carried
@@ -552,12 +562,10 @@ static void conn_process(struct srv_conn *c)
         }
         if (!complete) {
             if (c->head.expect_continue && !c->continue_sent) {
+                point_head(c);
                 if (srv_refused_early(c)) {
                     /* Refused whatever the body: answered now, so the client need not send
                      * it, and the connection closes (its body would follow). */
-                    c->head.target.ptr = c->in.data + c->target_off;
-                    if (c->head.has_content_type)
-                        c->head.content_type.ptr = c->in.data + c->ctype_off;
                     c->request_started = false;
                     event_del(&c->timer);
                     c->close_after = true;
@@ -581,9 +589,7 @@ static void conn_process(struct srv_conn *c)
             c->body_saved = *c->body_terminator;
             *c->body_terminator = '\0';
         }
-        c->head.target.ptr = c->in.data + c->target_off;
-        if (c->head.has_content_type)
-            c->head.content_type.ptr = c->in.data + c->ctype_off;
+        point_head(c);
         if (!c->head.keep_alive || srv->closing)
             c->close_after = true;
         c->state = SRV_C_HANDLING;
@@ -598,7 +604,7 @@ static void conn_process(struct srv_conn *c)
         if (c->peer_eof) {
             srv_conn_close(c); /* the client closed its side: nothing more can complete */
         } else if (!c->request_started && c->in.len == 0) {
-            drop_buffers(c);
+            give_buffers(c); /* most connections wait far longer than they work */
             arm_timer(c, srv->cfg.idle_timeout_ms);
         }
     }
@@ -636,7 +642,6 @@ static void next_request(struct srv_conn *c)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 100: return "Continue";
     case 200: return "OK";
     case 400: return "Bad Request";
     case 404: return "Not Found";
@@ -661,7 +666,7 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     snprintf(code, sizeof code, "%d", status);
     fmw_obs_inc(fmw_obs_series2(srv->m.requests, route->path, code));
     fmw_obs_observe(route->duration, srv_now_ns() - t0);
-    if (!srv_conn_usable(c))
+    if (!conn_usable(c))
         return; /* the client left while a handler ran */
     if (srv->closing)
         c->close_after = true;

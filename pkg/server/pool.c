@@ -119,8 +119,6 @@ struct srv_job *srv_job_get(struct fmw_server *srv)
     if (job) {
         srv->free_jobs = job->next;
         srv->n_free_jobs--;
-        fmw_buf_reset(&job->resp.body);
-        job->resp.body.max = srv->cfg.max_response; /* a handler may have changed it */
     } else {
         job = calloc(1, sizeof(*job));
         if (!job)
@@ -131,17 +129,15 @@ struct srv_job *srv_job_get(struct fmw_server *srv)
     job->conn = NULL;
     job->route = NULL;
     memset(&job->req, 0, sizeof(job->req));
-    job->resp.status = 200;
-    job->resp.content_type = "application/json";
-    job->handler_err = FMW_OK;
     job->remote[0] = '\0';
+    srv_job_reset_response(srv, job);
     return job;
 }
 
 void srv_job_reset_response(struct fmw_server *srv, struct srv_job *job)
 {
     fmw_buf_reset(&job->resp.body);
-    job->resp.body.max = srv->cfg.max_response;
+    job->resp.body.max = srv->cfg.max_response; /* a handler may have changed it */
     job->resp.status = 200;
     job->resp.content_type = "application/json";
     job->handler_err = FMW_OK;

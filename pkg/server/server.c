@@ -180,20 +180,7 @@ void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
     maybe_finish_drain(srv);
 }
 
-const struct srv_route *srv_unmatched(const struct fmw_server *srv)
-{
-    return &srv->unmatched;
-}
-
 /* ---- responses ---- */
-
-static void respond_json_error(struct srv_conn *c, const struct srv_route *route, int status,
-                               const char *message, const char *extra, uint64_t t0)
-{
-    char body[128];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", message);
-    srv_conn_respond(c, route, status, "application/json", extra, body, (size_t)n, t0);
-}
 
 static void finish_job(struct fmw_server *srv, struct srv_job *job)
 {
@@ -207,7 +194,7 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
         fmw_log_uint(&line, "request_id", job->req.id);
         fmw_log_str(&line, "error", fmw_strerror(job->handler_err));
         fmw_log_end(&line);
-        respond_json_error(c, job->route, 500, "internal error", NULL, job->req.received_ns);
+        srv_conn_respond_error(c, job->route, 500, "internal error", NULL, job->req.received_ns);
     } else {
         const struct fmw_buf *b = &job->resp.body;
         /* A final status: an interim one (1xx) would leave the client waiting for another. */
@@ -404,10 +391,6 @@ static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
                           const struct srv_route *route, uint64_t t0)
 {
     static const char TEXT[] = "text/plain; charset=utf-8";
-    if (c->head.method != SRV_M_GET && c->head.method != SRV_M_HEAD) {
-        respond_json_error(c, route, 405, "method not allowed", "Allow: GET, HEAD\r\n", t0);
-        return;
-    }
     switch (route->builtin) {
     case SRV_HEALTHZ:
         srv_conn_respond(c, route, 200, TEXT, NULL, "ok\n", 3, t0);
@@ -424,7 +407,7 @@ static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
         struct fmw_buf page;
         fmw_buf_init(&page, METRICS_PAGE_MAX);
         if (fmw_obs_render(srv->m.reg, &page) != FMW_OK)
-            respond_json_error(c, route, 500, "metrics unavailable", NULL, t0);
+            srv_conn_respond_error(c, route, 500, "metrics unavailable", NULL, t0);
         else
             srv_conn_respond(c, route, 200, FMW_OBS_CONTENT_TYPE, NULL, fmw_buf_cstr(&page),
                              page.len, t0);
@@ -434,7 +417,7 @@ static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
     case SRV_HANDLER:
         break;
     }
-    respond_json_error(c, route, 500, "internal error", NULL, t0);
+    srv_conn_respond_error(c, route, 500, "internal error", NULL, t0);
 }
 
 static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
@@ -443,7 +426,7 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
 {
     struct srv_job *job = srv_job_get(srv);
     if (!job) {
-        respond_json_error(c, route, 503, "out of memory", NULL, t0);
+        srv_conn_respond_error(c, route, 503, "out of memory", NULL, t0);
         return;
     }
     job->conn = c;
@@ -476,57 +459,66 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
     srv_pool_submit(srv, job);
 }
 
-bool srv_refused_early(const struct srv_conn *c)
-{
-    const char *uri = c->in.data + c->target_off;
-    size_t path_len = 0;
-    while (path_len < c->head.target.len && uri[path_len] != '?' && uri[path_len] != '#')
-        path_len++;
-    const struct srv_route *route = find_route(c->srv, uri, path_len, c->ssl != NULL);
-    if (!route)
-        return true;
-    if (route->builtin != SRV_HANDLER)
-        return c->head.method != SRV_M_GET && c->head.method != SRV_M_HEAD;
-    struct srv_head h = c->head;
-    if (h.has_content_type)
-        h.content_type.ptr = c->in.data + c->ctype_off;
-    return c->head.method != SRV_M_POST || !is_json_content_type(&h);
-}
+/* Where a request goes, as its head says: the route (the "unmatched" one when none), path and
+ * query, and the status it is refused with before anything runs (0: served), with its reason
+ * and the header lines that go with it. */
+struct routing {
+    const struct srv_route *route;
+    struct fmw_str path, query;
+    int refuse;
+    const char *why, *extra;
+};
 
-void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0)
+static void route_request(const struct srv_conn *c, struct routing *r)
 {
-    struct fmw_server *srv = c->srv;
+    const struct fmw_server *srv = c->srv;
     const char *uri = c->head.target.ptr;
     size_t uri_len = c->head.target.len;
     size_t path_len = 0;
     while (path_len < uri_len && uri[path_len] != '?' && uri[path_len] != '#')
         path_len++;
-    struct fmw_str path = {uri, path_len};
-    struct fmw_str query = {"", 0};
+    memset(r, 0, sizeof *r);
+    r->path = (struct fmw_str){uri, path_len};
+    r->query = (struct fmw_str){"", 0};
     if (path_len < uri_len && uri[path_len] == '?') {
-        query.ptr = uri + path_len + 1;
-        query.len = 0;
-        while (path_len + 1 + query.len < uri_len && query.ptr[query.len] != '#')
-            query.len++;
+        r->query.ptr = uri + path_len + 1;
+        while (path_len + 1 + r->query.len < uri_len && r->query.ptr[r->query.len] != '#')
+            r->query.len++;
     }
-    const struct srv_route *route = find_route(srv, uri, path_len, c->ssl != NULL);
-    if (!route) {
-        respond_json_error(c, &srv->unmatched, 404, "not found", NULL, t0);
-        return;
+    r->route = find_route(srv, uri, path_len, c->ssl != NULL);
+    enum srv_method m = c->head.method;
+    if (!r->route) {
+        r->route = &srv->unmatched;
+        r->refuse = 404;
+        r->why = "not found";
+    } else if (r->route->builtin != SRV_HANDLER ? m != SRV_M_GET && m != SRV_M_HEAD
+                                                : m != SRV_M_POST) {
+        r->refuse = 405;
+        r->why = "method not allowed";
+        r->extra = r->route->builtin != SRV_HANDLER ? "Allow: GET, HEAD\r\n" : "Allow: POST\r\n";
+    } else if (r->route->builtin == SRV_HANDLER && !is_json_content_type(&c->head)) {
+        r->refuse = 415;
+        r->why = "content type must be application/json";
     }
-    if (route->builtin != SRV_HANDLER) {
-        serve_builtin(srv, c, route, t0);
-        return;
-    }
-    if (c->head.method != SRV_M_POST) {
-        respond_json_error(c, route, 405, "method not allowed", "Allow: POST\r\n", t0);
-        return;
-    }
-    if (!is_json_content_type(&c->head)) {
-        respond_json_error(c, route, 415, "content type must be application/json", NULL, t0);
-        return;
-    }
-    submit_handler(srv, c, route, path, query, body, body_len, t0);
+}
+
+bool srv_refused_early(const struct srv_conn *c)
+{
+    struct routing r;
+    route_request(c, &r);
+    return r.refuse != 0;
+}
+
+void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0)
+{
+    struct routing r;
+    route_request(c, &r);
+    if (r.refuse)
+        srv_conn_respond_error(c, r.route, r.refuse, r.why, r.extra, t0);
+    else if (r.route->builtin != SRV_HANDLER)
+        serve_builtin(c->srv, c, r.route, t0);
+    else
+        submit_handler(c->srv, c, r.route, r.path, r.query, body, body_len, t0);
 }
 
 /* ---- lifecycle ---- */

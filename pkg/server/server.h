@@ -54,7 +54,8 @@ struct fmw_server_response {
 
 /*
  * A route handler. Runs on a worker thread, or first on the loop thread for an `inline_first`
- * route, possibly concurrently with itself: `ctx` must be thread-safe. FMW_OK sends the response as filled in; any other code sends a 500 with a generic
+ * route, possibly concurrently with itself: `ctx` must be thread-safe. FMW_OK sends the
+ * response as filled in (a status of 200 to 599); any other code sends a 500 with a generic
  * JSON error (the body is discarded) and logs the code. A request whose deadline passed while it
  * waited for a worker is answered 503 {"error":"overloaded"} without calling the handler.
  */

@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "pkg/http1/http1.h"
 #include "pkg/server/server.h"
 
 #define SRV_DIGEST_LEN  32 /* SHA-256 of the certificate files' content */
@@ -114,7 +115,6 @@ struct srv_conn {
     bool peer_eof;
     bool close_after; /* the response in progress is the last */
     bool counted;     /* counts against max_connections (TLS listener) */
-    uint64_t linger_until_ns;
 
     /* The request being read: raw bytes from `in`'s start, its head once complete. */
     struct fmw_buf in;
@@ -150,8 +150,9 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
 void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int status,
                       const char *content_type, const char *extra, const char *body, size_t len,
                       uint64_t t0);
-/* True while the connection can still be answered. */
-bool srv_conn_usable(const struct srv_conn *c);
+/* srv_conn_respond() with the body {"error":"<message>"}. */
+void srv_conn_respond_error(struct srv_conn *c, const struct srv_route *route, int status,
+                            const char *message, const char *extra, uint64_t t0);
 /* Closes a connection at once (no response). */
 void srv_conn_close(struct srv_conn *c);
 /* Closes the connection now if it is idle between requests (drain). */
@@ -269,7 +270,8 @@ void srv_job_put(struct fmw_server *srv, struct srv_job *job);
 void srv_pool_submit(struct fmw_server *srv, struct srv_job *job);
 /* Runs a job's handler on the calling thread (a worker, or the loop for an inline attempt). */
 void srv_job_run(struct srv_job *job);
-/* Gives a job the preset response again, after an inline attempt answered FMW_EAGAIN. */
+/* Gives a job the preset response (200, JSON, an empty body with the configured cap): when it
+ * is handed out, and again after an inline attempt answered FMW_EAGAIN. */
 void srv_job_reset_response(struct fmw_server *srv, struct srv_job *job);
 /* Takes every finished job (loop thread). */
 struct srv_job *srv_pool_take_done(struct fmw_server *srv);
@@ -282,11 +284,10 @@ uint64_t srv_now_ns(void);
 void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0);
 /* Bookkeeping when a connection goes: counts, the listener cap, the drain. */
 void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c);
-/* True when the request whose head `c` holds will be refused whatever its body (404, 405, 415):
- * answered before the body is read, a client that sent Expect: 100-continue need not send it. */
+/* True when the request whose head `c` holds (slices pointing into `in`) will be refused
+ * whatever its body (404, 405, 415): answered before the body is read, a client that sent
+ * Expect: 100-continue need not send it. */
 bool srv_refused_early(const struct srv_conn *c);
-/* The route for answers to requests that were not understood (metrics label "unmatched"). */
-const struct srv_route *srv_unmatched(const struct fmw_server *srv);
 void srv_set_listeners_paused(struct fmw_server *srv, bool pause);
 
 #endif

@@ -323,12 +323,13 @@ def test_endless_interim_answers_cut_off(pki, serve, tmp_path):
 
 
 def test_endless_trailers_bounded(pki, serve, tmp_path):
-    # Trailer fields without end after the last chunk: refused (or timed out), never a hang.
+    # Trailer fields without end after the last chunk: refused once past their cap, long before
+    # the deadline.
     steps = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"]
     steps += [b"X-Trailer: " + b"t" * 100 + b"\r\n"] * 5000
     srv = serve(lambda c, n, r: steps, pki=pki)
     (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki), "--timeout-ms", 2000)
-    assert r["err"] in ("EIO", "ETIMEDOUT") and r["ms"] < 3000, r
+    assert r["err"] == "EIO" and r["ms"] < 1500, r
 
 
 def test_body_over_the_cap(pki, serve, tmp_path):
@@ -414,7 +415,9 @@ def test_no_ca_configured_uses_the_systems(pki, serve, tmp_path):
     # connection), and they do not know the test CA.
     srv = serve(lambda c, n, r: [ok()], pki=pki)
     (r,) = kube_get(kubeconfig(tmp_path, url(srv)))
-    assert r["err"] == "EIO" and "certificate" in r["msg"], r
+    # The bundle loaded (else: "no certificate authority given and none installed"), and the
+    # handshake then refused the server's chain.
+    assert r["err"] == "EIO" and "TLS handshake" in r["msg"] and "certificate" in r["msg"], r
     assert srv.requests == []
 
 

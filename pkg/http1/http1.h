@@ -1,0 +1,42 @@
+/*
+ * pkg/http1: the pieces of HTTP/1.1 (RFC 9112) that both ends of ours speak — pkg/server reading
+ * requests and pkg/kube reading the API server's answers. Only wire format here: no sockets, no
+ * TLS, nothing of Kubernetes.
+ */
+#ifndef FMW_HTTP1_H
+#define FMW_HTTP1_H
+
+#include "pkg/base/base.h"
+
+/*
+ * The chunked transfer coding of HTTP/1.1 (RFC 9112 7.1), decoded as bytes arrive: the request
+ * bodies pkg/server reads and the responses pkg/kube reads. Chunk extensions are skipped,
+ * trailer fields read and dropped (FMW_CHUNKED_TRAILERS_MAX bytes of them at most).
+ */
+#define FMW_CHUNKED_TRAILERS_MAX (64u * 1024u)
+
+enum fmw_chunked_state {
+    FMW_CH_SIZE, FMW_CH_DATA, FMW_CH_DATA_END, FMW_CH_TRAILER, FMW_CH_DONE
+};
+
+struct fmw_chunked {
+    enum fmw_chunked_state state;
+    uint64_t left;        /* data bytes left in the current chunk */
+    size_t trailer_bytes; /* read so far */
+    char line[256];       /* a chunk-size line with its extensions, or a trailer line */
+    size_t line_len;
+};
+
+/* Feeds `n` bytes (start from a zeroed struct), appending the chunks' data to `body`, whose cap
+ * is the body cap. *used is how many bytes were consumed: all of them, or fewer once the body
+ * ended (state FMW_CH_DONE; the rest belongs to what follows). FMW_OK, FMW_EINVAL (malformed:
+ * not a hex size, data longer than its size, a line too long, trailers past their cap) or
+ * FMW_ETOOBIG (past the body's cap, or a size past 64 bits). */
+enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n,
+                              struct fmw_buf *body, size_t *used);
+
+/* True when the HTTP field value v[0..n) — a comma-separated list, as Connection's — holds
+ * `token` (ASCII case-insensitive, white space around elements ignored). */
+bool fmw_http_list_has(const char *v, size_t n, const char *token);
+
+#endif

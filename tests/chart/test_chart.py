@@ -41,8 +41,8 @@ def helm(*args, check=True):
     return p
 
 
-def render(*values, kube="1.37.2", release="fmw"):
-    out = helm("template", release, CHART, "--namespace", NS, "--kube-version", kube, *values).stdout
+def render(*values, kube="1.37.2", release="fmw", namespace=NS):
+    out = helm("template", release, CHART, "--namespace", namespace, "--kube-version", kube, *values).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -115,6 +115,46 @@ def test_tls_generate_secret_matches_the_ca_bundle_and_the_service_name():
     vol = dep["spec"]["template"]["spec"]["volumes"][0]
     assert vol["secret"] == {"secretName": "fmw-flink-memory-webhook-tls",
                              "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}
+
+
+# Fields whose value the API server reads as a string, wherever they are in an object.
+STRING_FIELDS = {"name", "namespace", "secretName", "serviceAccountName", "priorityClassName", "caBundle",
+                 "commonName", "imagePullPolicy", "failurePolicy", "matchPolicy", "reinvocationPolicy",
+                 "duration", "renewBefore"}
+
+
+def non_strings(node, path=""):
+    """Where a string field (or a label, an annotation, a Secret's data, a DNS name) is not a string."""
+    if isinstance(node, list):
+        return [w for i, v in enumerate(node) for w in non_strings(v, f"{path}[{i}]")]
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for k, v in node.items():
+        here = f"{path}.{k}"
+        if k in ("labels", "annotations", "data", "matchLabels") and isinstance(v, dict):
+            found += [f"{here}.{lk}={lv!r}" for lk, lv in v.items() if not isinstance(lv, str)]
+        elif k == "dnsNames":
+            found += [f"{here}={d!r}" for d in v if not isinstance(d, str)]
+        elif k in STRING_FIELDS and not isinstance(v, (str, dict, list)):
+            found.append(f"{here}={v!r}")
+        else:
+            found += non_strings(v, here)
+    return found
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_names_that_look_like_numbers_stay_strings(mode):
+    """A release, namespace or name made of digits is valid in Kubernetes; rendered unquoted, YAML reads
+    it as a number and the API server refuses the object ("cannot unmarshal number ... of type string")."""
+    docs = render(*MODES[mode], "--set-string", "rbac.namespaces={2025}", "--set-string", "priorityClassName=300",
+                  "--set-string", "podAnnotations.rev=7", release="1234", namespace="2024")
+    docs += render(*MODES[mode], "--set-string", "fullnameOverride=5678", release="1234", namespace="2024")
+    assert [w for d in docs for w in non_strings(d, d["kind"])] == []
+    dep = one(docs, "Deployment", "1234-flink-memory-webhook")
+    assert dep["metadata"]["namespace"] == "2024"
+    assert dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == "1234"
+    assert one(docs, "Deployment", "5678")["spec"]["template"]["spec"]["serviceAccountName"] == "5678"
 
 
 def test_tls_cert_manager_injects_the_ca():

@@ -8,6 +8,8 @@ chrooted, read-only, as uid 65532, configured "in cluster" with a token of the c
 ServiceAccount (so the chart's RBAC is what lets it read ConfigMaps). That needs root.
 """
 import base64
+import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -143,6 +145,33 @@ def test_rendered_chart_is_accepted_by_the_api_server(mode, restricted_ns):
     pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
     p = kubectl("apply", "--dry-run=server", "-n", restricted_ns, "-f", "-", input=json.dumps(pod), check=False)
     assert p.returncode != 0 and "violates PodSecurity" in p.stderr, p.stderr
+
+
+def test_a_checksum_made_of_digits_is_still_a_string(restricted_ns):
+    """checksum/tls in the pod template is 16 hex digits of the certificate's hash. About one install in
+    1,800 they are all decimal digits (a few more: digits around one 'e'), and unquoted YAML reads that
+    as a number, which the API server refuses in an annotation. The chart reuses an existing Secret's
+    certificate, so one whose hash starts with 16 decimal digits makes that case on purpose; helm renders
+    with the lookup and its output goes to the API server as is, read by the same YAML code as helm's."""
+    for i in itertools.count():
+        crt = base64.b64encode(f"certificate {i}\n".encode()).decode()
+        digits = hashlib.sha256(crt.encode()).hexdigest()[:16]
+        if digits.isdigit():
+            break
+    name = f"fmwc-{ID}-flink-memory-webhook-tls"
+    pem = base64.b64encode(b"not parsed by the chart").decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": {"name": name, "namespace": restricted_ns},
+              "data": {"ca.crt": pem, "ca.key": pem, "tls.crt": crt, "tls.key": pem}}
+    kubectl("apply", "-f", "-", input=json.dumps(secret))
+    try:
+        out = helm("template", f"fmwc-{ID}", CHART, "--namespace", restricted_ns, "--dry-run=server").stdout
+        dep = next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment")
+        assert dep["spec"]["template"]["metadata"]["annotations"]["checksum/tls"] == digits
+        p = kubectl("apply", "--dry-run=server", "-n", restricted_ns, "-f", "-", input=out, check=False)
+        assert p.returncode == 0, p.stderr
+    finally:
+        kubectl("delete", "-n", restricted_ns, "secret", name, "--wait=false", check=False)
 
 
 def test_static_install_is_accepted_by_the_api_server():

@@ -493,8 +493,33 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
 /* One edit of a command-line element: replace [start, end) with text. */
 struct edit {
     size_t elem, start, end;
+    size_t seq; /* order of making: the tie-break between edits at one position */
     char text[64];
 };
+
+static int edit_order(const void *a, const void *b)
+{
+    const struct edit *x = a, *y = b;
+    if (x->elem != y->elem)
+        return x->elem < y->elem ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The first edit of element `elem` in edits sorted by edit_order, or n. */
+static size_t first_edit(const struct edit *edits, size_t n, size_t elem)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (edits[mid].elem < elem)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 /* A java command line of the user's: its own flags, then _JAVA_OPTIONS. Missing flags are
  * inserted after `java`, since without them the JVM sizes its heap from the container. */
@@ -504,9 +529,15 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
     struct opts_source jo;
     enum fmw_err err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
     bool fix_jo[FLAG_COUNT] = {false}, any_jo = false;
-    struct edit edits[FLAG_COUNT * 2];
-    size_t nedits = 0;
     const struct cmdline *cl = &c->cl;
+    /* A word is one flag, so it makes at most one edit; the insertion after `java` is one more.
+     * Every occurrence is rewritten, however many there are: the last one is what the JVM uses. */
+    struct edit *edits = malloc((cl->nwords + 1) * sizeof *edits);
+    size_t nedits = 0;
+    if (!edits) {
+        free(jo.text);
+        return FMW_ENOMEM;
+    }
     const struct word *java = &cl->words[c->launch.java];
     bool java_whole = java->start == 0 && java->end == strlen(cl->elems[java->elem].str);
     char inserts[FLAG_COUNT][64];
@@ -538,14 +569,13 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             if (sized && bytes == want[f])
                 continue;
             flag_value_text(sized ? bytes : UINT64_MAX, was);
-            struct edit *e = &edits[nedits++];
+            struct edit *e = &edits[nedits];
             e->elem = w->elem;
             e->start = w->start;
             e->end = w->end;
+            e->seq = nedits++;
             snprintf(e->text, sizeof e->text, "%.*s%" PRIu64, (int)at, w->text, want[f]);
             changed = true;
-            if (nedits == FLAG_COUNT * 2)
-                break;
         }
         if (changed)
             err = change(c, "%s in the java command %s -> %" PRIu64, FLAG_LABEL[f], was, want[f]);
@@ -561,9 +591,10 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
     }
     if (!err && ninserts && !java_whole) {
         /* java inside a script: insert the flags right after the word. */
-        struct edit *e = &edits[nedits++];
+        struct edit *e = &edits[nedits];
         e->elem = java->elem;
         e->start = e->end = java->end;
+        e->seq = nedits++;
         e->text[0] = '\0';
         for (size_t i = 0; i < ninserts; i++) {
             size_t len = strlen(e->text);
@@ -582,6 +613,7 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             nedits = ninserts = 0;
         }
     }
+    qsort(edits, nedits, sizeof *edits, edit_order);
     /* Rebuild the arrays that changed, each as one "replace" of the whole array. */
     static const char *const ARRAYS[2] = {"command", "args"};
     for (int a = 0; a < 2 && !err && (nedits || ninserts); a++) {
@@ -595,21 +627,16 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             fmw_buf_init(&out, 1 << 22);
             size_t pos = 0;
             err = fmw_buf_add(&out, "", 0);
-            /* Edits of one element, in order of position (at most a few). */
-            for (;;) {
-                struct edit *next = NULL;
-                for (size_t k = 0; k < nedits; k++) {
-                    if (edits[k].elem == i && edits[k].start >= pos &&
-                        (!next || edits[k].start < next->start))
-                        next = &edits[k];
-                }
-                if (!next || err)
-                    break;
-                err = fmw_buf_add(&out, s + pos, next->start - pos);
+            /* Edits of one element, in order of position. */
+            for (size_t k = first_edit(edits, nedits, i); k < nedits && edits[k].elem == i && !err;
+                 k++) {
+                const struct edit *e = &edits[k];
+                if (e->start < pos)
+                    continue; /* overlaps the previous edit */
+                err = fmw_buf_add(&out, s + pos, e->start - pos);
                 if (!err)
-                    err = fmw_buf_adds(&out, next->text);
-                pos = next->end > next->start ? next->end : next->start;
-                next->elem = (size_t)-1; /* consumed */
+                    err = fmw_buf_adds(&out, e->text);
+                pos = e->end > e->start ? e->end : e->start;
                 touched = true;
             }
             if (!err)
@@ -635,6 +662,7 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
         }
         json_decref(arr);
     }
+    free(edits);
     free(jo.text);
     return err;
 }

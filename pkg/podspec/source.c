@@ -106,67 +106,73 @@ struct found {
     char where[FMW_PLAN_TEXT];
 };
 
+/* Looks for `path` in one configMap source (of a configMap volume or a projected one). */
+static enum fmw_err find_in_configmap(struct gather *g, json_t *src, const char *path,
+                                      struct found *f)
+{
+    const char *name = json_string_value(json_object_get(src, "name"));
+    if (!name)
+        return FMW_OK;
+    json_t *items = json_object_get(src, "items");
+    const char *key = NULL;
+    if (json_is_array(items) && json_array_size(items) > 0) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            const char *p = json_string_value(json_object_get(it, "path"));
+            if (p && strcmp(p, path) == 0)
+                key = json_string_value(json_object_get(it, "key"));
+        }
+        if (!key)
+            return FMW_OK;
+    } else {
+        key = path;
+    }
+    json_t *data;
+    enum fmw_err err = get_cm(g, name, &data);
+    if (err)
+        return err;
+    if (!data) {
+        if (json_is_true(json_object_get(src, "optional")))
+            return FMW_OK;
+        return fmw_diag_set(g->msg, FMW_ENOTFOUND, "ConfigMap %s/%s does not exist", g->in->ns,
+                            name);
+    }
+    json_t *text = json_object_get(data, key);
+    if (json_is_string(text)) {
+        f->text = json_string_value(text);
+        f->len = json_string_length(text);
+        snprintf(f->where, sizeof f->where, "ConfigMap %s key %s", name, key);
+    }
+    return FMW_OK;
+}
+
 /*
  * Looks for `path` (a file name relative to the volume root) in the configMap or projected
- * volume `vol`. Returns FMW_OK with f->text NULL when the volume has no such file.
+ * volume `vol`, through every configMap source of a projected one, however many. Returns FMW_OK
+ * with f->text NULL when the volume has no such file.
  */
 static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *path,
                                    struct found *f)
 {
     f->text = NULL;
-    json_t *sources[64];
-    size_t nsources = 0;
     json_t *cm = json_object_get(vol, "configMap");
+    if (json_is_object(cm))
+        return find_in_configmap(g, cm, path, f);
     json_t *projected = json_object_get(vol, "projected");
-    if (json_is_object(cm)) {
-        sources[nsources++] = cm;
-    } else if (json_is_object(projected)) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(json_object_get(projected, "sources"), i, s)
-        {
-            json_t *c = json_object_get(s, "configMap");
-            if (json_is_object(c) && nsources < 64)
-                sources[nsources++] = c;
-        }
-    }
-    for (size_t k = 0; k < nsources; k++) {
-        const char *name = json_string_value(json_object_get(sources[k], "name"));
-        if (!name)
+    if (!json_is_object(projected))
+        return FMW_OK;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(projected, "sources"), i, s)
+    {
+        json_t *c = json_object_get(s, "configMap");
+        if (!json_is_object(c))
             continue;
-        json_t *items = json_object_get(sources[k], "items");
-        const char *key = NULL;
-        if (json_is_array(items) && json_array_size(items) > 0) {
-            size_t i;
-            json_t *it;
-            json_array_foreach(items, i, it)
-            {
-                const char *p = json_string_value(json_object_get(it, "path"));
-                if (p && strcmp(p, path) == 0)
-                    key = json_string_value(json_object_get(it, "key"));
-            }
-            if (!key)
-                continue;
-        } else {
-            key = path;
-        }
-        json_t *data;
-        enum fmw_err err = get_cm(g, name, &data);
-        if (err)
+        enum fmw_err err = find_in_configmap(g, c, path, f);
+        if (err || f->text)
             return err;
-        if (!data) {
-            if (json_is_true(json_object_get(sources[k], "optional")))
-                continue;
-            return fmw_diag_set(g->msg, FMW_ENOTFOUND, "ConfigMap %s/%s does not exist", g->in->ns,
-                                name);
-        }
-        json_t *text = json_object_get(data, key);
-        if (json_is_string(text)) {
-            f->text = json_string_value(text);
-            f->len = json_string_length(text);
-            snprintf(f->where, sizeof f->where, "ConfigMap %s key %s", name, key);
-            return FMW_OK;
-        }
     }
     return FMW_OK;
 }

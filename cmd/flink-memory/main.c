@@ -167,8 +167,13 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
         /* GlobalConfiguration: ≤1.18 flink-conf.yaml only; 1.19/1.20 flink-conf.yaml when it
          * exists, else config.yaml; 2.x config.yaml only. */
         bool use_legacy = fmw_flink_uses_legacy_file(o->version, file_exists(legacy));
-        *path = use_legacy ? legacy : standard;
-        free(use_legacy ? standard : legacy);
+        if (use_legacy) {
+            free(standard);
+            *path = legacy;
+        } else {
+            free(legacy);
+            *path = standard;
+        }
         if (*format == FORMAT_AUTO)
             *format = use_legacy ? FORMAT_LEGACY : FORMAT_YAML;
         if (!file_exists(*path)) {

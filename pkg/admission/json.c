@@ -462,10 +462,10 @@ static json_t *parse_value(struct parser *ps)
 
 json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
 {
-    struct parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
-                        (const unsigned char *)text, err, NULL, 0, 0};
     if (err)
         memset(err, 0, sizeof *err);
+    struct parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
+                        (const unsigned char *)text, err, NULL, 0, 0};
     skip_ws(&ps);
     json_t *root = NULL;
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))

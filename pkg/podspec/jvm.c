@@ -102,6 +102,18 @@ static void each_word(const char *opts, void (*fn)(void *, const char *, size_t,
     }
 }
 
+/* The first size-1 bytes of a word, NUL-terminated: enough to tell which flag it is, since a
+ * flag is known by its prefix. True when the word fits whole. */
+static bool word_prefix(char *word, size_t size, const char *text, size_t len)
+{
+    bool whole = len < size;
+    if (!whole)
+        len = size - 1;
+    memcpy(word, text, len);
+    word[len] = '\0';
+    return whole;
+}
+
 struct scan {
     bool *found;
     uint64_t *bytes;
@@ -111,17 +123,14 @@ static void scan_word(void *arg, const char *opts, size_t start, size_t end)
 {
     struct scan *s = arg;
     char word[256];
-    size_t len = end - start;
-    if (len >= sizeof word)
-        return;
-    memcpy(word, opts + start, len);
-    word[len] = '\0';
+    bool whole = word_prefix(word, sizeof word, opts + start, end - start);
     enum jvm_flag flag;
     size_t at;
     if (!fmw_jvm_flag_of(word, &flag, &at))
         return;
     s->found[flag] = true;
-    if (!fmw_podspec_jvm_size(fmw_str_c(word + at), &s->bytes[flag]))
+    /* A value too long to hold (leading zeros, say) is one to rewrite, never one to skip. */
+    if (!whole || !fmw_podspec_jvm_size(fmw_str_c(word + at), &s->bytes[flag]))
         s->bytes[flag] = UINT64_MAX;
 }
 
@@ -147,11 +156,9 @@ static void rewrite_word(void *arg, const char *opts, size_t start, size_t end)
 {
     struct rewrite *r = arg;
     char word[256];
-    size_t len = end - start;
-    if (len >= sizeof word || r->err)
+    if (r->err)
         return;
-    memcpy(word, opts + start, len);
-    word[len] = '\0';
+    word_prefix(word, sizeof word, opts + start, end - start);
     enum jvm_flag flag;
     size_t at;
     if (!fmw_jvm_flag_of(word, &flag, &at) || !r->set[flag])

@@ -494,7 +494,7 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
 struct edit {
     size_t elem, start, end;
     size_t seq; /* order of making: the tie-break between edits at one position */
-    char text[64];
+    char text[72]; /* a flag (fmw_jvm_flag_format: under 64 bytes) and a space */
 };
 
 static int edit_order(const void *a, const void *b)
@@ -530,9 +530,9 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
     enum fmw_err err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
     bool fix_jo[FLAG_COUNT] = {false}, any_jo = false;
     const struct cmdline *cl = &c->cl;
-    /* A word is one flag, so it makes at most one edit; the insertion after `java` is one more.
-     * Every occurrence is rewritten, however many there are: the last one is what the JVM uses. */
-    struct edit *edits = malloc((cl->nwords + 1) * sizeof *edits);
+    /* A word is one flag, so it makes at most one edit; each flag inserted after `java` is one
+     * more. Every occurrence is rewritten, however many: the last one is what the JVM uses. */
+    struct edit *edits = malloc((cl->nwords + FLAG_COUNT) * sizeof *edits);
     size_t nedits = 0;
     if (!edits) {
         free(jo.text);
@@ -589,17 +589,13 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
         err = v ? set_env(c, jo.env, "_JAVA_OPTIONS", v) : FMW_ENOMEM;
         free(v);
     }
-    if (!err && ninserts && !java_whole) {
-        /* java inside a script: insert the flags right after the word. */
+    for (size_t i = 0; !err && !java_whole && i < ninserts; i++) {
+        /* java inside a script: the flags go right after the word, one edit each, in order. */
         struct edit *e = &edits[nedits];
         e->elem = java->elem;
         e->start = e->end = java->end;
         e->seq = nedits++;
-        e->text[0] = '\0';
-        for (size_t i = 0; i < ninserts; i++) {
-            size_t len = strlen(e->text);
-            snprintf(e->text + len, sizeof e->text - len, " %s", inserts[i]);
-        }
+        snprintf(e->text, sizeof e->text, " %.63s", inserts[i]);
     }
     /* Spans inside a script that $(VAR) expansion changed are positions in the expanded text:
      * applied to the element as written they cut the wrong bytes or read past its end. Such a

@@ -359,10 +359,11 @@ static char *config_jm_opts(const struct fmw_conf *conf, struct fmw_flink_versio
                        conf_text(conf, "env.java.opts.jobmanager"));
 }
 
-/* An option source: its text, and the env var that holds it when it comes from the env. */
+/* An option source: its text, and the env var of that name (set, maybe empty). */
 struct opts_source {
     char *text;
     const struct env_var *env;
+    bool from_env; /* the text is the env var's: the scripts read the conf only when it is empty */
     bool found[FLAG_COUNT];
     uint64_t bytes[FLAG_COUNT];
 };
@@ -379,7 +380,10 @@ static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char
         s->text = fmw_strdup("");
         return s->text ? note(c, text) : FMW_ENOMEM;
     }
-    s->text = s->env ? fmw_strdup(s->env->value)
+    /* config.sh: `if [ -z "${FLINK_ENV_JAVA_OPTS_JM}" ]` reads env.java.opts.jobmanager. An
+     * empty variable stays in s->env, so that a fix replaces it rather than adding another. */
+    s->from_env = s->env && (*s->env->value || !from_config);
+    s->text = s->from_env  ? fmw_strdup(s->env->value)
               : from_config ? from_config(&c->file_conf, c->plan->version)
                             : fmw_strdup("");
     if (!s->text)
@@ -439,9 +443,9 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
         char was[32];
         flag_value_text(winner->bytes[f], was);
         const char *where = winner == &jo   ? "_JAVA_OPTIONS"
-                            : winner == &jm ? (jm.env ? "FLINK_ENV_JAVA_OPTS_JM"
-                                                      : "env.java.opts.jobmanager")
-                            : all.env       ? "FLINK_ENV_JAVA_OPTS"
+                            : winner == &jm ? (jm.from_env ? "FLINK_ENV_JAVA_OPTS_JM"
+                                                           : "env.java.opts.jobmanager")
+                            : all.from_env  ? "FLINK_ENV_JAVA_OPTS"
                                             : "env.java.opts.all";
         err = change(c, "%s in %s %s -> %" PRIu64, FLAG_LABEL[f], where, was, want[f]);
         if (winner == &jo)
@@ -452,12 +456,12 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
             any_all = fix_all[f] = true;
     }
     /* _JAVA_OPTIONS and a FLINK_ENV_JAVA_OPTS of the user's are fixed where they stand. */
-    if (!err && any_jo && jo.env && jo.env->value) {
+    if (!err && any_jo && jo.from_env) {
         char *v = fmw_jvm_rewrite(jo.text, want, fix_jo);
         err = v ? set_env(c, jo.env, "_JAVA_OPTIONS", v) : FMW_ENOMEM;
         free(v);
     }
-    if (!err && any_all && all.env && all.env->value) {
+    if (!err && any_all && all.from_env) {
         char *v = fmw_jvm_rewrite(all.text, want, fix_all);
         err = v ? set_env(c, all.env, "FLINK_ENV_JAVA_OPTS", v) : FMW_ENOMEM;
         free(v);
@@ -584,7 +588,7 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             err = change(c, "%s added to the java command: %" PRIu64, FLAG_LABEL[f], want[f]);
         }
     }
-    if (!err && any_jo && jo.env && jo.env->value) {
+    if (!err && any_jo && jo.from_env) {
         char *v = fmw_jvm_rewrite(jo.text, want, fix_jo);
         err = v ? set_env(c, jo.env, "_JAVA_OPTIONS", v) : FMW_ENOMEM;
         free(v);

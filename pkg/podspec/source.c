@@ -360,7 +360,9 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
 
     char conf_dir[1024];
     const struct env_var *cd = fmw_env_find(in->env, in->nenv, "FLINK_CONF_DIR");
-    snprintf(conf_dir, sizeof conf_dir, "%s", cd && cd->value ? cd->value : DEFAULT_CONF_DIR);
+    /* config.sh: an empty FLINK_CONF_DIR is the default one (`if [ -z "$FLINK_CONF_DIR" ]`). */
+    snprintf(conf_dir, sizeof conf_dir, "%s",
+             cd && cd->value && *cd->value ? cd->value : DEFAULT_CONF_DIR);
     normalise_path(conf_dir);
     size_t dir_len = strlen(conf_dir);
 

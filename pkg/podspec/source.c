@@ -148,10 +148,29 @@ static enum fmw_err find_in_configmap(struct gather *g, json_t *src, const char 
     return FMW_OK;
 }
 
+/* Does a projected source that the webhook cannot read (secret, downwardAPI, a token, ...) put
+ * a file at `path`? Only what it names can be known: a whole Secret is its keys, unknown here. */
+static bool source_names_path(json_t *src, const char *path)
+{
+    const char *p = json_string_value(json_object_get(src, "path"));
+    if (p && strcmp(p, path) == 0)
+        return true;
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(src, "items"), i, it)
+    {
+        p = json_string_value(json_object_get(it, "path"));
+        if (p && strcmp(p, path) == 0)
+            return true;
+    }
+    return false;
+}
+
 /*
  * Looks for `path` (a file name relative to the volume root) in the configMap or projected
- * volume `vol`, through every configMap source of a projected one, however many. Returns FMW_OK
- * with f->text NULL when the volume has no such file.
+ * volume `vol`. Returns FMW_OK with f->text NULL when the volume has no such file. In a projected
+ * volume every source counts, in order, and a later one's file replaces an earlier one's (the
+ * kubelet writes them into one payload map).
  */
 static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *path,
                                    struct found *f)
@@ -163,16 +182,41 @@ static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *pa
     json_t *projected = json_object_get(vol, "projected");
     if (!json_is_object(projected))
         return FMW_OK;
+    const char *secret = NULL; /* a whole Secret after the file's source */
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(projected, "sources"), i, s)
     {
+        const char *key;
         json_t *c = json_object_get(s, "configMap");
-        if (!json_is_object(c))
+        if (json_is_object(c)) {
+            struct found here = {NULL, 0, ""};
+            enum fmw_err err = find_in_configmap(g, c, path, &here);
+            if (err)
+                return err;
+            if (here.text) {
+                *f = here;
+                secret = NULL;
+            }
             continue;
-        enum fmw_err err = find_in_configmap(g, c, path, f);
-        if (err || f->text)
-            return err;
+        }
+        json_object_foreach(s, key, c)
+        {
+            if (!json_is_object(c))
+                continue;
+            if (source_names_path(c, path))
+                return fmw_diag_set(g->msg, FMW_ENOTFOUND, "%s is from a projected %s", path,
+                                    key);
+            if (strcmp(key, "secret") == 0 && f->text &&
+                !json_is_array(json_object_get(c, "items")))
+                secret = json_string_value(json_object_get(c, "name"));
+        }
+    }
+    if (secret) {
+        char text[384];
+        snprintf(text, sizeof text, "Secret %.253s is projected later; a key %s in it would win",
+                 secret, path);
+        note(g, text);
     }
     return FMW_OK;
 }

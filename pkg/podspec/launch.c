@@ -34,6 +34,22 @@ static bool is_jm_class(const char *cls)
     return strstr(b, "ClusterEntrypoint") || strstr(b, "ClusterEntryPoint");
 }
 
+/* The java launcher's options whose value is the next word (`java --help`, `--help-extra`);
+ * their `--opt=value` spellings are one word. */
+static bool java_option_has_value(const char *a)
+{
+    static const char *const WITH_VALUE[] = {
+        "-cp", "-classpath", "--class-path", "-jar", "-p", "--module-path",
+        "--upgrade-module-path", "--add-modules", "--enable-native-access", "--add-reads",
+        "--add-exports", "--add-opens", "--limit-modules", "--patch-module", "--source",
+    };
+    for (size_t i = 0; i < sizeof WITH_VALUE / sizeof WITH_VALUE[0]; i++) {
+        if (strcmp(a, WITH_VALUE[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static size_t skip_start(const struct cmdline *cl, size_t i, size_t end)
 {
     return (i < end && is_start_word(cl->words[i].text)) ? i + 1 : i;
@@ -92,11 +108,22 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
         }
         if (is(t, "java")) {
             l->java = i;
-            /* The main class: the first word that is neither an option nor an option's value. */
+            /* The main class: the first word that is neither an option nor an option's value;
+             * or a module's, `-m module/class`. */
             for (size_t k = i + 1; k < end; k++) {
                 const char *a = cl->words[k].text;
-                if (strcmp(a, "-cp") == 0 || strcmp(a, "-classpath") == 0 ||
-                    strcmp(a, "--class-path") == 0 || strcmp(a, "-jar") == 0) {
+                const char *module = strcmp(a, "-m") == 0 || strcmp(a, "--module") == 0
+                                         ? (k + 1 < end ? cl->words[k + 1].text : "")
+                                     : strncmp(a, "--module=", 9) == 0 ? a + 9
+                                                                        : NULL;
+                if (module) {
+                    const char *cls = strchr(module, '/');
+                    l->main_class = k;
+                    l->rest = module == a + 9 ? k + 1 : k + 2;
+                    l->kind = cls && is_jm_class(cls + 1) ? L_JAVA : L_TASKMANAGER;
+                    return;
+                }
+                if (java_option_has_value(a)) {
                     k++;
                     continue;
                 }

@@ -134,8 +134,9 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
                 l->kind = is_jm_class(a) ? L_JAVA : L_TASKMANAGER;
                 return;
             }
-            l->kind = L_NONE;
-            return;
+            /* No class (`java -version && exec java ...`): the next command may start Flink. */
+            i = end > i ? end - 1 : i;
+            continue;
         }
     }
 }

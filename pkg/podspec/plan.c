@@ -497,7 +497,8 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
 /* One edit of a command-line element: replace [start, end) with text. */
 struct edit {
     size_t elem, start, end;
-    size_t seq; /* order of making: the tie-break between edits at one position */
+    size_t seq;  /* order of making: the tie-break between edits at one position */
+    bool split;  /* the flag came out of an unquoted $VAR: its span is the whole $VAR */
     char text[72]; /* a flag (fmw_jvm_flag_format: under 64 bytes) and a space */
 };
 
@@ -577,6 +578,7 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
             e->elem = w->elem;
             e->start = w->start;
             e->end = w->end;
+            e->split = w->split;
             e->seq = nedits++;
             snprintf(e->text, sizeof e->text, "%.*s%" PRIu64, (int)at, w->text, want[f]);
             changed = true;
@@ -598,6 +600,7 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
         struct edit *e = &edits[nedits];
         e->elem = java->elem;
         e->start = e->end = java->end;
+        e->split = false;
         e->seq = nedits++;
         snprintf(e->text, sizeof e->text, " %.63s", inserts[i]);
     }
@@ -605,11 +608,14 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
      * applied to the element as written they cut the wrong bytes or read past its end. Such a
      * command cannot be rewritten; a patch of the limit alone would leave the old -Xmx to win,
      * so the pod is left as it is, with a warning. */
+    /* The same for a flag among the words of an unquoted $VAR: rewriting its span would drop
+     * the variable's other words. */
     for (size_t k = 0; k < nedits && !err; k++) {
-        if (cl->elems[edits[k].elem].expanded) {
+        if (cl->elems[edits[k].elem].expanded || edits[k].split) {
             c->plan->status = FMW_PLAN_UNREADABLE;
             fmw_diag_set(&c->plan->message, FMW_EINVAL,
-                         "JVM flags in a script using $(VAR): cannot rewrite");
+                         edits[k].split ? "JVM flags from a $VAR in a script: cannot rewrite"
+                                        : "JVM flags in a script using $(VAR): cannot rewrite");
             nedits = ninserts = 0;
         }
     }
@@ -667,8 +673,51 @@ static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUN
     return err;
 }
 
+/* Does any word of the command (scripts included) set a JVM memory flag? */
+static bool command_sets_jvm_memory(const struct cmdline *cl)
+{
+    for (size_t i = 0; i < cl->nwords; i++) {
+        enum jvm_flag flag;
+        size_t at;
+        if (fmw_jvm_flag_of(cl->words[i].text, &flag, &at))
+            return true;
+    }
+    return false;
+}
+
+/* The first variable the webhook reads that the command itself assigns (`export X=...` in a
+ * script, `env X=... cmd`), or NULL: what the JVM gets is then not what the pod spec says. */
+static const char *command_assigns(const struct cmdline *cl)
+{
+    static const char *const READ[] = {"FLINK_ENV_JAVA_OPTS_JM", "FLINK_ENV_JAVA_OPTS",
+                                       "_JAVA_OPTIONS",          "FLINK_CONF_DIR",
+                                       "FLINK_PROPERTIES",       FMW_JM_LEGACY_ENV};
+    for (size_t i = 0; i < cl->nwords; i++) {
+        for (size_t k = 0; k < sizeof READ / sizeof READ[0]; k++) {
+            size_t n = strlen(READ[k]);
+            if (strncmp(cl->words[i].text, READ[k], n) == 0 && cl->words[i].text[n] == '=')
+                return READ[k];
+        }
+    }
+    return NULL;
+}
+
 static enum fmw_err plan_flags(struct ctx *c)
 {
+    const char *assigned = command_assigns(&c->cl);
+    if (assigned) {
+        c->plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&c->plan->message, FMW_EINVAL, "the command sets %s itself", assigned);
+        return FMW_OK;
+    }
+    if (c->launch.kind == L_NONE && command_sets_jvm_memory(&c->cl)) {
+        /* A container chosen by its name, started in a way the webhook does not model: a new
+         * limit with the command's own -Xmx left in place could be the OOMKill it is here to
+         * prevent, so the pod is left as it is, with a warning. */
+        c->plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&c->plan->message, FMW_EINVAL, "JVM memory flags in a start command not modelled");
+        return FMW_OK;
+    }
     const struct fmw_jm_spec *s = &c->plan->jm.spec;
     uint64_t want[FLAG_COUNT] = {s->heap, s->heap, s->metaspace, s->off_heap};
     bool set[FLAG_COUNT] = {true, true, true, s->direct_memory_limit};

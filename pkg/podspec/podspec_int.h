@@ -23,7 +23,8 @@ struct word {
     size_t elem;
     size_t start, end;
     char *text;
-    bool op; /* a shell operator (; && || | &): ends a command */
+    bool op;    /* a shell operator (; && || | &): ends a command */
+    bool split; /* one of the fields an unquoted $VAR split into: its span is the whole word */
 };
 
 /* The container's environment as literal values; `value` NULL when it comes from valueFrom. */

@@ -112,8 +112,36 @@ static enum fmw_err add_word(struct cmdline *cl, size_t elem, size_t start, size
         t = fmw_strdup("");
     if (!t)
         return FMW_ENOMEM;
-    cl->words[cl->nwords++] = (struct word){elem, start, end, t, op};
+    cl->words[cl->nwords++] = (struct word){elem, start, end, t, op, false};
     return FMW_OK;
+}
+
+/* The shell's field splitting: an unquoted $VAR whose value has white space makes several words,
+ * marked (FIELD_SEP) where split_script built the text. Each gets the raw span of the whole. */
+#define FIELD_SEP '\x01'
+
+static enum fmw_err add_fields(struct cmdline *cl, size_t elem, size_t start, size_t end,
+                               struct fmw_buf *text)
+{
+    const char *t = fmw_buf_cstr(text);
+    enum fmw_err err = FMW_OK;
+    struct fmw_buf one;
+    fmw_buf_init(&one, text->max);
+    while (*t && !err) {
+        const char *e = strchr(t, FIELD_SEP);
+        size_t len = e ? (size_t)(e - t) : strlen(t);
+        if (len) {
+            fmw_buf_reset(&one);
+            err = fmw_buf_add(&one, t, len);
+            if (!err)
+                err = add_word(cl, elem, start, end, &one, false);
+            if (!err)
+                cl->words[cl->nwords - 1].split = true;
+        }
+        t += len + (e ? 1 : 0);
+    }
+    fmw_buf_free(&one);
+    return err;
 }
 
 /* Splits a shell script into words: quotes, backslashes, $VAR/${VAR}, and operators. */
@@ -141,6 +169,7 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
         fmw_buf_reset(&w);
         err = fmw_buf_add(&w, "", 0);
         char quote = 0;
+        bool split = false;
         while (i < n && !err) {
             char c = s[i];
             if (!quote && (isspace((unsigned char)c) || strchr(";&|", c)))
@@ -168,8 +197,11 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
                     e++;
                 if (e > a && (!braced || (e < n && s[e] == '}'))) {
                     const char *v = env_value(env, nenv, (struct fmw_str){s + a, e - a});
-                    if (v)
-                        err = fmw_buf_adds(&w, v);
+                    for (; v && *v && !err; v++) {
+                        bool sep = !quote && (*v == ' ' || *v == '\t' || *v == '\n');
+                        split = split || sep;
+                        err = fmw_buf_addc(&w, sep ? FIELD_SEP : *v);
+                    }
                     i = braced ? e + 1 : e;
                 } else {
                     err = fmw_buf_addc(&w, c);
@@ -181,7 +213,7 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
             }
         }
         if (!err)
-            err = add_word(cl, elem, start, i, &w, false);
+            err = split ? add_fields(cl, elem, start, i, &w) : add_word(cl, elem, start, i, &w, false);
     }
     fmw_buf_free(&w);
     return err;
@@ -200,10 +232,41 @@ static bool is_shell(const char *word)
            strcmp(b, "ash") == 0;
 }
 
-/* "-c", "-ec", "-xc", "-exc": the shell option that takes a script. */
-static bool is_script_flag(const char *word)
+/* A shell's options, as sh(1) and bash(1) take them before the first operand: clusters of
+ * letters after - or + ("-c", "-ec", "-lc", "+x"), "-o name" / "-O name" (o or O last in the
+ * cluster takes the next word), bash's long options (--rcfile and --init-file take a file), and
+ * "--" or "-" to end them. With -c among them, the first operand is the script. */
+struct shell_opts {
+    bool active;   /* the words after a shell, before its first operand */
+    bool c;        /* -c seen */
+    bool want_arg; /* the next word is an option's value */
+    bool ended;    /* "--" seen: the next word is the first operand, dash or not */
+};
+
+/* One word after the shell; true when it is the script. */
+static bool shell_opts_feed(struct shell_opts *o, const char *w)
 {
-    return word[0] == '-' && word[1] && strchr(word, 'c') && strspn(word + 1, "cexuo") == strlen(word + 1);
+    if (o->want_arg) {
+        o->want_arg = false;
+        return false;
+    }
+    if (!o->ended && (strcmp(w, "--") == 0 || strcmp(w, "-") == 0)) {
+        o->ended = true;
+        return false;
+    }
+    if (!o->ended && (w[0] == '-' || w[0] == '+') && w[1]) {
+        if (w[0] == '-' && w[1] == '-') {
+            o->want_arg = strcmp(w, "--rcfile") == 0 || strcmp(w, "--init-file") == 0;
+            return false;
+        }
+        if (w[0] == '-' && strchr(w + 1, 'c'))
+            o->c = true;
+        char last = w[strlen(w) - 1];
+        o->want_arg = last == 'o' || last == 'O';
+        return false;
+    }
+    o->active = false;
+    return o->c;
 }
 
 enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
@@ -230,25 +293,23 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
     enum fmw_err err = FMW_OK;
     struct fmw_buf w;
     fmw_buf_init(&w, 1 << 20);
-    bool script_next = false;
+    struct shell_opts sh = {false, false, false, false};
     for (size_t i = 0; i < cl->nelems && !err; i++) {
         fmw_buf_reset(&w);
         err = k8s_expand(&w, fmw_str_c(cl->elems[i].str), env, nenv);
         if (err)
             break;
-        if (script_next) {
+        const char *text = fmw_buf_cstr(&w);
+        if (sh.active && shell_opts_feed(&sh, text)) {
             /* The script may use $(VAR) too: Kubernetes expanded it before the shell runs. */
             char *expanded = fmw_buf_take(&w);
             cl->elems[i].expanded = strcmp(expanded ? expanded : "", cl->elems[i].str) != 0;
             err = split_script(cl, i, expanded ? expanded : "", env, nenv);
             free(expanded);
-            script_next = false;
             continue;
         }
-        const char *text = fmw_buf_cstr(&w);
-        bool shell_flag = i > 0 && cl->nwords > 0 && is_shell(cl->words[cl->nwords - 1].text);
-        if (shell_flag && is_script_flag(text))
-            script_next = true;
+        if (!sh.active && is_shell(text))
+            sh = (struct shell_opts){true, false, false, false};
         err = add_word(cl, i, 0, strlen(cl->elems[i].str), &w, false);
     }
     fmw_buf_free(&w);

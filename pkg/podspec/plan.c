@@ -150,7 +150,15 @@ static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n
         const char *v = json_is_string(value) ? json_string_value(value) : NULL;
         if (!v && !json_object_get(e, "valueFrom"))
             v = ""; /* an env var without value is the empty string */
-        (*out)[(*n)++] = (struct env_var){name, v, (int)i};
+        char *owned = NULL;
+        bool opaque = false;
+        if (v) {
+            enum fmw_err err = fmw_env_expand(v, *out, *n, &owned, &opaque);
+            if (err)
+                return err;
+        }
+        /* A reference to a valueFrom variable: its value is as unknown as that one's. */
+        (*out)[(*n)++] = (struct env_var){name, opaque ? NULL : owned ? owned : v, (int)i, owned};
     }
     return FMW_OK;
 }
@@ -164,8 +172,9 @@ static const char *annotation(json_t *annotations, const char *key)
 static enum fmw_err load_container(struct ctx *c, size_t idx)
 {
     fmw_cmdline_cleanup(&c->cl);
-    free(c->env);
+    fmw_env_free(c->env, c->nenv);
     c->env = NULL;
+    c->nenv = 0;
     c->container = json_array_get(json_object_get(c->spec, "containers"), idx);
     c->env_array_exists = json_is_array(json_object_get(c->container, "env"));
     enum fmw_err err = build_env(c->container, &c->env, &c->nenv);
@@ -871,7 +880,7 @@ out:
     fmw_conf_cleanup(&conf);
     fmw_conf_cleanup(&c.file_conf);
     fmw_cmdline_cleanup(&c.cl);
-    free(c.env);
+    fmw_env_free(c.env, c.nenv);
     fmw_buf_free(&c.base);
     return err;
 }

@@ -30,9 +30,17 @@ struct word {
 /* The container's environment as literal values; `value` NULL when it comes from valueFrom. */
 struct env_var {
     const char *name;
-    const char *value;
-    int index; /* position in the env array, for patches */
+    const char *value; /* after Kubernetes' $(VAR) expansion over the entries before it */
+    int index;         /* position in the env array, for patches */
+    char *owned;       /* value, when expansion changed it */
 };
+
+/* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an
+ * escaped $, unknown references kept. *out is NULL when nothing changed; *opaque is set when a
+ * reference names an entry from valueFrom (its value is not known here). */
+enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
+                            bool *opaque);
+void fmw_env_free(struct env_var *env, size_t nenv);
 
 struct cmdline {
     struct elem *elems;

@@ -31,6 +31,15 @@ static const char *env_value(const struct env_var *env, size_t nenv, struct fmw_
     return NULL;
 }
 
+static bool env_defined(const struct env_var *env, size_t nenv, struct fmw_str name)
+{
+    for (size_t i = nenv; i-- > 0;) {
+        if (fmw_str_eq_c(name, env[i].name))
+            return true;
+    }
+    return false;
+}
+
 static bool is_name_char(int c)
 {
     return isalnum(c) || c == '_';
@@ -65,10 +74,11 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
     return fmw_buf_take(&out);
 }
 
-/* Kubernetes' $(VAR) expansion of command and args: defined variables are replaced, $$ escapes,
- * unknown references stay as written. */
-static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
-                               size_t nenv)
+/* Kubernetes' $(VAR) expansion of command, args and env values: defined variables are replaced,
+ * $$ escapes, unknown references stay as written. *opaque (when given) is set by a reference to a
+ * variable from valueFrom. */
+static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
+                                  size_t nenv, bool *opaque)
 {
     enum fmw_err err = FMW_OK;
     for (size_t i = 0; i < s.len && !err; i++) {
@@ -82,6 +92,8 @@ static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const stru
             if (close) {
                 struct fmw_str name = {s.ptr + i + 2, (size_t)(close - s.ptr - i - 2)};
                 const char *v = env_value(env, nenv, name);
+                if (!v && opaque && env_defined(env, nenv, name))
+                    *opaque = true;
                 if (v) {
                     err = fmw_buf_adds(out, v);
                     i = (size_t)(close - s.ptr);
@@ -92,6 +104,39 @@ static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const stru
         err = fmw_buf_addc(out, s.ptr[i]);
     }
     return err;
+}
+
+static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
+                               size_t nenv)
+{
+    return k8s_expand_ex(out, s, env, nenv, NULL);
+}
+
+enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
+                            bool *opaque)
+{
+    *out = NULL;
+    if (!strchr(raw, '$'))
+        return FMW_OK;
+    struct fmw_buf b;
+    fmw_buf_init(&b, 1 << 20);
+    enum fmw_err err = fmw_buf_add(&b, "", 0);
+    if (!err)
+        err = k8s_expand_ex(&b, fmw_str_c(raw), env, nenv, opaque);
+    if (!err && strcmp(fmw_buf_cstr(&b), raw) != 0) {
+        *out = fmw_buf_take(&b);
+        if (!*out)
+            err = FMW_ENOMEM;
+    }
+    fmw_buf_free(&b);
+    return err;
+}
+
+void fmw_env_free(struct env_var *env, size_t nenv)
+{
+    for (size_t i = 0; env && i < nenv; i++)
+        free(env[i].owned);
+    free(env);
 }
 
 static enum fmw_err add_word(struct cmdline *cl, size_t elem, size_t start, size_t end,

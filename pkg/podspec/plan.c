@@ -90,6 +90,7 @@ struct ctx {
     struct fmw_plan *plan;
     struct env_var *env;
     size_t nenv;
+    json_t *env_from; /* holds the names and values of variables from envFrom ConfigMaps */
     bool env_array_exists;
     struct cmdline cl;
     struct launch launch;
@@ -180,6 +181,107 @@ static enum fmw_err load_container(struct ctx *c, size_t idx)
     enum fmw_err err = build_env(c->container, &c->env, &c->nenv);
     if (!err)
         err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
+    if (!err)
+        fmw_launch_detect(&c->cl, &c->launch);
+    return err;
+}
+
+/*
+ * envFrom of the chosen container: each ConfigMap's keys become variables (with the source's
+ * prefix), later sources over earlier ones, and `env` over them all, as the kubelet does. They
+ * come before the env entries, with index -1, so a fix of one adds an `env` entry. A Secret's
+ * keys are not read, which is said. A ConfigMap that cannot be read makes the plan UNREADABLE.
+ * Then the words and the launcher are made again, since $(VAR) may name these variables.
+ */
+static enum fmw_err add_env_from(struct ctx *c)
+{
+    json_t *from = json_object_get(c->container, "envFrom");
+    if (!json_is_array(from) || json_array_size(from) == 0)
+        return FMW_OK;
+    c->env_from = json_array(); /* [{"names": [...], "data": {...}}, ...] in order */
+    if (!c->env_from)
+        return FMW_ENOMEM;
+    size_t total = 0, i;
+    json_t *src;
+    json_array_foreach(from, i, src)
+    {
+        json_t *secret = json_object_get(src, "secretRef");
+        if (json_is_object(secret)) {
+            const char *sn = json_string_value(json_object_get(secret, "name"));
+            char text[320];
+            snprintf(text, sizeof text, "envFrom Secret %.253s is not read", sn ? sn : "?");
+            enum fmw_err err = note(c, text);
+            if (err)
+                return err;
+            continue;
+        }
+        json_t *ref = json_object_get(src, "configMapRef");
+        const char *name = json_string_value(json_object_get(ref, "name"));
+        if (!name)
+            continue;
+        json_t *data = NULL;
+        struct fmw_diag d = FMW_DIAG_INIT;
+        enum fmw_err rc = c->src && c->src->get
+                              ? c->src->get(c->src->ctx, c->ns, name, &data, &d)
+                              : fmw_diag_set(&d, FMW_EIO, "no ConfigMap source");
+        if (rc == FMW_ENOTFOUND && json_is_true(json_object_get(ref, "optional"))) {
+            fmw_diag_cleanup(&d);
+            continue;
+        }
+        if (rc) {
+            c->plan->status = FMW_PLAN_UNREADABLE;
+            fmw_diag_set(&c->plan->message, rc, "envFrom ConfigMap %s/%s: %s", c->ns, name,
+                         rc == FMW_ENOTFOUND ? "does not exist" : fmw_diag_msg(&d));
+            fmw_diag_cleanup(&d);
+            return FMW_OK;
+        }
+        fmw_diag_cleanup(&d);
+        const char *prefix = json_string_value(json_object_get(src, "prefix"));
+        json_t *names = json_array();
+        json_t *entry = json_pack("{s:o,s:o}", "names", names, "data", data);
+        if (!entry || json_array_append_new(c->env_from, entry))
+            return FMW_ENOMEM;
+        const char *key;
+        json_t *v;
+        json_object_foreach(data, key, v)
+        {
+            if (!json_is_string(v))
+                continue;
+            json_t *full = prefix ? json_sprintf("%s%s", prefix, key) : fmw_json_text(key);
+            if (!full || json_array_append_new(names, full))
+                return FMW_ENOMEM;
+            total++;
+        }
+    }
+    if (total == 0)
+        return FMW_OK;
+    if (total + c->nenv > MAX_ENV)
+        return FMW_ETOOBIG;
+    struct env_var *env = fmw_calloc(total + c->nenv, sizeof *env);
+    if (!env)
+        return FMW_ENOMEM;
+    size_t n = 0;
+    json_t *entry;
+    json_array_foreach(c->env_from, i, entry)
+    {
+        json_t *names = json_object_get(entry, "names");
+        size_t k = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(entry, "data"), key, v)
+        {
+            if (!json_is_string(v))
+                continue;
+            env[n++] = (struct env_var){json_string_value(json_array_get(names, k++)),
+                                        json_string_value(v), -1, NULL};
+        }
+    }
+    memcpy(env + n, c->env, c->nenv * sizeof *env);
+    free(c->env); /* the entries (and what they own) moved */
+    c->env = env;
+    c->nenv += n;
+    fmw_cmdline_cleanup(&c->cl);
+    enum fmw_err err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
     if (!err)
         fmw_launch_detect(&c->cl, &c->launch);
     return err;
@@ -405,7 +507,7 @@ static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char
                             const char *value)
 {
     char suffix[64];
-    if (var) {
+    if (var && var->index >= 0) {
         json_t *entry = json_array_get(json_object_get(c->container, "env"), (size_t)var->index);
         snprintf(suffix, sizeof suffix, "/env/%d/value", var->index);
         return op(c, json_object_get(entry, "value") ? "replace" : "add", suffix,
@@ -835,6 +937,15 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     if (err || !found)
         goto out; /* SKIP */
     choose_version(&c);
+    err = add_env_from(&c);
+    if (err == FMW_ETOOBIG) {
+        plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&plan->message, err, "the pod spec is too large to analyse");
+        err = FMW_OK;
+        goto out;
+    }
+    if (err || plan->status == FMW_PLAN_UNREADABLE)
+        goto out;
 
     struct source_in in = {c.spec, c.container, c.env, c.nenv, &c.launch, plan->version, c.ns,
                            annotation(c.annotations, FMW_ANN_CONFIGMAP), src};
@@ -881,6 +992,7 @@ out:
     fmw_conf_cleanup(&c.file_conf);
     fmw_cmdline_cleanup(&c.cl);
     fmw_env_free(c.env, c.nenv);
+    json_decref(c.env_from);
     fmw_buf_free(&c.base);
     return err;
 }

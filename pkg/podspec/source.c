@@ -248,9 +248,37 @@ static const char *opaque_volume(json_t *vol)
 }
 
 /* Strips trailing slashes (but keeps "/"). */
+/* An absolute path as the kernel walks it, lexically: "//" and "/./" dropped, ".." taken back,
+ * no trailing slash ("/opt/flink//bin/../conf/" is /opt/flink/conf). A relative path is only
+ * stripped of trailing slashes. */
 static void normalise_path(char *p)
 {
     size_t n = strlen(p);
+    if (p[0] == '/') {
+        size_t out = 0; /* p[0..out) is the result so far, without its leading '/' */
+        for (size_t i = 1; i <= n;) {
+            size_t e = i;
+            while (e < n && p[e] != '/')
+                e++;
+            size_t len = e - i;
+            if (len == 2 && p[i] == '.' && p[i + 1] == '.') {
+                if (out > 0)
+                    out--;
+                while (out > 0 && p[out] != '/')
+                    out--;
+            } else if (len > 0 && !(len == 1 && p[i] == '.')) {
+                p[out] = '/';
+                memmove(p + out + 1, p + i, len);
+                out += len + 1;
+            }
+            i = e + 1;
+        }
+        if (out == 0)
+            out = 1; /* "/" */
+        p[0] = '/';
+        p[out] = '\0';
+        return;
+    }
     while (n > 1 && p[n - 1] == '/')
         p[--n] = '\0';
 }

@@ -372,6 +372,68 @@ static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *k
     return err ? err : change(c, "%s %s -> %s", what, was, q);
 }
 
+/* A container's memory request as the scheduler counts it: the request, else the limit. */
+static uint64_t memory_request_of(json_t *container)
+{
+    json_t *resources = json_object_get(container, "resources");
+    uint64_t v = 0;
+    if (quantity_of(json_object_get(json_object_get(resources, "requests"), "memory"), &v) ||
+        quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &v))
+        return v;
+    return 0;
+}
+
+/*
+ * Pod-level resources (spec.resources, PodLevelResources): the API server refuses a container
+ * limit above the pod's limit and a pod request below the containers' requests together (the
+ * regular containers' sum, or the largest init container's if more). Would the new limit and
+ * request of the JobManager container break either? Then the pod is left as it is and the
+ * plan says why: the pod-level budget is the user's to raise.
+ */
+static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_request)
+{
+    json_t *pod_res = json_object_get(c->spec, "resources");
+    json_t *lim = json_object_get(json_object_get(pod_res, "limits"), "memory");
+    json_t *req = json_object_get(json_object_get(pod_res, "requests"), "memory");
+    uint64_t pod_limit, pod_request;
+    char want[FMW_MEMSIZE_STRLEN], have[FMW_MEMSIZE_STRLEN];
+    if (quantity_of(lim, &pod_limit) && new_limit > pod_limit) {
+        fmw_quantity_format(new_limit, want);
+        fmw_quantity_format(pod_limit, have);
+        c->plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&c->plan->message, FMW_EINVAL, "pod memory limit %.32s < Flink's %s",
+                     json_is_string(lim) ? json_string_value(lim) : have, want);
+        return false;
+    }
+    if (!quantity_of(req, &pod_request))
+        return true;
+    uint64_t sum = 0, init_max = 0;
+    size_t i;
+    json_t *ct;
+    json_array_foreach(json_object_get(c->spec, "containers"), i, ct)
+    {
+        sum += (int)i == c->plan->container_index ? new_request : memory_request_of(ct);
+    }
+    json_array_foreach(json_object_get(c->spec, "initContainers"), i, ct)
+    {
+        const char *rp = json_string_value(json_object_get(ct, "restartPolicy"));
+        uint64_t r = memory_request_of(ct);
+        if (rp && strcmp(rp, "Always") == 0)
+            sum += r; /* a sidecar runs beside the others */
+        else if (r > init_max)
+            init_max = r;
+    }
+    uint64_t need = sum > init_max ? sum : init_max;
+    if (need <= pod_request)
+        return true;
+    fmw_quantity_format(need, want);
+    fmw_quantity_format(pod_request, have);
+    c->plan->status = FMW_PLAN_UNREADABLE;
+    fmw_diag_set(&c->plan->message, FMW_EINVAL, "pod memory request %.32s < containers' %s",
+                 json_is_string(req) ? json_string_value(req) : have, want);
+    return false;
+}
+
 static enum fmw_err plan_resources(struct ctx *c)
 {
     uint64_t total = c->plan->jm.spec.total_process;
@@ -387,6 +449,9 @@ static enum fmw_err plan_resources(struct ctx *c)
     bool fix_request = c->opt->requests == FMW_REQUESTS_EQUAL
                            ? (!has_request || request != total)
                            : (!has_request || request > total);
+    if ((fix_limit || fix_request) &&
+        !pod_level_fits(c, total, fix_request ? total : request))
+        return FMW_OK; /* UNREADABLE, said */
     if (!json_is_object(resources) && (fix_limit || fix_request)) {
         json_t *v = json_pack("{s:{s:s}}", "limits", "memory", q);
         if (v && fix_request)
@@ -982,9 +1047,9 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = fmw_buf_addf(&c.base, "/spec/containers/%d", plan->container_index);
     if (!err)
         err = plan_resources(&c);
-    if (!err)
+    if (!err && plan->status == FMW_PLAN_RESOLVED)
         err = plan_flags(&c);
-    if (!err && json_array_size(plan->patch) > 0)
+    if (!err && plan->status == FMW_PLAN_RESOLVED && json_array_size(plan->patch) > 0)
         err = plan_annotation(&c);
 out:
     json_decref(props);

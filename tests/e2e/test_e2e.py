@@ -265,6 +265,35 @@ def test_missing_configmap_allows_with_a_warning(env):
     assert c["resources"]["limits"]["memory"] == "3Gi"
 
 
+def test_pod_level_resources_are_respected(env):
+    """PodLevelResources: the API server refuses a container limit above the pod's limit and a pod
+    request below the containers' requests. A pod-level budget that fits Flink's size is kept and
+    the container sized; one that does not leaves the pod as written, admitted, with a warning."""
+    ns = env["ns"]
+    fits = pod("plr-fits", "flink:1.18.1", resources={"limits": {"memory": "1Gi"}})
+    fits["spec"]["resources"] = {"limits": {"memory": "4Gi"}, "requests": {"memory": "2Gi"}}
+    apply(ns, fits)
+    got = get(ns, "pod", "plr-fits")
+    assert qty(got["spec"]["containers"][0]["resources"]["limits"]["memory"]) == 1600 * 2**20
+    assert got["spec"]["resources"] == fits["spec"]["resources"]
+    small = pod("plr-small", "flink:1.18.1", resources={"limits": {"memory": "1Gi"}})
+    small["spec"]["resources"] = {"limits": {"memory": "1Gi"}}
+    p = apply(ns, small)
+    assert "config not read, pod unchanged: pod memory limit 1Gi < Flink's 1600Mi" in p.stderr, p.stderr
+    assert get(ns, "pod", "plr-small")["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_env_from_a_configmap_is_read(env):
+    ns = env["ns"]
+    apply(ns, configmap("jvm-env", {"_JAVA_OPTIONS": "-Xmx4g"}))
+    obj = pod("env-from", "flink:1.18.1")
+    obj["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "jvm-env"}}]
+    apply(ns, obj)
+    c = get(ns, "pod", "env-from")["spec"]["containers"][0]
+    assert c["env"] == [{"name": "_JAVA_OPTIONS", "value": "-Xmx1073741824"}]
+    assert qty(c["resources"]["limits"]["memory"]) == 1600 * 2**20
+
+
 def test_configmap_updates_are_seen_within_seconds(env):
     ns = env["ns"]
     apply(ns, configmap("moving", {"flink-conf.yaml": "jobmanager.memory.process.size: 2g\n"}))

@@ -390,21 +390,27 @@ static uint64_t memory_request_of(json_t *container)
  * request of the JobManager container break either? Then the pod is left as it is and the
  * plan says why: the pod-level budget is the user's to raise.
  */
+/* The plan UNREADABLE: "pod memory WHAT <as written> < WHOSE <size needed>". */
+static bool pod_budget_short(struct ctx *c, const char *what, json_t *given, uint64_t have,
+                             const char *whose, uint64_t want)
+{
+    char want_q[FMW_MEMSIZE_STRLEN], have_q[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(want, want_q);
+    fmw_quantity_format(have, have_q);
+    c->plan->status = FMW_PLAN_UNREADABLE;
+    fmw_diag_set(&c->plan->message, FMW_EINVAL, "pod memory %s %.32s < %s %s", what,
+                 json_is_string(given) ? json_string_value(given) : have_q, whose, want_q);
+    return false;
+}
+
 static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_request)
 {
     json_t *pod_res = json_object_get(c->spec, "resources");
     json_t *lim = json_object_get(json_object_get(pod_res, "limits"), "memory");
     json_t *req = json_object_get(json_object_get(pod_res, "requests"), "memory");
     uint64_t pod_limit, pod_request;
-    char want[FMW_MEMSIZE_STRLEN], have[FMW_MEMSIZE_STRLEN];
-    if (quantity_of(lim, &pod_limit) && new_limit > pod_limit) {
-        fmw_quantity_format(new_limit, want);
-        fmw_quantity_format(pod_limit, have);
-        c->plan->status = FMW_PLAN_UNREADABLE;
-        fmw_diag_set(&c->plan->message, FMW_EINVAL, "pod memory limit %.32s < Flink's %s",
-                     json_is_string(lim) ? json_string_value(lim) : have, want);
-        return false;
-    }
+    if (quantity_of(lim, &pod_limit) && new_limit > pod_limit)
+        return pod_budget_short(c, "limit", lim, pod_limit, "Flink's", new_limit);
     if (!quantity_of(req, &pod_request))
         return true;
     uint64_t sum = 0, init_max = 0;
@@ -424,14 +430,8 @@ static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_reque
             init_max = r;
     }
     uint64_t need = sum > init_max ? sum : init_max;
-    if (need <= pod_request)
-        return true;
-    fmw_quantity_format(need, want);
-    fmw_quantity_format(pod_request, have);
-    c->plan->status = FMW_PLAN_UNREADABLE;
-    fmw_diag_set(&c->plan->message, FMW_EINVAL, "pod memory request %.32s < containers' %s",
-                 json_is_string(req) ? json_string_value(req) : have, want);
-    return false;
+    return need <= pod_request ||
+           pod_budget_short(c, "request", req, pod_request, "containers'", need);
 }
 
 static enum fmw_err plan_resources(struct ctx *c)

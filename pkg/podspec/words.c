@@ -273,8 +273,12 @@ static const char *base_name(const char *path)
 static bool is_shell(const char *word)
 {
     const char *b = base_name(word);
-    return strcmp(b, "sh") == 0 || strcmp(b, "bash") == 0 || strcmp(b, "dash") == 0 ||
-           strcmp(b, "ash") == 0;
+    static const char *const SHELLS[] = {"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh"};
+    for (size_t i = 0; i < sizeof SHELLS / sizeof SHELLS[0]; i++) {
+        if (strcmp(b, SHELLS[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* A shell's options, as sh(1) and bash(1) take them before the first operand: clusters of

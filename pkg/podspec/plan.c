@@ -152,14 +152,40 @@ static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n
         if (!v && !json_object_get(e, "valueFrom"))
             v = ""; /* an env var without value is the empty string */
         char *owned = NULL;
-        bool opaque = false;
+        bool opaque = false, opaque_word = false;
         if (v) {
-            enum fmw_err err = fmw_env_expand(v, *out, *n, &owned, &opaque);
+            enum fmw_err err = fmw_env_expand(v, *out, *n, &owned, &opaque, &opaque_word);
             if (err)
                 return err;
         }
-        /* A reference to a valueFrom variable: its value is as unknown as that one's. */
-        (*out)[(*n)++] = (struct env_var){name, opaque ? NULL : owned ? owned : v, (int)i, owned};
+        /* A valueFrom variable standing as a word could be a JVM flag: the value is as unknown
+         * as that one's. Inside a word (-Dlog.file=/logs/$(POD_NAME).log) it is kept as written. */
+        (*out)[(*n)++] = (struct env_var){name, opaque_word ? NULL : owned ? owned : v, (int)i,
+                                          owned, opaque};
+    }
+    return FMW_OK;
+}
+
+/* The env entries again, over the envFrom variables before them (the kubelet's order): `env`
+ * holds n_from envFrom variables, then the container's entries. */
+static enum fmw_err expand_env_again(struct env_var *env, size_t n_from, size_t n,
+                                     json_t *container)
+{
+    json_t *array = json_object_get(container, "env");
+    for (size_t k = n_from; k < n; k++) {
+        json_t *value = json_object_get(json_array_get(array, (size_t)env[k].index), "value");
+        if (!json_is_string(value))
+            continue;
+        char *owned = NULL;
+        bool opaque = false, opaque_word = false;
+        enum fmw_err err =
+            fmw_env_expand(json_string_value(value), env, k, &owned, &opaque, &opaque_word);
+        if (err)
+            return err;
+        free(env[k].owned);
+        env[k].owned = owned;
+        env[k].opaque_ref = opaque;
+        env[k].value = opaque_word ? NULL : owned ? owned : json_string_value(value);
     }
     return FMW_OK;
 }
@@ -273,15 +299,17 @@ static enum fmw_err add_env_from(struct ctx *c)
             if (!json_is_string(v))
                 continue;
             env[n++] = (struct env_var){json_string_value(json_array_get(names, k++)),
-                                        json_string_value(v), -1, NULL};
+                                        json_string_value(v), -1, NULL, false};
         }
     }
     memcpy(env + n, c->env, c->nenv * sizeof *env);
     free(c->env); /* the entries (and what they own) moved */
     c->env = env;
     c->nenv += n;
+    enum fmw_err err = expand_env_again(c->env, n, c->nenv, c->container);
     fmw_cmdline_cleanup(&c->cl);
-    enum fmw_err err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
+    if (!err)
+        err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
     if (!err)
         fmw_launch_detect(&c->cl, &c->launch);
     return err;
@@ -575,8 +603,27 @@ static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char
     if (var && var->index >= 0) {
         json_t *entry = json_array_get(json_object_get(c->container, "env"), (size_t)var->index);
         snprintf(suffix, sizeof suffix, "/env/%d/value", var->index);
-        return op(c, json_object_get(entry, "value") ? "replace" : "add", suffix,
-                  fmw_json_text(value));
+        if (!var->owned)
+            return op(c, json_object_get(entry, "value") ? "replace" : "add", suffix,
+                      fmw_json_text(value));
+        /* `value` is made from the expanded text: written back, its every $ is escaped ($$) so
+         * that the kubelet gives the container exactly it. A reference to a valueFrom variable,
+         * kept as $(NAME), would then not be expanded: such a value cannot be rewritten. */
+        if (var->opaque_ref) {
+            c->plan->status = FMW_PLAN_UNREADABLE;
+            fmw_diag_set(&c->plan->message, FMW_EINVAL, "%s uses $(VAR) of valueFrom: cannot rewrite",
+                         name);
+            return FMW_OK;
+        }
+        struct fmw_buf esc;
+        fmw_buf_init(&esc, 1 << 22);
+        enum fmw_err err = fmw_buf_add(&esc, "", 0);
+        for (const char *p = value; *p && !err; p++)
+            err = *p == '$' ? fmw_buf_adds(&esc, "$$") : fmw_buf_addc(&esc, *p);
+        if (!err)
+            err = op(c, "replace", suffix, fmw_json_text(fmw_buf_cstr(&esc)));
+        fmw_buf_free(&esc);
+        return err;
     }
     json_t *entry = json_pack("{s:s,s:s}", "name", name, "value", value);
     if (!c->env_array_exists) {
@@ -868,12 +915,34 @@ static const char *command_assigns(const struct cmdline *cl)
     static const char *const READ[] = {"FLINK_ENV_JAVA_OPTS_JM", "FLINK_ENV_JAVA_OPTS",
                                        "_JAVA_OPTIONS",          "FLINK_CONF_DIR",
                                        "FLINK_PROPERTIES",       FMW_JM_LEGACY_ENV};
+    /* Assignments stand where a command starts (after an operator), before the command's name
+     * or after export, readonly, declare, typeset, local or env; elsewhere NAME=... is an
+     * argument (echo "FLINK_CONF_DIR=$FLINK_CONF_DIR"). */
+    static const char *const ASSIGNERS[] = {"export", "readonly", "declare", "typeset", "local",
+                                            "env"};
+    bool at_start = true;
     for (size_t i = 0; i < cl->nwords; i++) {
-        for (size_t k = 0; k < sizeof READ / sizeof READ[0]; k++) {
-            size_t n = strlen(READ[k]);
-            if (strncmp(cl->words[i].text, READ[k], n) == 0 && cl->words[i].text[n] == '=')
-                return READ[k];
+        const char *t = cl->words[i].text;
+        if (cl->words[i].op) {
+            at_start = true;
+            continue;
         }
+        if (cl->words[i].first)
+            at_start = true;
+        if (!at_start)
+            continue;
+        const char *eq = strchr(t, '=');
+        if (eq && eq > t) {
+            for (size_t k = 0; k < sizeof READ / sizeof READ[0]; k++) {
+                if ((size_t)(eq - t) == strlen(READ[k]) && strncmp(t, READ[k], (size_t)(eq - t)) == 0)
+                    return READ[k];
+            }
+            continue; /* another assignment: still before the command */
+        }
+        bool assigner = false;
+        for (size_t k = 0; k < sizeof ASSIGNERS / sizeof ASSIGNERS[0]; k++)
+            assigner = assigner || strcmp(t, ASSIGNERS[k]) == 0;
+        at_start = assigner;
     }
     return NULL;
 }

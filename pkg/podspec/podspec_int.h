@@ -25,21 +25,24 @@ struct word {
     char *text;
     bool op;    /* a shell operator (; && || | &): ends a command */
     bool split; /* one of the fields an unquoted $VAR split into: its span is the whole word */
+    bool first; /* the first word of a script: a command starts there */
 };
 
 /* The container's environment as literal values; `value` NULL when it comes from valueFrom. */
 struct env_var {
     const char *name;
     const char *value; /* after Kubernetes' $(VAR) expansion over the entries before it */
-    int index;         /* position in the env array, for patches */
+    int index;         /* position in the env array, for patches; -1 from envFrom */
     char *owned;       /* value, when expansion changed it */
+    bool opaque_ref;   /* the value names a valueFrom variable, kept as $(NAME) in `value` */
 };
 
 /* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an
- * escaped $, unknown references kept. *out is NULL when nothing changed; *opaque is set when a
- * reference names an entry from valueFrom (its value is not known here). */
+ * escaped $, unknown references kept. *out is NULL when nothing changed. A reference to an entry
+ * from valueFrom (its value is not known here) sets *opaque, and *opaque_word too when it starts
+ * a word (it could be a JVM flag). */
 enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
-                            bool *opaque);
+                            bool *opaque, bool *opaque_word);
 void fmw_env_free(struct env_var *env, size_t nenv);
 
 struct cmdline {

@@ -78,7 +78,7 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
  * $$ escapes, unknown references stay as written. *opaque (when given) is set by a reference to a
  * variable from valueFrom. */
 static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
-                                  size_t nenv, bool *opaque)
+                                  size_t nenv, bool *opaque, bool *opaque_word)
 {
     enum fmw_err err = FMW_OK;
     for (size_t i = 0; i < s.len && !err; i++) {
@@ -92,8 +92,11 @@ static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const s
             if (close) {
                 struct fmw_str name = {s.ptr + i + 2, (size_t)(close - s.ptr - i - 2)};
                 const char *v = env_value(env, nenv, name);
-                if (!v && opaque && env_defined(env, nenv, name))
+                if (!v && opaque && env_defined(env, nenv, name)) {
                     *opaque = true;
+                    if (i == 0 || isspace((unsigned char)s.ptr[i - 1]))
+                        *opaque_word = true;
+                }
                 if (v) {
                     err = fmw_buf_adds(out, v);
                     i = (size_t)(close - s.ptr);
@@ -109,11 +112,11 @@ static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const s
 static enum fmw_err k8s_expand(struct fmw_buf *out, struct fmw_str s, const struct env_var *env,
                                size_t nenv)
 {
-    return k8s_expand_ex(out, s, env, nenv, NULL);
+    return k8s_expand_ex(out, s, env, nenv, NULL, NULL);
 }
 
 enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
-                            bool *opaque)
+                            bool *opaque, bool *opaque_word)
 {
     *out = NULL;
     if (!strchr(raw, '$'))
@@ -122,7 +125,7 @@ enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t n
     fmw_buf_init(&b, 1 << 20);
     enum fmw_err err = fmw_buf_add(&b, "", 0);
     if (!err)
-        err = k8s_expand_ex(&b, fmw_str_c(raw), env, nenv, opaque);
+        err = k8s_expand_ex(&b, fmw_str_c(raw), env, nenv, opaque, opaque_word);
     if (!err && strcmp(fmw_buf_cstr(&b), raw) != 0) {
         *out = fmw_buf_take(&b);
         if (!*out)
@@ -157,7 +160,7 @@ static enum fmw_err add_word(struct cmdline *cl, size_t elem, size_t start, size
         t = fmw_strdup("");
     if (!t)
         return FMW_ENOMEM;
-    cl->words[cl->nwords++] = (struct word){elem, start, end, t, op, false};
+    cl->words[cl->nwords++] = (struct word){elem, start, end, t, op, false, false};
     return FMW_OK;
 }
 
@@ -194,6 +197,7 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
                                  const struct env_var *env, size_t nenv)
 {
     size_t n = strlen(s), i = 0;
+    bool first = true;
     struct fmw_buf w;
     fmw_buf_init(&w, 1 << 20);
     enum fmw_err err = FMW_OK;
@@ -257,8 +261,13 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
                 i++;
             }
         }
+        size_t before = cl->nwords;
         if (!err)
             err = split ? add_fields(cl, elem, start, i, &w) : add_word(cl, elem, start, i, &w, false);
+        if (!err && first && cl->nwords > before) {
+            cl->words[before].first = true;
+            first = false;
+        }
     }
     fmw_buf_free(&w);
     return err;

@@ -33,7 +33,7 @@ static void done(struct parsed *p)
 
 Test(podspec, shell_scripts_are_split_like_the_shell)
 {
-    struct env_var env[] = {{"HEAP", "2g", 0, NULL}};
+    struct env_var env[] = {{"HEAP", "2g", 0, NULL, false}};
     struct parsed p;
     parse(&p,
           "{\"command\":[\"/bin/bash\",\"-ec\"],\"args\":[\"echo hi; exec java \\\"-Xmx$HEAP\\\" "
@@ -51,7 +51,7 @@ Test(podspec, shell_scripts_are_split_like_the_shell)
 
 Test(podspec, kubernetes_expands_dollar_parens)
 {
-    struct env_var env[] = {{"SIZE", "4g", 0, NULL}};
+    struct env_var env[] = {{"SIZE", "4g", 0, NULL, false}};
     struct parsed p;
     parse(&p, "{\"args\":[\"standalone-job\",\"-Djobmanager.memory.process.size=$(SIZE)\",\"$$(SIZE)\"]}",
           env, 1);
@@ -179,7 +179,7 @@ Test(podspec, json_pointer_escapes)
 
 Test(podspec, envsubst)
 {
-    struct env_var env[] = {{"A", "1", 0, NULL}, {"B", "x", 1, NULL}};
+    struct env_var env[] = {{"A", "1", 0, NULL, false}, {"B", "x", 1, NULL, false}};
     char *s = fmw_envsubst("$A ${B} $C ${ $ $1", env, 2);
     cr_expect_str_eq(s, "1 x  ${ $ $1");
     free(s);

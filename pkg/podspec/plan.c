@@ -132,6 +132,25 @@ static enum fmw_err op(struct ctx *c, const char *kind, const char *suffix, json
     return FMW_OK;
 }
 
+/* Sets e's value to `raw` as the container gets it, expanded over the `n` entries `before` it
+ * (what e owned before is freed). A valueFrom variable standing as a word could be a JVM flag:
+ * the value is then as unknown as that one's. Inside a word (-Dlog.file=/logs/$(POD_NAME).log)
+ * it is kept as written. */
+static enum fmw_err expand_entry(struct env_var *e, const char *raw, const struct env_var *before,
+                                 size_t n)
+{
+    char *owned = NULL;
+    bool opaque = false, opaque_word = false;
+    enum fmw_err err = fmw_env_expand(raw, before, n, &owned, &opaque, &opaque_word);
+    if (err)
+        return err;
+    free(e->owned);
+    e->owned = owned;
+    e->opaque_ref = opaque;
+    e->value = opaque_word ? NULL : owned ? owned : raw;
+    return FMW_OK;
+}
+
 static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n)
 {
     json_t *env = json_object_get(container, "env");
@@ -151,17 +170,12 @@ static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n
         const char *v = json_is_string(value) ? json_string_value(value) : NULL;
         if (!v && !json_object_get(e, "valueFrom"))
             v = ""; /* an env var without value is the empty string */
-        char *owned = NULL;
-        bool opaque = false, opaque_word = false;
-        if (v) {
-            enum fmw_err err = fmw_env_expand(v, *out, *n, &owned, &opaque, &opaque_word);
-            if (err)
-                return err;
-        }
-        /* A valueFrom variable standing as a word could be a JVM flag: the value is as unknown
-         * as that one's. Inside a word (-Dlog.file=/logs/$(POD_NAME).log) it is kept as written. */
-        (*out)[(*n)++] = (struct env_var){name, opaque_word ? NULL : owned ? owned : v, (int)i,
-                                          owned, opaque};
+        struct env_var *var = &(*out)[*n];
+        *var = (struct env_var){name, v, (int)i, NULL, false};
+        enum fmw_err err = v ? expand_entry(var, v, *out, *n) : FMW_OK;
+        if (err)
+            return err;
+        (*n)++;
     }
     return FMW_OK;
 }
@@ -174,18 +188,10 @@ static enum fmw_err expand_env_again(struct env_var *env, size_t n_from, size_t 
     json_t *array = json_object_get(container, "env");
     for (size_t k = n_from; k < n; k++) {
         json_t *value = json_object_get(json_array_get(array, (size_t)env[k].index), "value");
-        if (!json_is_string(value))
-            continue;
-        char *owned = NULL;
-        bool opaque = false, opaque_word = false;
         enum fmw_err err =
-            fmw_env_expand(json_string_value(value), env, k, &owned, &opaque, &opaque_word);
+            json_is_string(value) ? expand_entry(&env[k], json_string_value(value), env, k) : FMW_OK;
         if (err)
             return err;
-        free(env[k].owned);
-        env[k].owned = owned;
-        env[k].opaque_ref = opaque;
-        env[k].value = opaque_word ? NULL : owned ? owned : json_string_value(value);
     }
     return FMW_OK;
 }

@@ -343,17 +343,24 @@ static enum io_result read_input(struct srv_conn *c)
     }
 }
 
-/* Reads what arrived and runs what it completes. */
-static void read_and_process(struct srv_conn *c)
+/* Reads what arrived; false when that closed the connection. */
+static bool read_more(struct srv_conn *c)
 {
     enum io_result r = read_input(c);
     if (r == IO_ERROR) {
         srv_conn_close(c);
-        return;
+        return false;
     }
     if (r == IO_EOF)
         c->peer_eof = true;
-    conn_process(c);
+    return true;
+}
+
+/* Reads what arrived and runs what it completes. */
+static void read_and_process(struct srv_conn *c)
+{
+    if (read_more(c))
+        conn_process(c);
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
@@ -484,15 +491,8 @@ static void conn_process(struct srv_conn *c)
     c->processing = true;
     c->refs++;
     while (c->state == SRV_C_READING) {
-        if (c->may_have_pending && !c->peer_eof) {
-            enum io_result r = read_input(c);
-            if (r == IO_ERROR) {
-                srv_conn_close(c);
-                break;
-            }
-            if (r == IO_EOF)
-                c->peer_eof = true;
-        }
+        if (c->may_have_pending && !c->peer_eof && !read_more(c))
+            break;
         if (!c->request_started && c->in.len > 0) {
             c->request_started = true;
             arm_timer(c, srv->cfg.request_timeout_ms);

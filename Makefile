@@ -13,10 +13,23 @@ CC         ?= cc
 AR         ?= ar
 PKG_CONFIG ?= pkg-config
 
-# Dependencies, all Debian 12 packages found through pkg-config.
+# Dependencies, all Debian 12 packages found through pkg-config. pkg-config is asked only once
+# they are installed: $(BUILD)/deps.mk is a makefile that make itself remakes (installing what is
+# missing first) and then restarts to read, before any other recipe runs. Goals that compile
+# nothing do not install anything.
 DEP_MODULES := jansson yaml-0.1 libevent libevent_openssl openssl
-DEP_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(DEP_MODULES) 2>/dev/null)
-DEP_LIBS    := $(shell $(PKG_CONFIG) --libs $(DEP_MODULES) 2>/dev/null)
+NODEPS_GOALS := clean deps format help
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NODEPS_GOALS),$(MAKECMDGOALS)),all),)
+include $(BUILD)/deps.mk
+endif
+$(BUILD)/deps.mk: scripts/install-deps.sh
+	@scripts/install-deps.sh
+	@mkdir -p $(@D)
+	@cflags=$$($(PKG_CONFIG) --cflags $(DEP_MODULES)) && libs=$$($(PKG_CONFIG) --libs $(DEP_MODULES)) \
+	    && criterion=$$($(PKG_CONFIG) --libs criterion) \
+	    || { echo "deps: pkg-config cannot find $(DEP_MODULES) criterion after scripts/install-deps.sh" >&2; exit 1; }; \
+	printf '# Written by make from pkg-config; remove it to ask again.\nDEP_CFLAGS := %s\nDEP_LIBS := %s\nCRITERION_LIBS := %s\n' \
+	    "$$cflags" "$$libs" "$$criterion" >$@.tmp && mv $@.tmp $@
 
 WARNINGS := -Wall -Wextra -Wpedantic -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wvla -Wundef -Wwrite-strings
@@ -84,9 +97,10 @@ all: deps-check $(BINS)
 deps:
 	@scripts/install-deps.sh
 
+# A package removed since deps.mk was written is installed again.
 .PHONY: deps-check
 deps-check:
-	@$(PKG_CONFIG) --exists $(DEP_MODULES) || scripts/install-deps.sh
+	@$(PKG_CONFIG) --exists $(DEP_MODULES) criterion 2>/dev/null || scripts/install-deps.sh
 
 # ---- unit tests (Criterion): tests/unit/<pkg>/test_*.c → build/tests/unit/<pkg> ----
 UNIT_PKGS := $(notdir $(patsubst %/,%,$(wildcard tests/unit/*/)))
@@ -94,7 +108,7 @@ define unit_rules
 $(BUILD)/tests/unit/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
                           $(BUILD)/obj/tests/unit/support.o $(UNIT_LIBS)
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS) $$(shell $$(PKG_CONFIG) --libs criterion) -lpthread
+	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS) $$(CRITERION_LIBS) -lpthread
 endef
 $(foreach p,$(UNIT_PKGS),$(eval $(call unit_rules,$(p))))
 UNIT_BINS := $(foreach p,$(UNIT_PKGS),$(BUILD)/tests/unit/$(p))

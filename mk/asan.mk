@@ -37,7 +37,7 @@ define asan_unit_rules
 $(ASAN_DIR)/tests/unit/$(1): $$(patsubst %.c,$(ASAN_DIR)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \
                              $(ASAN_DIR)/obj/tests/unit/support.o $(ASAN_LIB)
 	@mkdir -p $$(@D)
-	clang $(ASAN_SANITIZE) -o $$@ $$^ $(ASAN_LDLIBS) $$(shell $(PKG_CONFIG) --libs criterion)
+	clang $(ASAN_SANITIZE) -o $$@ $$^ $(ASAN_LDLIBS) $(CRITERION_LIBS)
 endef
 $(foreach p,$(UNIT_PKGS),$(eval $(call asan_unit_rules,$(p))))
 

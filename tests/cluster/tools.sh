@@ -4,7 +4,8 @@
 #
 # The Go module and build caches are Go's defaults (under $HOME, outside the repo), so a second
 # build is quick; and when build/tools/stamp already names this exact go.mod, go.sum, Go version
-# and flags, nothing is built at all. Prints only status lines.
+# and flags, nothing is built at all. Prints only status lines: the step, and during the long
+# compile a progress line every 30 seconds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,24 +66,58 @@ fi
 
 check_versions
 echo "tools: building etcd, kube-apiserver, kube-controller-manager, kubectl ($kube_version)" \
-    "and helm ($helm_version); the first build takes a while"
+    "and helm ($helm_version); the first build takes a while (about 20 minutes on 2 cores)"
 start=$(date +%s)
 mkdir -p "$bin"
 tmp=$(mktemp -d "$out/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-# One go build for all five, so the shared packages compile once and both cores stay busy.
+ticker=
+finish() {
+    [ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap finish EXIT
+elapsed() { local s=$(($(date +%s) - start)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+
+# Step 1: the module graph and the list of packages to compile (downloads the modules the first
+# time). Go's own output goes to a log, shown if a step fails.
+echo "tools: [1/2] resolving and downloading the Go modules ($(elapsed))"
+if ! (cd "$here" && go list -deps -f '{{.ImportPath}}' "${packages[@]}") >"$tmp/packages" 2>"$out/build.log"; then
+    echo "tools: go list failed; the end of ${out#"$root"/}/build.log:" >&2
+    tail -n 40 "$out/build.log" >&2
+    exit 1
+fi
+total=$(wc -l <"$tmp/packages")
+
+# Step 2: one go build for all five, so the shared packages compile once and both cores stay busy.
 # CGO off, as upstream builds these binaries: static, and nothing from the C toolchain needed.
-# Go's own output (a few hundred "downloading" lines on a fresh machine) goes to a log, shown if
-# the build fails.
-if ! (cd "$here" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o "$tmp/" "${packages[@]}") \
+# -v names each package as it is compiled (cached ones are not named): a line every 30 seconds
+# says how far it is, so a long first build is not mistaken for a hang.
+echo "tools: [2/2] compiling $total packages ($(elapsed)); progress every 30s"
+(
+    # The sleep is waited for, not run in the foreground, so that the kill below ends it too and
+    # nothing keeps the output open after the build.
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    while :; do
+        sleep 30 &
+        nap=$!
+        wait "$nap"
+        done_=$(grep -c -v -e '^go: ' -e '^#' "$out/build.log" 2>/dev/null || true)
+        echo "tools: [2/2] compiling: ${done_:-0} of at most $total packages compiled, $(elapsed) elapsed"
+    done
+) &
+ticker=$!
+if ! (cd "$here" && CGO_ENABLED=0 go build -v -ldflags "$ldflags" -o "$tmp/" "${packages[@]}") \
     >"$out/build.log" 2>&1; then
     echo "tools: go build failed; the end of ${out#"$root"/}/build.log:" >&2
     tail -n 40 "$out/build.log" >&2
     exit 1
 fi
+kill "$ticker" 2>/dev/null || true
+wait "$ticker" 2>/dev/null || true
+ticker=
 # A package path ending in a major version (…/server/v3) gives a binary named after the element
 # before it.
 mv "$tmp/server" "$tmp/etcd"
 for t in "${tools[@]}"; do mv -f "$tmp/$t" "$bin/$t"; done
 echo "$want" >"$out/stamp"
-echo "tools: built in $(($(date +%s) - start))s into ${bin#"$root"/}"
+echo "tools: built in $(elapsed) into ${bin#"$root"/}"

@@ -80,6 +80,7 @@ classpath() {
     for jar in $(tr ':' ' ' <"$cp"); do [ -f "$jar" ] || ok=0; done
     [ $ok = 1 ] && return 0
   fi
+  echo "oracle: Flink $version: resolving its jars with Maven (the first time downloads them)"
   if ! "$MVN" -B -q -Dstyle.color=never -f "$here/pom.xml" -Dflink.version="$version" \
       -Dflink.runtime.artifactId="$artifact" dependency:build-classpath \
       -Dmdep.outputFile="$cp.tmp" >"$out/log/mvn-$line.log" 2>&1; then
@@ -100,6 +101,12 @@ vectors_line() {
   return "${PIPESTATUS[0]}"
 }
 
+# position LINE: "n of m" among the lines of this run.
+position() {
+  awk -v l="$1" '{for (i = 1; i <= NF; i++) if ($i == l) n = i} END {printf "%d of %d", n, NF}' \
+    <<<"$(tr '\n' ' ' <<<"$wanted")"
+}
+
 # run_line LINE: generates LINE's random and curated cases and checks the environment edit.
 run_line() {
   local line=$1 version artifact java_cmd t0
@@ -117,7 +124,7 @@ run_line() {
   }
   mv "$out/$line.jsonl.tmp" "$out/$line.jsonl"
   mv "$out/$line-curated.jsonl.tmp" "$out/$line-curated.jsonl"
-  echo "$(grep '^oracle ' "$out/log/java-$line.log") [line total $(($(date +%s) - t0))s]"
+  echo "$(grep '^oracle ' "$out/log/java-$line.log") [line $(position "$line") done in $(($(date +%s) - t0))s, $(($(date +%s) - start))s since start]"
 }
 
 if [ -n "$vectors" ]; then
@@ -132,8 +139,8 @@ for line in $wanted; do
   awk -v l="$line" '$1 == l {f = 1} END {exit !f}' <<<"$all_lines" || { echo "oracle: unknown line $line" >&2; exit 1; }
 done
 
-export -f classpath run_line
-export out here all_lines MVN JAVA seed cases
+export -f classpath position run_line
+export out here all_lines MVN JAVA seed cases wanted start
 # Maven's first run fetches its plugin; do one line alone so parallel runs do not race on it.
 first=$(awk '{print $1; exit}' <<<"$wanted")
 status=0

@@ -14,20 +14,23 @@ AR         ?= ar
 PKG_CONFIG ?= pkg-config
 
 # Dependencies, all Debian 12 packages found through pkg-config. pkg-config is asked only once
-# they are installed: $(BUILD)/deps.mk is a makefile that make itself remakes (installing what is
-# missing first) and then restarts to read, before any other recipe runs. Goals that compile
-# nothing do not install anything.
+# they are installed: $(BUILD)/deps-$(DEPS).mk is a makefile that make itself remakes (installing
+# what is missing first) and then restarts to read, before any other recipe runs. Goals that
+# compile nothing do not install anything. DEPS=build installs only what the binaries need
+# (image/Dockerfile's build stage); the default, all, what every test needs too.
 DEP_MODULES := jansson yaml-0.1 libevent libevent_openssl openssl
 NODEPS_GOALS := clean deps format help
+DEPS ?= all
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NODEPS_GOALS),$(MAKECMDGOALS)),all),)
-include $(BUILD)/deps.mk
+include $(BUILD)/deps-$(DEPS).mk
 endif
-$(BUILD)/deps.mk: scripts/install-deps.sh
-	@scripts/install-deps.sh
+$(BUILD)/deps-$(DEPS).mk: scripts/install-deps.sh
+	@scripts/install-deps.sh $(DEPS)
 	@mkdir -p $(@D)
 	@cflags=$$($(PKG_CONFIG) --cflags $(DEP_MODULES)) && libs=$$($(PKG_CONFIG) --libs $(DEP_MODULES)) \
-	    && criterion=$$($(PKG_CONFIG) --libs criterion) \
-	    || { echo "deps: pkg-config cannot find $(DEP_MODULES) criterion after scripts/install-deps.sh" >&2; exit 1; }; \
+	    || { echo "deps: pkg-config cannot find $(DEP_MODULES) after scripts/install-deps.sh" >&2; exit 1; }; \
+	criterion=$$($(PKG_CONFIG) --libs criterion 2>/dev/null) \
+	    || [ "$(DEPS)" = build ] || { echo "deps: pkg-config cannot find criterion" >&2; exit 1; }; \
 	printf '# Written by make from pkg-config; remove it to ask again.\nDEP_CFLAGS := %s\nDEP_LIBS := %s\nCRITERION_LIBS := %s\n' \
 	    "$$cflags" "$$libs" "$$criterion" >$@.tmp && mv $@.tmp $@
 
@@ -100,7 +103,8 @@ deps:
 # A package removed since deps.mk was written is installed again.
 .PHONY: deps-check
 deps-check:
-	@$(PKG_CONFIG) --exists $(DEP_MODULES) criterion 2>/dev/null || scripts/install-deps.sh
+	@$(PKG_CONFIG) --exists $(DEP_MODULES) $(if $(filter build,$(DEPS)),,criterion) 2>/dev/null \
+	    || scripts/install-deps.sh $(DEPS)
 
 # ---- unit tests (Criterion): tests/unit/<pkg>/test_*.c → build/tests/unit/<pkg> ----
 UNIT_PKGS := $(notdir $(patsubst %/,%,$(wildcard tests/unit/*/)))

@@ -9,17 +9,24 @@
 #   make run-once         `make run` without waiting for Ctrl-C: the form CI runs
 #   make image-rootfs     the image's root filesystem without a container engine (build/image/rootfs)
 #   make image-test       runs the webhook from that rootfs: chroot, read-only, uid 65532
-#   make image            docker build when an engine answers, else image-rootfs
+#   make image            the OCI image without an engine: build/image/flink-memory-webhook.oci.tar,
+#                         build/image/oci (layout) and build/image/digest (image/image.sh)
+#   make image-push IMAGE=REGISTRY/NAME:TAG   pushes that image (crane); prints NAME@digest
+#   make image-oci        tests the image: reproducible digest, config, a registry on 127.0.0.1,
+#                         pulled back by digest and run from its unpacked layer (tests/image)
+#   make image-docker     the same image with a container engine (image/Dockerfile)
 #   make manifests        rewrites manifests/install.yaml from the chart
 #   make chart-docs       rewrites the values table in charts/flink-memory-webhook/README.md
 #   make chart-expected   rewrites tests/chart/expected/*.txt from `flink-memory explain`
-.PHONY: chart chart-cluster run-once image image-rootfs image-test manifests chart-docs chart-expected
+.PHONY: chart chart-cluster run-once image image-push image-oci image-docker image-rootfs image-test manifests \
+        chart-docs chart-expected
 
 CHART        := charts/flink-memory-webhook
 IMAGE_ROOTFS := $(BUILD)/image/rootfs
 IMAGE_TAG    ?= flink-memory-webhook:$(VERSION)
+IMAGE_OUT    := $(BUILD)/image
 
-TEST_SUITES    += chart image-test chart-cluster run-once
+TEST_SUITES    += chart image-test image-oci chart-cluster run-once
 CLUSTER_SUITES += chart-cluster run-once
 
 chart: all pydeps tools
@@ -37,14 +44,26 @@ image-rootfs: $(BUILD)/bin/flink-memory-webhook
 image-test: image-rootfs
 	@image/test-rootfs.sh $(IMAGE_ROOTFS)
 
-image:
-	@if docker info >/dev/null 2>&1; then \
-	    docker build -f image/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE_TAG) . ; \
-	else \
-	    echo "image: no container engine answers (docker info failed); building the same root" \
-	         "filesystem without one: make image-rootfs"; \
-	    $(MAKE) --no-print-directory image-rootfs; \
-	fi
+image: image-rootfs
+	@VERSION=$(VERSION) image/image.sh build $(IMAGE_ROOTFS) $(IMAGE_OUT)
+
+# IMAGE is checked while make reads this file, so a forgotten IMAGE costs one line, not a build.
+ifneq ($(filter image-push,$(MAKECMDGOALS)),)
+ifeq ($(strip $(IMAGE)),)
+$(error image-push needs IMAGE=REGISTRY/NAME:TAG, e.g. make image-push IMAGE=registry.example/flink-memory-webhook:$(VERSION))
+endif
+endif
+image-push: image
+	@image/image.sh push $(IMAGE_OUT) "$(IMAGE)"
+
+image-oci: pydeps image
+	python3 -m pytest -q tests/image
+
+image-docker:
+	@docker info >/dev/null 2>&1 || { echo "image-docker: no container engine answers (docker info" \
+	    "failed); make image builds the same image without one" >&2; exit 1; }
+	docker build -f image/Dockerfile --build-arg VERSION=$(VERSION) \
+	    --build-arg REVISION=$$(git rev-parse HEAD) -t $(IMAGE_TAG) .
 
 manifests: tools
 	@tests/chart/render-install.sh > manifests/install.yaml

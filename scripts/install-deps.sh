@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and testing need. As root it runs apt-get; otherwise
 # it names what is missing and fails, so nothing is ever set up by hand without being written here.
+#
+#   scripts/install-deps.sh          everything: building, testing, the oracle, the benchmarks
+#   scripts/install-deps.sh build    only what compiling the two binaries needs (image/Dockerfile)
 set -euo pipefail
 
-packages=(
+build_packages=(
   build-essential pkg-config
   libjansson-dev libyaml-dev libevent-dev libssl-dev
+)
+packages=("${build_packages[@]}"
   libcriterion-dev
   clang clang-tidy cppcheck clang-format
   libclang-rt-14-dev llvm-14
-  openssl curl jq
+  openssl ca-certificates curl jq
   maven default-jdk-headless
 )
+case ${1:-all} in
+  all) ;;
+  build) packages=("${build_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [all|build]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

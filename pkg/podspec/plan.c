@@ -1060,6 +1060,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     c.plan = plan;
     fmw_conf_init(&c.file_conf);
     fmw_buf_init(&c.base, 4096);
+    fmw_expand_budget_begin(FMW_EXPAND_MAX_BYTES, FMW_EXPAND_MAX_SCANS);
     struct fmw_conf conf;
     fmw_conf_init(&conf);
     json_t *props = json_array();
@@ -1126,7 +1127,26 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = plan_flags(&c);
     if (!err && plan->status == FMW_PLAN_RESOLVED && json_array_size(plan->patch) > 0)
         err = plan_annotation(&c);
-out:
+out:;
+    enum fmw_expand_exhausted budget = fmw_expand_budget_end();
+    switch (budget) {
+    case FMW_EXPAND_WITHIN:
+        break;
+    case FMW_EXPAND_OVER_BYTES:
+    case FMW_EXPAND_OVER_SCANS:
+        /* Whatever failed on the way, the reason is the budget; nothing planned is kept. The
+         * text is short enough to survive the warning's cut (FMW_WARNING_MAX). */
+        plan->status = FMW_PLAN_UNREADABLE;
+        json_array_clear(plan->patch);
+        json_array_clear(plan->changes);
+        if (budget == FMW_EXPAND_OVER_BYTES)
+            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR expansion exceeds the %zu MiB pod budget",
+                         FMW_EXPAND_MAX_BYTES >> 20);
+        else
+            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR look-ups exceed the per-pod budget");
+        err = FMW_OK;
+        break;
+    }
     json_decref(props);
     fmw_conf_cleanup(&conf);
     fmw_conf_cleanup(&c.file_conf);

@@ -37,6 +37,19 @@ struct env_var {
     bool opaque_ref;   /* the value names a valueFrom variable, kept as $(NAME) in `value` */
 };
 
+/*
+ * The budget of all $(VAR) and $VAR expansions of one pod (words.c): the bytes substituted for
+ * references and the env entries compared by look-ups, summed over env values, command, args,
+ * scripts and FLINK_PROPERTIES. Between begin and end an expansion that would exceed it fails
+ * with FMW_ETOOBIG (fmw_envsubst with NULL); end says whether that happened. Outside a budget
+ * nothing is charged.
+ */
+#define FMW_EXPAND_MAX_BYTES ((size_t)4 << 20)
+#define FMW_EXPAND_MAX_SCANS ((size_t)1 << 24)
+enum fmw_expand_exhausted { FMW_EXPAND_WITHIN, FMW_EXPAND_OVER_BYTES, FMW_EXPAND_OVER_SCANS };
+void fmw_expand_budget_begin(size_t bytes, size_t scans);
+enum fmw_expand_exhausted fmw_expand_budget_end(void);
+
 /* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an
  * escaped $, unknown references kept. *out is NULL when nothing changed. A reference to an entry
  * from valueFrom (its value is not known here) sets *opaque, and *opaque_word too when it starts

@@ -22,22 +22,75 @@ const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const
     return NULL;
 }
 
-static const char *env_value(const struct env_var *env, size_t nenv, struct fmw_str name)
+/*
+ * What expanding one pod may cost, all expansions together (fmw_expand_budget_begin). Each
+ * expanded item is capped on its own (1 MiB), but a pod of a few kilobytes can name a 1 MiB
+ * variable thousands of times, or make thousands of look-ups over thousands of entries: the
+ * budget bounds the sum. One review runs on one thread, so the budget is the thread's.
+ */
+static _Thread_local struct {
+    bool active;
+    enum fmw_expand_exhausted exhausted;
+    size_t bytes_left; /* bytes substituted for references */
+    size_t scans_left; /* env entries compared by look-ups */
+} budget;
+
+void fmw_expand_budget_begin(size_t bytes, size_t scans)
 {
-    for (size_t i = nenv; i-- > 0;) {
-        if (fmw_str_eq_c(name, env[i].name))
-            return env[i].value;
-    }
-    return NULL;
+    budget.active = true;
+    budget.exhausted = FMW_EXPAND_WITHIN;
+    budget.bytes_left = bytes;
+    budget.scans_left = scans;
 }
 
-static bool env_defined(const struct env_var *env, size_t nenv, struct fmw_str name)
+enum fmw_expand_exhausted fmw_expand_budget_end(void)
 {
-    for (size_t i = nenv; i-- > 0;) {
-        if (fmw_str_eq_c(name, env[i].name))
-            return true;
+    enum fmw_expand_exhausted e = budget.exhausted;
+    budget.active = false;
+    budget.exhausted = FMW_EXPAND_WITHIN;
+    return e;
+}
+
+/* Takes `bytes` and `scans` from the budget; FMW_ETOOBIG once either is spent (and from then on). */
+static enum fmw_err charge(size_t bytes, size_t scans)
+{
+    if (!budget.active)
+        return FMW_OK;
+    if (!budget.exhausted && bytes > budget.bytes_left)
+        budget.exhausted = FMW_EXPAND_OVER_BYTES;
+    if (!budget.exhausted && scans > budget.scans_left)
+        budget.exhausted = FMW_EXPAND_OVER_SCANS;
+    if (budget.exhausted)
+        return FMW_ETOOBIG;
+    budget.bytes_left -= bytes;
+    budget.scans_left -= scans;
+    return FMW_OK;
+}
+
+/* The last definition of `name`: *value its literal value (NULL when it comes from valueFrom),
+ * *defined whether there is one. Charged to the budget: the entries it may compare. */
+static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,
+                               const char **value, bool *defined)
+{
+    *value = NULL;
+    *defined = false;
+    enum fmw_err err = charge(0, nenv);
+    for (size_t i = nenv; !err && i-- > 0;) {
+        if (fmw_str_eq_c(name, env[i].name)) {
+            *value = env[i].value;
+            *defined = true;
+            break;
+        }
     }
-    return false;
+    return err;
+}
+
+/* Appends a variable's value, charged to the budget. */
+static enum fmw_err add_value(struct fmw_buf *out, const char *v)
+{
+    size_t n = strlen(v);
+    enum fmw_err err = charge(n, 0);
+    return err ? err : fmw_buf_add(out, v, n);
 }
 
 static bool is_name_char(int c)
@@ -58,9 +111,11 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
             while (is_name_char((unsigned char)*e))
                 e++;
             if (e > n && (!braced || *e == '}')) {
-                const char *v = env_value(env, nenv, (struct fmw_str){n, (size_t)(e - n)});
-                if (v)
-                    err = fmw_buf_adds(&out, v);
+                const char *v;
+                bool defined;
+                err = env_lookup(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &v, &defined);
+                if (!err && v)
+                    err = add_value(&out, v);
                 p = braced ? e : e - 1;
                 continue;
             }
@@ -91,14 +146,18 @@ static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const s
             const char *close = memchr(s.ptr + i + 2, ')', s.len - i - 2);
             if (close) {
                 struct fmw_str name = {s.ptr + i + 2, (size_t)(close - s.ptr - i - 2)};
-                const char *v = env_value(env, nenv, name);
-                if (!v && opaque && env_defined(env, nenv, name)) {
+                const char *v;
+                bool defined;
+                err = env_lookup(env, nenv, name, &v, &defined);
+                if (err)
+                    break;
+                if (!v && opaque && defined) {
                     *opaque = true;
                     if (i == 0 || isspace((unsigned char)s.ptr[i - 1]))
                         *opaque_word = true;
                 }
                 if (v) {
-                    err = fmw_buf_adds(out, v);
+                    err = add_value(out, v);
                     i = (size_t)(close - s.ptr);
                     continue;
                 }
@@ -245,8 +304,12 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
                 while (e < n && is_name_char((unsigned char)s[e]))
                     e++;
                 if (e > a && (!braced || (e < n && s[e] == '}'))) {
-                    const char *v = env_value(env, nenv, (struct fmw_str){s + a, e - a});
-                    for (; v && *v && !err; v++) {
+                    const char *v;
+                    bool defined;
+                    err = env_lookup(env, nenv, (struct fmw_str){s + a, e - a}, &v, &defined);
+                    if (!err && v)
+                        err = charge(strlen(v), 0);
+                    for (; !err && v && *v; v++) {
                         bool sep = !quote && (*v == ' ' || *v == '\t' || *v == '\n');
                         split = split || sep;
                         err = fmw_buf_addc(&w, sep ? FIELD_SEP : *v);

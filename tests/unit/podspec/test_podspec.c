@@ -184,3 +184,40 @@ Test(podspec, envsubst)
     cr_expect_str_eq(s, "1 x  ${ $ $1");
     free(s);
 }
+
+/* All expansions of one pod share one budget: bytes substituted and entries compared. */
+Test(podspec, expansion_budget_bounds_the_sum)
+{
+    struct env_var env[] = {{"A", "0123456789", 0, NULL, false}, {"B", "x", 1, NULL, false}};
+    char *out = NULL;
+    bool opaque = false, word = false;
+
+    /* 25 bytes allowed: two expansions of 10 fit, the third does not, nor anything after it. */
+    fmw_expand_budget_begin(25, 1000);
+    cr_assert_eq(fmw_env_expand("$(A)", env, 2, &out, &opaque, &word), FMW_OK);
+    cr_assert_str_eq(out, "0123456789");
+    free(out);
+    cr_assert_eq(fmw_env_expand("-$(A)-", env, 2, &out, &opaque, &word), FMW_OK);
+    free(out);
+    cr_assert_eq(fmw_env_expand("$(A)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
+    cr_assert_null(out);
+    cr_assert_eq(fmw_env_expand("$(B)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
+    cr_assert_null(fmw_envsubst("$B", env, 2));
+    cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_OVER_BYTES);
+
+    /* Each look-up is charged the entries it may compare (2 here): 3 look-ups in 5. */
+    fmw_expand_budget_begin(1000, 5);
+    cr_assert_eq(fmw_env_expand("$(B)$(B)", env, 2, &out, &opaque, &word), FMW_OK);
+    free(out);
+    cr_assert_eq(fmw_env_expand("$(NONE)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
+    cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_OVER_SCANS);
+
+    /* Outside a budget nothing is charged, and a new budget starts afresh. */
+    cr_assert_eq(fmw_env_expand("$(A)$(A)$(A)", env, 2, &out, &opaque, &word), FMW_OK);
+    free(out);
+    fmw_expand_budget_begin(10, 2);
+    char *s = fmw_envsubst("${A}", env, 2);
+    cr_assert_str_eq(s, "0123456789");
+    free(s);
+    cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_WITHIN);
+}

@@ -171,9 +171,10 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         return FMW_EAGAIN;
     }
     fmw_cm_cache_source_commit(&cs);
-    if (err == FMW_EINVAL) {
-        /* Not an AdmissionReview we can answer: the caller gets a 400 that says why. */
-        resp->status = 400;
+    if (err == FMW_EINVAL || err == FMW_ETOOBIG) {
+        /* Not an AdmissionReview we can answer: the caller gets a 400 (or 413 for a body past
+         * the structure cap) that says why, and the API server applies failurePolicy. */
+        resp->status = err == FMW_ETOOBIG ? 413 : 400;
         fmw_buf_reset(&resp->body);
         json_t *j = json_pack("{s:s}", "error", fmw_diag_msg(&d));
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -280,6 +280,11 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     fmw_arena_stop_allocating();
     if (!in) {
         fmw_arena_end();
+        if (jerr.too_many_values)
+            return fmw_diag_set(d, FMW_ETOOBIG,
+                                "request body holds more than %d JSON values (no Kubernetes "
+                                "object needs that many); not parsed further",
+                                FMW_JSON_MAX_VALUES);
         return fmw_diag_set(d, FMW_EINVAL, "request body is not JSON: %s (line %d, column %d)",
                             jerr.text, jerr.line, jerr.column);
     }

@@ -26,6 +26,7 @@ struct parser {
     char *scratch; /* decoded strings with escapes */
     size_t scratch_cap;
     int depth;
+    size_t values; /* values begun so far (FMW_JSON_MAX_VALUES) */
 };
 
 static json_t *fail(struct parser *ps, const unsigned char *at, const char *msg)
@@ -422,6 +423,11 @@ static json_t *parse_value(struct parser *ps)
 {
     if (ps->p >= ps->end)
         return fail(ps, ps->p, "premature end of input");
+    if (++ps->values > FMW_JSON_MAX_VALUES) {
+        if (ps->err && !ps->err->text[0])
+            ps->err->too_many_values = true;
+        return fail(ps, ps->p, "more JSON values than any Kubernetes object holds");
+    }
     json_t *v;
     switch (*ps->p) {
     case '{':
@@ -465,7 +471,7 @@ json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
     if (err)
         memset(err, 0, sizeof *err);
     struct parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
-                        (const unsigned char *)text, err, NULL, 0, 0};
+                        (const unsigned char *)text, err, NULL, 0, 0, 0};
     skip_ws(&ps);
     json_t *root = NULL;
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))

@@ -97,3 +97,33 @@ def test_expansion_is_bounded(webhook, case):
     rs, _ = exchange(webhook.port, post_raw(json.dumps(good)))
     r = check_review_answer(rs[0], good["request"]["uid"])
     assert r["allowed"] and "patch" in r, r
+
+
+# Bodies just under the 7 MiB cap made of the smallest JSON values: millions of them, each a node
+# of the parse tree (552 MB for "{}" before the value cap).
+BODY_CAP = 7 << 20
+
+
+def bomb(token):
+    head = json.dumps(review(jm_pod()))[:-2]  # ...}} without the request's and review's ends
+    head = head[:head.rindex("}")] + ', "bomb": ['  # inside the pod object
+    n = (BODY_CAP - len(head) - 64) // (len(token) + 1)
+    return head + ",".join([token] * n) + "]}}}"
+
+
+@pytest.mark.parametrize("token", ["{}", "[]", "1"])
+def test_value_bombs_are_refused_before_the_tree(webhook, token):
+    body = bomb(token)
+    assert BODY_CAP - 4096 < len(body) <= BODY_CAP, len(body)
+    json.loads(body)  # valid JSON: only its size in values is hostile
+    rs, _ = exchange(webhook.port, post_raw(body), timeout=30)
+    assert rs, "no answer: " + webhook.stderr()[-2000:]
+    assert rs[0].status == 413, rs[0]
+    assert "JSON values" in rs[0].json()["error"], rs[0].json()
+    if not os.environ.get("FMW_ASAN_BIN"):
+        assert peak_kib(webhook) < chart_limit_kib(), f"{token}: peak RSS {peak_kib(webhook)} KiB"
+    print(f"{token}: {len(body)} bytes refused, peak RSS {peak_kib(webhook)} KiB")
+    good = review(jm_pod(configmap="good"))
+    rs, _ = exchange(webhook.port, post_raw(json.dumps(good)))
+    r = check_review_answer(rs[0], good["request"]["uid"])
+    assert r["allowed"] and "patch" in r, r

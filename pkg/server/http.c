@@ -83,6 +83,10 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
         h->http11 = true;
     } else if (ver_len == 8 && memcmp(ver, "HTTP/1.0", 8) == 0) {
         h->http11 = false;
+    } else if (ver_len == 8 && memcmp(ver, "HTTP/1.", 7) == 0 && ver[7] >= '2' && ver[7] <= '9') {
+        /* RFC 9112 2.3: a higher minor version of a major version we speak is read as the
+         * highest we speak, 1.1. */
+        h->http11 = true;
     } else if (ver_len == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '0' && ver[5] <= '9' &&
                ver[6] == '.' && ver[7] >= '0' && ver[7] <= '9') {
         return 505;
@@ -170,5 +174,14 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
         h->keep_alive = false;
     else if (keep_alive && !h->http11)
         h->keep_alive = true;
+    if (!h->http11) {
+        /* RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
+         * answer is sent to a 1.0 client). RFC 9112 6.1: a Transfer-Encoding in an HTTP/1.0
+         * message means faulty framing: the request is read as chunked, and the connection is
+         * closed after the answer. */
+        h->expect_continue = false;
+        if (h->chunked)
+            h->keep_alive = false;
+    }
     return 0;
 }

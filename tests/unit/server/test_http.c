@@ -51,6 +51,28 @@ Test(http, framing_chunked_expect)
     cr_expect(h.expect_continue && h.has_length && h.length == 0);
 }
 
+/* RFC 9112 2.3, RFC 9110 10.1.1, RFC 9112 6.1: the version edge cases. */
+Test(http, versions_as_the_rfcs_say)
+{
+    struct srv_head h;
+    /* HTTP/1.2 (or 1.9) is read as 1.1, not refused with 505. */
+    cr_assert_eq(parse("POST /mutate HTTP/1.2\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &h), 0);
+    cr_expect(h.http11 && h.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.9\r\nHost: x\r\n\r\n", &h), 0);
+    cr_expect(h.http11);
+    /* An HTTP/1.0 client gets no 100 Continue. */
+    cr_assert_eq(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", &h), 0);
+    cr_expect(!h.expect_continue);
+    /* A chunked HTTP/1.0 request is answered, then the connection closed, keep-alive or not. */
+    cr_assert_eq(parse("POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n",
+                       &h),
+                 0);
+    cr_expect(h.chunked && !h.keep_alive);
+    cr_assert_eq(parse("POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", &h), 0);
+    cr_expect(h.keep_alive);
+}
+
 /* Each line: the head, and the status it must be refused with. */
 static const struct {
     const char *head;

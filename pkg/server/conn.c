@@ -184,12 +184,58 @@ void srv_conn_close_if_idle(struct srv_conn *c)
 
 /* ---- accepting ---- */
 
+/* Idle: waiting for a request with no byte of it read, whether between keep-alive requests, after
+ * the handshake, or before it (silent). */
+static bool conn_idle(const struct srv_conn *c)
+{
+    return c->state == SRV_C_READING && c->in.len == 0 && !c->may_have_pending && !c->processing;
+}
+
+struct srv_conn *srv_conn_idle_victim(struct fmw_server *srv, bool tls)
+{
+    /* Fairness where it is cheap (this runs only when a listener is full): the victim comes from
+     * the client address holding the most idle connections, so that one client's flood reclaims
+     * its own connections before the API server's; among those, the oldest (the list is newest
+     * first). Quadratic in the connections of one listener, at most max_connections. */
+    struct srv_conn *victim = NULL;
+    unsigned victim_count = 0;
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        if ((c->ssl != NULL) != tls || !conn_idle(c))
+            continue;
+        unsigned same = 0;
+        for (struct srv_conn *d = srv->conns; d; d = d->next) {
+            if ((d->ssl != NULL) == tls && conn_idle(d) && strcmp(d->remote, c->remote) == 0)
+                same++;
+        }
+        if (same >= victim_count) {
+            victim = c;
+            victim_count = same;
+        }
+    }
+    return victim;
+}
+
 void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                      int addrlen, void *arg)
 {
     struct fmw_server *srv = arg;
     bool tls = l == srv->tls_listener;
     (void)addrlen;
+    srv->accept_backoff_ms = 0; /* accept works again */
+    /* A full listener makes room by closing an idle connection. With none idle (every one is
+     * mid-request), a TLS connection is taken over the cap and the listener pauses, so that the
+     * next ones wait in the kernel's backlog; the health listener refuses it instead. */
+    if (tls ? srv->n_tls >= srv->cfg.max_connections : srv->n_plain >= SRV_MAX_PLAIN_CONNS) {
+        struct srv_conn *victim = srv_conn_idle_victim(srv, tls);
+        if (victim) {
+            srv_conn_close(victim);
+        } else if (tls) {
+            srv_set_listeners_paused(srv, true);
+        } else {
+            close(fd);
+            return;
+        }
+    }
     struct srv_conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
@@ -230,8 +276,12 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
         srv->n_tls++;
         fmw_obs_gauge_add(srv->m.connections, 1);
         fmw_obs_inc(srv->m.connections_total);
-        if (srv->n_tls >= srv->cfg.max_connections)
+        /* Full: the listener goes on only while an idle connection can make room for the next
+         * one (srv_conn_gone and a connection becoming idle start it again). */
+        if (srv->n_tls >= srv->cfg.max_connections && !srv_conn_idle_victim(srv, true))
             srv_set_listeners_paused(srv, true);
+    } else {
+        srv->n_plain++;
     }
     event_add(&c->rev, NULL);
     /* TLS: the first deadline covers the handshake and the first request. */
@@ -386,6 +436,12 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     }
     c->refs++;
     read_and_process(c);
+    /* A full TLS listener stays on only while an idle connection could make room: this one may
+     * just have stopped being idle. Checked only when full, so it costs nothing otherwise. */
+    struct fmw_server *srv = c->srv;
+    if (c->ssl && srv->n_tls >= srv->cfg.max_connections && !srv->listeners_paused &&
+        !srv->closing && !srv_conn_idle_victim(srv, true))
+        srv_set_listeners_paused(srv, true);
     srv_conn_release(c);
 }
 
@@ -606,6 +662,9 @@ static void conn_process(struct srv_conn *c)
         } else if (!c->request_started && c->in.len == 0) {
             give_buffers(c); /* most connections wait far longer than they work */
             arm_timer(c, srv->cfg.idle_timeout_ms);
+            /* Idle now: a full listener can make room again by closing one. */
+            if (c->ssl && srv->listeners_paused && !srv->closing)
+                srv_set_listeners_paused(srv, false);
         }
     }
     c->processing = false;

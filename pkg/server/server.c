@@ -130,11 +130,62 @@ void srv_set_listeners_paused(struct fmw_server *srv, bool pause)
 {
     if (srv->listeners_paused == pause || !srv->tls_listener)
         return;
+    srv->listeners_paused = pause;
+    if (srv->accept_resting)
+        return; /* accept_timer_cb enables it, or not, when the rest is over */
     if (pause)
         evconnlistener_disable(srv->tls_listener);
     else
         evconnlistener_enable(srv->tls_listener);
-    srv->listeners_paused = pause;
+}
+
+/* The rest after accept(2) errors is over: listen again (the TLS listener unless it is full). */
+static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fmw_server *srv = arg;
+    (void)fd, (void)what;
+    srv->accept_resting = false;
+    if (srv->tls_listener && !srv->listeners_paused)
+        evconnlistener_enable(srv->tls_listener);
+    if (srv->plain_listener)
+        evconnlistener_enable(srv->plain_listener);
+}
+
+/*
+ * accept(2) failed. Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), the waiting
+ * connection keeps the listener readable, and libevent would call accept again at once, for
+ * ever: both listeners rest instead, 10 ms doubling to 1 s while the errors last, with one log
+ * line per rest. An idle connection is closed to give a descriptor back. Other errors (the
+ * client gave up: ECONNABORTED) are the kernel's business and need nothing.
+ */
+void srv_conn_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct fmw_server *srv = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+        return;
+    if (srv->accept_resting)
+        return;
+    struct srv_conn *victim = srv_conn_idle_victim(srv, false);
+    if (!victim)
+        victim = srv_conn_idle_victim(srv, true);
+    if (victim)
+        srv_conn_close(victim);
+    srv->accept_backoff_ms = srv->accept_backoff_ms ? srv->accept_backoff_ms * 2
+                                                    : SRV_ACCEPT_BACKOFF_MIN_MS;
+    if (srv->accept_backoff_ms > SRV_ACCEPT_BACKOFF_MAX_MS)
+        srv->accept_backoff_ms = SRV_ACCEPT_BACKOFF_MAX_MS;
+    fmw_logf(FMW_LOG_WARN, "accept: %s; listeners rest %u ms%s", strerror(e),
+             srv->accept_backoff_ms, victim ? " (an idle connection closed)" : "");
+    srv->accept_resting = true;
+    if (srv->tls_listener)
+        evconnlistener_disable(srv->tls_listener);
+    if (srv->plain_listener)
+        evconnlistener_disable(srv->plain_listener);
+    struct timeval tv = {(time_t)(srv->accept_backoff_ms / 1000),
+                         (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000};
+    evtimer_add(&srv->accept_timer, &tv);
 }
 
 static void maybe_finish_drain(struct fmw_server *srv)
@@ -168,6 +219,8 @@ void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
     if (c->counted) {
         srv->n_tls--;
         fmw_obs_gauge_add(srv->m.connections, -1);
+    } else {
+        srv->n_plain--;
     }
     if (srv->tearing_down)
         return;
@@ -640,6 +693,7 @@ static enum fmw_err listen_on(struct fmw_server *srv, const char *host, int port
         close(fd);
         return fmw_diag_set(diag, FMW_ENOMEM, "cannot create a listener");
     }
+    evconnlistener_set_error_cb(*out, srv_conn_accept_error);
     return FMW_OK;
 }
 
@@ -703,6 +757,7 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     evtimer_assign(&srv->drain_timer, srv->base, drain_timer_cb, srv);
     evtimer_assign(&srv->grace_timer, srv->base, grace_timer_cb, srv);
     evtimer_assign(&srv->trim_timer, srv->base, trim_timer_cb, srv);
+    evtimer_assign(&srv->accept_timer, srv->base, accept_timer_cb, srv);
     srv->events_inited = true;
 
     err = srv_tls_init(srv, diag);
@@ -816,6 +871,7 @@ void fmw_server_free(struct fmw_server *srv)
         event_del(&srv->drain_timer);
         event_del(&srv->grace_timer);
         event_del(&srv->trim_timer);
+        event_del(&srv->accept_timer);
     }
     /* Runs the pending finalizers, which free the remaining connections' SSL objects. */
     if (srv->base)

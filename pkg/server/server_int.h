@@ -25,6 +25,13 @@
 #define SRV_POOL_BUFS   16 /* connection buffers kept for reuse */
 #define SRV_POOL_BUF_MAX (64u * 1024u) /* larger ones go back to malloc */
 #define SRV_POOL_BUF_MIN (16u * 1024u) /* and smaller ones: a read buffer needs this much */
+/* Connections of the plain (health) listener: the kubelet's probes and a metrics scraper need a
+ * few; past it the idle ones make room (srv_conn_accept). */
+#define SRV_MAX_PLAIN_CONNS 32
+/* accept(2) failing for want of descriptors or memory: the listeners rest this long, doubling
+ * up to the maximum, instead of being woken again at once by the connection still waiting. */
+#define SRV_ACCEPT_BACKOFF_MIN_MS 10
+#define SRV_ACCEPT_BACKOFF_MAX_MS 1000
 
 /* Metric series the server updates; looked up once so the hot path only adds. */
 struct srv_metrics {
@@ -141,6 +148,10 @@ struct srv_conn {
 /* The listener's callback for a new connection. */
 void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                      int addrlen, void *arg);
+/* The listener's callback when accept(2) fails (srv->accept_timer backs it off). */
+void srv_conn_accept_error(struct evconnlistener *l, void *arg);
+/* The idle connection of one listener to close so that a new one fits, or NULL (conn.c). */
+struct srv_conn *srv_conn_idle_victim(struct fmw_server *srv, bool tls);
 /*
  * Answers the connection's current request (status line, Content-Type, Content-Length, the
  * `extra` header lines ("Allow: POST\r\n"), Connection: close when it is the last) and writes
@@ -213,11 +224,17 @@ struct fmw_server {
         unsigned n;
     } bufpool;
 
-    /* Connections (loop thread). n_conns counts every open one, n_tls those against the cap. */
+    /* Connections (loop thread), newest first. n_conns counts every open one, n_tls those
+     * against max_connections, n_plain those of the health listener (SRV_MAX_PLAIN_CONNS). */
     struct srv_conn *conns;
     unsigned n_conns;
     unsigned n_tls;
+    unsigned n_plain;
     bool listeners_paused;
+    /* accept(2) errors: both listeners off until the timer, the pause doubling while they last. */
+    struct event accept_timer;
+    unsigned accept_backoff_ms;
+    bool accept_resting;
 
     /* Worker pool. */
     pthread_t *threads;

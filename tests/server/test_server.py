@@ -1108,6 +1108,8 @@ def test_readyz_before_cert_and_client_certs():
 
 
 def test_connection_cap():
+    """At the cap a new connection makes room by closing the oldest idle one (keep-alive between
+    requests); when every connection is mid-request, it waits in the backlog until one closes."""
     d = Daemon("--max-connections", "4")
     try:
         conns = []
@@ -1116,7 +1118,24 @@ def test_connection_cap():
             assert request(c, "POST", "/echo", b"{}")[0] == 200
             conns.append(c)
         assert d.metrics().get(M + "http_connections") == 4
-        # The fifth waits in the backlog: TCP connects, TLS does not progress.
+        # A fifth is served at once: the oldest idle connection, the first, was closed for it.
+        assert post(d, "/echo")[0] == 200
+        try:
+            request(conns[0], "POST", "/echo", b"{}")
+            raise AssertionError("the oldest idle connection was kept past the cap")
+        except (ConnectionError, http.client.HTTPException, OSError):
+            pass
+        for c in conns[1:]:
+            assert request(c, "POST", "/echo", b"{}")[0] == 200
+        for c in conns:
+            c.close()
+        wait_for(lambda: d.metrics().get(M + "http_connections") == 0, 5, "connections closed")
+
+        # Four connections each holding half a request: none is idle, so a fifth waits.
+        busy = [d.tls_socket() for _ in range(4)]
+        for s in busy:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n")
+        wait_for(lambda: d.metrics().get(M + "http_connections") == 4, 5, "four busy connections")
         raw = socket.create_connection(("127.0.0.1", d.port), timeout=0.5)
         try:
             d.ctx().wrap_socket(raw, server_hostname="localhost")
@@ -1124,15 +1143,21 @@ def test_connection_cap():
         except (socket.timeout, ssl.SSLError, OSError):
             pass
         raw.close()
-        fifth = threading.Thread(target=lambda: conns.append(("5th", post(d, "/echo"))))
+        results = []
+        def fifth_post():
+            try:
+                results.append(post(d, "/echo"))
+            except Exception as e:  # noqa: BLE001 -- reported below
+                results.append(("error", repr(e)))
+        fifth = threading.Thread(target=fifth_post)
         fifth.start()
         time.sleep(0.3)
-        conns[0].close()
+        busy[0].close()
         fifth.join(10 * SLOW)
         assert not fifth.is_alive()
-        assert conns[-1][0] == "5th" and conns[-1][1][0] == 200, conns[-1]
-        for c in conns[1:4]:
-            c.close()
+        assert results and results[0][0] == 200, results
+        for s in busy[1:]:
+            s.close()
     finally:
         assert d.stop() == 0
 

@@ -1,0 +1,134 @@
+"""Connection floods that must not lock anyone out: the webhook with its default connection cap
+(256, as the chart runs it), a fresh one per case.
+
+- 256 idle keep-alive TLS connections (a review answered on each, then silence), or 2,000 TCP
+  connections that never say a word: good reviews on new connections are still answered, because
+  a full listener closes its oldest idle connection, from the busiest client address, to make
+  room (before, the listener paused and 0 of 3 reviews were answered within 5 s).
+- 600 silent connections to the health port of a webhook allowed 128 open files: /healthz still
+  answers, and accept(2) failing for want of descriptors makes the listeners rest instead of
+  spinning (before: 80% of a core and 2.7 million log lines in 7 s).
+"""
+import json
+import os
+import resource
+import shutil
+import socket
+import tempfile
+import time
+
+import pytest
+
+from harness import (StubAPI, Webhook, certs, check_review_answer, exchange, health, jm_pod,
+                     post_raw, review, tls_connect)
+
+GOOD_CM = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
+MAX_CONNECTIONS = 256  # the daemon's default (pkg/server/server.c), which the chart keeps
+
+
+@pytest.fixture
+def webhook():
+    d = tempfile.mkdtemp(prefix="fmw-conns-")
+    certs(d)
+    api = StubAPI()
+    api.configmaps[("flink", "good")] = GOOD_CM
+    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")))
+    wh.start()
+    yield wh
+    try:
+        wh.stop()
+    finally:
+        api.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def enough_files():
+    """This process opens a few thousand sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 8192)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def good_reviews_answered(wh, n=3, within=5.0):
+    """How many of n good reviews, each on a new connection, get their patch within `within` s."""
+    ok = 0
+    for _ in range(n):
+        r = review(jm_pod(configmap="good"))
+        t0 = time.monotonic()
+        try:
+            rs, _ = exchange(wh.port, post_raw(json.dumps(r)), timeout=within)
+        except OSError:
+            continue
+        if rs and time.monotonic() - t0 < within:
+            resp = check_review_answer(rs[0], r["request"]["uid"])
+            ok += resp["allowed"] and "patch" in resp
+    return ok
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_keepalive_connections_make_room(webhook):
+    body = json.dumps(review(jm_pod(configmap="good")))
+    conns = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            s = tls_connect(webhook.port, timeout=10)
+            s.sendall(post_raw(body))
+            data = b""
+            while b"\r\n\r\n" not in data or len(data) < 200:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200"), data[:100]
+            conns.append(s)  # kept open, idle between requests
+        assert good_reviews_answered(webhook) == 3
+        assert health(webhook.health_port) == 200
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_silent_tcp_connections_make_room(webhook):
+    conns = []
+    try:
+        for _ in range(2000):
+            conns.append(socket.create_connection(("127.0.0.1", webhook.port), timeout=10))
+        time.sleep(0.5)
+        assert good_reviews_answered(webhook) == 3
+        assert health(webhook.health_port) == 200
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_health_port_flood_with_few_descriptors(webhook):
+    resource.prlimit(webhook.proc.pid, resource.RLIMIT_NOFILE, (128, 128))
+    log_before = len(webhook.stderr().splitlines())
+    cpu_before = cpu_seconds(webhook.proc.pid)
+    conns = []
+    try:
+        for _ in range(600):
+            conns.append(socket.create_connection(("127.0.0.1", webhook.health_port), timeout=10))
+        time.sleep(3)
+        # Probes still answer, within a second, and a review too.
+        t0 = time.monotonic()
+        assert health(webhook.health_port, timeout=2) == 200
+        assert time.monotonic() - t0 < 1.0
+        assert good_reviews_answered(webhook, n=1) == 1
+    finally:
+        for s in conns:
+            s.close()
+    cpu = cpu_seconds(webhook.proc.pid) - cpu_before
+    lines = len(webhook.stderr().splitlines()) - log_before
+    print(f"health flood: {cpu:.2f} s of CPU, {lines} log lines")
+    assert cpu < 1.0, f"{cpu:.2f} s of CPU in about 4 s: the accept loop spins"
+    assert lines < 100, webhook.stderr()[-2000:]

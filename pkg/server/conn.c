@@ -108,6 +108,29 @@ static void give_buffers(struct srv_conn *c)
     c->out_off = 0;
 }
 
+/* ---- the shared budget of large bodies ---- */
+
+/* Makes this request's share of max_bodies at least `size` (bodies up to SRV_BODY_FREE need
+ * none); false when the budget has no room, and nothing changes. */
+static bool reserve_body(struct srv_conn *c, size_t size)
+{
+    struct fmw_server *srv = c->srv;
+    if (size <= SRV_BODY_FREE || size <= c->reserved)
+        return true;
+    size_t more = size - c->reserved;
+    if (srv->bodies_reserved + more > srv->cfg.max_bodies)
+        return false;
+    srv->bodies_reserved += more;
+    c->reserved = size;
+    return true;
+}
+
+static void release_body(struct srv_conn *c)
+{
+    c->srv->bodies_reserved -= c->reserved;
+    c->reserved = 0;
+}
+
 void srv_conn_release(struct srv_conn *c)
 {
     if (--c->refs > 0)
@@ -133,6 +156,7 @@ void srv_conn_close(struct srv_conn *c)
     close(c->fd);
     c->fd = -1;
     ERR_clear_error();
+    release_body(c);
     srv_conn_gone(srv, c);
     srv_conn_release(c);
 }
@@ -475,6 +499,8 @@ static const char *error_text(int status)
         return "method not implemented";
     case 505:
         return "HTTP version not supported";
+    case 503:
+        return "busy: large request bodies in flight use the whole budget";
     default:
         return "bad request";
     }
@@ -570,6 +596,8 @@ static void conn_process(struct srv_conn *c)
             int status = srv_parse_head(c->in.data + c->skip, c->head_len - c->skip, &c->head);
             if (status == 0 && c->head.has_length && c->head.length > srv->cfg.max_body)
                 status = 413;
+            if (status == 0 && c->head.has_length && !reserve_body(c, (size_t)c->head.length))
+                status = 503;
             if (status) {
                 respond_error(c, status, error_text(status));
                 break;
@@ -597,6 +625,11 @@ static void conn_process(struct srv_conn *c)
             }
             c->consumed += used;
             complete = c->chunks.state == FMW_CH_DONE;
+            /* A chunked body reserves as it grows, in doublings. */
+            if (c->body.alloc > SRV_BODY_FREE && !reserve_body(c, c->body.alloc)) {
+                respond_error(c, 503, error_text(503));
+                break;
+            }
             /* Decoded bytes need not stay in `in`: it does not grow with the body. */
             if (!complete) {
                 c->in.len = c->head_len;
@@ -686,6 +719,7 @@ static void next_request(struct srv_conn *c)
         c->in.data[rest] = '\0';
     c->consumed = c->head_len = c->scan_from = c->skip = 0;
     c->skipped = false;
+    release_body(c);
     c->continue_sent = false;
     memset(&c->head, 0, sizeof c->head);
     c->state = SRV_C_READING;

@@ -49,6 +49,7 @@ void fmw_server_config_defaults(struct fmw_server_config *cfg)
     cfg->workers = 2;
     cfg->max_connections = 256;
     cfg->max_body = 7 * MIB;
+    cfg->max_bodies = 24 * MIB;
     cfg->max_headers = 16 * 1024;
     cfg->max_response = 7 * MIB;
     cfg->inline_max_body = 256 * 1024;
@@ -588,7 +589,7 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
         return fmw_diag_set(diag, FMW_EUSAGE, "a certificate file and a key file are required");
     if (cfg->workers == 0 || cfg->workers > 64)
         return fmw_diag_set(diag, FMW_EUSAGE, "workers must be 1..64");
-    if (cfg->max_connections == 0 || cfg->max_body == 0 || cfg->max_headers < 256 ||
+    if (cfg->max_connections == 0 || cfg->max_body == 0 || cfg->max_bodies < cfg->max_body || cfg->max_headers < 256 ||
         cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 || cfg->handler_timeout_ms == 0 ||
         cfg->grace_ms == 0)
         return fmw_diag_set(diag, FMW_EUSAGE, "limits and timeouts must be positive");

@@ -28,6 +28,9 @@
 /* Connections of the plain (health) listener: the kubelet's probes and a metrics scraper need a
  * few; past it the idle ones make room (srv_conn_accept). */
 #define SRV_MAX_PLAIN_CONNS 32
+/* A body up to this size needs no share of max_bodies: an API server's review is a few KiB, and
+ * max_connections of them are bounded anyway. Larger ones reserve their size while in flight. */
+#define SRV_BODY_FREE (64u * 1024u)
 /* accept(2) failing for want of descriptors or memory: the listeners rest this long, doubling
  * up to the maximum, instead of being woken again at once by the connection still waiting. */
 #define SRV_ACCEPT_BACKOFF_MIN_MS 10
@@ -122,6 +125,7 @@ struct srv_conn {
     bool peer_eof;
     bool close_after; /* the response in progress is the last */
     bool counted;     /* counts against max_connections (TLS listener) */
+    size_t reserved;  /* this request's share of max_bodies (srv->bodies_reserved) */
 
     /* The request being read: raw bytes from `in`'s start, its head once complete. */
     struct fmw_buf in;
@@ -230,6 +234,7 @@ struct fmw_server {
     unsigned n_conns;
     unsigned n_tls;
     unsigned n_plain;
+    size_t bodies_reserved; /* sum of the connections' `reserved` */
     bool listeners_paused;
     /* accept(2) errors: both listeners off until the timer, the pause doubling while they last. */
     struct event accept_timer;

@@ -132,3 +132,65 @@ def test_health_port_flood_with_few_descriptors(webhook):
     print(f"health flood: {cpu:.2f} s of CPU, {lines} log lines")
     assert cpu < 1.0, f"{cpu:.2f} s of CPU in about 4 s: the accept loop spins"
     assert lines < 100, webhook.stderr()[-2000:]
+
+
+def peak_kib(wh):
+    with open(f"/proc/{wh.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_unfinished_large_bodies_share_one_budget(webhook):
+    """60 connections each declare a 7 MiB body and send all of it but its last bytes (before:
+    428 MB of buffers). Large bodies share one budget (max_bodies, 24 MiB): the ones past it are
+    answered 503 at once. Peak RSS stays under the chart's limit; probes and good reviews go on."""
+    import threading
+    from test_budget import chart_limit_kib
+    size = (7 << 20) - 1
+    head = (b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % size)
+    chunk = b" " * (1 << 20)
+    stop = threading.Event()
+    statuses = []
+
+    def hold():
+        try:
+            s = tls_connect(webhook.port, timeout=20)
+        except OSError:
+            return
+        try:
+            s.sendall(head)
+            for _ in range(6):
+                s.sendall(chunk)
+            s.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    data = s.recv(4096)
+                except (socket.timeout, TimeoutError):
+                    continue
+                if data:
+                    statuses.append(data.split(b" ", 2)[1])
+                break
+        except OSError:
+            pass  # the server answered 503 and closed while we still sent
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=hold) for _ in range(60)]
+    for t in threads:
+        t.start()
+    time.sleep(6)
+    try:
+        assert health(webhook.health_port, timeout=2) == 200
+        assert good_reviews_answered(webhook) == 3
+        if not os.environ.get("FMW_ASAN_BIN"):
+            assert peak_kib(webhook) < chart_limit_kib(), f"peak RSS {peak_kib(webhook)} KiB"
+        print(f"60 unfinished 7 MiB bodies: peak RSS {peak_kib(webhook)} KiB, "
+              f"{statuses.count(b'503')} answered 503")
+        assert statuses.count(b"503") >= 50, statuses
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)

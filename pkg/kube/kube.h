@@ -65,8 +65,8 @@ struct fmw_cm_cache_config {
     unsigned stale_ms;        /* when the API fails, an entry this young is served; 300000 */
     unsigned lookup_timeout_ms; /* one API lookup at most; 2000 */
     size_t max_entries;       /* 1024 */
-    size_t max_bytes;         /* total ConfigMap data kept; 32 MiB */
-    size_t max_object;        /* one ConfigMap's JSON at most; 4 MiB */
+    size_t max_bytes;         /* ConfigMap data kept, by what its tree costs; 16 MiB */
+    size_t max_object;        /* one ConfigMap's JSON, and the most its tree may cost; 4 MiB */
 };
 
 void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg);

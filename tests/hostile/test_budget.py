@@ -127,3 +127,75 @@ def test_value_bombs_are_refused_before_the_tree(webhook, token):
     rs, _ = exchange(webhook.port, post_raw(json.dumps(good)))
     r = check_review_answer(rs[0], good["request"]["uid"])
     assert r["allowed"] and "patch" in r, r
+
+
+def rss_kib(wh):
+    with open(f"/proc/{wh.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def cm_webhook():
+    """A webhook whose stub API serves the ConfigMaps a test puts in `api.configmaps`."""
+    d = tempfile.mkdtemp(prefix="fmw-budget-cm-")
+    certs(d)
+    api = StubAPI()
+    api.configmaps[("flink", "good")] = GOOD_CM
+    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")))
+    wh.start()
+    wh.api = api
+    yield wh
+    try:
+        wh.stop()
+    finally:
+        api.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def review_with(wh, configmap):
+    r = review(jm_pod(configmap=configmap))
+    rs, _ = exchange(wh.port, post_raw(json.dumps(r)), timeout=30)
+    assert rs, "no answer: " + wh.stderr()[-2000:]
+    return check_review_answer(rs[0], r["request"]["uid"])
+
+
+def test_configmaps_of_many_keys_are_not_parsed(cm_webhook):
+    """Thirty 1 MiB ConfigMaps of 70,000 empty keys (before: RSS from 6 to 386 MB, kept): each is
+    refused before its tree is built, the pod admitted as written with a warning."""
+    for i in range(30):
+        cm_webhook.api.configmaps[("flink", f"keys-{i}")] = dict(
+            {f"k{j}": "" for j in range(70000)}, **GOOD_CM)
+    for i in range(30):
+        r = review_with(cm_webhook, f"keys-{i}")
+        assert r["allowed"] and "patch" not in r, r
+        assert any("cannot be read" in w for w in r.get("warnings", [])), r
+    # Warnings are cut at 120 characters; the log has the whole reason.
+    assert "JSON values, too many to parse" in cm_webhook.stderr()
+    if not os.environ.get("FMW_ASAN_BIN"):
+        assert peak_kib(cm_webhook) < chart_limit_kib(), f"peak RSS {peak_kib(cm_webhook)} KiB"
+    print(f"30 ConfigMaps of 70,000 keys: peak RSS {peak_kib(cm_webhook)} KiB")
+    assert review_with(cm_webhook, "good").get("patch")
+
+
+def test_cache_is_bounded_by_what_it_holds(cm_webhook):
+    """100 ConfigMaps of 4,000 keys besides the Flink file (60 KB of JSON, 690 KB of tree each):
+    all are read and the pods sized, but the cache keeps only what fits its 16 MiB of tree, and
+    10 s after the burst the memory is returned."""
+    for i in range(100):
+        cm_webhook.api.configmaps[("flink", f"wide-{i}")] = dict(
+            {f"filler.{j}": "" for j in range(4000)}, **GOOD_CM)
+    base = rss_kib(cm_webhook)
+    for i in range(100):
+        r = review_with(cm_webhook, f"wide-{i}")
+        assert r["allowed"] and r.get("patch"), r
+    peak = peak_kib(cm_webhook)
+    time.sleep(10)
+    after = rss_kib(cm_webhook)
+    print(f"100 ConfigMaps of 4,000 keys: RSS {base} KiB before, peak {peak} KiB, {after} KiB 10 s after")
+    if not os.environ.get("FMW_ASAN_BIN"):
+        assert peak < chart_limit_kib(), f"peak RSS {peak} KiB"
+        # The cache's 16 MiB may stay; the rest of the burst must not.
+        assert after < base + 24 * 1024, f"RSS {after} KiB 10 s after the burst (base {base} KiB)"

@@ -108,9 +108,17 @@ static SSL_CTX *ctx_base(struct fmw_server *srv)
 static enum fmw_err read_file(const char *path, struct fmw_buf *out, struct fmw_diag *diag)
 {
     enum fmw_err err = FMW_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, then only a regular file is read: a FIFO (or a device) at the path would
+     * otherwise block the event loop, which reloads on SIGHUP. Symbolic links are followed, as
+     * Kubernetes mounts a Secret's files through them. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return fmw_diag_set(diag, FMW_EIO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fmw_diag_set(diag, FMW_EIO, "%s is not a regular file", path);
+    }
     char chunk[8192];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));

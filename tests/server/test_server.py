@@ -1007,6 +1007,22 @@ def test_cert_rotation_in_place(d):
     wait_for(lambda: peer_der(d) == der_of(CERTS.a), 5, "certificate a back")
 
 
+def test_fifo_at_the_cert_path_does_not_block(d):
+    """A FIFO where the certificate was, then SIGHUP: the reload fails at once (nothing opens the
+    FIFO's other end), the old certificate stays, and the loop goes on serving. Reading it had
+    blocked the event loop."""
+    os.remove(d.cert)
+    os.mkfifo(d.cert)
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: "is not a regular file" in d.stderr(), 5, "the reload refused")
+    t0 = time.time()
+    assert post(d, "/echo")[0] == 200
+    assert time.time() - t0 < 2 * SLOW
+    assert peer_der(d) == der_of(CERTS.a)
+    os.remove(d.cert)
+    write(d.cert, read(CERTS.a))
+
+
 def test_cert_rotation_kubernetes_symlinks():
     mount = tempfile.mkdtemp(prefix="fmw-secret-")
     swap_k8s(mount, CERTS.a, CERTS.a_key, 1)

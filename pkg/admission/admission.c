@@ -380,8 +380,23 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     if (!err && mode == FMW_MODE_DRY_RUN && plan.status != FMW_PLAN_SKIP)
         json_object_set_new(a.audit, "mode", fmw_json_text("dry-run"));
 answer:
-    if (!err)
+    if (!err) {
         err = finish(review, &a, out);
+        if (err == FMW_ETOOBIG && json_object_get(a.response, "patch")) {
+            /* The answer with its patch would pass the response cap (`out`'s): without it, the
+             * pod is admitted as written and the warning says why, rather than an error the
+             * API server could only meet with failurePolicy. */
+            json_object_del(a.response, "patch");
+            json_object_del(a.response, "patchType");
+            add_warning(a.warnings, NULL,
+                        "the patch would make the answer larger than the %zu MiB response cap; "
+                        "pod unchanged",
+                        out->max >> 20);
+            dec->outcome = "too-large";
+            fmw_buf_reset(out);
+            err = finish(review, &a, out);
+        }
+    }
 out:
     if (err && err != FMW_EINVAL && d && !d->msg)
         fmw_diag_set(d, err, "cannot build the response: %s", fmw_strerror(err));

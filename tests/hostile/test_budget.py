@@ -199,3 +199,4 @@ def test_cache_is_bounded_by_what_it_holds(cm_webhook):
         assert peak < chart_limit_kib(), f"peak RSS {peak} KiB"
         # The cache's 16 MiB may stay; the rest of the burst must not.
         assert after < base + 24 * 1024, f"RSS {after} KiB 10 s after the burst (base {base} KiB)"
+

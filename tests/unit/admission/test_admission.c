@@ -130,3 +130,47 @@ Test(admission, option_words)
     cr_expect(fmw_requests_policy_parse("keep-lower", &p) && p == FMW_REQUESTS_KEEP_LOWER);
     cr_expect_not(fmw_requests_policy_parse(NULL, &p));
 }
+
+/* A patch that would pass the response cap (the output buffer's) leaves the pod as written,
+ * with a warning, instead of failing the review. */
+Test(admission, a_patch_past_the_response_cap_is_dropped_with_a_warning)
+{
+    struct fmw_admission_config cfg;
+    fmw_admission_config_defaults(&cfg);
+    static char body[200000];
+    char filler[100001];
+    memset(filler, 'x', sizeof filler - 1);
+    filler[sizeof filler - 1] = '\0';
+    snprintf(body, sizeof body,
+             POD_REVIEW("{\"metadata\":{\"labels\":{\"component\":\"jobmanager\"}},\"spec\":{"
+                        "\"containers\":[{\"name\":\"jobmanager\",\"image\":\"flink:1.18.1\","
+                        "\"args\":[\"jobmanager\"],\"env\":[{\"name\":\"_JAVA_OPTIONS\","
+                        "\"value\":\"-Xmx4g -Dpad=%s\"}],"
+                        "\"resources\":{\"limits\":{\"memory\":\"4Gi\"}}}]}}"),
+             filler);
+    struct fmw_decision dec;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    struct fmw_buf out;
+    for (size_t cap = 1 << 20; cap >= (64u << 10); cap >>= 4) {
+        fmw_buf_init(&out, cap);
+        cr_assert_eq(fmw_admission_review(&cfg, NULL, body, strlen(body), &out, &dec, &d), FMW_OK);
+        json_t *r = json_loads(fmw_buf_cstr(&out), 0, NULL);
+        json_t *resp = json_object_get(r, "response");
+        cr_assert(json_is_true(json_object_get(resp, "allowed")));
+        if (cap == 1 << 20) {
+            /* Room enough: the patch rewrites the 100 KB _JAVA_OPTIONS. */
+            cr_expect_not_null(json_object_get(resp, "patch"));
+            cr_expect_str_eq(dec.outcome, "patched");
+        } else {
+            cr_expect_null(json_object_get(resp, "patch"));
+            cr_expect_null(json_object_get(resp, "patchType"));
+            cr_expect_str_eq(dec.outcome, "too-large");
+            json_t *w = json_object_get(resp, "warnings");
+            const char *last = json_string_value(json_array_get(w, json_array_size(w) - 1));
+            cr_expect(last && strstr(last, "response cap"), "%s", last ? last : "(none)");
+        }
+        json_decref(r);
+        fmw_buf_free(&out);
+    }
+    fmw_diag_cleanup(&d);
+}

@@ -534,8 +534,19 @@ void fmw_cm_cache_source_commit(struct fmw_cm_cache_source *s)
     s->hits = s->notfound = 0;
 }
 
+static void source_too_heavy(void *ctx)
+{
+    struct fmw_cm_cache_source *s = ctx;
+    s->would_wait = true;
+}
+
 void fmw_cm_cache_source(struct fmw_cm_cache_source *ctx, struct fmw_cm_source *out)
 {
     out->get = source_get;
     out->ctx = ctx;
+    /* Cached-only is the event loop's mode: work that would take long is moved to a worker the
+     * way a lookup that would wait is. */
+    out->light = ctx->cached_only;
+    out->too_heavy = source_too_heavy;
+    out->deadline_ns = ctx->deadline_ns;
 }

@@ -108,4 +108,7 @@ void fmw_cm_static_source(struct fmw_cm_static *s, struct fmw_cm_source *out)
 {
     out->get = static_get;
     out->ctx = s;
+    out->light = false;
+    out->too_heavy = NULL;
+    out->deadline_ns = 0;
 }

@@ -1060,7 +1060,10 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     c.plan = plan;
     fmw_conf_init(&c.file_conf);
     fmw_buf_init(&c.base, 4096);
-    fmw_expand_budget_begin(FMW_EXPAND_MAX_BYTES, FMW_EXPAND_MAX_SCANS);
+    bool light = src && src->light && src->too_heavy;
+    fmw_expand_budget_begin(light ? FMW_EXPAND_LIGHT_BYTES : FMW_EXPAND_MAX_BYTES,
+                            light ? FMW_EXPAND_LIGHT_SCANS : FMW_EXPAND_MAX_SCANS,
+                            src ? src->deadline_ns : 0);
     struct fmw_conf conf;
     fmw_conf_init(&conf);
     json_t *props = json_array();
@@ -1134,12 +1137,18 @@ out:;
         break;
     case FMW_EXPAND_OVER_BYTES:
     case FMW_EXPAND_OVER_SCANS:
+    case FMW_EXPAND_OVER_TIME:
         /* Whatever failed on the way, the reason is the budget; nothing planned is kept. The
-         * text is short enough to survive the warning's cut (FMW_WARNING_MAX). */
+         * text is short enough to survive the warning's cut (FMW_WARNING_MAX). On the event
+         * loop, the review is only too heavy for it: the caller moves it to a worker. */
         plan->status = FMW_PLAN_UNREADABLE;
         json_array_clear(plan->patch);
         json_array_clear(plan->changes);
-        if (budget == FMW_EXPAND_OVER_BYTES)
+        if (light && budget != FMW_EXPAND_OVER_TIME)
+            src->too_heavy(src->ctx);
+        if (budget == FMW_EXPAND_OVER_TIME)
+            fmw_diag_set(&plan->message, FMW_ETOOBIG, "expanding $(VAR)/$VAR ran past the deadline");
+        else if (budget == FMW_EXPAND_OVER_BYTES)
             fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR expansion exceeds the %zu MiB pod budget",
                          FMW_EXPAND_MAX_BYTES >> 20);
         else

@@ -38,6 +38,17 @@ struct fmw_cm_source {
     enum fmw_err (*get)(void *ctx, const char *ns, const char *name, json_t **data,
                         struct fmw_diag *d);
     void *ctx;
+    /*
+     * The review runs where it must stay short (the server's event loop): the plan keeps its
+     * expansions to FMW_EXPAND_LIGHT_BYTES and FMW_EXPAND_LIGHT_SCANS and, past them, stops and
+     * calls too_heavy(ctx); the caller then runs the review again where it may take the whole
+     * budget (a worker). Otherwise the whole budget applies from the start.
+     */
+    bool light;
+    void (*too_heavy)(void *ctx);
+    /* CLOCK_MONOTONIC nanoseconds past which the plan stops expanding and the pod is left as
+     * written with a warning; 0: no deadline. */
+    uint64_t deadline_ns;
 };
 
 enum fmw_requests_policy {

@@ -46,8 +46,17 @@ struct env_var {
  */
 #define FMW_EXPAND_MAX_BYTES ((size_t)4 << 20)
 #define FMW_EXPAND_MAX_SCANS ((size_t)1 << 24)
-enum fmw_expand_exhausted { FMW_EXPAND_WITHIN, FMW_EXPAND_OVER_BYTES, FMW_EXPAND_OVER_SCANS };
-void fmw_expand_budget_begin(size_t bytes, size_t scans);
+/* What a review on the event loop may spend (fmw_cm_source.light): about a millisecond. */
+#define FMW_EXPAND_LIGHT_BYTES ((size_t)256 << 10)
+#define FMW_EXPAND_LIGHT_SCANS ((size_t)1 << 18)
+enum fmw_expand_exhausted {
+    FMW_EXPAND_WITHIN,
+    FMW_EXPAND_OVER_BYTES,
+    FMW_EXPAND_OVER_SCANS,
+    FMW_EXPAND_OVER_TIME /* past deadline_ns */
+};
+/* deadline_ns: CLOCK_MONOTONIC, checked as the work goes (0: none). */
+void fmw_expand_budget_begin(size_t bytes, size_t scans, uint64_t deadline_ns);
 enum fmw_expand_exhausted fmw_expand_budget_end(void);
 
 /* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Caps: a pod spec is user input. */
 #define MAX_ELEMS 4096
@@ -31,16 +32,30 @@ const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const
 static _Thread_local struct {
     bool active;
     enum fmw_expand_exhausted exhausted;
-    size_t bytes_left; /* bytes substituted for references */
-    size_t scans_left; /* env entries compared by look-ups */
+    size_t bytes_left;  /* bytes substituted for references */
+    size_t scans_left;  /* env entries compared by look-ups */
+    uint64_t deadline;  /* CLOCK_MONOTONIC ns, 0: none */
+    size_t since_clock; /* work since the clock was last read */
 } budget;
 
-void fmw_expand_budget_begin(size_t bytes, size_t scans)
+/* The clock is read once per this much work (bytes and scans): about 0.1 ms of it. */
+#define CLOCK_EVERY ((size_t)1 << 16)
+
+void fmw_expand_budget_begin(size_t bytes, size_t scans, uint64_t deadline_ns)
 {
     budget.active = true;
     budget.exhausted = FMW_EXPAND_WITHIN;
     budget.bytes_left = bytes;
     budget.scans_left = scans;
+    budget.deadline = deadline_ns;
+    budget.since_clock = 0;
+}
+
+static bool past_deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec > budget.deadline;
 }
 
 enum fmw_expand_exhausted fmw_expand_budget_end(void)
@@ -60,6 +75,14 @@ static enum fmw_err charge(size_t bytes, size_t scans)
         budget.exhausted = FMW_EXPAND_OVER_BYTES;
     if (!budget.exhausted && scans > budget.scans_left)
         budget.exhausted = FMW_EXPAND_OVER_SCANS;
+    if (!budget.exhausted && budget.deadline) {
+        budget.since_clock += bytes + scans;
+        if (budget.since_clock >= CLOCK_EVERY) {
+            budget.since_clock = 0;
+            if (past_deadline())
+                budget.exhausted = FMW_EXPAND_OVER_TIME;
+        }
+    }
     if (budget.exhausted)
         return FMW_ETOOBIG;
     budget.bytes_left -= bytes;

@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 
-from harness import (ROOT, StubAPI, Webhook, certs, check_review_answer, exchange, jm_pod, post_raw,
+from harness import (ROOT, StubAPI, Webhook, certs, check_review_answer, exchange, health, jm_pod, post_raw,
                      review)
 
 GOOD_CM = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
@@ -200,3 +200,38 @@ def test_cache_is_bounded_by_what_it_holds(cm_webhook):
         # The cache's 16 MiB may stay; the rest of the burst must not.
         assert after < base + 24 * 1024, f"RSS {after} KiB 10 s after the burst (base {base} KiB)"
 
+
+
+def test_heavy_reviews_leave_the_event_loop(webhook):
+    """Twenty reviews of small bodies (220 KB, below the inline bound) whose 24,000 references
+    over 2,000 env entries take the whole expansion budget: the event loop tries each within a
+    light budget and hands it to a worker, so /healthz, served by the loop, answers at once
+    throughout (before: each review held the loop for the whole budget)."""
+    import threading
+    pod = jm_pod(env=[{"name": f"V{i}", "value": "$(NOPE)" * 12} for i in range(2000)])
+    body = json.dumps(review(pod))
+    assert 100 << 10 < len(body) < 256 << 10, len(body)
+    answers = []
+
+    def send():
+        rs, _ = exchange(webhook.port, post_raw(body), timeout=60)
+        answers.append(rs[0] if rs else None)
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    while any(t.is_alive() for t in threads):
+        t0 = time.monotonic()
+        assert health(webhook.health_port, timeout=5) == 200
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    print(f"20 heavy reviews: slowest /healthz {worst * 1000:.0f} ms")
+    assert len(answers) == 20 and all(answers), answers
+    for a in answers:
+        r = check_review_answer(a)
+        assert r["allowed"] and "patch" not in r, r
+        assert any("budget" in w for w in r.get("warnings", [])), r
+    assert worst < (1.5 if os.environ.get("FMW_ASAN_BIN") else 0.5), f"/healthz took {worst:.2f} s"

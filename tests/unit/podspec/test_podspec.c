@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <string.h>
+#include <time.h>
 
 static json_t *container_of(const char *json)
 {
@@ -193,7 +194,7 @@ Test(podspec, expansion_budget_bounds_the_sum)
     bool opaque = false, word = false;
 
     /* 25 bytes allowed: two expansions of 10 fit, the third does not, nor anything after it. */
-    fmw_expand_budget_begin(25, 1000);
+    fmw_expand_budget_begin(25, 1000, 0);
     cr_assert_eq(fmw_env_expand("$(A)", env, 2, &out, &opaque, &word), FMW_OK);
     cr_assert_str_eq(out, "0123456789");
     free(out);
@@ -206,7 +207,7 @@ Test(podspec, expansion_budget_bounds_the_sum)
     cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_OVER_BYTES);
 
     /* Each look-up is charged the entries it may compare (2 here): 3 look-ups in 5. */
-    fmw_expand_budget_begin(1000, 5);
+    fmw_expand_budget_begin(1000, 5, 0);
     cr_assert_eq(fmw_env_expand("$(B)$(B)", env, 2, &out, &opaque, &word), FMW_OK);
     free(out);
     cr_assert_eq(fmw_env_expand("$(NONE)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
@@ -215,9 +216,32 @@ Test(podspec, expansion_budget_bounds_the_sum)
     /* Outside a budget nothing is charged, and a new budget starts afresh. */
     cr_assert_eq(fmw_env_expand("$(A)$(A)$(A)", env, 2, &out, &opaque, &word), FMW_OK);
     free(out);
-    fmw_expand_budget_begin(10, 2);
+    fmw_expand_budget_begin(10, 2, 0);
     char *s = fmw_envsubst("${A}", env, 2);
     cr_assert_str_eq(s, "0123456789");
     free(s);
+    cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_WITHIN);
+}
+
+/* A deadline in the past stops the expansion once enough work is done to read the clock. */
+Test(podspec, expansion_stops_at_the_deadline)
+{
+    static char big[200001];
+    memset(big, 'y', sizeof big - 1);
+    struct env_var env[] = {{"BIG", big, 0, NULL, false}};
+    char *out = NULL;
+    bool opaque = false, word = false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t past = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - 1;
+    fmw_expand_budget_begin(FMW_EXPAND_MAX_BYTES, FMW_EXPAND_MAX_SCANS, past);
+    cr_assert_eq(fmw_env_expand("$(BIG)", env, 1, &out, &opaque, &word), FMW_ETOOBIG);
+    cr_assert_null(out);
+    cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_OVER_TIME);
+    /* A deadline far ahead changes nothing. */
+    fmw_expand_budget_begin(FMW_EXPAND_MAX_BYTES, FMW_EXPAND_MAX_SCANS, past + 60000000000u);
+    cr_assert_eq(fmw_env_expand("$(BIG)", env, 1, &out, &opaque, &word), FMW_OK);
+    cr_assert_eq(strlen(out), sizeof big - 1);
+    free(out);
     cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_WITHIN);
 }

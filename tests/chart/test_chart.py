@@ -5,6 +5,7 @@ say, the values schema, the static install in manifests/, the chart README's val
 Needs helm (make tools: build/tools/bin/helm, or FMW_HELM) and build/bin/flink-memory.
 """
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -207,6 +208,28 @@ def test_deployment_is_restricted_and_highly_available():
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"] == dep["spec"]["selector"]
     assert not [d for d in render("--set", "replicaCount=1") if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_network_policy():
+    """Off by default. On: the admission port only from the API server's CIDRs, the health port
+    only from the metrics peers (the kubelet's probes come from the node, always allowed); without
+    CIDRs the admission port stays open rather than guessing the API server's address."""
+    assert not [d for d in render() if d["kind"] == "NetworkPolicy"]
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    docs = render("--set", "networkPolicy.enabled=true",
+                  "--set", "networkPolicy.apiServerCIDRs={10.0.0.0/8,192.0.2.10/32}",
+                  "--set-json", "networkPolicy.metricsFrom=" + json.dumps([peer]))
+    dep, np = one(docs, "Deployment"), one(docs, "NetworkPolicy")
+    assert np["spec"]["podSelector"] == dep["spec"]["selector"]
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    https, health = np["spec"]["ingress"]
+    assert https["ports"] == [{"port": "https", "protocol": "TCP"}]
+    assert https["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "192.0.2.10/32"}}]
+    assert health == {"ports": [{"port": "health", "protocol": "TCP"}], "from": [peer]}
+    ports = {p["name"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert {"https", "health"} <= ports
+    [only] = one(render("--set", "networkPolicy.enabled=true"), "NetworkPolicy")["spec"]["ingress"]
+    assert only == {"ports": [{"port": "https", "protocol": "TCP"}]}
 
 
 def test_behaviour_values_become_flags():

@@ -120,6 +120,11 @@ TLS_MODES = {
                "tls.secret.caBundle=" + base64.b64encode(b"x").decode()],
     "url": ["--set", "webhook.url=https://127.0.0.1:1/mutate", "--set",
             "webhook.caBundle=" + base64.b64encode(b"x").decode()],
+    # Not a TLS mode: the default one with the NetworkPolicy on.
+    "generate-networkpolicy": ["--set", "networkPolicy.enabled=true",
+                               "--set", "networkPolicy.apiServerCIDRs={10.0.0.0/8,192.0.2.10/32}",
+                               "--set-json", 'networkPolicy.metricsFrom=[{"namespaceSelector":'
+                               '{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'],
 }
 
 

@@ -127,6 +127,8 @@ static bool reserve_body(struct srv_conn *c, size_t size)
 
 static void release_body(struct srv_conn *c)
 {
+    if (c->reserved)
+        srv_schedule_trim(c->srv); /* a large body's buffer goes back to the kernel */
     c->srv->bodies_reserved -= c->reserved;
     c->reserved = 0;
 }

@@ -195,16 +195,25 @@ static void maybe_finish_drain(struct fmw_server *srv)
         event_base_loopbreak(srv->base);
 }
 
-/* The allocator keeps memory freed by a burst of connections; an idle webhook should be small
- * again (malloc_trim is glibc's, which is what Debian has). */
+/* The allocator keeps memory freed by a burst of connections or by a heavy review (a worker's
+ * arena, a large body); an idle webhook should be small again. The buffer pool goes only once no
+ * connection is left; the heap is trimmed (malloc_trim is glibc's, which is what Debian has) a
+ * second after the last connection closed or after a worker's review, at most once a second. */
 static void trim_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct fmw_server *srv = arg;
     (void)fd, (void)what;
-    if (srv->n_conns == 0) {
+    if (srv->n_conns == 0)
         srv_bufpool_drain(srv);
-        malloc_trim(0);
-    }
+    malloc_trim(0);
+}
+
+void srv_schedule_trim(struct fmw_server *srv)
+{
+    if (srv->tearing_down || !srv->events_inited || evtimer_pending(&srv->trim_timer, NULL))
+        return;
+    struct timeval tv = {1, 0};
+    evtimer_add(&srv->trim_timer, &tv);
 }
 
 void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
@@ -227,10 +236,8 @@ void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
         return;
     if (srv->n_tls < srv->cfg.max_connections && !srv->closing)
         srv_set_listeners_paused(srv, false);
-    if (srv->n_conns == 0 && !evtimer_pending(&srv->trim_timer, NULL)) {
-        struct timeval tv = {1, 0};
-        evtimer_add(&srv->trim_timer, &tv);
-    }
+    if (srv->n_conns == 0)
+        srv_schedule_trim(srv);
     maybe_finish_drain(srv);
 }
 
@@ -241,6 +248,7 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
     struct srv_conn *c = job->conn;
     srv->jobs_active--;
     fmw_obs_gauge_add(srv->m.in_flight, -1);
+    srv_schedule_trim(srv); /* what the review allocated is free now */
     if (job->handler_err != FMW_OK) {
         struct fmw_log_line line;
         fmw_log_begin(&line, FMW_LOG_ERROR, "handler failed");

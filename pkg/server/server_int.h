@@ -152,6 +152,8 @@ struct srv_conn {
 /* The listener's callback for a new connection. */
 void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                      int addrlen, void *arg);
+/* Gives freed heap back to the kernel a second from now (once, however often it is asked). */
+void srv_schedule_trim(struct fmw_server *srv);
 /* The listener's callback when accept(2) fails (srv->accept_timer backs it off). */
 void srv_conn_accept_error(struct evconnlistener *l, void *arg);
 /* The idle connection of one listener to close so that a new one fits, or NULL (conn.c). */

@@ -478,13 +478,35 @@ static enum fmw_err node_text(struct flattener *f, yaml_node_t *node, struct fmw
     return err ? err : fmw_buf_addc(out, '}');
 }
 
-/* FNV-1a of a NUL-terminated text. */
-static size_t text_hash(const char *s)
+/* FNV-1a of a text of `n` bytes (NUL bytes included). */
+static size_t text_hash(const char *s, size_t n)
 {
     uint64_t h = 14695981039346656037u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
     return (size_t)h;
+}
+
+static bool same_text(const struct fmw_buf *a, const struct fmw_buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/*
+ * A NUL byte in a value (only a quoted scalar's escape, "\0" or "\x00", can make one) as a
+ * character Java treats the same way. Flink keeps it in the Java string, and every parser it
+ * applies to an option's text meets it only through String.trim() (which drops characters up
+ * to U+0020 at both ends: "2g\0" is 2g, and MemorySize's unit "\0g" trims to "g") or as a
+ * character that is not a digit, a letter or white space to Character.isWhitespace. U+0001
+ * behaves the same in all of them, and keeps our C strings whole. Checked against Flink's jars
+ * (tests/oracle/probes.jsonl, "NUL").
+ */
+static void nul_as_control(struct fmw_buf *text)
+{
+    for (size_t i = 0; i < text->len; i++) {
+        if (text->data[i] == '\0')
+            text->data[i] = '\x01';
+    }
 }
 
 static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_buf *prefix,
@@ -530,7 +552,8 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
             if (!err)
                 err = fmw_buf_addf(kt, "%d:", sc.is_null ? -1 : (int)sc.type);
             if (!err)
-                err = fmw_buf_adds(kt, sc.is_null ? "null" : fmw_buf_cstr(&sc.text));
+                err = sc.is_null ? fmw_buf_adds(kt, "null")
+                                 : fmw_buf_add(kt, fmw_buf_cstr(&sc.text), sc.text.len);
             fmw_buf_free(&sc.text);
         } else {
             err = fmw_buf_adds(kt, "c:");
@@ -539,34 +562,41 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
         }
         if (err)
             goto out;
-        size_t h = text_hash(fmw_buf_cstr(kt)) & (nslots - 1);
-        while (slots[h] && strcmp(fmw_buf_cstr(&keys[slots[h] - 1]), fmw_buf_cstr(kt)) != 0)
+        size_t h = text_hash(fmw_buf_cstr(kt), kt->len) & (nslots - 1);
+        while (slots[h] && !same_text(&keys[slots[h] - 1], kt))
             h = (h + 1) & (nslots - 1);
         if (slots[h]) {
             err = fail(f, key, "found duplicate key");
             goto out;
         }
         slots[h] = keys_len;
-        /* The flat key: prefix + "." + the key's Java toString text. */
+        /* The flat key: prefix + "." + the key's Java toString text, NUL bytes included. */
         size_t mark = prefix->len;
         if (mark)
             err = fmw_buf_addc(prefix, '.');
+        const char *colon = memchr(kt->data, ':', kt->len);
         if (!err)
-            err = fmw_buf_adds(prefix, strchr(fmw_buf_cstr(kt), ':') + 1);
+            err = fmw_buf_add(prefix, colon + 1, kt->len - (size_t)(colon + 1 - kt->data));
         if (err)
             goto out;
+        /* A key with a NUL byte in it (a quoted key's escape) names no Flink option: Flink keeps
+         * it as written and nothing reads it. Its value is still parsed (Flink would fail on it
+         * the same way), but not kept. */
+        bool named = memchr(prefix->data, '\0', prefix->len) == NULL;
         if (value->type == YAML_MAPPING_NODE) {
             err = flatten(f, value, prefix, depth + 1);
         } else if (value->type == YAML_SEQUENCE_NODE) {
             struct fmw_buf text;
             fmw_buf_init(&text, FMW_CONF_MAX_TEXT);
             err = node_text(f, value, &text, depth + 1);
-            if (!err)
+            if (!err && named) {
+                nul_as_control(&text);
                 err =
                     fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
                                  (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST, 0);
-            if (!err)
-                null_forget(f, prefix);
+                if (!err)
+                    null_forget(f, prefix);
+            }
             fmw_buf_free(&text);
         } else {
             struct scalar sc;
@@ -574,9 +604,12 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
             err = type_scalar(&f->src, value, &sc);
             if (err == FMW_EINVAL)
                 err = fail(f, value, "a value that does not fit its tag");
-            if (!err && sc.is_null) {
+            if (!err && !named) {
+                /* nothing kept */
+            } else if (!err && sc.is_null) {
                 err = null_remember(f, prefix, value);
             } else if (!err) {
+                nul_as_control(&sc.text);
                 err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
                                    (struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len}, sc.type,
                                    sc.number);

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from harness import (StubAPI, Webhook, certs, check_review_answer, exchange, health, jm_pod,
-                     post_raw, review, tls_connect)
+from harness import (Response, StubAPI, Webhook, certs, check_review_answer, client_ctx, exchange,
+                     health, jm_pod, post_raw, review, tls_connect)
 
 GOOD_CM = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
 MAX_CONNECTIONS = 256  # the daemon's default (pkg/server/server.c), which the chart keeps
@@ -94,6 +94,58 @@ def test_idle_keepalive_connections_make_room(webhook):
         assert health(webhook.health_port) == 200
     finally:
         for s in conns:
+            s.close()
+
+
+def read_response(s):
+    """One HTTP/1.1 response with a Content-Length body from a blocking socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return head.split(b" ", 2)[1], body
+
+
+def test_the_api_servers_connection_survives_a_flood_from_elsewhere(webhook):
+    """The API server's keep-alive connection, the oldest of all, from 127.0.0.1; then 300 idle
+    keep-alive connections from 127.0.0.2, past the cap. Room is made from the address holding
+    the most idle connections, so the flood reclaims its own and the API server's connection
+    goes on answering reviews."""
+    body = json.dumps(review(jm_pod(configmap="good")))
+    api = tls_connect(webhook.port, timeout=10)
+    api.sendall(post_raw(body))
+    assert read_response(api)[0] == b"200"
+    flood = []
+    try:
+        for _ in range(300):
+            raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=10,
+                                           source_address=("127.0.0.2", 0))
+            s = client_ctx().wrap_socket(raw, server_hostname="localhost")
+            s.sendall(post_raw(body))
+            got = read_response(s)
+            if got:
+                flood.append(s)
+            else:
+                s.close()
+        for _ in range(3):
+            api.sendall(post_raw(body))
+            got = read_response(api)
+            assert got and got[0] == b"200", "the API server's connection was closed"
+            r = check_review_answer(Response(200, {}, got[1]))
+            assert r["allowed"] and "patch" in r, r
+    finally:
+        api.close()
+        for s in flood:
             s.close()
 
 

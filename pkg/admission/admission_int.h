@@ -42,12 +42,13 @@ struct fmw_json_error {
     bool too_many_values; /* refused for FMW_JSON_MAX_VALUES, not for its syntax */
 };
 
-/* The most values (objects, arrays, strings, numbers, literals) one request may hold. Pods of
- * ordinary JSON (15-30 bytes a value) reach it at 0.75-1.5 MB, the size etcd allows one object;
- * the largest review in the test data holds 1,767. 7 MiB of "{}" holds 2.4 million, which as a
- * tree took 552 MB. Past the cap the parse stops, so at most this many values are ever built
- * (about 12 MB of the costliest kind, "{}"), and the request is answered 413. */
-#define FMW_JSON_MAX_VALUES 50000
+/* The most values (objects, arrays, strings, numbers, literals) one request may hold. The
+ * largest review in the test data holds 1,767; a pod with thousands of env entries and its
+ * managedFields stays under 20,000. 7 MiB of "{}" holds 2.4 million, which as a tree took 552 MB.
+ * Past the cap the parse stops, so at most this many values are ever built: 6 MB of the
+ * costliest kind ("{}", 304 bytes each with jansson 2.14), 18 MB for the three reviews that can
+ * run at once with the chart's two workers (SECURITY.md, "Budgets"); the request is answered 413. */
+#define FMW_JSON_MAX_VALUES 20000
 
 /*
  * Parses `len` bytes of JSON into a NEW jansson tree: accepts exactly what

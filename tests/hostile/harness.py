@@ -15,10 +15,12 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -160,12 +162,19 @@ class Webhook:
         except OSError:
             return ""
 
-    def rss_kib(self):
+    def _status_kib(self, field):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
+
+    def rss_kib(self):
+        return self._status_kib("VmRSS")
+
+    def peak_kib(self):
+        """The process's peak resident size so far."""
+        return self._status_kib("VmHWM")
 
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
@@ -454,3 +463,36 @@ def check_review_answer(resp, uid=None):
     for w in r.get("warnings", []):
         assert len(w.encode()) <= 120, w
     return r
+
+
+GOOD_CONF = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
+
+
+def fresh_webhook(prefix, *extra):
+    """A generator for fixtures: a webhook of its own (flags as given, else the defaults the chart
+    keeps) whose stub API (wh.stub) serves ConfigMap flink/good; stopped, and checked for
+    sanitizer reports, after the test."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    certs(d)
+    api = StubAPI()
+    api.configmaps[("flink", "good")] = GOOD_CONF
+    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")), *extra)
+    wh.start()
+    wh.stub = api
+    try:
+        yield wh
+    finally:
+        try:
+            wh.stop()
+        finally:
+            api.close()
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def assert_good_review(wh):
+    """A good review on a new connection gets its patch: the webhook goes on serving."""
+    good = review(jm_pod(configmap="good"))
+    rs, _ = exchange(wh.port, post_raw(json.dumps(good)))
+    assert rs, "no answer to a good review: " + wh.stderr()[-2000:]
+    r = check_review_answer(rs[0], good["request"]["uid"])
+    assert r["allowed"] and "patch" in r, r

@@ -12,17 +12,14 @@ good reviews.
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import pytest
 import yaml
 
-from harness import (ROOT, StubAPI, Webhook, certs, check_review_answer, exchange, health, jm_pod,
-                     post_raw, review, tls_connect)
+from harness import (GOOD_CONF, ROOT, assert_good_review, check_review_answer, exchange, health,
+                     jm_pod, post_raw, review, tls_connect)
 
-GOOD_CM = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
 UNITS = {"Ki": 1, "Mi": 1 << 10, "Gi": 1 << 20}
 
 
@@ -64,28 +61,6 @@ CASES = {
 }
 
 
-@pytest.fixture
-def webhook():
-    d = tempfile.mkdtemp(prefix="fmw-budget-")
-    certs(d)
-    api = StubAPI()
-    api.configmaps[("flink", "good")] = GOOD_CM
-    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")))
-    wh.start()
-    yield wh
-    try:
-        wh.stop()
-    finally:
-        api.close()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def peak_kib(wh):
-    with open(f"/proc/{wh.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -102,13 +77,9 @@ def test_expansion_is_bounded(webhook, case):
     assert any("budget" in w for w in r.get("warnings", [])), r
     if not os.environ.get("FMW_ASAN_BIN"):
         # AddressSanitizer's shadow memory and quarantine make RSS meaningless in its run.
-        assert peak_kib(webhook) < one_case_limit_kib(), f"{case}: peak RSS {peak_kib(webhook)} KiB"
-    print(f"{case}: {len(body)} bytes answered in {elapsed * 1000:.0f} ms, peak RSS {peak_kib(webhook)} KiB")
-    # Still serving: a good review gets its patch.
-    good = review(jm_pod(configmap="good"))
-    rs, _ = exchange(webhook.port, post_raw(json.dumps(good)))
-    r = check_review_answer(rs[0], good["request"]["uid"])
-    assert r["allowed"] and "patch" in r, r
+        assert webhook.peak_kib() < one_case_limit_kib(), f"{case}: peak RSS {webhook.peak_kib()} KiB"
+    print(f"{case}: {len(body)} bytes answered in {elapsed * 1000:.0f} ms, peak RSS {webhook.peak_kib()} KiB")
+    assert_good_review(webhook)
 
 
 # Bodies just under the 7 MiB cap made of the smallest JSON values: millions of them, each a node
@@ -133,38 +104,11 @@ def test_value_bombs_are_refused_before_the_tree(webhook, token):
     assert rs[0].status == 413, rs[0]
     assert "JSON values" in rs[0].json()["error"], rs[0].json()
     if not os.environ.get("FMW_ASAN_BIN"):
-        assert peak_kib(webhook) < one_case_limit_kib(), f"{token}: peak RSS {peak_kib(webhook)} KiB"
-    print(f"{token}: {len(body)} bytes refused, peak RSS {peak_kib(webhook)} KiB")
-    good = review(jm_pod(configmap="good"))
-    rs, _ = exchange(webhook.port, post_raw(json.dumps(good)))
-    r = check_review_answer(rs[0], good["request"]["uid"])
-    assert r["allowed"] and "patch" in r, r
+        assert webhook.peak_kib() < one_case_limit_kib(), f"{token}: peak RSS {webhook.peak_kib()} KiB"
+    print(f"{token}: {len(body)} bytes refused, peak RSS {webhook.peak_kib()} KiB")
+    assert_good_review(webhook)
 
 
-def rss_kib(wh):
-    with open(f"/proc/{wh.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-@pytest.fixture
-def cm_webhook():
-    """A webhook whose stub API serves the ConfigMaps a test puts in `api.configmaps`."""
-    d = tempfile.mkdtemp(prefix="fmw-budget-cm-")
-    certs(d)
-    api = StubAPI()
-    api.configmaps[("flink", "good")] = GOOD_CM
-    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")))
-    wh.start()
-    wh.api = api
-    yield wh
-    try:
-        wh.stop()
-    finally:
-        api.close()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def review_with(wh, configmap):
@@ -174,38 +118,38 @@ def review_with(wh, configmap):
     return check_review_answer(rs[0], r["request"]["uid"])
 
 
-def test_configmaps_of_many_keys_are_not_parsed(cm_webhook):
+def test_configmaps_of_many_keys_are_not_parsed(webhook):
     """Thirty 1 MiB ConfigMaps of 70,000 empty keys (before: RSS from 6 to 386 MB, kept): each is
     refused before its tree is built, the pod admitted as written with a warning."""
     for i in range(30):
-        cm_webhook.api.configmaps[("flink", f"keys-{i}")] = dict(
-            {f"k{j}": "" for j in range(70000)}, **GOOD_CM)
+        webhook.stub.configmaps[("flink", f"keys-{i}")] = dict(
+            {f"k{j}": "" for j in range(70000)}, **GOOD_CONF)
     for i in range(30):
-        r = review_with(cm_webhook, f"keys-{i}")
+        r = review_with(webhook, f"keys-{i}")
         assert r["allowed"] and "patch" not in r, r
         assert any("cannot be read" in w for w in r.get("warnings", [])), r
     # Warnings are cut at 120 characters; the log has the whole reason.
-    assert "JSON values, too many to parse" in cm_webhook.stderr()
+    assert "JSON values, too many to parse" in webhook.stderr()
     if not os.environ.get("FMW_ASAN_BIN"):
-        assert peak_kib(cm_webhook) < one_case_limit_kib(), f"peak RSS {peak_kib(cm_webhook)} KiB"
-    print(f"30 ConfigMaps of 70,000 keys: peak RSS {peak_kib(cm_webhook)} KiB")
-    assert review_with(cm_webhook, "good").get("patch")
+        assert webhook.peak_kib() < one_case_limit_kib(), f"peak RSS {webhook.peak_kib()} KiB"
+    print(f"30 ConfigMaps of 70,000 keys: peak RSS {webhook.peak_kib()} KiB")
+    assert review_with(webhook, "good").get("patch")
 
 
-def test_cache_is_bounded_by_what_it_holds(cm_webhook):
+def test_cache_is_bounded_by_what_it_holds(webhook):
     """100 ConfigMaps of 4,000 keys besides the Flink file (60 KB of JSON, 690 KB of tree each):
     all are read and the pods sized, but the cache keeps only what fits its 16 MiB of tree, and
     10 s after the burst the memory is returned."""
     for i in range(100):
-        cm_webhook.api.configmaps[("flink", f"wide-{i}")] = dict(
-            {f"filler.{j}": "" for j in range(4000)}, **GOOD_CM)
-    base = rss_kib(cm_webhook)
+        webhook.stub.configmaps[("flink", f"wide-{i}")] = dict(
+            {f"filler.{j}": "" for j in range(4000)}, **GOOD_CONF)
+    base = webhook.rss_kib()
     for i in range(100):
-        r = review_with(cm_webhook, f"wide-{i}")
+        r = review_with(webhook, f"wide-{i}")
         assert r["allowed"] and r.get("patch"), r
-    peak = peak_kib(cm_webhook)
+    peak = webhook.peak_kib()
     time.sleep(10)
-    after = rss_kib(cm_webhook)
+    after = webhook.rss_kib()
     print(f"100 ConfigMaps of 4,000 keys: RSS {base} KiB before, peak {peak} KiB, {after} KiB 10 s after")
     if not os.environ.get("FMW_ASAN_BIN"):
         assert peak < one_case_limit_kib(), f"peak RSS {peak} KiB"
@@ -249,11 +193,11 @@ def test_heavy_reviews_leave_the_event_loop(webhook):
     assert worst < (1.5 if os.environ.get("FMW_ASAN_BIN") else 0.5), f"/healthz took {worst:.2f} s"
 
 
-def test_memory_is_returned_after_each_spike(cm_webhook):
+def test_memory_is_returned_after_each_spike(webhook):
     """With an idle connection held open (as the API server keeps one), after a warm-up of
     ordinary reviews: 10 s after each hostile request the RSS is back within 4 MiB of where it
     was (before: 4 to 7 MB above it, kept by glibc's arenas)."""
-    wh = cm_webhook
+    wh = webhook
     keep = tls_connect(wh.port)
     try:
         for _ in range(3):
@@ -261,14 +205,14 @@ def test_memory_is_returned_after_each_spike(cm_webhook):
             r = review(jm_pod(configmap="good", env=[{"name": f"E{i}", "value": "x"} for i in range(3000)]))
             exchange(wh.port, post_raw(json.dumps(r)), timeout=30)
         time.sleep(2)
-        base = rss_kib(wh)
+        base = wh.rss_kib()
         spikes = [("7 MiB of {}", bomb("{}"))] + [
             (name, json.dumps(review(CASES[name]))) for name in ("args", "script", "lookups")]
         for name, body in spikes:
             exchange(wh.port, post_raw(body), timeout=30)
             time.sleep(10)
-            after = rss_kib(wh)
-            print(f"{name}: RSS {after} KiB 10 s after (rest {base} KiB, peak so far {peak_kib(wh)} KiB)")
+            after = wh.rss_kib()
+            print(f"{name}: RSS {after} KiB 10 s after (rest {base} KiB, peak so far {wh.peak_kib()} KiB)")
             if not os.environ.get("FMW_ASAN_BIN"):
                 assert after < base + 4096, f"{name}: RSS {after} KiB 10 s after, rest {base} KiB"
     finally:

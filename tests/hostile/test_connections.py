@@ -12,34 +12,16 @@
 import json
 import os
 import resource
-import shutil
 import socket
-import tempfile
 import time
 
 import pytest
 
-from harness import (Response, StubAPI, Webhook, certs, check_review_answer, client_ctx, exchange,
-                     health, jm_pod, post_raw, review, tls_connect)
+from harness import (Response, check_review_answer, client_ctx, exchange, health, jm_pod, post_raw,
+                     review, tls_connect)
 
-GOOD_CM = {"flink-conf.yaml": "jobmanager.memory.process.size: 1600m\n"}
 MAX_CONNECTIONS = 256  # the daemon's default (pkg/server/server.c), which the chart keeps
 
-
-@pytest.fixture
-def webhook():
-    d = tempfile.mkdtemp(prefix="fmw-conns-")
-    certs(d)
-    api = StubAPI()
-    api.configmaps[("flink", "good")] = GOOD_CM
-    wh = Webhook(d, api.kubeconfig(os.path.join(d, "kubeconfig")))
-    wh.start()
-    yield wh
-    try:
-        wh.stop()
-    finally:
-        api.close()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -186,13 +168,6 @@ def test_health_port_flood_with_few_descriptors(webhook):
     assert lines < 100, webhook.stderr()[-2000:]
 
 
-def peak_kib(wh):
-    with open(f"/proc/{wh.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
 
 def test_unfinished_large_bodies_share_one_budget(webhook):
     """60 connections each declare a 7 MiB body and send all of it but its last bytes (before:
@@ -238,8 +213,8 @@ def test_unfinished_large_bodies_share_one_budget(webhook):
         assert health(webhook.health_port, timeout=2) == 200
         assert good_reviews_answered(webhook) == 3
         if not os.environ.get("FMW_ASAN_BIN"):
-            assert peak_kib(webhook) < one_case_limit_kib(), f"peak RSS {peak_kib(webhook)} KiB"
-        print(f"60 unfinished 7 MiB bodies: peak RSS {peak_kib(webhook)} KiB, "
+            assert webhook.peak_kib() < one_case_limit_kib(), f"peak RSS {webhook.peak_kib()} KiB"
+        print(f"60 unfinished 7 MiB bodies: peak RSS {webhook.peak_kib()} KiB, "
               f"{statuses.count(b'503')} answered 503")
         assert statuses.count(b"503") >= 50, statuses
     finally:

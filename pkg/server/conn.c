@@ -188,6 +188,7 @@ static void conn_linger(struct srv_conn *c)
     c->body_terminator = NULL;
     c->in.len = 0; /* nothing of it is read any more */
     give_buffers(c);
+    release_body(c);
     struct timeval tv = {(time_t)(LINGER_NS / 1000000000u), 0};
     evtimer_add(&c->timer, &tv);
 }
@@ -217,28 +218,30 @@ static bool conn_idle(const struct srv_conn *c)
     return c->state == SRV_C_READING && c->in.len == 0 && !c->may_have_pending && !c->processing;
 }
 
-struct srv_conn *srv_conn_idle_victim(struct fmw_server *srv, bool tls)
+/* Whether the connection may be closed to make room on its listener. TLS: only when idle. The
+ * health listener's requests are one short line, answered at once: any of its connections not
+ * being answered may go, so slow or stalled clients cannot hold the probes' slots. */
+static bool conn_reclaimable(const struct srv_conn *c)
 {
-    /* Fairness where it is cheap (this runs only when a listener is full): the victim comes from
-     * the client address holding the most idle connections, so that one client's flood reclaims
-     * its own connections before the API server's; among those, the oldest (the list is newest
-     * first). Quadratic in the connections of one listener, at most max_connections. */
-    struct srv_conn *victim = NULL;
-    unsigned victim_count = 0;
+    if (c->ssl)
+        return conn_idle(c);
+    return c->state != SRV_C_HANDLING && c->state != SRV_C_CLOSED && !c->processing;
+}
+
+struct srv_conn *srv_conn_victim(struct fmw_server *srv, bool tls, const char *remote)
+{
+    /* One pass over the list, newest first, so the last match is the oldest. The new
+     * connection's own address gives first: a flood from one address reclaims its own
+     * connections before anyone else's, the API server's among them. */
+    struct srv_conn *own = NULL, *any = NULL;
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
-        if ((c->ssl != NULL) != tls || !conn_idle(c))
+        if ((c->ssl != NULL) != tls || !conn_reclaimable(c))
             continue;
-        unsigned same = 0;
-        for (struct srv_conn *d = srv->conns; d; d = d->next) {
-            if ((d->ssl != NULL) == tls && conn_idle(d) && strcmp(d->remote, c->remote) == 0)
-                same++;
-        }
-        if (same >= victim_count) {
-            victim = c;
-            victim_count = same;
-        }
+        any = c;
+        if (remote && strcmp(c->remote, remote) == 0)
+            own = c;
     }
-    return victim;
+    return own ? own : any;
 }
 
 void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
@@ -247,12 +250,16 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     struct fmw_server *srv = arg;
     bool tls = l == srv->tls_listener;
     (void)addrlen;
-    srv->accept_backoff_ms = 0; /* accept works again */
-    /* A full listener makes room by closing an idle connection. With none idle (every one is
-     * mid-request), a TLS connection is taken over the cap and the listener pauses, so that the
-     * next ones wait in the kernel's backlog; the health listener refuses it instead. */
+    char remote[64] = "";
+    if (addr && addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, remote, sizeof remote);
+    else if (addr && addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, remote, sizeof remote);
+    /* A full listener makes room by closing a connection it may reclaim. With none (every one
+     * is mid-request), a TLS connection is taken over the cap and the listener pauses, so that
+     * the next ones wait in the kernel's backlog; the health listener refuses it instead. */
     if (tls ? srv->n_tls >= srv->cfg.max_connections : srv->n_plain >= SRV_MAX_PLAIN_CONNS) {
-        struct srv_conn *victim = srv_conn_idle_victim(srv, tls);
+        struct srv_conn *victim = srv_conn_victim(srv, tls, remote);
         if (victim) {
             srv_conn_close(victim);
         } else if (tls) {
@@ -274,11 +281,7 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     fmw_buf_init(&c->in, srv->cfg.max_headers + srv->cfg.max_body + 1);
     fmw_buf_init(&c->body, srv->cfg.max_body);
     fmw_buf_init(&c->out, srv->cfg.max_response + 64 * 1024);
-    if (addr && addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, c->remote, sizeof c->remote);
-    else if (addr && addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, c->remote,
-                  sizeof c->remote);
+    memcpy(c->remote, remote, sizeof c->remote);
     if (tls) {
         c->ssl = srv_tls_new_ssl(srv, fd);
         if (!c->ssl) {
@@ -302,10 +305,6 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
         srv->n_tls++;
         fmw_obs_gauge_add(srv->m.connections, 1);
         fmw_obs_inc(srv->m.connections_total);
-        /* Full: the listener goes on only while an idle connection can make room for the next
-         * one (srv_conn_gone and a connection becoming idle start it again). */
-        if (srv->n_tls >= srv->cfg.max_connections && !srv_conn_idle_victim(srv, true))
-            srv_set_listeners_paused(srv, true);
     } else {
         srv->n_plain++;
     }
@@ -356,6 +355,13 @@ static enum io_result read_input(struct srv_conn *c)
                 target = c->in.len + READ_MIN + 1;
             if (target > want + 1)
                 target = want + 1;
+            /* Past SRV_BODY_FREE the buffer takes its share of max_bodies as it grows: what is
+             * charged is what was received, never a declared length. No share: nothing more is
+             * read, and conn_process answers 503. */
+            if (!reserve_body(c, target)) {
+                c->over_budget = true;
+                return IO_OK;
+            }
             char *grown = realloc(c->in.data, target);
             if (!grown)
                 return IO_ERROR;
@@ -461,12 +467,14 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->refs++;
+    bool was_idle = conn_idle(c);
     read_and_process(c);
-    /* A full TLS listener stays on only while an idle connection could make room: this one may
-     * just have stopped being idle. Checked only when full, so it costs nothing otherwise. */
+    /* A full TLS listener stays on only while an idle connection could make room (srv_conn_gone
+     * and a connection becoming idle start it again). Looked at when this one stops being idle
+     * while full: one pass over the list per request at the cap, nothing otherwise. */
     struct fmw_server *srv = c->srv;
-    if (c->ssl && srv->n_tls >= srv->cfg.max_connections && !srv->listeners_paused &&
-        !srv->closing && !srv_conn_idle_victim(srv, true))
+    if (was_idle && c->ssl && !conn_idle(c) && srv->n_tls >= srv->cfg.max_connections &&
+        !srv->listeners_paused && !srv->closing && !srv_conn_victim(srv, true, NULL))
         srv_set_listeners_paused(srv, true);
     srv_conn_release(c);
 }
@@ -598,8 +606,6 @@ static void conn_process(struct srv_conn *c)
             int status = srv_parse_head(c->in.data + c->skip, c->head_len - c->skip, &c->head);
             if (status == 0 && c->head.has_length && c->head.length > srv->cfg.max_body)
                 status = 413;
-            if (status == 0 && c->head.has_length && !reserve_body(c, (size_t)c->head.length))
-                status = 503;
             if (status) {
                 respond_error(c, status, error_text(status));
                 break;
@@ -627,8 +633,9 @@ static void conn_process(struct srv_conn *c)
             }
             c->consumed += used;
             complete = c->chunks.state == FMW_CH_DONE;
-            /* A chunked body reserves as it grows, in doublings. */
-            if (c->body.alloc > SRV_BODY_FREE && !reserve_body(c, c->body.alloc)) {
+            /* A chunked body reserves as it grows, in doublings (by what this request decoded:
+             * a buffer kept from an earlier one is not charged to a small new one). */
+            if (c->body.len > SRV_BODY_FREE && !reserve_body(c, c->body.alloc)) {
                 respond_error(c, 503, error_text(503));
                 break;
             }
@@ -650,6 +657,10 @@ static void conn_process(struct srv_conn *c)
             c->consumed = c->head_len + (size_t)len;
             body = c->in.data + c->head_len;
             body_len = (size_t)len;
+        }
+        if (!complete && c->over_budget) {
+            respond_error(c, 503, error_text(503));
+            break;
         }
         if (!complete) {
             if (c->head.expect_continue && !c->continue_sent) {
@@ -721,6 +732,7 @@ static void next_request(struct srv_conn *c)
         c->in.data[rest] = '\0';
     c->consumed = c->head_len = c->scan_from = c->skip = 0;
     c->skipped = false;
+    c->over_budget = false;
     release_body(c);
     c->continue_sent = false;
     memset(&c->head, 0, sizeof c->head);

@@ -132,7 +132,7 @@ void srv_set_listeners_paused(struct fmw_server *srv, bool pause)
     if (srv->listeners_paused == pause || !srv->tls_listener)
         return;
     srv->listeners_paused = pause;
-    if (srv->accept_resting)
+    if (srv->rest[1].resting)
         return; /* accept_timer_cb enables it, or not, when the rest is over */
     if (pause)
         evconnlistener_disable(srv->tls_listener);
@@ -140,53 +140,57 @@ void srv_set_listeners_paused(struct fmw_server *srv, bool pause)
         evconnlistener_enable(srv->tls_listener);
 }
 
-/* The rest after accept(2) errors is over: listen again (the TLS listener unless it is full). */
+/* A listener's rest after accept(2) errors is over: it listens again (the TLS listener unless it
+ * is full). */
 static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct fmw_server *srv = arg;
+    struct srv_rest *r = arg;
+    struct fmw_server *srv = r->srv;
     (void)fd, (void)what;
-    srv->accept_resting = false;
-    if (srv->tls_listener && !srv->listeners_paused)
+    r->resting = false;
+    if (r->tls && srv->tls_listener && !srv->listeners_paused)
         evconnlistener_enable(srv->tls_listener);
-    if (srv->plain_listener)
+    if (!r->tls && srv->plain_listener)
         evconnlistener_enable(srv->plain_listener);
 }
 
 /*
  * accept(2) failed. Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), the waiting
  * connection keeps the listener readable, and libevent would call accept again at once, for
- * ever: both listeners rest instead, 10 ms doubling to 1 s while the errors last, with one log
- * line per rest. An idle connection is closed to give a descriptor back. Other errors (the
+ * ever: that listener rests instead, 10 ms doubling to 1 s while its errors last (a successful
+ * accept in between or not: the descriptor a closed connection gives back is taken at once;
+ * after 5 s without one it starts over), with one log line per rest. A reclaimable connection,
+ * a TLS one first (where floods come from), is closed to give a descriptor back. The other
+ * listener goes on: a flood of the admission port must not starve the probes. Other errors (the
  * client gave up: ECONNABORTED) are the kernel's business and need nothing.
  */
 void srv_conn_accept_error(struct evconnlistener *l, void *arg)
 {
     struct fmw_server *srv = arg;
     int e = EVUTIL_SOCKET_ERROR();
-    (void)l;
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
         return;
-    if (srv->accept_resting)
+    struct srv_rest *r = &srv->rest[l == srv->tls_listener];
+    if (r->resting)
         return;
-    struct srv_conn *victim = srv_conn_idle_victim(srv, false);
+    struct srv_conn *victim = srv_conn_victim(srv, true, NULL);
     if (!victim)
-        victim = srv_conn_idle_victim(srv, true);
+        victim = srv_conn_victim(srv, false, NULL);
     if (victim)
         srv_conn_close(victim);
-    srv->accept_backoff_ms = srv->accept_backoff_ms ? srv->accept_backoff_ms * 2
-                                                    : SRV_ACCEPT_BACKOFF_MIN_MS;
-    if (srv->accept_backoff_ms > SRV_ACCEPT_BACKOFF_MAX_MS)
-        srv->accept_backoff_ms = SRV_ACCEPT_BACKOFF_MAX_MS;
-    fmw_logf(FMW_LOG_WARN, "accept: %s; listeners rest %u ms%s", strerror(e),
-             srv->accept_backoff_ms, victim ? " (an idle connection closed)" : "");
-    srv->accept_resting = true;
-    if (srv->tls_listener)
-        evconnlistener_disable(srv->tls_listener);
-    if (srv->plain_listener)
-        evconnlistener_disable(srv->plain_listener);
-    struct timeval tv = {(time_t)(srv->accept_backoff_ms / 1000),
-                         (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000};
-    evtimer_add(&srv->accept_timer, &tv);
+    uint64_t now = srv_now_ns();
+    bool recent = r->backoff_ms && now - r->error_ns < 5000000000u;
+    r->error_ns = now;
+    r->backoff_ms = recent ? r->backoff_ms * 2 : SRV_ACCEPT_BACKOFF_MIN_MS;
+    if (r->backoff_ms > SRV_ACCEPT_BACKOFF_MAX_MS)
+        r->backoff_ms = SRV_ACCEPT_BACKOFF_MAX_MS;
+    fmw_logf(FMW_LOG_WARN, "accept on the %s port: %s; it rests %u ms%s",
+             r->tls ? "admission" : "health", strerror(e), r->backoff_ms,
+             victim ? " (a connection closed to free a descriptor)" : "");
+    r->resting = true;
+    evconnlistener_disable(l);
+    struct timeval tv = {(time_t)(r->backoff_ms / 1000), (suseconds_t)(r->backoff_ms % 1000) * 1000};
+    evtimer_add(&r->timer, &tv);
 }
 
 static void maybe_finish_drain(struct fmw_server *srv)
@@ -766,7 +770,11 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     evtimer_assign(&srv->drain_timer, srv->base, drain_timer_cb, srv);
     evtimer_assign(&srv->grace_timer, srv->base, grace_timer_cb, srv);
     evtimer_assign(&srv->trim_timer, srv->base, trim_timer_cb, srv);
-    evtimer_assign(&srv->accept_timer, srv->base, accept_timer_cb, srv);
+    for (int i = 0; i < 2; i++) {
+        srv->rest[i].srv = srv;
+        srv->rest[i].tls = i == 1;
+        evtimer_assign(&srv->rest[i].timer, srv->base, accept_timer_cb, &srv->rest[i]);
+    }
     srv->events_inited = true;
 
     err = srv_tls_init(srv, diag);
@@ -880,7 +888,8 @@ void fmw_server_free(struct fmw_server *srv)
         event_del(&srv->drain_timer);
         event_del(&srv->grace_timer);
         event_del(&srv->trim_timer);
-        event_del(&srv->accept_timer);
+        event_del(&srv->rest[0].timer);
+        event_del(&srv->rest[1].timer);
     }
     /* Runs the pending finalizers, which free the remaining connections' SSL objects. */
     if (srv->base)

@@ -100,9 +100,10 @@ struct fmw_server_config {
     unsigned workers;            /* handler threads; default 2 */
     unsigned max_connections;    /* open connections; past it the listener pauses; default 256 */
     size_t max_body;             /* request body cap (413); default 7 MiB */
-    size_t max_bodies;           /* bodies larger than SRV_BODY_FREE (64 KiB) being read or
-                                    handled, all connections together; past it such a request
-                                    is answered 503; default 24 MiB */
+    size_t max_bodies;           /* request buffers past SRV_BODY_FREE (64 KiB), all
+                                    connections together, charged as they grow with what was
+                                    received; past it the request is answered 503; default
+                                    24 MiB */
     size_t max_headers;          /* request line + headers cap (400); default 16 KiB */
     size_t max_response;         /* response body cap for handlers; default 7 MiB */
     size_t inline_max_body;      /* largest body an inline_first route handles on the loop

@@ -126,6 +126,7 @@ struct srv_conn {
     bool close_after; /* the response in progress is the last */
     bool counted;     /* counts against max_connections (TLS listener) */
     size_t reserved;  /* this request's share of max_bodies (srv->bodies_reserved) */
+    bool over_budget; /* `in` could not grow for want of a share: the request gets a 503 */
 
     /* The request being read: raw bytes from `in`'s start, its head once complete. */
     struct fmw_buf in;
@@ -156,8 +157,9 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
 void srv_schedule_trim(struct fmw_server *srv);
 /* The listener's callback when accept(2) fails (srv->accept_timer backs it off). */
 void srv_conn_accept_error(struct evconnlistener *l, void *arg);
-/* The idle connection of one listener to close so that a new one fits, or NULL (conn.c). */
-struct srv_conn *srv_conn_idle_victim(struct fmw_server *srv, bool tls);
+/* The connection of one listener to close so that a new one from `remote` (NULL: any) fits:
+ * the oldest reclaimable one of that address, else the oldest of all; NULL when none (conn.c). */
+struct srv_conn *srv_conn_victim(struct fmw_server *srv, bool tls, const char *remote);
 /*
  * Answers the connection's current request (status line, Content-Type, Content-Length, the
  * `extra` header lines ("Allow: POST\r\n"), Connection: close when it is the last) and writes
@@ -238,10 +240,16 @@ struct fmw_server {
     unsigned n_plain;
     size_t bodies_reserved; /* sum of the connections' `reserved` */
     bool listeners_paused;
-    /* accept(2) errors: both listeners off until the timer, the pause doubling while they last. */
-    struct event accept_timer;
-    unsigned accept_backoff_ms;
-    bool accept_resting;
+    /* accept(2) errors, per listener ([0] health, [1] TLS): the listener is off until its timer,
+     * the rest doubling while the errors last. */
+    struct srv_rest {
+        struct fmw_server *srv;
+        bool tls;
+        struct event timer;
+        unsigned backoff_ms;
+        uint64_t error_ns; /* the last error, srv_now_ns() */
+        bool resting;
+    } rest[2];
 
     /* Worker pool. */
     pthread_t *threads;

@@ -221,3 +221,84 @@ def test_unfinished_large_bodies_share_one_budget(webhook):
         stop.set()
         for t in threads:
             t.join(timeout=30)
+
+
+def test_slow_health_clients_cannot_hold_the_probes_slots(webhook):
+    """Every health slot (32) taken by a client that sends half a request line and reconnects
+    whenever it is closed: the kubelet's probes are still answered, since the health listener
+    reclaims any connection it is not answering (before: the new ones were refused)."""
+    import threading
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", webhook.health_port), timeout=2) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nX-a: ")
+                    while not stop.is_set() and s.recv(1):
+                        pass
+            except OSError:
+                pass
+
+    hogs = [threading.Thread(target=hog) for _ in range(40)]
+    for t in hogs:
+        t.start()
+    try:
+        time.sleep(1)
+        answered = 0
+        for _ in range(20):
+            try:
+                answered += health(webhook.health_port, timeout=2) == 200
+            except OSError:
+                pass
+            time.sleep(0.05)
+        assert answered == 20, f"{answered} of 20 probes answered"
+    finally:
+        stop.set()
+        for t in hogs:
+            t.join(timeout=10)
+
+
+def test_declared_lengths_take_no_share_of_the_body_budget(webhook):
+    """Heads that declare 7+7+7+3 MiB and send nothing hold no memory, so they take none of the
+    large-body budget: a 100 KB review is still answered (before: 503 until they timed out)."""
+    held = []
+    try:
+        for mib in (7, 7, 7, 3):
+            s = tls_connect(webhook.port, timeout=10)
+            s.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % ((mib << 20) - 1))
+            held.append(s)
+        time.sleep(0.3)
+        pod = jm_pod(configmap="good", annotations={"pad": "x" * (100 << 10)})
+        r = review(pod)
+        rs, _ = exchange(webhook.port, post_raw(json.dumps(r)), timeout=10)
+        assert rs and rs[0].status == 200, rs
+        resp = check_review_answer(rs[0], r["request"]["uid"])
+        assert resp["allowed"] and "patch" in resp, resp
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_accept_backoff_grows_while_descriptors_lack(webhook):
+    """With 128 open files and 600 TLS connections that say nothing, accept(2) keeps failing: the
+    listeners' rest doubles up to 1 s instead of starting again at 10 ms after each accept the
+    closed idle connection allows (before: 255 log lines in 3 s)."""
+    resource.prlimit(webhook.proc.pid, resource.RLIMIT_NOFILE, (128, 128))
+    before = webhook.stderr().count("it rests")
+    conns = []
+    try:
+        for _ in range(600):
+            try:
+                conns.append(socket.create_connection(("127.0.0.1", webhook.port), timeout=5))
+            except OSError:
+                break
+        time.sleep(3)
+        rests = webhook.stderr().count("it rests") - before
+        print(f"600 silent connections, 128 files: {rests} rests logged in 3 s")
+        assert rests <= 12, webhook.stderr()[-2000:]
+        assert health(webhook.health_port, timeout=2) == 200
+    finally:
+        for s in conns:
+            s.close()

@@ -367,7 +367,8 @@ static enum fmw_err emit_string(struct fmw_str s, struct fmw_buf *out)
 
 /* A flat key whose latest value is null, and where that null was written. */
 struct null_key {
-    char *key;
+    char *key; /* may hold NUL bytes: key_len says how long it is */
+    size_t key_len;
     yaml_node_t *node;
 };
 
@@ -387,7 +388,8 @@ struct flattener {
 static void null_forget(struct flattener *f, const struct fmw_buf *key)
 {
     for (size_t i = 0; i < f->nnulls; i++) {
-        if (strcmp(f->nulls[i].key, fmw_buf_cstr(key)) == 0) {
+        if (f->nulls[i].key_len == key->len &&
+            (key->len == 0 || memcmp(f->nulls[i].key, key->data, key->len) == 0)) {
             free(f->nulls[i].key);
             f->nulls[i] = f->nulls[--f->nnulls];
             return;
@@ -404,9 +406,10 @@ static enum fmw_err null_remember(struct flattener *f, const struct fmw_buf *key
     if (!p)
         return FMW_ENOMEM;
     f->nulls = p;
-    p[f->nnulls].key = fmw_strdup(fmw_buf_cstr(key));
+    p[f->nnulls].key = fmw_str_dup((struct fmw_str){fmw_buf_cstr(key), key->len});
     if (!p[f->nnulls].key)
         return FMW_ENOMEM;
+    p[f->nnulls].key_len = key->len;
     p[f->nnulls++].node = node;
     return FMW_OK;
 }
@@ -594,9 +597,9 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
                 err =
                     fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
                                  (struct fmw_str){fmw_buf_cstr(&text), text.len}, FMW_CONF_LIST, 0);
-                if (!err)
-                    null_forget(f, prefix);
             }
+            if (!err)
+                null_forget(f, prefix);
             fmw_buf_free(&text);
         } else {
             struct scalar sc;
@@ -604,15 +607,16 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
             err = type_scalar(&f->src, value, &sc);
             if (err == FMW_EINVAL)
                 err = fail(f, value, "a value that does not fit its tag");
-            if (!err && !named) {
-                /* nothing kept */
-            } else if (!err && sc.is_null) {
+            /* A null is remembered under any key, named or not: Flink refuses a file with a null
+             * value whatever its key (the last value of a key wins, so a later one forgets it). */
+            if (!err && sc.is_null) {
                 err = null_remember(f, prefix, value);
             } else if (!err) {
                 nul_as_control(&sc.text);
-                err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
-                                   (struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len}, sc.type,
-                                   sc.number);
+                if (named)
+                    err = fmw_conf_set(f->conf, (struct fmw_str){prefix->data, prefix->len},
+                                       (struct fmw_str){fmw_buf_cstr(&sc.text), sc.text.len},
+                                       sc.type, sc.number);
                 if (!err)
                     null_forget(f, prefix);
             }

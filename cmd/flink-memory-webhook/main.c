@@ -172,10 +172,12 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         return FMW_EAGAIN;
     }
     fmw_cm_cache_source_commit(&cs);
-    if (err == FMW_EINVAL || err == FMW_ETOOBIG) {
+    bool too_many = err == FMW_ETOOBIG && dec.outcome && strcmp(dec.outcome, "too-many-values") == 0;
+    if (err == FMW_EINVAL || too_many) {
         /* Not an AdmissionReview we can answer: the caller gets a 400 (or 413 for a body past
-         * the structure cap) that says why, and the API server applies failurePolicy. */
-        resp->status = err == FMW_ETOOBIG ? 413 : 400;
+         * the value cap) that says why, and the API server applies failurePolicy. Any other
+         * failure stays an error of ours (500). */
+        resp->status = too_many ? 413 : 400;
         fmw_buf_reset(&resp->body);
         json_t *j = json_pack("{s:s}", "error", fmw_diag_msg(&d));
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -280,11 +280,13 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     fmw_arena_stop_allocating();
     if (!in) {
         fmw_arena_end();
-        if (jerr.too_many_values)
+        if (jerr.too_many_values) {
+            dec->outcome = "too-many-values"; /* the one ETOOBIG that is the request's fault */
             return fmw_diag_set(d, FMW_ETOOBIG,
                                 "request body holds more than %d JSON values (no Kubernetes "
                                 "object needs that many); not parsed further",
                                 FMW_JSON_MAX_VALUES);
+        }
         return fmw_diag_set(d, FMW_EINVAL, "request body is not JSON: %s (line %d, column %d)",
                             jerr.text, jerr.line, jerr.column);
     }
@@ -388,11 +390,16 @@ answer:
              * API server could only meet with failurePolicy. */
             json_object_del(a.response, "patch");
             json_object_del(a.response, "patchType");
+            /* The warnings said what the patch changes: none of it happens now. */
+            json_array_clear(a.warnings);
             add_warning(a.warnings, NULL,
-                        "the patch would make the answer larger than the %zu MiB response cap; "
+                        "the patch would make the answer larger than the %zu KiB response cap; "
                         "pod unchanged",
-                        out->max >> 20);
+                        out->max >> 10);
+            json_object_set_new(a.audit, "decision", fmw_json_text("too-large"));
+            json_object_del(a.audit, "resolved");
             dec->outcome = "too-large";
+            dec->changes = 0;
             fmw_buf_reset(out);
             err = finish(review, &a, out);
         }

@@ -46,7 +46,9 @@ bool fmw_requests_policy_parse(const char *text, enum fmw_requests_policy *v);
 /* What was decided, for the log line and the metrics. */
 struct fmw_decision {
     const char *outcome; /* patched, unchanged, skipped, denied, dry-run, warned, unreadable,
-                            too-large (the patch would pass the response cap) */
+                            too-large (the patch would pass the response cap), too-many-values
+                            (the request was refused with FMW_ETOOBIG before its tree was
+                            built) */
     char uid[64];
     char namespace_[64];
     char name[128]; /* name, or generateName */

@@ -278,11 +278,14 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* At least the number of values in the JSON text: one more than its separators (',' and ':')
- * and openings outside strings. A bound on the tree before it is built. */
-static size_t json_values_bound(const char *p, size_t n)
+/* At most what the JSON text costs as a jansson tree, counted before it is built: each object
+ * or array at VALUE_COST_MAX, each object member (a ':' outside strings) at MEMBER_COST, each
+ * further array element at ELEMENT_COST, and the text itself. A real ConfigMap answer carries
+ * every data key again in managedFields ("f:key": {}): about 624 bytes a key all told. */
+#define ELEMENT_COST 64
+static size_t json_tree_cost_bound(const char *p, size_t n)
 {
-    size_t count = 1;
+    size_t opens = 0, colons = 0, commas = 0;
     bool in_string = false;
     for (size_t i = 0; i < n; i++) {
         char ch = p[i];
@@ -293,11 +296,16 @@ static size_t json_values_bound(const char *p, size_t n)
                 in_string = false;
         } else if (ch == '"') {
             in_string = true;
-        } else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {
-            count++;
+        } else if (ch == '{' || ch == '[') {
+            opens++;
+        } else if (ch == ':') {
+            colons++;
+        } else if (ch == ',') {
+            commas++;
         }
     }
-    return count;
+    size_t elements = commas > colons ? commas - colons : 0;
+    return n + opens * VALUE_COST_MAX + colons * MEMBER_COST + elements * ELEMENT_COST;
 }
 
 /* What the cache holds for a ConfigMap's data: its keys and values and MEMBER_COST each. */
@@ -345,14 +353,14 @@ static enum fmw_err fetch(struct fmw_cm_cache *c, const char *ns, const char *na
         err = fmw_diag_set(d, FMW_EIO, "the API server answered HTTP %ld", status);
         goto out;
     }
-    /* The tree would cost up to VALUE_COST_MAX a value: refused before it is built when that
-     * could pass the per-object cap (a ConfigMap of tens of thousands of keys). */
-    size_t values = json_values_bound(body.data ? body.data : "", body.len);
-    if (values > (c->cfg.max_object - body.len) / VALUE_COST_MAX) {
+    /* Refused before the tree is built when it could pass the per-object cap (a ConfigMap of
+     * thousands of keys with their managedFields: about 6,700). */
+    size_t cost = json_tree_cost_bound(body.data ? body.data : "", body.len);
+    if (cost > c->cfg.max_object) {
         err = fmw_diag_set(d, FMW_ETOOBIG,
-                           "%zu JSON values, too many to parse (at most %zu MiB of tree a "
-                           "ConfigMap)",
-                           values, c->cfg.max_object >> 20);
+                           "about %zu KiB as a tree, more than the %zu KiB the webhook parses of "
+                           "one ConfigMap",
+                           cost >> 10, c->cfg.max_object >> 10);
         goto out;
     }
     json_error_t jerr;

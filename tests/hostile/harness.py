@@ -78,9 +78,14 @@ class StubAPI:
                                        "reason": "NotFound", "code": 404}).encode()
                     code = 404
                 else:
+                    # As a real API server answers: every data key again in managedFields.
+                    managed = [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                                "fieldsType": "FieldsV1",
+                                "fieldsV1": {"f:data": {f"f:{k}": {} for k in data}}}]
                     body = json.dumps({"kind": "ConfigMap", "apiVersion": "v1",
                                        "metadata": {"name": m.group(2), "namespace": m.group(1),
-                                                    "resourceVersion": "1"},
+                                                    "resourceVersion": "1",
+                                                    "managedFields": managed},
                                        "data": data}).encode()
                     code = 200
                 self.send_response(code)

@@ -165,9 +165,15 @@ Test(admission, a_patch_past_the_response_cap_is_dropped_with_a_warning)
             cr_expect_null(json_object_get(resp, "patch"));
             cr_expect_null(json_object_get(resp, "patchType"));
             cr_expect_str_eq(dec.outcome, "too-large");
+            /* Only the one warning, and the audit says what happened: no change claimed. */
             json_t *w = json_object_get(resp, "warnings");
-            const char *last = json_string_value(json_array_get(w, json_array_size(w) - 1));
-            cr_expect(last && strstr(last, "response cap"), "%s", last ? last : "(none)");
+            cr_expect_eq(json_array_size(w), 1);
+            const char *only = json_string_value(json_array_get(w, 0));
+            cr_expect(only && strstr(only, "64 KiB response cap"), "%s", only ? only : "(none)");
+            json_t *audit = json_object_get(resp, "auditAnnotations");
+            cr_expect_str_eq(json_string_value(json_object_get(audit, "decision")), "too-large");
+            cr_expect_null(json_object_get(audit, "resolved"));
+            cr_expect_eq(dec.changes, 0);
         }
         json_decref(r);
         fmw_buf_free(&out);

@@ -49,7 +49,8 @@ LDFLAGS  ?=
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LDLIBS   += $(DEP_LIBS) -lm
 
-# Packages in dependency order, lowest first (STYLE.md: base ← memsize ← flinkconf ← jmmem ← …).
+# Packages in dependency order, lowest first; each uses only those before it (base ← memsize ←
+# flinkconf ← jmmem ← …).
 PACKAGES := base http1 memsize flinkconf jmmem podspec kube admission obs server
 
 define pkg_rules

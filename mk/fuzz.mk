@@ -1,6 +1,6 @@
 # libFuzzer targets (tests/fuzz/): our packages built with clang coverage + ASan + UBSan, linked
 # with each driver. jansson, libyaml, libevent and OpenSSL stay the uninstrumented Debian
-# libraries: the point is our code (STYLE.md).
+# libraries: the point is our code.
 #
 #   make fuzz-build     the targets, in $(FUZZ_DIR)/bin
 #   make fuzz-smoke     replays the committed corpus and the seeds from the fixtures, then fuzzes

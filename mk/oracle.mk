@@ -4,7 +4,7 @@
 #
 #   make oracle-data      generate $(ORACLE_DIR)/<line>.jsonl (+ <line>-curated.jsonl)
 #   make oracle           the above, then the C runner over all of them
-#   make oracle-vectors   check the shared vectors (../shared/vectors) against the jars
+#   make oracle-vectors ORACLE_VECTORS=FILE   replay a file of test vectors through every line's jars
 #
 # ORACLE_SEED=N reproduces a run; ORACLE_SEED=random explores a fresh one (printed). `make test`
 # uses a fixed seed so that CI is repeatable: fresh seeds still find a rare YAML parser edge case
@@ -16,7 +16,6 @@ ORACLE_DIR    ?= $(BUILD)/oracle
 ORACLE_SEED   ?= 591900469
 export ORACLE_SEED
 ORACLE_RUNNER := $(BUILD)/tests/oracle-runner
-ORACLE_VECTORS ?= ../shared/vectors/flink-cases.json
 
 .PHONY: oracle oracle-data oracle-vectors
 
@@ -33,8 +32,9 @@ oracle: oracle-data
 	@$(MAKE) --no-print-directory $(ORACLE_RUNNER)
 	$(ORACLE_RUNNER) $(sort $(wildcard $(ORACLE_DIR)/*.jsonl))
 
-# Self-check: the shared vectors through every line's jars (differences are printed, not fixed).
+# Self-check: a file of vectors through every line's jars (differences are printed, not fixed).
 oracle-vectors:
+	@[ -n "$(ORACLE_VECTORS)" ] || { echo "oracle-vectors needs ORACLE_VECTORS=FILE (a JSON file of cases)" >&2; exit 2; }
 	@scripts/install-deps.sh
 	@tests/oracle/oracle-data.sh $(ORACLE_DIR) --vectors $(ORACLE_VECTORS)
 

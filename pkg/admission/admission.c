@@ -341,7 +341,7 @@ enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
     copy_text(dec->name, sizeof dec->name, name);
     dec->dry_run = json_is_true(json_object_get(req, "dryRun"));
 
-    /* DESIGN §3.1: what we skip. */
+    /* What is left alone: subresources, objects that are no pod, and everything in mode off. */
     if (!k || !operation || (sub && *sub) || !json_is_object(object) || cfg->mode == FMW_MODE_OFF)
         goto answer;
     bool is_pod = strcmp(k, "Pod") == 0 && (!group || !*group);

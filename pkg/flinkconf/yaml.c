@@ -328,7 +328,8 @@ static bool plain_in_flow(struct fmw_str s)
 
 /* How snakeyaml's emitter writes a string in a flow collection: plain when it reads back as the
  * same string, single-quoted otherwise, double-quoted when it has line breaks or other
- * non-printable characters (Flink shows list values in this form, SPEC-NOTES §2). */
+ * non-printable characters (Flink shows list values in this form, tests/oracle/SPEC-NOTES.md,
+ * "Disagreements and gaps"). */
 static enum fmw_err emit_string(struct fmw_str s, struct fmw_buf *out)
 {
     bool printable = true;

@@ -45,9 +45,10 @@ extern const struct fmw_flink_version FMW_FLINK_OLDEST, FMW_FLINK_NEWEST, FMW_FL
 int fmw_flink_version_cmp(struct fmw_flink_version a, struct fmw_flink_version b);
 
 /*
- * Which configuration file a JobManager of line `v` reads from its conf dir (spec §5): the legacy
- * flink-conf.yaml is read up to 1.20, the standard config.yaml from 1.19; where both can be read
- * (1.19, 1.20) flink-conf.yaml wins when it exists. The CLI and the pod analysis both ask here.
+ * Which configuration file a JobManager of line `v` reads from its conf dir (Flink's
+ * GlobalConfiguration.loadConfiguration): the legacy flink-conf.yaml is read up to 1.20, the
+ * standard config.yaml from 1.19; where both can be read (1.19, 1.20) flink-conf.yaml wins when
+ * it exists. The CLI and the pod analysis both ask here.
  */
 bool fmw_flink_reads_legacy_file(struct fmw_flink_version v);
 bool fmw_flink_reads_standard_file(struct fmw_flink_version v);
@@ -56,8 +57,9 @@ bool fmw_flink_uses_legacy_file(struct fmw_flink_version v, bool legacy_exists);
 
 /*
  * How the deprecated jobmanager.heap.size / jobmanager.heap.mb / FLINK_JM_HEAP are read in 1.x
- * (spec §3.1): as JVM heap (every script-started JobManager), as total process memory (the
- * YARN/Kubernetes client), or not at all (the resolver called directly; always so in 2.x, which
+ * (Flink's JobManagerProcessUtils.processSpecFromConfigWithNewOptionToInterpretLegacyHeap): as
+ * JVM heap (every script-started JobManager), as total process memory (the YARN/Kubernetes
+ * client), or not at all (the resolver called directly; always so in 2.x, which
  * also drops the "JobManager memory configuration failed: " prefix).
  */
 enum fmw_legacy_heap { FMW_LEGACY_NONE, FMW_LEGACY_HEAP, FMW_LEGACY_PROCESS };

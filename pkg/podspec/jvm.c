@@ -1,6 +1,6 @@
 /*
  * JVM memory flags in option strings. HotSpot takes the last occurrence of each flag, so the
- * scripts' order of option sources decides which value wins (spec §6.4).
+ * scripts' order of option sources decides which value wins (Flink's bin/config.sh and bin/jobmanager.sh).
  */
 #include "pkg/podspec/podspec_int.h"
 

@@ -1,6 +1,7 @@
 /*
  * How a container starts Flink, and which "-D" arguments really reach the memory calculation.
- * The rules are the start scripts' (spec §4.3, §6.1, §6.2): docker-entrypoint.sh dispatches
+ * The rules are the start scripts' (flink-docker's docker-entrypoint.sh; Flink's bin/jobmanager.sh,
+ * standalone-job.sh and kubernetes-jobmanager.sh): docker-entrypoint.sh dispatches
  * `jobmanager` / `standalone-job`; jobmanager.sh forwards dynamic properties only from 1.16.3 /
  * 1.17.2 / 1.18.0 and only when they start right after its optional host and port; the others
  * forward every -D.

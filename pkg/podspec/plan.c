@@ -321,7 +321,7 @@ static enum fmw_err add_env_from(struct ctx *c)
     return err;
 }
 
-/* DESIGN §3.2: the annotation, then a conventional name, then a JobManager command line. */
+/* Which container: the annotation, then a conventional name, then a JobManager command line. */
 static enum fmw_err choose_container(struct ctx *c, bool *found)
 {
     json_t *containers = json_object_get(c->spec, "containers");
@@ -541,7 +541,7 @@ static char *join2(const char *a, const char *b)
 }
 
 /* config.sh: up to 1.18 the key's value with one pair of quotes stripped; from 1.19
- * "<default-opts> <opts>" joined first, then stripped (spec §6.4). */
+ * "<default-opts> <opts>" joined first, then stripped (Flink's bin/config.sh). */
 static char *script_opts(const struct fmw_conf *conf, struct fmw_flink_version v,
                          const char *default_key, const char *opts)
 {

@@ -17,7 +17,7 @@
 #define STANDARD_FILE "config.yaml"
 #define MAX_CMS 8
 
-/* The image's shipped configuration, as far as memory goes (spec §3.10, §5). */
+/* The image's shipped configuration, as far as memory goes (the conf file of Flink's distribution for its line). */
 static const char IMAGE_DEFAULT_KEY[] = "jobmanager.memory.process.size";
 static const char IMAGE_DEFAULT_VALUE[] = "1600m";
 
@@ -311,7 +311,7 @@ static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, 
     return st;
 }
 
-/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (spec §6.2). */
+/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's docker-entrypoint.sh). */
 static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
                                                    bool writable)
 {

@@ -28,8 +28,9 @@
 /* Connections of the plain (health) listener: the kubelet's probes and a metrics scraper need a
  * few; past it the idle ones make room (srv_conn_accept). */
 #define SRV_MAX_PLAIN_CONNS 32
-/* A body up to this size needs no share of max_bodies: an API server's review is a few KiB, and
- * max_connections of them are bounded anyway. Larger ones reserve their size while in flight. */
+/* A request buffer up to this size needs no share of max_bodies: an API server's review is a few
+ * KiB, and max_connections of them are bounded anyway. Past it a buffer takes its share as it
+ * grows (conn.c, read_input). */
 #define SRV_BODY_FREE (64u * 1024u)
 /* accept(2) failing for want of descriptors or memory: the listeners rest this long, doubling
  * up to the maximum, instead of being woken again at once by the connection still waiting. */

@@ -265,12 +265,6 @@ CATALOGUE = [
     # RFC 9112 2.3: a higher 1.x minor version is read as 1.1 (it had been refused with 505).
     ("HTTP/1.2 request line", post_raw(GOOD_BODY).replace(b" HTTP/1.1\r\n", b" HTTP/1.2\r\n", 1),
      expect_review(patch=True), {}),
-    # RFC 9110 10.1.1: no 100 Continue to an HTTP/1.0 client (the head parser ignores the
-    # expectation, tests/unit/server; here head and body arrive together: one 200).
-    ("HTTP/1.0 with Expect: 100-continue", b"POST /mutate HTTP/1.0\r\nContent-Type: application/json"
-     b"\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(GOOD_BODY) + GOOD_BODY,
-     lambda rs, c: (check_review_answer(rs[0]), [r.status for r in rs] == [200] or
-                    pytest.fail(f"statuses {[r.status for r in rs]}")), {}),
     # RFC 9112 6.1: a chunked HTTP/1.0 request is answered and the connection closed, even
     # with keep-alive (it had been kept open).
     ("HTTP/1.0 chunked keep-alive", b"POST /mutate HTTP/1.0\r\nContent-Type: application/json"

@@ -57,10 +57,15 @@ static const char USAGE[] =
     "  --workloads warn|patch|off  Deployments, StatefulSets, ReplicaSets, Jobs, CronJobs: warn\n"
     "                            what their pods will get, also patch their templates, or skip\n"
     "                            (default warn) [FMW_WORKLOADS]\n"
-    "  --default-flink-version X.Y  when neither annotation nor image tag names one (default\n"
-    "                            1.20) [FMW_DEFAULT_FLINK_VERSION]\n"
+    "  --default-flink-version X.Y  the line assumed when neither annotation nor image tag\n"
+    "                            names one, said as assumed (default 2.3, the newest checked\n"
+    "                            against Flink's jars) [FMW_DEFAULT_FLINK_VERSION]\n"
     "  --requests equal|keep-lower  requests.memory = limits.memory, or keep a lower request\n"
     "                            (default equal) [FMW_REQUESTS]\n"
+    "  --headroom deliberate|keep|remove  a memory limit above Flink's: keep it where a known\n"
+    "                            operator leaves it on purpose, keep it always, or lower it to\n"
+    "                            Flink's (default deliberate) [FMW_HEADROOM]; a pod's annotation\n"
+    "                            flink-memory-webhook/headroom overrides it\n"
     "\n"
     "Kubernetes API (ConfigMap reads):\n"
     "  --kubeconfig FILE         use this kubeconfig instead of the pod's service account\n"
@@ -203,7 +208,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
 /* Option values: a flag, else the environment variable, else the default. */
 struct opts {
     const char *cert, *key, *client_ca, *address, *kubeconfig, *log_level;
-    const char *mode, *on_invalid, *workloads, *default_version, *requests;
+    const char *mode, *on_invalid, *workloads, *default_version, *requests, *headroom;
     long port, health_port, workers, max_conn, drain_ms, grace_ms, lookup_ms, ttl_ms;
     bool tls13;
 };
@@ -241,7 +246,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     enum {
         O_CERT = 256, O_KEY, O_CA, O_TLS13, O_ADDR, O_PORT, O_HEALTH, O_MODE, O_INVALID,
-        O_WORKLOADS, O_VERSION, O_REQUESTS, O_KUBECONFIG, O_LOOKUP, O_TTL, O_WORKERS, O_MAXCONN,
+        O_WORKLOADS, O_VERSION, O_REQUESTS, O_HEADROOM, O_KUBECONFIG, O_LOOKUP, O_TTL, O_WORKERS, O_MAXCONN,
         O_DRAIN, O_GRACE, O_LOG, O_HELP, O_VERSION_INFO
     };
     static const struct option LONG[] = {
@@ -257,6 +262,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"workloads", required_argument, NULL, O_WORKLOADS},
         {"default-flink-version", required_argument, NULL, O_VERSION},
         {"requests", required_argument, NULL, O_REQUESTS},
+        {"headroom", required_argument, NULL, O_HEADROOM},
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"lookup-timeout-ms", required_argument, NULL, O_LOOKUP},
         {"cache-ttl-ms", required_argument, NULL, O_TTL},
@@ -279,8 +285,9 @@ static int parse(int argc, char **argv, struct opts *o)
     o->mode = env_or("FMW_MODE", "enforce");
     o->on_invalid = env_or("FMW_ON_INVALID", "deny");
     o->workloads = env_or("FMW_WORKLOADS", "warn");
-    o->default_version = env_or("FMW_DEFAULT_FLINK_VERSION", "1.20");
+    o->default_version = env_or("FMW_DEFAULT_FLINK_VERSION", "2.3");
     o->requests = env_or("FMW_REQUESTS", "equal");
+    o->headroom = env_or("FMW_HEADROOM", "deliberate");
     struct {
         const char *env;
         long *dst;
@@ -315,6 +322,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_WORKLOADS: o->workloads = optarg; break;
         case O_VERSION: o->default_version = optarg; break;
         case O_REQUESTS: o->requests = optarg; break;
+        case O_HEADROOM: o->headroom = optarg; break;
         case O_KUBECONFIG: o->kubeconfig = optarg; break;
         case O_LOG: o->log_level = optarg; break;
         case O_PORT: num = &o->port; max = 65535; break;
@@ -371,6 +379,8 @@ int main(int argc, char **argv)
                            o.default_version);
     if (!fmw_requests_policy_parse(o.requests, &app.cfg.podspec.requests))
         return usage_error("--requests takes equal or keep-lower, not '%s'", o.requests);
+    if (!fmw_headroom_policy_parse(o.headroom, &app.cfg.podspec.headroom))
+        return usage_error("--headroom takes deliberate, keep or remove, not '%s'", o.headroom);
 
     struct fmw_diag d = FMW_DIAG_INIT;
     struct fmw_obs_registry *metrics = fmw_obs_registry_new();

@@ -62,21 +62,26 @@ static const char USAGE[] =
     "                         manifest (ConfigMaps in the same file are used too)\n"
     "  --configmap FILE       ConfigMap manifests (YAML or JSON; repeatable)\n"
     "  --namespace NS         the namespace of the lookups (default: the manifest's)\n"
-    "  --default-flink-version X.Y, --requests equal|keep-lower\n"
+    "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
+    "  --headroom deliberate|keep|remove\n"
+    "                         the webhook's settings, as for review\n"
     "\n"
     "review options:\n"
     "  --configmap FILE       ConfigMap manifests standing in for the API server (repeatable)\n"
     "  --mode enforce|dry-run|off, --on-invalid deny|warn, --workloads warn|patch|off,\n"
-    "  --default-flink-version X.Y, --requests equal|keep-lower\n"
-    "                         the webhook's settings (defaults: enforce, deny, warn, 1.20, equal)\n"
+    "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
+    "  --headroom deliberate|keep|remove\n"
+    "                         the webhook's settings (defaults: enforce, deny, warn, 2.3, equal,\n"
+    "                         deliberate)\n"
     "\n"
     "size options:\n"
     "  flink-memory size TEXT [--output text|json]\n"
     "                         TEXT is a Flink size (1600m, 2 gb) or a Kubernetes quantity\n"
     "                         (1600Mi, 2G); Flink's syntax is tried first\n"
     "\n"
-    "exit status: 0 ok, 1 Flink rejects the configuration (Flink's message), 2 bad usage or an\n"
-    "unreadable file\n";
+    "exit status: 0 ok (for explain -f: the manifest was read and explained, whatever the\n"
+    "webhook would do, including a configuration it cannot read), 1 Flink rejects the\n"
+    "configuration or a pod's (Flink's message), 2 bad usage or an unreadable file\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -480,6 +485,7 @@ enum {
     OPT_WORKLOADS,
     OPT_DEFAULT_VERSION,
     OPT_REQUESTS,
+    OPT_HEADROOM,
     OPT_NAMESPACE
 };
 
@@ -490,6 +496,7 @@ static const struct option WEBHOOK_LONG[] = {
     {"workloads", required_argument, NULL, OPT_WORKLOADS},
     {"default-flink-version", required_argument, NULL, OPT_DEFAULT_VERSION},
     {"requests", required_argument, NULL, OPT_REQUESTS},
+    {"headroom", required_argument, NULL, OPT_HEADROOM},
     {"namespace", required_argument, NULL, OPT_NAMESPACE},
     {"filename", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
@@ -532,6 +539,10 @@ static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, boo
         case OPT_REQUESTS:
             if (!fmw_requests_policy_parse(optarg, &o->cfg.podspec.requests))
                 rc = usage_error("--requests takes equal or keep-lower, not '%s'", optarg);
+            break;
+        case OPT_HEADROOM:
+            if (!fmw_headroom_policy_parse(optarg, &o->cfg.podspec.headroom))
+                rc = usage_error("--headroom takes deliberate, keep or remove, not '%s'", optarg);
             break;
         case OPT_NAMESPACE:
             o->ns = optarg;
@@ -652,10 +663,11 @@ static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *pla
     struct fmw_buf block;
     fmw_buf_init(&block, 1 << 16);
     fmw_jmmem_format_block(&plan->jm.spec, &block);
-    char q[FMW_MEMSIZE_STRLEN];
-    fmw_quantity_format(plan->jm.spec.total_process, q);
-    printf("\n%sJVM memory flags:   %s\nKubernetes memory:  %s\n", fmw_buf_cstr(&block),
-           plan->jm.jvm_args, q);
+    char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(plan->limit, lq);
+    fmw_quantity_format(plan->request, rq);
+    printf("\n%sJVM memory flags:   %s\nKubernetes memory:  limit %s, request %s\n",
+           fmw_buf_cstr(&block), plan->jm.jvm_args, lq, rq);
     fmw_buf_free(&block);
     if (json_array_size(plan->changes) == 0) {
         printf("\nNo change: the pod already matches Flink.\n");
@@ -723,8 +735,6 @@ static int cmd_explain_file(int argc, char **argv)
             explain_plan(obj, ns, &plan, &o);
             if (plan.status == FMW_PLAN_INVALID && worst < EXIT_REJECTED)
                 worst = EXIT_REJECTED;
-            if (plan.status == FMW_PLAN_UNREADABLE)
-                worst = EXIT_USAGE;
             fmw_plan_cleanup(&plan);
         }
         if (rc == 0 && shown == 0)

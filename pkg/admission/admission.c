@@ -16,8 +16,9 @@ void fmw_admission_config_defaults(struct fmw_admission_config *cfg)
     cfg->mode = FMW_MODE_ENFORCE;
     cfg->on_invalid = FMW_ON_INVALID_DENY;
     cfg->workloads = FMW_WORKLOADS_WARN;
-    cfg->podspec.default_version = FMW_FLINK_DEFAULT;
+    cfg->podspec.default_version = FMW_FLINK_LATEST;
     cfg->podspec.requests = FMW_REQUESTS_EQUAL;
+    cfg->podspec.headroom = FMW_HEADROOM_DELIBERATE;
 }
 
 bool fmw_mode_parse(const char *text, enum fmw_mode *mode)
@@ -108,34 +109,74 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-/* One warning: prefixed, control characters flattened, cut to FMW_WARNING_MAX characters. */
+/* Appends prefix + piece as one warning. */
+static void emit_warning(json_t *warnings, const char *prefix, const char *lead, const char *piece,
+                         size_t n, const char *trail)
+{
+    char text[FMW_WARNING_MAX + 1];
+    snprintf(text, sizeof text, "%s%s%.*s%s", prefix, lead, (int)n, piece, trail);
+    json_array_append_new(warnings, fmw_json_text(text));
+}
+
+/*
+ * One remark, as warnings of at most FMW_WARNING_MAX bytes each: prefixed, control characters
+ * flattened, and a text too long for one split between words into several ("... " marks where
+ * one goes on) rather than cut: the diagnosis is usually at the end. Kubernetes asks for 120
+ * characters where possible and may truncate past 256 (apiserver/pkg/warning).
+ */
 static void add_warning(json_t *warnings, const char *container, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add_warning(json_t *warnings, const char *container, const char *fmt, ...)
 {
-    char body[1024], text[1200];
+    char body[FMW_WARNING_TEXT_MAX], prefix[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    snprintf(text, sizeof text, WARN_PREFIX "%s%s%s", container ? container : "",
-             container && *container ? ": " : "", body);
+    /* Container names are DNS labels (63 bytes); the bound keeps room for the text anyway. */
+    snprintf(prefix, sizeof prefix, WARN_PREFIX "%.63s%s", container ? container : "",
+             container && *container ? ": " : "");
     /* Bytes that are not UTF-8 (user text cut by a "%.Ns") become '?', since a warning must be
      * a valid JSON string; control characters become spaces. */
-    fmw_utf8_scrub(text);
-    for (unsigned char *p = (unsigned char *)text; *p; p++) {
+    fmw_utf8_scrub(body);
+    fmw_utf8_scrub(prefix);
+    for (unsigned char *p = (unsigned char *)body; *p; p++) {
         if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
     }
-    /* Cut on a UTF-8 boundary. */
-    size_t n = strlen(text);
-    if (n > FMW_WARNING_MAX) {
-        size_t cut = FMW_WARNING_MAX - 3;
-        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+    static const char MORE[] = " ...", CONT[] = "... ";
+    const char *rest = body;
+    size_t left = strlen(body);
+    bool first = true;
+    for (;;) {
+        const char *lead = first ? "" : CONT;
+        size_t room = FMW_WARNING_MAX - strlen(prefix) - strlen(lead);
+        if (left <= room) {
+            emit_warning(warnings, prefix, lead, rest, left, "");
+            return;
+        }
+        room -= strlen(MORE);
+        /* Split at the last space that leaves at least half a warning, else mid-word on a
+         * UTF-8 boundary. */
+        size_t cut = room;
+        while (cut > room / 2 && rest[cut] != ' ')
             cut--;
-        memcpy(text + cut, "...", 4);
+        if (rest[cut] != ' ') {
+            cut = room;
+            while (cut > 0 && ((unsigned char)rest[cut] & 0xC0) == 0x80)
+                cut--;
+        }
+        emit_warning(warnings, prefix, lead, rest, cut, MORE);
+        rest += cut;
+        left -= cut;
+        while (*rest == ' ') {
+            rest++;
+            left--;
+        }
+        first = false;
+        if (!left)
+            return;
     }
-    json_array_append_new(warnings, fmw_json_text(text));
 }
 
 struct answer {
@@ -198,6 +239,12 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
     {
         add_warning(a->warnings, ctr, "%s", json_string_value(n));
     }
+    if (plan->version_assumed && plan->status != FMW_PLAN_RESOLVED &&
+        plan->status != FMW_PLAN_SKIP)
+        add_warning(a->warnings, ctr,
+                    "Flink %d.%d is assumed: the image tag names no version (annotation "
+                    FMW_ANN_FLINK_VERSION " names it)",
+                    plan->version.major, plan->version.minor);
     switch (plan->status) {
     case FMW_PLAN_SKIP:
         dec->outcome = "skipped";
@@ -208,6 +255,10 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         add_warning(a->warnings, ctr, "config not read, pod unchanged: %s",
                     fmw_diag_msg(&plan->message));
         json_object_set_new(a->audit, "decision", fmw_json_text("unreadable"));
+        char reason[sizeof dec->reason];
+        memcpy(reason, dec->reason, sizeof reason);
+        fmw_utf8_scrub(reason); /* a cut may have split a character */
+        json_object_set_new(a->audit, "reason", fmw_json_text(reason));
         return FMW_OK;
     case FMW_PLAN_INVALID: {
         char msg[4096];
@@ -242,19 +293,23 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
     dec->changes = json_array_size(plan->changes);
     json_object_set_new(a->audit, "total-process-memory", fmw_json_text(q));
     json_object_set_new(a->audit, "jvm-args", fmw_json_text(plan->jm.jvm_args));
+    if (plan->annotation[0])
+        json_object_set_new(a->audit, "resolved", fmw_json_text(plan->annotation));
+    bool patch = mode == FMW_MODE_ENFORCE && (!workload || cfg->workloads == FMW_WORKLOADS_PATCH);
     if (dec->changes == 0) {
+        /* Nothing to change but the resolved annotation of a pod, when it is not there yet. */
         dec->outcome = "unchanged";
         json_object_set_new(a->audit, "decision", fmw_json_text("unchanged"));
-        return FMW_OK;
+        return patch && json_array_size(plan->patch) > 0 ? set_patch(a->response, plan->patch)
+                                                          : FMW_OK;
     }
-    bool patch = mode == FMW_MODE_ENFORCE && (!workload || cfg->workloads == FMW_WORKLOADS_PATCH);
     const char *lead = patch ? "" : workload ? "pods will get " : "would set ";
     json_array_foreach(plan->changes, i, n)
     {
-        add_warning(a->warnings, ctr, "%s%s (Flink %d.%d)", lead, json_string_value(n),
-                    plan->version.major, plan->version.minor);
+        add_warning(a->warnings, ctr, "%s%s (Flink %d.%d%s)", lead, json_string_value(n),
+                    plan->version.major, plan->version.minor,
+                    plan->version_assumed ? ", assumed" : "");
     }
-    json_object_set_new(a->audit, "resolved", fmw_json_text(plan->annotation));
     if (!patch) {
         dec->outcome = mode == FMW_MODE_DRY_RUN ? "dry-run" : "warned";
         json_object_set_new(a->audit, "decision", fmw_json_text(dec->outcome));

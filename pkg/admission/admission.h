@@ -34,7 +34,9 @@ struct fmw_admission_config {
     struct fmw_podspec_options podspec;
 };
 
-/* Defaults: enforce, deny invalid configs, warn on workloads, Flink 1.20, requests = limits. */
+/* Defaults: enforce, deny invalid configs, warn on workloads, the newest line checked against
+ * Flink's jars (FMW_FLINK_LATEST) when a pod names none, requests = limits, deliberate headroom
+ * kept. */
 void fmw_admission_config_defaults(struct fmw_admission_config *cfg);
 
 /* Parsers for flag and annotation values; false for an unknown word. */
@@ -60,12 +62,14 @@ struct fmw_decision {
     size_t changes;
     bool dry_run; /* the request itself was a dry run (kubectl --dry-run=server) */
     /* Why the configuration was not read, or Flink's message when it is rejected; "" otherwise.
-     * Warnings are cut at 120 characters, so operators find the whole reason in the log. */
+     * The log line and the audit annotation "reason" carry it whole. */
     char reason[512];
 };
 
-/* Warnings are cut to this many characters (Kubernetes' recommendation). */
-#define FMW_WARNING_MAX 120
+/* Each warning is at most this many bytes (Kubernetes may truncate longer ones); a longer remark
+ * is split into several. FMW_WARNING_TEXT_MAX bounds one remark before it is split. */
+#define FMW_WARNING_MAX 256
+#define FMW_WARNING_TEXT_MAX 2048
 
 /*
  * Handles one request body. On FMW_OK `out` holds the response AdmissionReview (allow, patch or

@@ -260,6 +260,25 @@ enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key, fl
     return FMW_OK;
 }
 
+enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key, double dflt,
+                                 double *out, bool *present, struct fmw_diag *d)
+{
+    const struct fmw_conf_entry *e = fmw_conf_get(conf, key);
+    if (present)
+        *present = e != NULL;
+    if (!e) {
+        *out = dflt;
+        return FMW_OK;
+    }
+    if (e->type == FMW_CONF_FLOAT) { /* ConfigurationUtils.convertToDouble: a Double as it is */
+        *out = e->number;
+        return FMW_OK;
+    }
+    if (!fmw_java_parse_double(fmw_str_c(e->text), out))
+        return could_not_parse(d, e);
+    return FMW_OK;
+}
+
 enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key, bool dflt, bool *out,
                                bool *present, struct fmw_diag *d)
 {

@@ -89,6 +89,8 @@ enum fmw_err fmw_conf_get_memsize(const struct fmw_conf *conf, const char *key, 
                                   struct fmw_diag *cause);
 enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key, float dflt,
                                 float *out, bool *present, struct fmw_diag *d);
+enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key, double dflt,
+                                 double *out, bool *present, struct fmw_diag *d);
 enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key, bool dflt, bool *out,
                                bool *present, struct fmw_diag *d);
 enum fmw_err fmw_conf_get_int(const struct fmw_conf *conf, const char *key, int32_t dflt,

@@ -15,6 +15,8 @@
 const struct fmw_flink_version FMW_FLINK_OLDEST = {1, 11, -1};
 const struct fmw_flink_version FMW_FLINK_NEWEST = {2, 99, -1};
 const struct fmw_flink_version FMW_FLINK_DEFAULT = {1, 20, -1};
+const struct fmw_flink_version FMW_FLINK_LATEST = {2, 3, -1};
+const struct fmw_flink_version FMW_JM_LIMIT_FACTOR_SINCE = {1, 15, -1};
 
 #define DEFAULT_OFF_HEAP (128 * FMW_MIB)
 #define DEFAULT_METASPACE (256 * FMW_MIB)
@@ -543,4 +545,30 @@ enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *s, struct fmw_buf 
                         "    JVM Metaspace:      %s\n"
                         "    JVM Overhead:       %s\n",
                         p, f, h, o, m, v);
+}
+
+/* Java's (int) of a double (JLS 5.1.3): NaN is 0, the rest truncated toward zero and saturated. */
+static int32_t java_d2i(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
+bool fmw_jm_kubernetes_memory(uint64_t total_process, double factor, uint64_t *request,
+                              uint64_t *limit)
+{
+    uint64_t mib = total_process >> 20;
+    if (mib > INT32_MAX)
+        return false;
+    int32_t lim = java_d2i((double)(int32_t)mib * factor);
+    if (lim < 0)
+        return false;
+    *request = mib << 20;
+    *limit = (uint64_t)lim << 20;
+    return true;
 }

@@ -41,6 +41,9 @@ struct fmw_flink_version {
 bool fmw_flink_version_parse(const char *text, struct fmw_flink_version *v);
 /* The oldest and newest lines modelled, and the one assumed when nothing says otherwise. */
 extern const struct fmw_flink_version FMW_FLINK_OLDEST, FMW_FLINK_NEWEST, FMW_FLINK_DEFAULT;
+/* The newest line checked against Flink's jars (tests/oracle): what a pod whose image names no
+ * version (flink:latest, no tag, a digest alone) is assumed to run, unless configured. */
+extern const struct fmw_flink_version FMW_FLINK_LATEST;
 /* <0, 0, >0 like strcmp, on the line (major.minor) only. */
 int fmw_flink_version_cmp(struct fmw_flink_version a, struct fmw_flink_version b);
 
@@ -106,6 +109,20 @@ enum fmw_err fmw_jmmem_resolve(const struct fmw_jm_input *in, struct fmw_jm_resu
                                struct fmw_diag *d);
 
 /* Appends Flink's seven-line "Final Master Memory configuration:" block (newline-terminated). */
+/*
+ * The container memory Flink's Kubernetes integration asks for a JobManager of
+ * `total_process` bytes (flink-kubernetes KubernetesUtils.getResourceRequirements, with the
+ * MiB figure of ClusterSpecification.getMasterMemoryMB): request = the total in whole MiB
+ * (MemorySize.getMebiBytes truncates), limit = (int) (request MiB × factor) MiB, the factor
+ * being kubernetes.jobmanager.memory.limit-factor (FMW_JM_LIMIT_FACTOR_KEY, from Flink
+ * FMW_JM_LIMIT_FACTOR_SINCE). Java's double arithmetic and (int) cast, exactly. False when the
+ * total does not fit Flink's int of MiB (Flink could not size it either).
+ */
+#define FMW_JM_LIMIT_FACTOR_KEY "kubernetes.jobmanager.memory.limit-factor"
+extern const struct fmw_flink_version FMW_JM_LIMIT_FACTOR_SINCE;
+bool fmw_jm_kubernetes_memory(uint64_t total_process, double factor, uint64_t *request,
+                              uint64_t *limit);
+
 enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *spec, struct fmw_buf *out);
 
 #endif

@@ -194,7 +194,9 @@ static bool all_hex(const char *p, const char *end)
     return true;
 }
 
-bool fmw_java_parse_float(struct fmw_str text, float *out)
+/* Float.parseFloat (to_double false) or Double.parseDouble: the same grammar, rounded once to
+ * the target type. */
+static bool java_parse_floating(struct fmw_str text, bool to_double, float *out, double *dout)
 {
     struct fmw_str s = fmw_str_trim_java(text);
     if (s.len == 0 || s.len > 4096)
@@ -208,11 +210,17 @@ bool fmw_java_parse_float(struct fmw_str text, float *out)
     }
     size_t rest = (size_t)(end - p);
     if (rest == 3 && memcmp(p, "NaN", 3) == 0) {
-        *out = NAN;
+        if (to_double)
+            *dout = NAN;
+        else
+            *out = NAN;
         return true;
     }
     if (rest == 8 && memcmp(p, "Infinity", 8) == 0) {
-        *out = neg ? -INFINITY : INFINITY;
+        if (to_double)
+            *dout = neg ? -INFINITY : INFINITY;
+        else
+            *out = neg ? -INFINITY : INFINITY;
         return true;
     }
     /* A type suffix may close any finite literal. */
@@ -272,14 +280,30 @@ bool fmw_java_parse_float(struct fmw_str text, float *out)
     }
     if (!ok)
         return false;
-    /* strtof rounds correctly from the decimal (or hex) text straight to float, as Java does. */
+    /* strtof/strtod round correctly from the decimal (or hex) text straight to the type, as
+     * Java does. */
     char *num = fmw_str_dup((struct fmw_str){p, (size_t)(end - p)});
     if (!num)
         return false;
-    float v = strtof(num, NULL);
+    if (to_double) {
+        double v = strtod(num, NULL);
+        *dout = neg ? -v : v;
+    } else {
+        float v = strtof(num, NULL);
+        *out = neg ? -v : v;
+    }
     free(num);
-    *out = neg ? -v : v;
     return true;
+}
+
+bool fmw_java_parse_float(struct fmw_str text, float *out)
+{
+    return java_parse_floating(text, false, out, NULL);
+}
+
+bool fmw_java_parse_double(struct fmw_str text, double *out)
+{
+    return java_parse_floating(text, true, NULL, out);
 }
 
 bool fmw_java_parse_int(struct fmw_str text, int32_t *out)

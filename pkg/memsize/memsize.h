@@ -50,6 +50,8 @@ void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN]);
  * to float. Returns false when Java would throw NumberFormatException.
  */
 bool fmw_java_parse_float(struct fmw_str text, float *out);
+/* Java Double.parseDouble: the same grammar, rounded to double. */
+bool fmw_java_parse_double(struct fmw_str text, double *out);
 
 /* Java Integer.parseInt (optional sign, ASCII digits, int range). */
 bool fmw_java_parse_int(struct fmw_str text, int32_t *out);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_ENV 4096
 
@@ -60,25 +61,78 @@ json_t *fmw_json_text(const char *s)
     return fmw_utf8_valid(s, n) ? json_stringn_nocheck(s, n) : NULL;
 }
 
+/* A version token of a tag ("1.16.1", "v1.17", "2.0.0"), as fmw_flink_version_parse reads it. */
+static bool version_token(const char *tok, size_t n, struct fmw_flink_version *v)
+{
+    char t[32];
+    if (n > 0 && (tok[0] == 'v' || tok[0] == 'V')) {
+        tok++;
+        n--;
+    }
+    if (n == 0 || n >= sizeof t)
+        return false;
+    memcpy(t, tok, n);
+    t[n] = '\0';
+    /* The whole token: "1.16.1" yes, "1.16.1rc" or "2.12x" no. */
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i] == '.' || (t[i] >= '0' && t[i] <= '9')))
+            return false;
+    }
+    return fmw_flink_version_parse(t, v);
+}
+
 bool fmw_podspec_image_version(const char *image, struct fmw_flink_version *v)
 {
-    if (!image || strchr(image, '@'))
-        return false; /* a digest names no version */
-    const char *slash = strrchr(image, '/');
-    const char *repo = slash ? slash + 1 : image;
+    if (!image)
+        return false;
+    /* name[:tag][@digest]: the digest names bytes, the tag (when kept beside it) the version. */
+    char ref[512];
+    snprintf(ref, sizeof ref, "%s", image);
+    char *at = strchr(ref, '@');
+    if (at)
+        *at = '\0';
+    const char *slash = strrchr(ref, '/');
+    const char *repo = slash ? slash + 1 : ref;
     const char *colon = strchr(repo, ':');
     if (!colon)
         return false;
-    /* Only images of Flink: a version tag of some other image says nothing about Flink. */
-    char name[256];
-    size_t n = (size_t)(colon - repo);
-    if (n >= sizeof name)
+    size_t name_len = (size_t)(colon - repo);
+    bool flink_image = false;
+    for (size_t i = 0; i + 5 <= name_len; i++)
+        flink_image = flink_image || strncasecmp(repo + i, "flink", 5) == 0;
+    /*
+     * The tag's tokens between '-' and '_': the first that is a Flink version, in an image of
+     * Flink ("1.16.1-scala_2.12-java11", "1.18.1-debian-12-r0"), or the one right after a
+     * "flink" token in any image ("jobs:flink-1.16.1-custom"). A version tag of some other
+     * image says nothing about Flink, nor does the Scala version after "scala"
+     * ("scala_2.12-java11" is the newest Flink built for Scala 2.12).
+     */
+    const char *tag = colon + 1;
+    bool after_flink = false, after_scala = false;
+    while (*tag) {
+        size_t n = strcspn(tag, "-_");
+        if ((flink_image || after_flink) && !after_scala && version_token(tag, n, v))
+            return true;
+        after_flink = n == 5 && strncasecmp(tag, "flink", 5) == 0;
+        after_scala = n == 5 && strncasecmp(tag, "scala", 5) == 0; /* "scala_2.12" */
+        tag += n;
+        if (*tag)
+            tag++;
+    }
+    return false;
+}
+
+bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v)
+{
+    if (text && strcmp(text, "deliberate") == 0)
+        *v = FMW_HEADROOM_DELIBERATE;
+    else if (text && strcmp(text, "keep") == 0)
+        *v = FMW_HEADROOM_KEEP;
+    else if (text && strcmp(text, "remove") == 0)
+        *v = FMW_HEADROOM_REMOVE;
+    else
         return false;
-    memcpy(name, repo, n);
-    name[n] = '\0';
-    if (!strstr(name, "flink"))
-        return false;
-    return fmw_flink_version_parse(colon + 1, v);
+    return true;
 }
 
 /* Everything one plan works with. */
@@ -95,6 +149,7 @@ struct ctx {
     struct cmdline cl;
     struct launch launch;
     struct fmw_conf file_conf; /* the conf file as the scripts read it */
+    const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
     struct fmw_buf base;       /* JSON Pointer of the container */
 };
 
@@ -373,8 +428,58 @@ static void choose_version(struct ctx *c)
         snprintf(p->version_source, sizeof p->version_source, "image tag");
         return;
     }
+    /* latest, no tag, a digest alone, a tag without a version: a guess, and said to be one. */
     p->version = c->opt->default_version;
-    snprintf(p->version_source, sizeof p->version_source, "default");
+    p->version_assumed = true;
+    snprintf(p->version_source, sizeof p->version_source, "assumed");
+}
+
+/*
+ * An assumed line decides which file the JobManager reads when another line would read another
+ * one (flink-conf.yaml alone up to 1.18, flink-conf.yaml first in 1.19/1.20, config.yaml alone
+ * from 2.0). The configuration is gathered again as each other kind of line would, and a
+ * difference is said.
+ */
+static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *in)
+{
+    static const struct fmw_flink_version OTHERS[] = {{1, 18, -1}, {1, 20, -1}, {2, 0, -1}};
+    struct fmw_plan *p = c->plan;
+    enum fmw_err err = FMW_OK;
+    bool said = false;
+    for (size_t i = 0; i < sizeof OTHERS / sizeof OTHERS[0] && !err && !said; i++) {
+        struct fmw_flink_version alt = OTHERS[i];
+        bool same_kind = fmw_flink_reads_legacy_file(alt) == fmw_flink_reads_legacy_file(p->version) &&
+                         fmw_flink_reads_standard_file(alt) ==
+                             fmw_flink_reads_standard_file(p->version);
+        if (same_kind)
+            continue;
+        struct source_in other = *in;
+        other.version = alt;
+        struct fmw_conf scratch;
+        fmw_conf_init(&scratch);
+        struct fmw_diag msg = FMW_DIAG_INIT;
+        json_t *notes = json_array();
+        char source[FMW_PLAN_TEXT];
+        enum fmw_plan_status st = notes ? fmw_source_gather(&other, &scratch, source, &msg, notes)
+                                        : FMW_PLAN_UNREADABLE;
+        if (!notes)
+            err = FMW_ENOMEM;
+        else if (st == FMW_PLAN_RESOLVED && strcmp(source, p->source) != 0) {
+            char text[FMW_PLAN_TEXT * 3];
+            snprintf(text, sizeof text,
+                     "Flink %d.%d is assumed (the image tag names no version; set annotation "
+                     FMW_ANN_FLINK_VERSION ") and decides the file: %d.%d reads %s, %d.%d would "
+                     "read %s",
+                     p->version.major, p->version.minor, p->version.major, p->version.minor,
+                     p->source, alt.major, alt.minor, source);
+            err = note(c, text);
+            said = true;
+        }
+        json_decref(notes);
+        fmw_diag_cleanup(&msg);
+        fmw_conf_cleanup(&scratch);
+    }
+    return err;
 }
 
 static bool quantity_of(json_t *v, uint64_t *bytes)
@@ -403,7 +508,7 @@ static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *k
         snprintf(suffix, sizeof suffix, "/resources/%s/memory", key);
         err = op(c, cur ? "replace" : "add", suffix, fmw_json_text(q));
     }
-    return err ? err : change(c, "%s %s -> %s", what, was, q);
+    return err ? err : change(c, "%s %.64s -> %s", what, was, q);
 }
 
 /* A container's memory request as the scheduler counts it: the request, else the limit. */
@@ -468,40 +573,189 @@ static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_reque
            pod_budget_short(c, "request", req, pod_request, "containers'", need);
 }
 
+static const char *label(struct ctx *c, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(json_object_get(c->pod, "metadata"), "labels"), key);
+    return json_string_value(v);
+}
+
+/*
+ * Headroom a known operator leaves below the limit on purpose: why, or NULL.
+ *  - The Spotify/GCP flink-on-k8s-operator (FlinkCluster) labels its JobManager pods app=flink,
+ *    cluster=NAME, component=jobmanager and writes jobmanager.memory.process.size as
+ *    memoryProcessRatio (default 80) percent of the container's limit
+ *    (controllers/flinkcluster/flinkcluster_converter.go, calProcessMemorySize).
+ *  - Lyft's flinkk8soperator (FlinkApplication) labels them flink-app=NAME,
+ *    flink-deployment-type=jobmanager and sizes Flink from the request less
+ *    systemMemoryFraction (default 0.2) (pkg/controller/flink/config.go).
+ * Flink's native mode and the Flink Kubernetes Operator ask for headroom through
+ * kubernetes.jobmanager.memory.limit-factor instead, which is Flink's limit itself.
+ */
+static const char *deliberate_headroom(struct ctx *c)
+{
+    const char *app = label(c, "app"), *cluster = label(c, "cluster");
+    const char *component = label(c, "component");
+    if (app && strcmp(app, "flink") == 0 && cluster && component &&
+        strcmp(component, "jobmanager") == 0)
+        return "the flink-on-k8s-operator (labels app=flink, cluster) sizes Flink at a share of "
+               "the limit on purpose";
+    const char *type = label(c, "flink-deployment-type");
+    if (label(c, "flink-app") && type && strcmp(type, "jobmanager") == 0)
+        return "Lyft's flinkk8soperator (label flink-app) sizes Flink below its request on "
+               "purpose";
+    return NULL;
+}
+
+/* The headroom policy of this pod: its annotation, else the webhook's. */
+static enum fmw_headroom_policy headroom_policy(struct ctx *c)
+{
+    enum fmw_headroom_policy v = c->opt->headroom;
+    const char *ann = annotation(c->annotations, FMW_ANN_HEADROOM);
+    if (ann && !fmw_headroom_policy_parse(ann, &v))
+        note(c, "annotation " FMW_ANN_HEADROOM " is not deliberate, keep or remove: ignored");
+    return v;
+}
+
+/*
+ * Flink's own limit: kubernetes.jobmanager.memory.limit-factor in the configuration the
+ * JobManager reads (Flink's native mode and the Flink Kubernetes Operator write it there, the
+ * operator from a FlinkDeployment's limits and requests) makes the limit that many times the
+ * process size and leaves the request at the process size. Sets p->limit_factor when it applies.
+ */
+static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *request_mib)
+{
+    struct fmw_plan *p = c->plan;
+    uint64_t total = p->jm.spec.total_process;
+    *limit = total;
+    *request_mib = total;
+    if (fmw_flink_version_cmp(p->version, FMW_JM_LIMIT_FACTOR_SINCE) < 0 ||
+        !fmw_conf_has(c->conf, FMW_JM_LIMIT_FACTOR_KEY))
+        return FMW_OK;
+    double factor;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    char text[FMW_PLAN_TEXT];
+    enum fmw_err err = FMW_OK;
+    if (fmw_conf_get_double(c->conf, FMW_JM_LIMIT_FACTOR_KEY, 1.0, &factor, NULL, &d) != FMW_OK) {
+        snprintf(text, sizeof text, FMW_JM_LIMIT_FACTOR_KEY " not applied: %s",
+                 fmw_diag_msg(&d));
+        err = note(c, text);
+    } else if (!(factor >= 1.0)) {
+        /* KubernetesJobManagerParameters.getJobManagerMemoryLimitFactor: checkArgument >= 1. */
+        char num[FMW_MEMSIZE_STRLEN];
+        fmw_java_double_str(factor, num);
+        snprintf(text, sizeof text,
+                 FMW_JM_LIMIT_FACTOR_KEY " %s is below 1, which Flink refuses: not applied", num);
+        err = note(c, text);
+    } else {
+        uint64_t req, lim;
+        if (fmw_jm_kubernetes_memory(total, factor, &req, &lim) && lim > total) {
+            *limit = lim;
+            *request_mib = req;
+            p->limit_factor = factor;
+        }
+    }
+    fmw_diag_cleanup(&d);
+    return err;
+}
+
 static enum fmw_err plan_resources(struct ctx *c)
 {
-    uint64_t total = c->plan->jm.spec.total_process;
-    char q[FMW_MEMSIZE_STRLEN];
-    fmw_quantity_format(total, q);
+    struct fmw_plan *p = c->plan;
+    uint64_t total = p->jm.spec.total_process;
+    uint64_t flink_lim, flink_req_mib;
+    enum fmw_err err = flink_limit(c, &flink_lim, &flink_req_mib);
+    if (err)
+        return err;
     json_t *resources = json_object_get(c->container, "resources");
     uint64_t limit = 0, request = 0;
     bool has_limit = quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"),
                                  &limit);
     bool has_request = quantity_of(
         json_object_get(json_object_get(resources, "requests"), "memory"), &request);
-    bool fix_limit = !has_limit || limit != total;
-    bool fix_request = c->opt->requests == FMW_REQUESTS_EQUAL
-                           ? (!has_request || request != total)
-                           : (!has_request || request > total);
+    bool equal = c->opt->requests == FMW_REQUESTS_EQUAL;
+
+    /* A limit above Flink's: kept where the policy or a known operator says so. */
+    uint64_t want_limit = flink_lim;
+    bool above = has_limit && limit > flink_lim;
+    if (above) {
+        enum fmw_headroom_policy policy = headroom_policy(c);
+        const char *why = NULL;
+        if (policy == FMW_HEADROOM_KEEP)
+            why = "headroom policy keep";
+        else if (policy == FMW_HEADROOM_DELIBERATE)
+            why = deliberate_headroom(c);
+        if (why) {
+            snprintf(p->headroom_kept, sizeof p->headroom_kept, "%s", why);
+            want_limit = limit;
+        }
+    }
+    bool kept = p->headroom_kept[0] != '\0';
+    uint64_t want_request;
+    bool fix_request;
+    if (kept) {
+        /* The limit is the user's or the operator's; so is a request that covers Flink. */
+        want_request = total;
+        fix_request = equal && has_request && request < total;
+    } else if (p->limit_factor > 0) {
+        /* Flink's shape: request = process size (in whole MiB when Flink wrote it). */
+        want_request = total;
+        fix_request = equal ? !has_request || (request != total && request != flink_req_mib)
+                            : !has_request || request > want_limit;
+    } else {
+        want_request = want_limit;
+        fix_request = equal ? !has_request || request != want_limit
+                            : !has_request || request > want_limit;
+    }
+    bool fix_limit = !has_limit || limit != want_limit;
+    p->limit = want_limit;
+    p->request = fix_request ? want_request : has_request ? request : want_limit;
+    if (kept) {
+        char have[FMW_MEMSIZE_STRLEN], flink[FMW_MEMSIZE_STRLEN], text[FMW_PLAN_TEXT];
+        fmw_quantity_format(limit, have);
+        fmw_quantity_format(flink_lim, flink);
+        snprintf(text, sizeof text, "memory limit %s kept above Flink's %s: %s", have, flink,
+                 p->headroom_kept);
+        err = note(c, text);
+        if (err)
+            return err;
+    }
     if ((fix_limit || fix_request) &&
-        !pod_level_fits(c, total, fix_request ? total : request))
+        !pod_level_fits(c, want_limit, fix_request ? want_request : request))
         return FMW_OK; /* UNREADABLE, said */
+
+    /* Beside the figures: where Flink's limit comes from, and how to keep headroom the webhook
+     * removes. */
+    if (fix_limit && p->limit_factor > 0) {
+        char num[FMW_MEMSIZE_STRLEN], base[FMW_MEMSIZE_STRLEN], text[FMW_PLAN_TEXT];
+        fmw_java_double_str(p->limit_factor, num);
+        fmw_quantity_format(flink_req_mib, base);
+        snprintf(text, sizeof text, "Flink's limit: %s x " FMW_JM_LIMIT_FACTOR_KEY " %s", base,
+                 num);
+        err = note(c, text);
+    } else if (fix_limit && above) {
+        err = note(c, "the limit above Flink's size is headroom not known to be deliberate: "
+                      "annotation " FMW_ANN_HEADROOM ": keep keeps it");
+    }
+    if (err)
+        return err;
+    char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(want_limit, lq);
+    fmw_quantity_format(want_request, rq);
     if (!json_is_object(resources) && (fix_limit || fix_request)) {
-        json_t *v = json_pack("{s:{s:s}}", "limits", "memory", q);
+        json_t *v = json_pack("{s:{s:s}}", "limits", "memory", lq);
         if (v && fix_request)
-            json_object_set_new(v, "requests", json_pack("{s:s}", "memory", q));
-        enum fmw_err err = op(c, "add", "/resources", v);
+            json_object_set_new(v, "requests", json_pack("{s:s}", "memory", rq));
+        err = op(c, "add", "/resources", v);
         if (!err)
-            err = change(c, "memory limit unset -> %s", q);
+            err = change(c, "memory limit unset -> %s", lq);
         if (!err && fix_request)
-            err = change(c, "memory request unset -> %s", q);
+            err = change(c, "memory request unset -> %s", rq);
         return err;
     }
-    enum fmw_err err = FMW_OK;
     if (fix_limit)
-        err = set_resource(c, resources, "limits", q, "memory limit");
+        err = set_resource(c, resources, "limits", lq, "memory limit");
     if (!err && fix_request)
-        err = set_resource(c, resources, "requests", q, "memory request");
+        err = set_resource(c, resources, "requests", rq, "memory request");
     return err;
 }
 
@@ -988,14 +1242,32 @@ static enum fmw_err plan_annotation(struct ctx *c)
     snprintf(ver, sizeof ver, "%d.%d", p->version.major, p->version.minor);
     struct fmw_buf text;
     fmw_buf_init(&text, 64 * 1024);
+    char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(p->limit, lq);
+    fmw_quantity_format(p->request, rq);
     enum fmw_err werr = fmw_buf_adds(&text, "{\"flinkVersion\":");
     if (!werr)
         werr = fmw_buf_add_json_string(&text, ver, strlen(ver));
+    if (!werr && p->version_assumed)
+        werr = fmw_buf_adds(&text, ",\"flinkVersionAssumed\":true");
     if (!werr)
         werr = fmw_buf_addf(&text,
                             ",\"totalProcess\":\"%s\",\"heap\":%" PRIu64 ",\"offHeap\":%" PRIu64
-                            ",\"metaspace\":%" PRIu64 ",\"overhead\":%" PRIu64 ",\"jvmArgs\":",
-                            q, s->heap, s->off_heap, s->metaspace, s->overhead);
+                            ",\"metaspace\":%" PRIu64 ",\"overhead\":%" PRIu64
+                            ",\"limit\":\"%s\",\"request\":\"%s\"",
+                            q, s->heap, s->off_heap, s->metaspace, s->overhead, lq, rq);
+    if (!werr && p->limit_factor > 0) {
+        char num[FMW_MEMSIZE_STRLEN];
+        fmw_java_double_str(p->limit_factor, num);
+        werr = fmw_buf_addf(&text, ",\"limitFactor\":\"%s\"", num);
+    }
+    if (!werr && p->headroom_kept[0]) {
+        werr = fmw_buf_adds(&text, ",\"headroomKept\":");
+        if (!werr)
+            werr = fmw_buf_add_json_string(&text, p->headroom_kept, strlen(p->headroom_kept));
+    }
+    if (!werr)
+        werr = fmw_buf_adds(&text, ",\"jvmArgs\":");
     if (!werr)
         werr = fmw_buf_add_json_string(&text, p->jm.jvm_args, strlen(p->jm.jvm_args));
     if (!werr)
@@ -1096,6 +1368,11 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
     if (plan->status != FMW_PLAN_RESOLVED)
         goto out;
+    if (plan->version_assumed) {
+        err = check_assumed_source(&c, &in);
+        if (err)
+            goto out;
+    }
 
     /* What BashJavaUtils sees: the file, then the -D arguments that reach it. */
     err = fmw_conf_copy(&conf, &c.file_conf);
@@ -1121,6 +1398,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         goto out;
     }
 
+    c.conf = &conf;
     err = fmw_buf_adds(&c.base, c.prefix);
     if (!err)
         err = fmw_buf_addf(&c.base, "/spec/containers/%d", plan->container_index);
@@ -1128,7 +1406,10 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = plan_resources(&c);
     if (!err && plan->status == FMW_PLAN_RESOLVED)
         err = plan_flags(&c);
-    if (!err && plan->status == FMW_PLAN_RESOLVED && json_array_size(plan->patch) > 0)
+    /* Every JobManager pod says what was checked, changed or not; a workload's template only
+     * with a change, since any edit of a template rolls its pods. */
+    if (!err && plan->status == FMW_PLAN_RESOLVED &&
+        (c.prefix[0] == '\0' || json_array_size(plan->patch) > 0))
         err = plan_annotation(&c);
 out:;
     enum fmw_expand_exhausted budget = fmw_expand_budget_end();

@@ -25,6 +25,7 @@
 #define FMW_ANN_FLINK_VERSION FMW_ANNOTATION_PREFIX "flink-version"
 #define FMW_ANN_CONFIGMAP FMW_ANNOTATION_PREFIX "configmap"
 #define FMW_ANN_RESOLVED FMW_ANNOTATION_PREFIX "resolved"
+#define FMW_ANN_HEADROOM FMW_ANNOTATION_PREFIX "headroom"
 
 /* Where ConfigMaps come from: the Kubernetes API behind a cache in the server, manifest files in
  * the CLI. */
@@ -56,10 +57,25 @@ enum fmw_requests_policy {
     FMW_REQUESTS_KEEP_LOWER /* keep a lower request the user set; never above the limit */
 };
 
+/*
+ * A memory limit above Flink's own (the total process memory, times
+ * kubernetes.jobmanager.memory.limit-factor where that is set): headroom. Raising a limit below
+ * Flink's is never a question; lowering one above it is.
+ */
+enum fmw_headroom_policy {
+    FMW_HEADROOM_DELIBERATE, /* keep it where a known operator leaves it on purpose; else lower */
+    FMW_HEADROOM_KEEP,       /* never lower a limit */
+    FMW_HEADROOM_REMOVE      /* limit = Flink's, always */
+};
+
 struct fmw_podspec_options {
     struct fmw_flink_version default_version; /* when neither annotation nor image tag says */
     enum fmw_requests_policy requests;
+    enum fmw_headroom_policy headroom;
 };
+
+/* "deliberate", "keep", "remove"; false for another word. */
+bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v);
 
 enum fmw_plan_status {
     FMW_PLAN_SKIP,      /* no JobManager container: nothing to do */
@@ -75,9 +91,13 @@ struct fmw_plan {
     char container[FMW_PLAN_TEXT]; /* the JobManager container's name */
     int container_index;
     struct fmw_flink_version version;
-    char version_source[64];    /* "annotation", "image tag flink:1.18.1", "default" */
+    char version_source[64];    /* "annotation", "image tag", "assumed" */
+    bool version_assumed;       /* neither the annotation nor the image tag names the line */
     char source[FMW_PLAN_TEXT]; /* where the configuration came from, for humans */
     struct fmw_jm_result jm;    /* the resolution (status RESOLVED) */
+    uint64_t limit, request;    /* the container's memory after the plan (RESOLVED) */
+    double limit_factor;        /* kubernetes.jobmanager.memory.limit-factor applied, else 0 */
+    char headroom_kept[128];    /* why a limit above Flink's stays, else "" */
     struct fmw_diag message;    /* INVALID: Flink's message; UNREADABLE: the reason */
     json_t *patch;              /* array of RFC 6902 operations; owned */
     json_t *changes;            /* array of one-line descriptions, one per change; owned */

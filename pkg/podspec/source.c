@@ -33,6 +33,7 @@ struct gather {
     json_t *notes;
     struct cm_cache cms;
     bool properties_applied; /* FLINK_PROPERTIES edited the file */
+    bool opaque;             /* the conf file comes from a volume whose content is unknown here */
 };
 
 static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
@@ -418,20 +419,13 @@ static enum fmw_plan_status from_annotation(struct gather *g, struct fmw_conf *c
     return parse_file(g, conf, file, json_string_value(text), json_string_length(text));
 }
 
-enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_conf *conf,
-                                       char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
-                                       json_t *notes)
+/* What the JobManager reads through its mounts: the conf dir, files in it, or the image's own. */
+static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
+                                        char source[FMW_PLAN_TEXT])
 {
-    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}, false};
     enum fmw_plan_status st;
-    source[0] = '\0';
-    if (in->configmap_annotation) {
-        st = from_annotation(&g, conf, source);
-        goto out;
-    }
-
     char conf_dir[1024];
-    const struct env_var *cd = fmw_env_find(in->env, in->nenv, "FLINK_CONF_DIR");
+    const struct env_var *cd = fmw_env_find(g->in->env, g->in->nenv, "FLINK_CONF_DIR");
     /* config.sh: an empty FLINK_CONF_DIR is the default one (`if [ -z "$FLINK_CONF_DIR" ]`). */
     snprintf(conf_dir, sizeof conf_dir, "%s",
              cd && cd->value && *cd->value ? cd->value : DEFAULT_CONF_DIR);
@@ -445,7 +439,7 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
     static const char *const FILES[2] = {LEGACY_FILE, STANDARD_FILE};
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(in->container, "volumeMounts"), i, m)
+    json_array_foreach(json_object_get(g->in->container, "volumeMounts"), i, m)
     {
         const char *mp = json_string_value(json_object_get(m, "mountPath"));
         const char *vn = json_string_value(json_object_get(m, "name"));
@@ -455,14 +449,14 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
         char path[1024];
         snprintf(path, sizeof path, "%s", mp);
         normalise_path(path);
-        json_t *vol = find_volume(in->spec, vn);
+        json_t *vol = find_volume(g->in->spec, vn);
         if (!vol)
             continue;
         size_t pl = strlen(path);
         if (strcmp(path, conf_dir) == 0) {
             if (sub && *sub) {
-                st = unreadable(&g, "the conf dir %s is a subPath of volume %s", conf_dir, vn);
-                goto out;
+                st = unreadable(g, "the conf dir %s is a subPath of volume %s", conf_dir, vn);
+                goto done;
             }
             dir_vol = vol;
         } else if (pl > dir_len && strncmp(path, conf_dir, dir_len) == 0 && path[dir_len] == '/') {
@@ -474,9 +468,9 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
             }
         } else if ((pl < dir_len && strncmp(conf_dir, path, pl) == 0 && conf_dir[pl] == '/') ||
                    strcmp(path, "/") == 0) {
-            st = unreadable(&g, "the conf dir %s lies inside volume %s mounted at %s", conf_dir,
+            st = unreadable(g, "the conf dir %s lies inside volume %s mounted at %s", conf_dir,
                             vn, path);
-            goto out;
+            goto done;
         }
     }
 
@@ -484,74 +478,136 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
     if (dir_vol) {
         const char *why = opaque_volume(dir_vol);
         if (why) {
-            st = unreadable(&g, "the conf dir %s is %s", conf_dir, why);
-            goto out;
+            g->opaque = true;
+            st = unreadable(g, "the conf dir %s is %s", conf_dir, why);
+            goto done;
         }
         /* Every file of the mount, chosen as the version's GlobalConfiguration does. */
         struct found legacy, standard;
         legacy.text = standard.text = NULL;
-        if (fmw_flink_reads_legacy_file(in->version) &&
-            find_in_volume(&g, dir_vol, LEGACY_FILE, &legacy)) {
+        if (fmw_flink_reads_legacy_file(g->in->version) &&
+            find_in_volume(g, dir_vol, LEGACY_FILE, &legacy)) {
             st = FMW_PLAN_UNREADABLE;
-            goto out;
+            goto done;
         }
-        if (fmw_flink_reads_standard_file(in->version) &&
-            find_in_volume(&g, dir_vol, STANDARD_FILE, &standard)) {
+        if (fmw_flink_reads_standard_file(g->in->version) &&
+            find_in_volume(g, dir_vol, STANDARD_FILE, &standard)) {
             st = FMW_PLAN_UNREADABLE;
-            goto out;
+            goto done;
         }
-        bool use_legacy = fmw_flink_uses_legacy_file(in->version, legacy.text != NULL);
+        bool use_legacy = fmw_flink_uses_legacy_file(g->in->version, legacy.text != NULL);
         struct found *chosen = use_legacy ? &legacy : &standard;
         const char *file = use_legacy ? LEGACY_FILE : STANDARD_FILE;
         if (!chosen->text) {
-            st = unreadable(&g, "Flink %d.%d reads %s/%s, which the mounted volume does not hold",
-                            in->version.major, in->version.minor, conf_dir, file);
-            goto out;
+            st = unreadable(g, "Flink %d.%d reads %s/%s, which the mounted volume does not hold",
+                            g->in->version.major, g->in->version.minor, conf_dir, file);
+            goto done;
         }
         snprintf(source, FMW_PLAN_TEXT, "%s", chosen->where);
-        st = parse_file(&g, conf, file, chosen->text, chosen->len);
+        st = parse_file(g, conf, file, chosen->text, chosen->len);
         if (st == FMW_PLAN_RESOLVED)
-            st = apply_flink_properties(&g, conf, false);
-        goto out;
+            st = apply_flink_properties(g, conf, false);
+        goto done;
     }
 
     /* The image's conf dir, possibly with single files mounted over its own. */
     int k = -1;
-    if (fmw_flink_reads_legacy_file(in->version) && file_vol[0])
+    if (fmw_flink_reads_legacy_file(g->in->version) && file_vol[0])
         k = 0; /* a mounted flink-conf.yaml is read by every 1.x line */
-    else if (fmw_flink_reads_standard_file(in->version) && file_vol[1])
+    else if (fmw_flink_reads_standard_file(g->in->version) && file_vol[1])
         k = 1;
     for (int j = 0; j < 2; j++) {
         if (file_vol[j] && j != k)
-            note(&g, j == 0 ? "the mounted flink-conf.yaml is ignored by this Flink version"
+            note(g, j == 0 ? "the mounted flink-conf.yaml is ignored by this Flink version"
                             : "the mounted config.yaml is ignored by this Flink version");
     }
     if (k < 0) {
-        st = image_default(&g, conf, source);
-        goto out;
+        st = image_default(g, conf, source);
+        goto done;
     }
     const char *why = opaque_volume(file_vol[k]);
     if (why) {
-        st = unreadable(&g, "%s/%s comes from %s", conf_dir, FILES[k], why);
-        goto out;
+        g->opaque = true;
+        st = unreadable(g, "%s/%s comes from %s", conf_dir, FILES[k], why);
+        goto done;
     }
     if (!file_sub[k]) {
-        st = unreadable(&g, "%s/%s is a directory mount", conf_dir, FILES[k]);
-        goto out;
+        st = unreadable(g, "%s/%s is a directory mount", conf_dir, FILES[k]);
+        goto done;
     }
-    if (find_in_volume(&g, file_vol[k], file_sub[k], &f)) {
+    if (find_in_volume(g, file_vol[k], file_sub[k], &f)) {
         st = FMW_PLAN_UNREADABLE;
-        goto out;
+        goto done;
     }
     if (!f.text) {
-        st = unreadable(&g, "volume %s has no %s", json_string_value(json_object_get(file_vol[k], "name")),
+        st = unreadable(g, "volume %s has no %s", json_string_value(json_object_get(file_vol[k], "name")),
                         file_sub[k]);
-        goto out;
+        goto done;
     }
     snprintf(source, FMW_PLAN_TEXT, "%s", f.where);
-    st = parse_file(&g, conf, FILES[k], f.text, f.len);
+    st = parse_file(g, conf, FILES[k], f.text, f.len);
     if (st == FMW_PLAN_RESOLVED)
-        st = apply_flink_properties(&g, conf, false);
+        st = apply_flink_properties(g, conf, false);
+done:
+    return st;
+}
+
+/* Does a volume of the pod (any container's, an init container's too) carry ConfigMap `name`? */
+static bool pod_has_configmap(json_t *spec, const char *name, size_t n)
+{
+    size_t i, j;
+    json_t *v, *src;
+    json_array_foreach(json_object_get(spec, "volumes"), i, v)
+    {
+        const char *cm = json_string_value(json_object_get(json_object_get(v, "configMap"), "name"));
+        if (cm && strlen(cm) == n && strncmp(cm, name, n) == 0)
+            return true;
+        json_array_foreach(json_object_get(json_object_get(v, "projected"), "sources"), j, src)
+        {
+            cm = json_string_value(json_object_get(json_object_get(src, "configMap"), "name"));
+            if (cm && strlen(cm) == n && strncmp(cm, name, n) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_conf *conf,
+                                       char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
+                                       json_t *notes)
+{
+    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}, false, false};
+    enum fmw_plan_status st;
+    source[0] = '\0';
+    const char *ann = in->configmap_annotation;
+    if (ann && pod_has_configmap(in->spec, ann, strcspn(ann, "/"))) {
+        st = from_annotation(&g, conf, source);
+        goto out;
+    }
+    /*
+     * The annotation names a ConfigMap the pod does not carry: it is believed only where the
+     * JobManager's conf file comes from a volume whose content cannot be known here (an
+     * emptyDir filled at start, say); where the JobManager reads a file the webhook can see,
+     * that file is what it gets.
+     */
+    size_t nnotes = json_array_size(notes);
+    st = from_mounts(&g, conf, source);
+    if (ann && st == FMW_PLAN_UNREADABLE && g.opaque) {
+        while (json_array_size(notes) > nnotes)
+            json_array_remove(notes, nnotes);
+        fmw_conf_cleanup(conf);
+        fmw_conf_init(conf);
+        g.properties_applied = false;
+        source[0] = '\0';
+        st = from_annotation(&g, conf, source);
+    } else if (ann && st == FMW_PLAN_RESOLVED) {
+        char text[FMW_PLAN_TEXT * 2];
+        snprintf(text, sizeof text,
+                 "annotation " FMW_ANN_CONFIGMAP " is not followed: the pod does not carry "
+                 "ConfigMap %.*s, and the JobManager reads %s",
+                 (int)strcspn(ann, "/"), ann, source);
+        note(&g, text);
+    }
 out:
     if (st == FMW_PLAN_RESOLVED && g.properties_applied) {
         size_t n = strlen(source);

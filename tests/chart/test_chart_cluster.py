@@ -459,8 +459,7 @@ def test_chart_rbac_is_what_reads_the_configmaps(installed):
         pod["spec"]["volumes"][0]["configMap"]["name"] = "unread-config"
         p = kubectl("apply", "--dry-run=server", "-n", demo, "-o", "json", "-f", "-", input=json.dumps(pod))
         assert "config not read, pod unchanged" in p.stderr, p.stderr
-        # The lookup failed because RBAC said no (the warning is cut at 120 characters and the
-        # decision log does not carry the reason, so ask the API server and the metrics).
+        # The lookup failed because RBAC said no: the API server and the metrics say so.
         sa = f"system:serviceaccount:{ns}:{installed['full']}"
         assert kubectl("auth", "can-i", "get", "configmaps", "-n", demo, "--as", sa, check=False).stdout.strip() == "no"
         assert kubectl("auth", "can-i", "get", "configmaps", "-n", ns, "--as", sa).stdout.strip() == "yes"

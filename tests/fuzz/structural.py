@@ -138,7 +138,7 @@ def check(out, review):
         import jsonpatch
         jsonpatch.apply_patch(review["request"]["object"], ops)
     for w in r.get("warnings", []):
-        assert len(w.encode()) <= 120
+        assert len(w.encode()) <= 256
 
 
 def main():

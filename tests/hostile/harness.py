@@ -466,7 +466,7 @@ def check_review_answer(resp, uid=None):
         ops = json.loads(base64.b64decode(r["patch"]))
         assert isinstance(ops, list) and ops
     for w in r.get("warnings", []):
-        assert len(w.encode()) <= 120, w
+        assert len(w.encode()) <= 256, w
     return r
 
 

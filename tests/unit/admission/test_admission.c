@@ -70,32 +70,66 @@ Test(admission, off_mode_does_nothing)
     json_decref(r);
 }
 
-Test(admission, warnings_are_cut_at_120_characters_on_a_utf8_boundary)
+Test(admission, long_warnings_are_split_between_words_and_lose_nothing)
 {
     struct fmw_admission_config cfg;
     fmw_admission_config_defaults(&cfg);
     enum fmw_err err;
     /* An unknown mode value is quoted (up to 32 bytes, which splits a 3-byte euro sign) in a
-     * warning; a long ConfigMap name in the "config not read" one. */
-    json_t *r = review(POD_REVIEW("{\"metadata\":{\"annotations\":{\"flink-memory-webhook/mode\":"
-                                  "\"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\"}},"
-                                  "\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
-                                  "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],"
-                                  "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/opt/flink/conf\"}]}],"
-                                  "\"volumes\":[{\"name\":\"v\",\"configMap\":{\"name\":"
-                                  "\"a-very-long-configmap-name-that-goes-on-and-on-and-on-and-on\"}}]}}"),
-                       &cfg, &err);
+     * warning; a ConfigMap name of 253 bytes (the longest Kubernetes allows) in the "config not
+     * read" one, which cannot fit one warning. */
+    char name[254];
+    for (size_t i = 0; i < 253; i++)
+        name[i] = i % 10 == 9 ? '-' : (char)('a' + i % 10);
+    name[253] = '\0';
+    char body[4096];
+    snprintf(body, sizeof body,
+             POD_REVIEW("{\"metadata\":{\"annotations\":{\"flink-memory-webhook/mode\":"
+                        "\"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\"}},"
+                        "\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
+                        "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],"
+                        "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/opt/flink/conf\"}]}],"
+                        "\"volumes\":[{\"name\":\"v\",\"configMap\":{\"name\":\"%s\"}}]}}"),
+             name);
+    json_t *r = review(body, &cfg, &err);
     cr_assert_eq(err, FMW_OK);
     json_t *warnings = json_object_get(json_object_get(r, "response"), "warnings");
-    cr_assert_geq(json_array_size(warnings), 2);
+    cr_assert_geq(json_array_size(warnings), 3);
     size_t i;
     json_t *w;
+    char joined[8192] = "";
+    static const char PREFIX[] = "flink-memory-webhook: jobmanager: ";
     json_array_foreach(warnings, i, w)
     {
         const char *s = json_string_value(w);
-        cr_expect_leq(strlen(s), 120, "%s", s);
+        cr_expect_leq(strlen(s), FMW_WARNING_MAX, "%s", s);
         cr_expect(utf8_valid(s), "cut on a character boundary: %s", s);
+        cr_assert(strncmp(s, PREFIX, 22) == 0, "%s", s);
+        if (strncmp(s, PREFIX, strlen(PREFIX)) != 0)
+            continue; /* the mode's warning, not the container's */
+        /* Pieces after the first start with "... ", pieces before the last end with " ...". */
+        const char *t = s + strlen(PREFIX);
+        if (strncmp(t, "... ", 4) == 0) {
+            t += 4;
+            strcat(joined, " ");
+        } else if (i > 0) {
+            strcat(joined, "\n");
+        }
+        size_t n = strlen(t);
+        if (n >= 4 && strcmp(t + n - 4, " ...") == 0)
+            n -= 4;
+        strncat(joined, t, n);
     }
+    /* The name has no space to split at: it is cut inside, where the join put a space. */
+    char squeezed[8192];
+    size_t k = 0;
+    for (const char *p = joined; *p; p++) {
+        if (*p != ' ')
+            squeezed[k++] = *p;
+    }
+    squeezed[k] = '\0';
+    cr_expect(strstr(squeezed, name) != NULL, "the whole name survives the split: %s", joined);
+    cr_expect(strstr(joined, "cannot be read") != NULL, "%s", joined);
     json_decref(r);
 }
 

@@ -222,3 +222,21 @@ Test(jmmem, version_parsing)
     cr_expect_not(fmw_flink_version_parse("latest", &v));
     cr_expect_not(fmw_flink_version_parse("1.x", &v));
 }
+
+/* Flink's KubernetesUtils.getResourceRequirements, with Java's int and double arithmetic. */
+Test(jmmem, kubernetes_memory_truncates_like_java)
+{
+    uint64_t req, lim;
+    const uint64_t MIB = (uint64_t)1 << 20;
+    cr_assert(fmw_jm_kubernetes_memory(1600 * MIB + 12345, 1.5, &req, &lim));
+    cr_expect_eq(req, 1600 * MIB, "getMebiBytes floors");
+    cr_expect_eq(lim, 2400 * MIB);
+    cr_assert(fmw_jm_kubernetes_memory(1601 * MIB, 1.3, &req, &lim));
+    cr_expect_eq(lim, 2081 * MIB, "(int) (1601 * 1.3) = (int) 2081.3");
+    cr_assert(fmw_jm_kubernetes_memory(1000 * MIB, 1.0 / 3.0 * 3.0, &req, &lim));
+    cr_expect_eq(lim, 1000 * MIB);
+    cr_assert(fmw_jm_kubernetes_memory(2048 * MIB, 1e300, &req, &lim));
+    cr_expect_eq(lim, (uint64_t)INT32_MAX * MIB, "the cast saturates");
+    cr_expect_not(fmw_jm_kubernetes_memory((uint64_t)1 << 52, 1.5, &req, &lim),
+                  "more MiB than an int holds");
+}

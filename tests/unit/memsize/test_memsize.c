@@ -192,6 +192,18 @@ Test(memsize, java_parse_float)
     cr_expect(fmw_java_parse_float(fmw_str_c("-Infinity"), &v) && isinf(v) && v < 0);
 }
 
+Test(memsize, java_parse_double)
+{
+    double d;
+    cr_expect(fmw_java_parse_double(fmw_str_c(" 1.5 "), &d) && d == 1.5);
+    cr_expect(fmw_java_parse_double(fmw_str_c("2d"), &d) && d == 2.0);
+    cr_expect(fmw_java_parse_double(fmw_str_c("0x1.8p1"), &d) && d == 3.0);
+    cr_expect(fmw_java_parse_double(fmw_str_c("0.1"), &d) && d == 0.1, "rounded to double");
+    cr_expect(fmw_java_parse_double(fmw_str_c("NaN"), &d) && d != d);
+    cr_expect_not(fmw_java_parse_double(fmw_str_c("1,5"), &d));
+    cr_expect_not(fmw_java_parse_double(fmw_str_c(""), &d));
+}
+
 Test(memsize, quantities)
 {
     struct {

@@ -165,6 +165,19 @@ Test(podspec, image_versions)
     cr_expect_not(fmw_podspec_image_version("flink@sha256:abc", &v));
     cr_expect_not(fmw_podspec_image_version("nginx:1.25", &v));
     cr_expect_not(fmw_podspec_image_version("flink", &v));
+    /* A version anywhere among the tag's tokens, in an image of Flink or after a "flink" token. */
+    cr_expect(fmw_podspec_image_version("bitnami/flink:1.20.1-debian-12-r5", &v) && v.minor == 20);
+    cr_expect(fmw_podspec_image_version("jobs/streaming:flink-1.16.1-custom", &v) &&
+              v.minor == 16 && v.patch == 1);
+    cr_expect(fmw_podspec_image_version("flink:v1.17.0", &v) && v.minor == 17);
+    cr_expect(fmw_podspec_image_version("flink:1.17.2@sha256:0123", &v) && v.minor == 17,
+              "a digest with its tag kept beside it");
+    cr_expect(fmw_podspec_image_version("team/flink-app:build-7-1.19.1", &v) && v.minor == 19);
+    /* Scala's version is not Flink's; nor is another image's. */
+    cr_expect_not(fmw_podspec_image_version("flink:scala_2.12-java11", &v));
+    cr_expect_not(fmw_podspec_image_version("flink:java17", &v));
+    cr_expect_not(fmw_podspec_image_version("jobs/streaming:1.16.1", &v));
+    cr_expect_not(fmw_podspec_image_version("flink:1.17rc1", &v));
 }
 
 Test(podspec, json_pointer_escapes)

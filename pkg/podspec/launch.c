@@ -142,6 +142,38 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
     }
 }
 
+void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launch *l)
+{
+    memset(l, 0, sizeof *l);
+    l->bitnami = true;
+    l->end = cl->nwords; /* the args, no shell between */
+    if (!mode || !*mode || strcmp(mode, "jobmanager") == 0) /* ${FLINK_MODE:-jobmanager} */
+        l->kind = L_SCRIPT_JM;
+    else if (strcmp(mode, "standalone-job") == 0)
+        l->kind = L_SCRIPT_SAJ;
+    else
+        l->kind = L_TASKMANAGER; /* taskmanager, history-server; anything else fails to start */
+}
+
+bool fmw_launch_bitnami_image(const char *image)
+{
+    if (!image)
+        return false;
+    /* [registry/]ORG/flink[:tag][@digest] with ORG bitnami, bitnamilegacy, bitnamisecure. */
+    size_t n = strcspn(image, ":@");
+    const char *slash = NULL;
+    for (const char *p = image; p < image + n; p++) {
+        if (*p == '/')
+            slash = p;
+    }
+    if (!slash || (size_t)(image + n - slash - 1) != 5 || strncmp(slash + 1, "flink", 5) != 0)
+        return false;
+    const char *org = slash;
+    while (org > image && org[-1] != '/')
+        org--;
+    return strncmp(org, "bitnami", 7) == 0;
+}
+
 bool fmw_launch_is_jobmanager(const struct launch *l)
 {
     return l->kind != L_NONE && l->kind != L_TASKMANAGER;

@@ -270,6 +270,15 @@ static enum fmw_err load_container(struct ctx *c, size_t idx)
         err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
     if (!err)
         fmw_launch_detect(&c->cl, &c->launch);
+    const char *image = json_string_value(json_object_get(c->container, "image"));
+    if (!err && !c->cl.has_command && fmw_launch_bitnami_image(image)) {
+        const struct env_var *mode = fmw_env_find(c->env, c->nenv, "FLINK_MODE");
+        if (mode && !mode->value)
+            err = note(c, "FLINK_MODE comes from valueFrom: which process Bitnami's image "
+                          "starts is not known here");
+        else
+            fmw_launch_bitnami(&c->cl, mode ? mode->value : NULL, &c->launch);
+    }
     return err;
 }
 

@@ -103,6 +103,7 @@ enum launcher {
 struct launch {
     enum launcher kind;
     bool via_entrypoint; /* docker-entrypoint.sh runs first (it edits the conf file) */
+    bool bitnami;        /* Bitnami's image: its entrypoint and run.sh start the script */
     size_t rest;         /* first word after the launcher words */
     size_t end;          /* end of this command's words (a shell operator or the end) */
     size_t java;         /* L_JAVA: the java word */
@@ -110,6 +111,16 @@ struct launch {
 };
 
 void fmw_launch_detect(const struct cmdline *cl, struct launch *l);
+/*
+ * Bitnami's Flink image without `command`: its ENTRYPOINT (entrypoint.sh run.sh) picks the
+ * process by FLINK_MODE (`mode`, default jobmanager) and runs `jobmanager.sh start-foreground`
+ * or `standalone-job.sh start-foreground` with the container's args
+ * (bitnami/containers bitnami/flink rootfs/opt/bitnami/scripts/flink/run.sh).
+ */
+void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launch *l);
+/* An image of Bitnami's Flink (bitnami/flink, bitnamilegacy/flink, bitnamisecure/flink, any
+ * registry). */
+bool fmw_launch_bitnami_image(const char *image);
 bool fmw_launch_is_jobmanager(const struct launch *l);
 
 /*

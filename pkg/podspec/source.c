@@ -419,6 +419,196 @@ static enum fmw_plan_status from_annotation(struct gather *g, struct fmw_conf *c
     return parse_file(g, conf, file, json_string_value(text), json_string_length(text));
 }
 
+/* ---- Bitnami's image (bitnami/containers bitnami/flink rootfs/opt/bitnami/scripts) ---- */
+
+#define BITNAMI_CONF_DIR "/opt/bitnami/flink/conf"
+#define CFG_PREFIX "FLINK_CFG_"
+
+/* libflink.sh flink_configure_from_environment_variables: FLINK_CFG_ stripped, "__" → "-",
+ * "_" → ".", lower case; FLINK_CFG_HIGH__AVAILABILITY_STORAGE_DIR is spelled out. */
+static void bitnami_key(const char *var, char *key, size_t size)
+{
+    if (strcmp(var, "FLINK_CFG_HIGH__AVAILABILITY_STORAGE_DIR") == 0) {
+        snprintf(key, size, "high-availability.storageDir");
+        return;
+    }
+    size_t k = 0;
+    for (const char *p = var + strlen(CFG_PREFIX); *p && k + 1 < size; p++) {
+        if (p[0] == '_' && p[1] == '_') {
+            key[k++] = '-';
+            p++;
+        } else if (*p == '_') {
+            key[k++] = '.';
+        } else {
+            key[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+        }
+    }
+    key[k] = '\0';
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * libflink.sh flink_set_config_option: when a line starts with "KEY:", every line holding
+ * "KEY:" has it and the rest of the line replaced by "KEY: VALUE" (sed, '&' standing for what
+ * matched); otherwise "KEY: VALUE" is appended.
+ */
+static enum fmw_err bitnami_set(struct fmw_buf *file, const char *key, const char *value)
+{
+    size_t kl = strlen(key);
+    const char *text = fmw_buf_cstr(file);
+    bool at_start = false;
+    for (const char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
+            at_start = true;
+    }
+    if (!at_start)
+        return fmw_buf_addf(file, "%s: %s\n", key, value);
+    struct fmw_buf out;
+    fmw_buf_init(&out, FMW_CONF_MAX_TEXT);
+    enum fmw_err err = fmw_buf_add(&out, "", 0);
+    const char *line = text;
+    while (*line && !err) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        const char *hit = NULL;
+        for (size_t i = 0; i + kl < n && !hit; i++) {
+            if (strncmp(line + i, key, kl) == 0 && line[i + kl] == ':')
+                hit = line + i;
+        }
+        if (!hit) {
+            err = fmw_buf_add(&out, line, n);
+        } else {
+            err = fmw_buf_add(&out, line, (size_t)(hit - line));
+            char repl[8192];
+            snprintf(repl, sizeof repl, "%s: %s", key, value);
+            for (const char *r = repl; *r && !err; r++) {
+                if (*r == '&')
+                    err = fmw_buf_add(&out, hit, (size_t)(line + n - hit));
+                else if (*r == '\\' && r[1])
+                    err = fmw_buf_addc(&out, *++r);
+                else
+                    err = fmw_buf_addc(&out, *r);
+            }
+        }
+        if (!err && nl)
+            err = fmw_buf_addc(&out, '\n');
+        line += n + (nl ? 1 : 0);
+    }
+    if (err) {
+        fmw_buf_free(&out);
+        return err;
+    }
+    fmw_buf_free(file);
+    *file = out;
+    return FMW_OK;
+}
+
+/*
+ * Bitnami's entrypoint copies conf.default into the conf dir (an emptyDir in Bitnami's chart),
+ * then libflink.sh flink_prepare_configuration edits it: FLINK_PROPERTIES appended as written,
+ * each FLINK_CFG_* set in name order, and envsubst over the whole file. The JobManager reads
+ * config.yaml from 1.19 (flink-conf.yaml before). What conf.default holds is not published
+ * beside the scripts: it is taken to be Flink's distribution file, and said so where it
+ * decides the size.
+ */
+static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *conf,
+                                           char source[FMW_PLAN_TEXT])
+{
+    const struct source_in *in = g->in;
+    bool standard = line_at_least(in->version, 1, 19);
+    const char *file = standard ? STANDARD_FILE : LEGACY_FILE;
+    size_t dl = strlen(BITNAMI_CONF_DIR);
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(in->container, "volumeMounts"), i, m)
+    {
+        const char *mp = json_string_value(json_object_get(m, "mountPath"));
+        const char *vn = json_string_value(json_object_get(m, "name"));
+        if (!mp || !vn)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s", mp);
+        normalise_path(path);
+        json_t *vol = find_volume(in->spec, vn);
+        bool inside = strncmp(path, BITNAMI_CONF_DIR, dl) == 0 && (path[dl] == '\0' || path[dl] == '/');
+        if (!vol || !inside || json_object_get(vol, "emptyDir"))
+            continue;
+        return unreadable(g, "Bitnami's setup writes into %s, and volume %s is mounted at %s: "
+                             "not modelled",
+                          BITNAMI_CONF_DIR, vn, path);
+    }
+    struct fmw_buf text;
+    fmw_buf_init(&text, FMW_CONF_MAX_TEXT);
+    enum fmw_err err = fmw_buf_adds(&text, standard ? "jobmanager:\n  memory:\n    process:\n"
+                                                      "      size: 1600m\n"
+                                                    : "jobmanager.memory.process.size: 1600m\n");
+    const struct env_var *fp = fmw_env_find(in->env, in->nenv, "FLINK_PROPERTIES");
+    bool edited = false;
+    if (!err && fp && !fp->value)
+        note(g, "FLINK_PROPERTIES comes from valueFrom and was not read");
+    else if (!err && fp && *fp->value) {
+        err = fmw_buf_addf(&text, "%s\n", fp->value); /* echo "${FLINK_PROPERTIES}" >> file */
+        edited = true;
+    }
+    /* ${!FLINK_CFG_@}: the names, sorted, each once (the last definition is the value). */
+    const char **names = calloc(in->nenv ? in->nenv : 1, sizeof *names);
+    size_t nn = 0;
+    if (!names)
+        err = FMW_ENOMEM;
+    for (i = 0; i < in->nenv && !err; i++) {
+        if (strncmp(in->env[i].name, CFG_PREFIX, strlen(CFG_PREFIX)) != 0)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < nn && !seen; k++)
+            seen = strcmp(names[k], in->env[i].name) == 0;
+        if (!seen)
+            names[nn++] = in->env[i].name;
+    }
+    if (!err)
+        qsort(names, nn, sizeof *names, by_name);
+    for (i = 0; i < nn && !err; i++) {
+        const struct env_var *v = fmw_env_find(in->env, in->nenv, names[i]);
+        char key[512], text_note[640];
+        bitnami_key(names[i], key, sizeof key);
+        if (!v->value) {
+            snprintf(text_note, sizeof text_note, "%.256s comes from valueFrom and was not read",
+                     names[i]);
+            note(g, text_note);
+            continue;
+        }
+        err = bitnami_set(&text, key, v->value);
+        edited = true;
+    }
+    free(names);
+    char *final = err ? NULL : fmw_envsubst(fmw_buf_cstr(&text), in->env, in->nenv);
+    fmw_buf_free(&text);
+    if (!final)
+        return unreadable(g, err == FMW_ETOOBIG ? "Bitnami's edited %s would pass %u MiB" : "%s: out of memory",
+                          file, FMW_CONF_MAX_TEXT >> 20);
+    enum fmw_plan_status st = parse_file(g, conf, file, final, strlen(final));
+    free(final);
+    /* Whether the assumed default still decides the size. */
+    static const char *const SIZES[] = {"jobmanager.memory.flink.size", "jobmanager.memory.heap.size",
+                                        "jobmanager.heap.size", "jobmanager.heap.mb"};
+    bool sized = false;
+    const struct fmw_conf_entry *ps = fmw_conf_get(conf, IMAGE_DEFAULT_KEY);
+    if (ps && strcmp(ps->text, IMAGE_DEFAULT_VALUE) != 0)
+        sized = true;
+    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++)
+        sized = sized || fmw_conf_has(conf, SIZES[k]);
+    snprintf(source, FMW_PLAN_TEXT, "Bitnami's %s/%s%s%s", BITNAMI_CONF_DIR, file,
+             sized ? "" : " (conf.default taken as Flink's: jobmanager.memory.process.size 1600m)",
+             edited ? ", edited by FLINK_PROPERTIES and FLINK_CFG_*" : "");
+    if (st == FMW_PLAN_RESOLVED && !sized)
+        note(g, "the size comes from Bitnami's conf.default, taken to be Flink's default "
+                "(1600m): set FLINK_CFG_JOBMANAGER_MEMORY_PROCESS_SIZE to make it certain");
+    return st;
+}
+
 /* What the JobManager reads through its mounts: the conf dir, files in it, or the image's own. */
 static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
                                         char source[FMW_PLAN_TEXT])
@@ -591,7 +781,7 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
      * that file is what it gets.
      */
     size_t nnotes = json_array_size(notes);
-    st = from_mounts(&g, conf, source);
+    st = in->launch->bitnami ? bitnami_config(&g, conf, source) : from_mounts(&g, conf, source);
     if (ann && st == FMW_PLAN_UNREADABLE && g.opaque) {
         while (json_array_size(notes) > nnotes)
             json_array_remove(notes, nnotes);

@@ -387,6 +387,12 @@ struct shell_opts {
     bool ended;    /* "--" seen: the next word is the first operand, dash or not */
 };
 
+static const char *base_name_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* One word after the shell; true when it is the script. */
 static bool shell_opts_feed(struct shell_opts *o, const char *w)
 {
@@ -454,6 +460,12 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
         }
         if (!sh.active && is_shell(text))
             sh = (struct shell_opts){true, false, false, false};
+        /* flink-docker's docker-entrypoint.sh native-k8s (Flink 1.12.0's native mode): the next
+         * argument is run by `bash -c`. */
+        if (!sh.active && strcmp(text, "native-k8s") == 0 &&
+            (i == 0 ? !cl->has_command
+                    : strcmp(base_name_of(cl->elems[i - 1].str), "docker-entrypoint.sh") == 0))
+            sh = (struct shell_opts){true, true, false, false};
         err = add_word(cl, i, 0, strlen(cl->elems[i].str), &w, false);
     }
     fmw_buf_free(&w);

@@ -65,7 +65,7 @@ $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 # pkglibs: the archives of the named packages, given highest first (the link order).
 pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
-CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize http1 base)
+CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs http1 base)
 UNIT_LIBS := $(call pkglibs,server admission kube podspec jmmem flinkconf memsize obs http1 base)
 
 $(BUILD)/obj/%.o: %.c
@@ -90,7 +90,8 @@ $(BUILD)/bin/flink-memory-webhook: $(BUILD)/obj/cmd/flink-memory-webhook/main.o 
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,--gc-sections -o $@ $^ $(WEBHOOK_LDLIBS)
 
-$(BUILD)/bin/flink-memory: $(BUILD)/obj/cmd/flink-memory/main.o $(CLI_LIBS)
+$(BUILD)/bin/flink-memory: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/flink-memory/*.c)) \
+                           $(CLI_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

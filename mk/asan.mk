@@ -29,7 +29,9 @@ $(ASAN_LIB): $(ASAN_PKG_OBJS)
 	@rm -f $@
 	@$(AR) rcs $@ $^
 
-$(ASAN_DIR)/bin/%: $(ASAN_DIR)/obj/cmd/%/main.o $(ASAN_LIB)
+$(ASAN_DIR)/bin/flink-memory: $(patsubst %.c,$(ASAN_DIR)/obj/%.o,$(wildcard cmd/flink-memory/*.c))
+$(ASAN_DIR)/bin/flink-memory-webhook: $(ASAN_DIR)/obj/cmd/flink-memory-webhook/main.o
+$(ASAN_BINS): $(ASAN_LIB)
 	@mkdir -p $(@D)
 	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
 

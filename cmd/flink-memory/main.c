@@ -2,9 +2,11 @@
  * flink-memory: the offline CLI, also installed as the kubectl plugin kubectl-flink_memory.
  * It only parses flags, reads files and wires the packages together; every rule lives below.
  *
- * Exit codes: 0 success; 1 Flink rejects the configuration or the size (Flink's message);
- * 2 bad usage or an unreadable file.
+ * Exit codes (cli.h): 0 success; 1 Flink rejects the configuration or the size (Flink's
+ * message), or audit found a JobManager that disagrees; 2 bad usage, an unreadable file, or an
+ * API server that could not be asked.
  */
+#include "cmd/flink-memory/cli.h"
 #include "pkg/admission/admission.h"
 #include "pkg/base/base.h"
 #include "pkg/flinkconf/flinkconf.h"
@@ -21,8 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_REJECTED 1
-#define EXIT_USAGE 2
+#define EXIT_REJECTED FMW_CLI_EXIT_REJECTED
+#define EXIT_USAGE FMW_CLI_EXIT_USAGE
 #define MAX_FILE (4u << 20)
 
 static const char USAGE[] =
@@ -36,6 +38,8 @@ static const char USAGE[] =
     "            with -f, what the webhook would do to a pod or workload manifest\n"
     "  review    answer an AdmissionReview read from stdin, exactly as the webhook does\n"
     "  size      convert one size between Flink and Kubernetes spellings\n"
+    "  audit     list the cluster's JobManager pods whose memory disagrees with Flink\n"
+    "            (flink-memory audit --help)\n"
     "  version   print the version of this tool\n"
     "\n"
     "resolve / explain options:\n"
@@ -841,5 +845,7 @@ int main(int argc, char **argv)
         return cmd_review(argc - 1, argv + 1);
     if (strcmp(cmd, "size") == 0)
         return cmd_size(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return fmw_cli_audit(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

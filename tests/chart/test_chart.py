@@ -70,24 +70,35 @@ def test_every_mode_renders_the_same_objects_and_policy(mode):
              "cert-manager-issuer": ["Certificate"]}[mode]
     assert kinds == sorted(base + extra)
     mwc = one(docs, "MutatingWebhookConfiguration")
-    pods, workloads = mwc["webhooks"]
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        labels = yaml.safe_load(f)["webhook"]["jobManagerLabels"]
+    *pod_hooks, workloads = mwc["webhooks"]
+    # One pod webhook per label convention of JobManager pods, and nothing else.
+    assert [w["name"].split(".")[0] for w in pod_hooks] == (
+        ["pods"] + [f"pods-{i}" for i in range(1, len(labels))])
+    assert [w["objectSelector"] for w in pod_hooks] == [{"matchLabels": l} for l in labels]
+    assert {"component": "jobmanager"} in labels and {"app.kubernetes.io/component": "jobmanager"} in labels
+    pods = pod_hooks[0]
     assert pods["name"] == f"pods.fmw-flink-memory-webhook.{NS}.svc"
     assert pods["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                               "resources": ["pods"], "scope": "Namespaced"}]
     assert {r["apiGroups"][0]: (r["operations"], r["resources"]) for r in workloads["rules"]} == {
         "apps": (["CREATE", "UPDATE"], ["deployments", "statefulsets", "replicasets"]),
         "batch": (["CREATE", "UPDATE"], ["jobs", "cronjobs"])}
-    for w in (pods, workloads):
+    for w in (*pod_hooks, workloads):
         assert w["failurePolicy"] == "Ignore" and w["timeoutSeconds"] == 5
         assert w["sideEffects"] == "None" and w["reinvocationPolicy"] == "IfNeeded"
         assert w["matchPolicy"] == "Equivalent" and w["admissionReviewVersions"] == ["v1"]
         assert w["namespaceSelector"] == {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NS]}]}
         assert [c["name"] for c in w["matchConditions"]] == (
-            ["not-mirror-or-opted-out"] if w is pods else ["jobmanager-template"])
-    assert pods["objectSelector"] == {"matchExpressions": [
-        {"key": "component", "operator": "In", "values": ["jobmanager"]}]}
+            ["not-mirror-or-opted-out"] if w is not workloads else ["jobmanager-template"])
     assert workloads["objectSelector"] == {}
+    # The workload condition names every convention, for templates and CronJobs' job templates.
+    cond = workloads["matchConditions"][0]["expression"]
+    for l in labels:
+        for k, v in l.items():
+            assert cond.count(f"['{k}'] == '{v}'") == 2, (k, cond)
 
 
 def test_tls_generate_secret_matches_the_ca_bundle_and_the_service_name():
@@ -247,7 +258,11 @@ def test_behaviour_values_become_flags():
         assert a.split("=")[0] in help_text, a
     # workloads=off: the API server does not call the webhook for workloads at all.
     mwc = one(render("--set", "workloads=off"), "MutatingWebhookConfiguration")
-    assert [w["name"].split(".")[0] for w in mwc["webhooks"]] == ["pods"]
+    assert [w["name"].split(".")[0] for w in mwc["webhooks"]] == ["pods", "pods-1", "pods-2"]
+    # A selector of the user's: one pod webhook with it.
+    mwc = one(render("--set", "webhook.objectSelector.matchLabels.flink=jm"), "MutatingWebhookConfiguration")
+    assert [(w["name"].split(".")[0], w["objectSelector"]) for w in mwc["webhooks"]] == [
+        ("pods", {"matchLabels": {"flink": "jm"}}), ("workloads", {})]
 
 
 def test_selectors_and_exclusions():

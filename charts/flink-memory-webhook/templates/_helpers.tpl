@@ -146,3 +146,24 @@ keys is reused (helm upgrade keeps the CA); tls.generate.renew makes a new pair 
 {{- end -}}
 {{- if $parts }}{{ join "," $parts }}{{ else }}(everything){{ end -}}
 {{- end -}}
+
+{{/*
+The workload condition made from webhook.jobManagerLabels: the pod template (of a Deployment,
+StatefulSet, ReplicaSet, Job, or a CronJob's job) carries one of the label pairs.
+*/}}
+{{- define "fmw.workloadCondition" -}}
+{{- $terms := list -}}
+{{- range $t := list "object.spec.template" "object.spec.jobTemplate.spec.template" -}}
+{{- $pairs := list -}}
+{{- range $set := $.Values.webhook.jobManagerLabels -}}
+{{- $all := list -}}
+{{- range $k, $v := $set -}}
+{{- $all = append $all (printf "'%s' in %s.metadata.labels && %s.metadata.labels['%s'] == '%s'" $k $t $t $k $v) -}}
+{{- end -}}
+{{- $pairs = append $pairs (printf "(%s)" (join " && " $all)) -}}
+{{- end -}}
+{{- $has := ternary "has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.labels)" "has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.labels)" (eq $t "object.spec.template") -}}
+{{- $terms = append $terms (printf "(%s && (%s))" $has (join " || " $pairs)) -}}
+{{- end -}}
+{{- printf "has(object.spec) && (%s)" (join " || " $terms) -}}
+{{- end -}}

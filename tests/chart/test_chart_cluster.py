@@ -431,6 +431,46 @@ def test_jobmanagers_in_a_labelled_namespace_are_sized(installed):
     assert tms and all(RESOLVED not in t["metadata"].get("annotations", {}) for t in tms)
 
 
+# Layouts from the admission corpus (tests/data/admission/cases.yaml), each with its own label
+# convention: the chart's webhooks must be called for every one, and the API server must keep
+# what the corpus expects.
+LAYOUT_CASES = [
+    "bitnami-chart-defaults-768Mi-under-a-1600m-jobmanager",
+    "lyft-operator-sizes-flink-below-its-request",
+    "spotify-operator-sizes-flink-at-80-percent-of-the-limit",
+    "native-1.18-limit-factor-is-flinks-own-limit",
+    "operator-standalone-mode-1.20-limit-factor-in-config-yaml",
+]
+
+
+def test_every_known_layout_is_called_and_sized(installed):
+    demo = installed["demo"]
+    with open(os.path.join(ROOT, "tests", "data", "admission", "cases.yaml")) as f:
+        corpus = yaml.safe_load(f)
+    cms = []
+    for cm in corpus["configmaps"]:
+        cm = dict(cm, metadata={"name": cm["metadata"]["name"]})
+        cms.append(cm)
+    kubectl("apply", "-n", demo, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": cms}))
+    cases = {c["name"]: c for c in corpus["cases"]}
+    for name in LAYOUT_CASES:
+        case = cases[name]
+        pod = dict(case["object"], apiVersion="v1")
+        p = kubectl("apply", "--dry-run=server", "-n", demo, "-o", "json", "-f", "-", input=json.dumps(pod))
+        got = json.loads(p.stdout)
+        annotations = got["metadata"].get("annotations", {})
+        assert RESOLVED in annotations, (name, "the webhook was not called", p.stderr)
+        resolved = json.loads(annotations[RESOLVED])
+        for key, value in case["expect"].get("annotation", {}).items():
+            assert resolved[key] == value, (name, key)
+        want = case["expect"].get("container", {}).get("resources")
+        c = got["spec"]["containers"][0]
+        for section in ("limits", "requests"):
+            have = c.get("resources", {}).get(section, {}).get("memory")
+            expect = (want or pod["spec"]["containers"][0].get("resources", {})).get(section, {}).get("memory")
+            assert qty(have) == qty(expect), (name, section, have, expect)
+
+
 def test_dry_run_server_previews_the_patch(installed):
     demo = installed["demo"]
     with open(os.path.join(EXAMPLES, "custom-command-jobmanager.yaml")) as f:

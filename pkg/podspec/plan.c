@@ -1442,7 +1442,7 @@ out:;
             fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR expansion exceeds the %zu MiB pod budget",
                          FMW_EXPAND_MAX_BYTES >> 20);
         else
-            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR look-ups exceed the per-pod budget");
+            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR look-ups and conf-file edits exceed the per-pod budget");
         err = FMW_OK;
         break;
     }

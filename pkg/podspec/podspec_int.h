@@ -58,6 +58,9 @@ enum fmw_expand_exhausted {
 /* deadline_ns: CLOCK_MONOTONIC, checked as the work goes (0: none). */
 void fmw_expand_budget_begin(size_t bytes, size_t scans, uint64_t deadline_ns);
 enum fmw_expand_exhausted fmw_expand_budget_end(void);
+/* Charges other work of the same kind to the budget (text scanned as `scans`); FMW_ETOOBIG once
+ * it is spent. */
+enum fmw_err fmw_expand_charge(size_t bytes, size_t scans);
 
 /* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an
  * escaped $, unknown references kept. *out is NULL when nothing changed. A reference to an entry

@@ -459,6 +459,10 @@ static int by_name(const void *a, const void *b)
 static enum fmw_err bitnami_set(struct fmw_buf *file, const char *key, const char *value)
 {
     size_t kl = strlen(key);
+    /* Each call reads the whole file, as grep and sed do: charged to the pod's budget. */
+    enum fmw_err err = fmw_expand_charge(0, file->len + 1);
+    if (err)
+        return err;
     const char *text = fmw_buf_cstr(file);
     bool at_start = false;
     for (const char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
@@ -467,9 +471,11 @@ static enum fmw_err bitnami_set(struct fmw_buf *file, const char *key, const cha
     }
     if (!at_start)
         return fmw_buf_addf(file, "%s: %s\n", key, value);
+    err = fmw_expand_charge(0, file->len + 1);
     struct fmw_buf out;
     fmw_buf_init(&out, FMW_CONF_MAX_TEXT);
-    enum fmw_err err = fmw_buf_add(&out, "", 0);
+    if (!err)
+        err = fmw_buf_add(&out, "", 0);
     const char *line = text;
     while (*line && !err) {
         const char *nl = strchr(line, '\n');
@@ -560,16 +566,17 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     if (!names)
         err = FMW_ENOMEM;
     for (i = 0; i < in->nenv && !err; i++) {
-        if (strncmp(in->env[i].name, CFG_PREFIX, strlen(CFG_PREFIX)) != 0)
-            continue;
-        bool seen = false;
-        for (size_t k = 0; k < nn && !seen; k++)
-            seen = strcmp(names[k], in->env[i].name) == 0;
-        if (!seen)
+        if (strncmp(in->env[i].name, CFG_PREFIX, strlen(CFG_PREFIX)) == 0)
             names[nn++] = in->env[i].name;
     }
     if (!err)
         qsort(names, nn, sizeof *names, by_name);
+    size_t unique = 0;
+    for (i = 0; i < nn; i++) {
+        if (unique == 0 || strcmp(names[unique - 1], names[i]) != 0)
+            names[unique++] = names[i];
+    }
+    nn = unique;
     for (i = 0; i < nn && !err; i++) {
         const struct env_var *v = fmw_env_find(in->env, in->nenv, names[i]);
         char key[512], text_note[640];
@@ -586,9 +593,10 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     free(names);
     char *final = err ? NULL : fmw_envsubst(fmw_buf_cstr(&text), in->env, in->nenv);
     fmw_buf_free(&text);
+    if (!final && err == FMW_ETOOBIG) /* past the pod's budget, or FMW_CONF_MAX_TEXT */
+        return unreadable(g, "Bitnami's edits of %s are more than one pod is read for", file);
     if (!final)
-        return unreadable(g, err == FMW_ETOOBIG ? "Bitnami's edited %s would pass %u MiB" : "%s: out of memory",
-                          file, FMW_CONF_MAX_TEXT >> 20);
+        return unreadable(g, "%s: out of memory", file);
     enum fmw_plan_status st = parse_file(g, conf, file, final, strlen(final));
     free(final);
     /* Whether the assumed default still decides the size. */

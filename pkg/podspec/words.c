@@ -90,6 +90,11 @@ static enum fmw_err charge(size_t bytes, size_t scans)
     return FMW_OK;
 }
 
+enum fmw_err fmw_expand_charge(size_t bytes, size_t scans)
+{
+    return charge(bytes, scans);
+}
+
 /* The last definition of `name`: *value its literal value (NULL when it comes from valueFrom),
  * *defined whether there is one. Charged to the budget: the entries it may compare. */
 static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,

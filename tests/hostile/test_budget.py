@@ -58,6 +58,13 @@ CASES = {
     # 80,000 references that each compare up to 4,000 entries: work, not memory (15 s of one
     # thread before the budget, with 60 references an entry).
     "lookups": jm_pod(env=[{"name": f"V{i}", "value": "$(NOPE)" * 20} for i in range(4000)]),
+    # Bitnami's image edits its conf file once per FLINK_CFG_* variable, reading the whole file
+    # each time (grep, then sed): 2,000 variables that each replace one of 2,000 lines of
+    # FLINK_PROPERTIES are millions of lines read.
+    "bitnami-edits": jm_pod(
+        image="bitnami/flink:1.20.1-debian-12-r5", args=(), name="flink-jobmanager",
+        env=[{"name": "FLINK_PROPERTIES", "value": "\n".join(f"k{i}.x: {'v' * 64}" for i in range(2000))}]
+        + [{"name": f"FLINK_CFG_K{i}_X", "value": "w"} for i in range(2000)]),
 }
 
 

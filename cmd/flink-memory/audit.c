@@ -120,7 +120,8 @@ static json_t *joined(json_t *arr)
 
 /* One JobManager pod's row; NULL for a pod without one. */
 static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
-                         struct fmw_cm_cache *cache, long timeout_ms, bool *disagrees)
+                         struct fmw_cm_cache *cache, long timeout_ms, bool *disagrees,
+                         bool *failed)
 {
     json_t *meta = json_object_get(pod, "metadata");
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
@@ -132,7 +133,11 @@ static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
     struct fmw_plan plan;
     fmw_plan_init(&plan);
     json_t *row = NULL;
-    if (fmw_podspec_plan(pod, ns, "", opt, &src, &plan) != FMW_OK || plan.status == FMW_PLAN_SKIP)
+    if (fmw_podspec_plan(pod, ns, "", opt, &src, &plan) != FMW_OK) {
+        *failed = true; /* out of memory: the audit cannot be trusted to be whole */
+        goto out;
+    }
+    if (plan.status == FMW_PLAN_SKIP)
         goto out;
     json_t *container = json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"),
                                        (size_t)plan.container_index);
@@ -271,7 +276,9 @@ int fmw_cli_audit(int argc, char **argv)
     bool json = strcmp(output, "json") == 0;
     if (!json && strcmp(output, "table") != 0)
         return audit_error("--output takes table or json, not '%s'", output);
-    if (ns && (!*ns || strchr(ns, '/') || strchr(ns, '?') || strlen(ns) > 63))
+    /* A namespace is a DNS label: it goes into the path as it is. */
+    if (ns && (!*ns || strlen(ns) > 63 ||
+               strspn(ns, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(ns)))
         return audit_error("'%s' is not a namespace name", ns);
 
     char pathbuf[4096];
@@ -291,8 +298,8 @@ int fmw_cli_audit(int argc, char **argv)
         rc = audit_error("out of memory");
         goto done;
     }
-    bool disagrees = false;
-    char *cont = NULL;
+    bool disagrees = false, failed = false;
+    char *cont = NULL, *last = NULL;
     do {
         struct fmw_buf path, body;
         fmw_buf_init(&path, 64 * 1024);
@@ -330,16 +337,24 @@ int fmw_cli_audit(int argc, char **argv)
         json_t *pod;
         json_array_foreach(json_object_get(list, "items"), i, pod)
         {
-            json_t *row = audit_pod(pod, &cfg.podspec, cache, timeout_ms, &disagrees);
+            json_t *row = audit_pod(pod, &cfg.podspec, cache, timeout_ms, &disagrees, &failed);
             if (row)
                 json_array_append_new(rows, row);
         }
         const char *next = json_string_value(
             json_object_get(json_object_get(list, "metadata"), "continue"));
-        if (next && *next)
+        if (next && *next && !(last && strcmp(next, last) == 0))
             cont = fmw_strdup(next);
+        else if (next && *next)
+            rc = audit_error("listing pods: the API server gave the same continue token twice");
+        free(last);
+        last = cont ? fmw_strdup(cont) : NULL;
         json_decref(list);
-    } while (cont);
+    } while (cont && !rc);
+    free(cont);
+    free(last);
+    if (!rc && failed)
+        rc = audit_error("out of memory while analysing pods");
     if (rc)
         goto done;
     if (json) {

@@ -131,8 +131,16 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
     char body[FMW_WARNING_TEXT_MAX], prefix[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
+    int whole = vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
+    if (whole >= (int)sizeof body) {
+        /* Longer than any remark of ours: the end says it was cut, on a character boundary. */
+        static const char CUT[] = " ... (cut)";
+        size_t at = sizeof body - sizeof CUT;
+        while (at > 0 && ((unsigned char)body[at] & 0xC0) == 0x80)
+            at--;
+        memcpy(body + at, CUT, sizeof CUT);
+    }
     /* Container names are DNS labels (63 bytes); the bound keeps room for the text anyway. */
     snprintf(prefix, sizeof prefix, WARN_PREFIX "%.63s%s", container ? container : "",
              container && *container ? ": " : "");
@@ -141,6 +149,10 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
     fmw_utf8_scrub(body);
     fmw_utf8_scrub(prefix);
     for (unsigned char *p = (unsigned char *)body; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    }
+    for (unsigned char *p = (unsigned char *)prefix; *p; p++) {
         if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
     }
@@ -255,10 +267,12 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         add_warning(a->warnings, ctr, "config not read, pod unchanged: %s",
                     fmw_diag_msg(&plan->message));
         json_object_set_new(a->audit, "decision", fmw_json_text("unreadable"));
-        char reason[sizeof dec->reason];
-        memcpy(reason, dec->reason, sizeof reason);
-        fmw_utf8_scrub(reason); /* a cut may have split a character */
-        json_object_set_new(a->audit, "reason", fmw_json_text(reason));
+        char *reason = fmw_strdup(fmw_diag_msg(&plan->message));
+        if (reason) {
+            fmw_utf8_scrub(reason);
+            json_object_set_new(a->audit, "reason", fmw_json_text(reason));
+            free(reason);
+        }
         return FMW_OK;
     case FMW_PLAN_INVALID: {
         char msg[4096];

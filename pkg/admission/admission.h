@@ -63,13 +63,13 @@ struct fmw_decision {
     bool dry_run; /* the request itself was a dry run (kubectl --dry-run=server) */
     /* Why the configuration was not read, or Flink's message when it is rejected; "" otherwise.
      * The log line and the audit annotation "reason" carry it whole. */
-    char reason[512];
+    char reason[2048];
 };
 
 /* Each warning is at most this many bytes (Kubernetes may truncate longer ones); a longer remark
  * is split into several. FMW_WARNING_TEXT_MAX bounds one remark before it is split. */
 #define FMW_WARNING_MAX 256
-#define FMW_WARNING_TEXT_MAX 2048
+#define FMW_WARNING_TEXT_MAX 4096
 
 /*
  * Handles one request body. On FMW_OK `out` holds the response AdmissionReview (allow, patch or

@@ -142,6 +142,9 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
     }
 }
 
+/* The image's ENTRYPOINT is [entrypoint.sh, run.sh] with no CMD, so a pod's args (without a
+ * command) always follow run.sh: the setup runs and run.sh starts the process FLINK_MODE names,
+ * with the args after start-foreground (bitnami/containers bitnami/flink Dockerfile). */
 void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launch *l)
 {
     memset(l, 0, sizeof *l);
@@ -159,14 +162,18 @@ bool fmw_launch_bitnami_image(const char *image)
 {
     if (!image)
         return false;
-    /* [registry/]ORG/flink[:tag][@digest] with ORG bitnami, bitnamilegacy, bitnamisecure. */
-    size_t n = strcspn(image, ":@");
+    /* [registry[:port]/]ORG/flink[:tag][@digest] with ORG bitnami, bitnamilegacy,
+     * bitnamisecure: the name is what follows the last '/' before any '@'. */
+    size_t n = strcspn(image, "@");
     const char *slash = NULL;
     for (const char *p = image; p < image + n; p++) {
         if (*p == '/')
             slash = p;
     }
-    if (!slash || (size_t)(image + n - slash - 1) != 5 || strncmp(slash + 1, "flink", 5) != 0)
+    if (!slash)
+        return false;
+    size_t name = strcspn(slash + 1, ":@");
+    if (name != 5 || strncmp(slash + 1, "flink", 5) != 0)
         return false;
     const char *org = slash;
     while (org > image && org[-1] != '/')

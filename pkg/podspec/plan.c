@@ -97,29 +97,42 @@ bool fmw_podspec_image_version(const char *image, struct fmw_flink_version *v)
     if (!colon)
         return false;
     size_t name_len = (size_t)(colon - repo);
-    bool flink_image = false;
+    bool flink_image = false, operator_image = false;
     for (size_t i = 0; i + 5 <= name_len; i++)
         flink_image = flink_image || strncasecmp(repo + i, "flink", 5) == 0;
+    for (size_t i = 0; i + 8 <= name_len; i++)
+        operator_image = operator_image || strncasecmp(repo + i, "operator", 8) == 0;
     /*
-     * The tag's tokens between '-' and '_': the first that is a Flink version, in an image of
-     * Flink ("1.16.1-scala_2.12-java11", "1.18.1-debian-12-r0"), or the one right after a
-     * "flink" token in any image ("jobs:flink-1.16.1-custom"). A version tag of some other
-     * image says nothing about Flink, nor does the Scala version after "scala"
-     * ("scala_2.12-java11" is the newest Flink built for Scala 2.12).
+     * The tag's tokens between '-' and '_'. Flink's version is the token right after a "flink"
+     * token, or the rest of a "flinkX.Y" token ("jobs:2.5.0-flink-1.17.2", "app:flink1.18"),
+     * in any image; else, in an image of Flink, the first token that is a version
+     * ("1.16.1-scala_2.12-java11", "1.18.1-debian-12-r0"). A version tag of some other image
+     * says nothing about Flink (an operator's image has the operator's version), nor does the
+     * Scala version after "scala" ("scala_2.12-java11" is the newest Flink built for 2.12).
      */
-    const char *tag = colon + 1;
-    bool after_flink = false, after_scala = false;
-    while (*tag) {
+    struct fmw_flink_version first = {0, 0, -1};
+    bool have_first = false, after_flink = false, after_scala = false;
+    for (const char *tag = colon + 1; *tag;) {
         size_t n = strcspn(tag, "-_");
-        if ((flink_image || after_flink) && !after_scala && version_token(tag, n, v))
+        struct fmw_flink_version t;
+        if (after_flink && version_token(tag, n, v))
             return true;
+        if (n > 5 && strncasecmp(tag, "flink", 5) == 0 && version_token(tag + 5, n - 5, v))
+            return true;
+        if (!have_first && flink_image && !operator_image && !after_scala &&
+            version_token(tag, n, &t)) {
+            first = t;
+            have_first = true;
+        }
         after_flink = n == 5 && strncasecmp(tag, "flink", 5) == 0;
-        after_scala = n == 5 && strncasecmp(tag, "scala", 5) == 0; /* "scala_2.12" */
+        after_scala = n == 5 && strncasecmp(tag, "scala", 5) == 0;
         tag += n;
         if (*tag)
             tag++;
     }
-    return false;
+    if (have_first)
+        *v = first;
+    return have_first;
 }
 
 bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v)
@@ -455,6 +468,11 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
     struct fmw_plan *p = c->plan;
     enum fmw_err err = FMW_OK;
     bool said = false;
+    /* Only a remark: it gets a light budget of its own and leaves the pod's untouched. */
+    struct fmw_expand_saved saved;
+    fmw_expand_budget_save(&saved);
+    fmw_expand_budget_begin(FMW_EXPAND_LIGHT_BYTES, FMW_EXPAND_LIGHT_SCANS,
+                            fmw_expand_budget_deadline());
     for (size_t i = 0; i < sizeof OTHERS / sizeof OTHERS[0] && !err && !said; i++) {
         struct fmw_flink_version alt = OTHERS[i];
         bool same_kind = fmw_flink_reads_legacy_file(alt) == fmw_flink_reads_legacy_file(p->version) &&
@@ -488,6 +506,8 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
         fmw_diag_cleanup(&msg);
         fmw_conf_cleanup(&scratch);
     }
+    fmw_expand_budget_end();
+    fmw_expand_budget_restore(&saved);
     return err;
 }
 
@@ -1373,7 +1393,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         goto out;
 
     struct source_in in = {c.spec, c.container, c.env, c.nenv, &c.launch, plan->version, c.ns,
-                           annotation(c.annotations, FMW_ANN_CONFIGMAP), src};
+                           annotation(c.annotations, FMW_ANN_CONFIGMAP), src, c.cl.has_script};
     plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
     if (plan->status != FMW_PLAN_RESOLVED)
         goto out;

@@ -58,6 +58,18 @@ enum fmw_expand_exhausted {
 /* deadline_ns: CLOCK_MONOTONIC, checked as the work goes (0: none). */
 void fmw_expand_budget_begin(size_t bytes, size_t scans, uint64_t deadline_ns);
 enum fmw_expand_exhausted fmw_expand_budget_end(void);
+/* Work that must not spend the pod's budget (a check that only adds a remark) runs between
+ * save and restore under a budget of its own. */
+struct fmw_expand_saved {
+    bool active;
+    enum fmw_expand_exhausted exhausted;
+    size_t bytes_left, scans_left, since_clock;
+    uint64_t deadline;
+};
+void fmw_expand_budget_save(struct fmw_expand_saved *s);
+void fmw_expand_budget_restore(const struct fmw_expand_saved *s);
+/* The deadline of the budget in force (0: none). */
+uint64_t fmw_expand_budget_deadline(void);
 /* Charges other work of the same kind to the budget (text scanned as `scans`); FMW_ETOOBIG once
  * it is spent. */
 enum fmw_err fmw_expand_charge(size_t bytes, size_t scans);
@@ -77,6 +89,7 @@ struct cmdline {
     size_t nwords;
     size_t alloc_words;
     bool has_command; /* the container sets `command` (the image ENTRYPOINT does not run) */
+    bool has_script;  /* a shell runs a script of the container's (`sh -c`, native-k8s) */
 };
 
 /* Builds the words of `container`; `env` expands $(VAR) and, inside scripts, $VAR. */
@@ -87,8 +100,11 @@ void fmw_cmdline_cleanup(struct cmdline *cl);
 /* Last definition of `name`, or NULL. */
 const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const char *name);
 
-/* envsubst: $NAME and ${NAME} replaced by literal env values (unset → empty). Heap string. */
-char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv);
+/* envsubst: $NAME and ${NAME} replaced by literal env values (unset → empty). Heap string.
+ * `unknown` (may be NULL) is set to the name of the first variable referenced whose value is
+ * not known here (valueFrom, or a value naming one), NULL when there is none. */
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv,
+                   const char **unknown);
 
 /* ---- launchers: how the JobManager is started ---- */
 
@@ -167,6 +183,7 @@ struct source_in {
     const char *ns;
     const char *configmap_annotation; /* "NAME[/KEY]" or NULL */
     const struct fmw_cm_source *src;
+    bool runs_script; /* the container runs a script of its own, which may write the conf dir */
 };
 
 /*

@@ -312,6 +312,47 @@ static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, 
     return st;
 }
 
+/* Could a line of a conf file with this key change the JobManager's memory or JVM flags? Keys
+ * of a nested YAML line are their last part, so the test is by words. */
+static bool memory_key(const char *key, size_t n)
+{
+    static const char *const WORDS[] = {"memory", "heap", "java.opts", "limit-factor", "size"};
+    for (size_t i = 0; i < sizeof WORDS / sizeof WORDS[0]; i++) {
+        size_t w = strlen(WORDS[i]);
+        for (size_t k = 0; k + w <= n; k++) {
+            if (memcmp(key + k, WORDS[i], w) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The first variable that a line of `text` setting a memory key (memory_key) refers to as
+ * $NAME or ${NAME} while its value is not known here (valueFrom): envsubst would put the
+ * container's value there, which decides the size. NULL when there is none.
+ */
+static const char *unknown_in_memory_lines(const char *text, const struct env_var *env,
+                                           size_t nenv)
+{
+    const char *line = text;
+    while (*line) {
+        size_t n = strcspn(line, "\n");
+        const char *colon = memchr(line, ':', n);
+        if (colon && memchr(line, '$', n) && memory_key(line, (size_t)(colon - line))) {
+            char *one = fmw_str_dup((struct fmw_str){line, n});
+            const char *unknown = NULL;
+            char *done = one ? fmw_envsubst(one, env, nenv, &unknown) : NULL;
+            free(done);
+            free(one);
+            if (unknown)
+                return unknown;
+        }
+        line += n + (line[n] ? 1 : 0);
+    }
+    return NULL;
+}
+
 /* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's docker-entrypoint.sh). */
 static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
                                                    bool writable)
@@ -329,13 +370,15 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
                                "ConfigMap mount");
         return FMW_PLAN_RESOLVED;
     }
-    if (!fp->value) {
-        note(g, "FLINK_PROPERTIES comes from valueFrom and was not read");
-        return FMW_PLAN_RESOLVED;
-    }
+    if (!fp->value)
+        return unreadable(g, "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
+    const char *unknown = unknown_in_memory_lines(fp->value, g->in->env, g->in->nenv);
+    if (unknown)
+        return unreadable(g, "FLINK_PROPERTIES sets memory from $%.64s, which comes from valueFrom",
+                          unknown);
     if (!line_at_least(g->in->version, 1, 19)) {
         /* ≤1.18: appended to flink-conf.yaml, then envsubst over the file; last key wins. */
-        char *text = fmw_envsubst(fp->value, g->in->env, g->in->nenv);
+        char *text = fmw_envsubst(fp->value, g->in->env, g->in->nenv, NULL);
         if (!text)
             return unreadable(g, "out of memory");
         enum fmw_err err = fmw_conf_parse_legacy(conf, text, strlen(text), g->msg);
@@ -358,7 +401,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
         }
         const char *colon = strchr(fmw_buf_cstr(&line), ':');
         if (!err && colon && colon != line.data) {
-            char *value = fmw_envsubst(colon + 1, g->in->env, g->in->nenv);
+            char *value = fmw_envsubst(colon + 1, g->in->env, g->in->nenv, NULL);
             err = value ? fmw_conf_set(conf, (struct fmw_str){line.data, (size_t)(colon - line.data)},
                                        fmw_str_c(value), FMW_CONF_STRING, 0)
                         : FMW_ENOMEM;
@@ -489,13 +532,15 @@ static enum fmw_err bitnami_set(struct fmw_buf *file, const char *key, const cha
             err = fmw_buf_add(&out, line, n);
         } else {
             err = fmw_buf_add(&out, line, (size_t)(hit - line));
-            char repl[8192];
-            snprintf(repl, sizeof repl, "%s: %s", key, value);
-            for (const char *r = repl; *r && !err; r++) {
+            if (!err)
+                err = fmw_buf_addf(&out, "%s: ", key);
+            for (const char *r = value; *r && !err; r++) {
                 if (*r == '&')
                     err = fmw_buf_add(&out, hit, (size_t)(line + n - hit));
-                else if (*r == '\\' && r[1])
+                else if (*r == '\\' && (r[1] == '&' || r[1] == '\\'))
                     err = fmw_buf_addc(&out, *++r);
+                else if (*r == '\\')
+                    err = FMW_EINVAL; /* GNU sed's \n, \t, \U, \1 ...: not modelled */
                 else
                     err = fmw_buf_addc(&out, *r);
             }
@@ -513,6 +558,15 @@ static enum fmw_err bitnami_set(struct fmw_buf *file, const char *key, const cha
     return FMW_OK;
 }
 
+/* Is `path` the directory `dir`, inside it, or above it (both normalised)? */
+static bool path_touches(const char *path, const char *dir)
+{
+    size_t pl = strlen(path), dl = strlen(dir);
+    if (pl >= dl)
+        return strncmp(path, dir, dl) == 0 && (path[dl] == '\0' || path[dl] == '/');
+    return strncmp(dir, path, pl) == 0 && (dir[pl] == '/' || strcmp(path, "/") == 0);
+}
+
 /*
  * Bitnami's entrypoint copies conf.default into the conf dir (an emptyDir in Bitnami's chart),
  * then libflink.sh flink_prepare_configuration edits it: FLINK_PROPERTIES appended as written,
@@ -527,7 +581,6 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     const struct source_in *in = g->in;
     bool standard = line_at_least(in->version, 1, 19);
     const char *file = standard ? STANDARD_FILE : LEGACY_FILE;
-    size_t dl = strlen(BITNAMI_CONF_DIR);
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(in->container, "volumeMounts"), i, m)
@@ -540,11 +593,14 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         snprintf(path, sizeof path, "%s", mp);
         normalise_path(path);
         json_t *vol = find_volume(in->spec, vn);
-        bool inside = strncmp(path, BITNAMI_CONF_DIR, dl) == 0 && (path[dl] == '\0' || path[dl] == '/');
-        if (!vol || !inside || json_object_get(vol, "emptyDir"))
+        /* The conf dir, and conf.default that the entrypoint copies into it: a mount at, in or
+         * above either puts files there that the webhook would have to guess at. */
+        bool touches = path_touches(path, BITNAMI_CONF_DIR) ||
+                       path_touches(path, BITNAMI_CONF_DIR ".default");
+        if (!vol || !touches || json_object_get(vol, "emptyDir"))
             continue;
-        return unreadable(g, "Bitnami's setup writes into %s, and volume %s is mounted at %s: "
-                             "not modelled",
+        return unreadable(g, "Bitnami's setup copies conf.default into %s and edits it, and volume "
+                             "%s is mounted at %s: not modelled",
                           BITNAMI_CONF_DIR, vn, path);
     }
     struct fmw_buf text;
@@ -554,9 +610,10 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
                                                     : "jobmanager.memory.process.size: 1600m\n");
     const struct env_var *fp = fmw_env_find(in->env, in->nenv, "FLINK_PROPERTIES");
     bool edited = false;
-    if (!err && fp && !fp->value)
-        note(g, "FLINK_PROPERTIES comes from valueFrom and was not read");
-    else if (!err && fp && *fp->value) {
+    if (!err && fp && !fp->value) {
+        fmw_buf_free(&text);
+        return unreadable(g, "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
+    } else if (!err && fp && *fp->value) {
         err = fmw_buf_addf(&text, "%s\n", fp->value); /* echo "${FLINK_PROPERTIES}" >> file */
         edited = true;
     }
@@ -566,8 +623,12 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     if (!names)
         err = FMW_ENOMEM;
     for (i = 0; i < in->nenv && !err; i++) {
-        if (strncmp(in->env[i].name, CFG_PREFIX, strlen(CFG_PREFIX)) == 0)
-            names[nn++] = in->env[i].name;
+        /* bash lists only names that are identifiers: others never reach the script. */
+        const char *name = in->env[i].name;
+        if (strncmp(name, CFG_PREFIX, strlen(CFG_PREFIX)) == 0 &&
+            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+                strlen(name))
+            names[nn++] = name;
     }
     if (!err)
         qsort(names, nn, sizeof *names, by_name);
@@ -581,7 +642,15 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         const struct env_var *v = fmw_env_find(in->env, in->nenv, names[i]);
         char key[512], text_note[640];
         bitnami_key(names[i], key, sizeof key);
-        if (!v->value) {
+        if (!v->value || v->opaque_ref) {
+            if (memory_key(key, strlen(key))) {
+                enum fmw_plan_status st = unreadable(
+                    g, "%.256s comes from valueFrom: the %.256s it sets is not known here",
+                    names[i], key);
+                free(names);
+                fmw_buf_free(&text);
+                return st;
+            }
             snprintf(text_note, sizeof text_note, "%.256s comes from valueFrom and was not read",
                      names[i]);
             note(g, text_note);
@@ -589,9 +658,23 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         }
         err = bitnami_set(&text, key, v->value);
         edited = true;
+        if (err == FMW_EINVAL) {
+            enum fmw_plan_status st = unreadable(
+                g, "%.256s: sed would read a backslash escape in its value, which is not "
+                   "modelled", names[i]);
+            free(names);
+            fmw_buf_free(&text);
+            return st;
+        }
     }
     free(names);
-    char *final = err ? NULL : fmw_envsubst(fmw_buf_cstr(&text), in->env, in->nenv);
+    const char *unknown = err ? NULL : unknown_in_memory_lines(fmw_buf_cstr(&text), in->env, in->nenv);
+    if (unknown) {
+        fmw_buf_free(&text);
+        return unreadable(g, "Bitnami's %s sets memory from $%.64s, which comes from valueFrom",
+                          file, unknown);
+    }
+    char *final = err ? NULL : fmw_envsubst(fmw_buf_cstr(&text), in->env, in->nenv, NULL);
     fmw_buf_free(&text);
     if (!final && err == FMW_ETOOBIG) /* past the pod's budget, or FMW_CONF_MAX_TEXT */
         return unreadable(g, "Bitnami's edits of %s are more than one pod is read for", file);
@@ -778,12 +861,14 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
     enum fmw_plan_status st;
     source[0] = '\0';
     const char *ann = in->configmap_annotation;
-    if (ann && pod_has_configmap(in->spec, ann, strcspn(ann, "/"))) {
+    if (ann && (in->runs_script || pod_has_configmap(in->spec, ann, strcspn(ann, "/")))) {
         st = from_annotation(&g, conf, source);
         goto out;
     }
     /*
-     * The annotation names a ConfigMap the pod does not carry: it is believed only where the
+     * A script of the container's may write the conf dir from anything (a Secret, a download):
+     * the annotation is what it says. Otherwise, when the annotation names a ConfigMap the pod
+     * does not carry, it is believed only where the
      * JobManager's conf file comes from a volume whose content cannot be known here (an
      * emptyDir filled at start, say); where the JobManager reads a file the webhook can see,
      * that file is what it gets.

@@ -51,6 +51,27 @@ void fmw_expand_budget_begin(size_t bytes, size_t scans, uint64_t deadline_ns)
     budget.since_clock = 0;
 }
 
+void fmw_expand_budget_save(struct fmw_expand_saved *s)
+{
+    *s = (struct fmw_expand_saved){budget.active,     budget.exhausted,   budget.bytes_left,
+                                   budget.scans_left, budget.since_clock, budget.deadline};
+}
+
+void fmw_expand_budget_restore(const struct fmw_expand_saved *s)
+{
+    budget.active = s->active;
+    budget.exhausted = s->exhausted;
+    budget.bytes_left = s->bytes_left;
+    budget.scans_left = s->scans_left;
+    budget.since_clock = s->since_clock;
+    budget.deadline = s->deadline;
+}
+
+uint64_t fmw_expand_budget_deadline(void)
+{
+    return budget.active ? budget.deadline : 0;
+}
+
 static bool past_deadline(void)
 {
     struct timespec ts;
@@ -126,8 +147,32 @@ static bool is_name_char(int c)
     return isalnum(c) || c == '_';
 }
 
-char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
+/* Is `v` the value of an entry whose value names a valueFrom variable ($(NAME) kept)? */
+static bool opaque_value(const struct env_var *env, size_t nenv, const char *v)
 {
+    for (size_t i = nenv; i-- > 0;) {
+        if (env[i].value == v)
+            return env[i].opaque_ref;
+    }
+    return false;
+}
+
+/* The name of the last entry called `name`, as the env holds it (a stable string). */
+static const char *env_name_of(const struct env_var *env, size_t nenv, const char *name,
+                               size_t n)
+{
+    for (size_t i = nenv; i-- > 0;) {
+        if (strlen(env[i].name) == n && memcmp(env[i].name, name, n) == 0)
+            return env[i].name;
+    }
+    return "?";
+}
+
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv,
+                   const char **unknown)
+{
+    if (unknown)
+        *unknown = NULL;
     struct fmw_buf out;
     fmw_buf_init(&out, 1 << 22);
     enum fmw_err err = fmw_buf_add(&out, "", 0);
@@ -142,6 +187,8 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv)
                 const char *v;
                 bool defined;
                 err = env_lookup(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &v, &defined);
+                if (!err && defined && unknown && !*unknown && (!v || opaque_value(env, nenv, v)))
+                    *unknown = env_name_of(env, nenv, n, (size_t)(e - n));
                 if (!err && v)
                     err = add_value(&out, v);
                 p = braced ? e : e - 1;
@@ -459,6 +506,7 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
             /* The script may use $(VAR) too: Kubernetes expanded it before the shell runs. */
             char *expanded = fmw_buf_take(&w);
             cl->elems[i].expanded = strcmp(expanded ? expanded : "", cl->elems[i].str) != 0;
+            cl->has_script = true;
             err = split_script(cl, i, expanded ? expanded : "", env, nenv);
             free(expanded);
             continue;

@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         free(rewritten);
     }
-    char *subst = fmw_envsubst(opts, ENV, NENV);
+    char *subst = fmw_envsubst(opts, ENV, NENV, NULL);
     free(subst);
     free(opts);
     return 0;

@@ -178,6 +178,13 @@ Test(podspec, image_versions)
     cr_expect_not(fmw_podspec_image_version("flink:java17", &v));
     cr_expect_not(fmw_podspec_image_version("jobs/streaming:1.16.1", &v));
     cr_expect_not(fmw_podspec_image_version("flink:1.17rc1", &v));
+    /* The token after "flink" is Flink's, ahead of the image's own version. */
+    cr_expect(fmw_podspec_image_version("myorg/flink-jobs:2.5.0-flink-1.17.2", &v) &&
+              v.major == 1 && v.minor == 17);
+    cr_expect(fmw_podspec_image_version("jobs:flink1.18", &v) && v.minor == 18);
+    cr_expect_not(fmw_podspec_image_version("apache/flink-kubernetes-operator:1.12.0", &v),
+                  "an operator's image carries the operator's version");
+    cr_expect(fmw_podspec_image_version("localhost:5000/flink:1.18.1", &v) && v.minor == 18);
 }
 
 Test(podspec, json_pointer_escapes)
@@ -194,8 +201,20 @@ Test(podspec, json_pointer_escapes)
 Test(podspec, envsubst)
 {
     struct env_var env[] = {{"A", "1", 0, NULL, false}, {"B", "x", 1, NULL, false}};
-    char *s = fmw_envsubst("$A ${B} $C ${ $ $1", env, 2);
+    const char *unknown = "unset";
+    char *s = fmw_envsubst("$A ${B} $C ${ $ $1", env, 2, &unknown);
     cr_expect_str_eq(s, "1 x  ${ $ $1");
+    cr_expect_null(unknown, "every variable is known or unset");
+    free(s);
+    /* A variable from valueFrom (NULL value), or one whose value names such a variable, is
+     * not known here: said by name, substituted as empty. */
+    struct env_var refs[] = {{"S", NULL, 0, NULL, false}, {"T", "$(S)", 1, NULL, true},
+                             {"A", "1", 2, NULL, false}};
+    s = fmw_envsubst("$A-${S}-$T", refs, 3, &unknown);
+    cr_expect_str_eq(unknown, "S");
+    free(s);
+    s = fmw_envsubst("$A $T", refs, 3, &unknown);
+    cr_expect_str_eq(unknown, "T");
     free(s);
 }
 
@@ -216,7 +235,7 @@ Test(podspec, expansion_budget_bounds_the_sum)
     cr_assert_eq(fmw_env_expand("$(A)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
     cr_assert_null(out);
     cr_assert_eq(fmw_env_expand("$(B)", env, 2, &out, &opaque, &word), FMW_ETOOBIG);
-    cr_assert_null(fmw_envsubst("$B", env, 2));
+    cr_assert_null(fmw_envsubst("$B", env, 2, NULL));
     cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_OVER_BYTES);
 
     /* Each look-up is charged the entries it may compare (2 here): 3 look-ups in 5. */
@@ -230,7 +249,7 @@ Test(podspec, expansion_budget_bounds_the_sum)
     cr_assert_eq(fmw_env_expand("$(A)$(A)$(A)", env, 2, &out, &opaque, &word), FMW_OK);
     free(out);
     fmw_expand_budget_begin(10, 2, 0);
-    char *s = fmw_envsubst("${A}", env, 2);
+    char *s = fmw_envsubst("${A}", env, 2, NULL);
     cr_assert_str_eq(s, "0123456789");
     free(s);
     cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_WITHIN);

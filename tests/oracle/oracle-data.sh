@@ -81,8 +81,11 @@ classpath() {
     [ $ok = 1 ] && return 0
   fi
   echo "oracle: Flink $version: resolving its jars with Maven (the first time downloads them)"
+  # From 1.15 (kubernetes.jobmanager.memory.limit-factor) flink-kubernetes joins the path.
+  local k8s=()
+  case $line in 1.1[1-4]) ;; *) k8s=(-Dflink.kubernetes) ;; esac
   if ! "$MVN" -B -q -Dstyle.color=never -f "$here/pom.xml" -Dflink.version="$version" \
-      -Dflink.runtime.artifactId="$artifact" dependency:build-classpath \
+      -Dflink.runtime.artifactId="$artifact" "${k8s[@]}" dependency:build-classpath \
       -Dmdep.outputFile="$cp.tmp" >"$out/log/mvn-$line.log" 2>&1; then
     echo "oracle: Maven could not resolve Flink $version; see $out/log/mvn-$line.log" >&2
     tail -n 20 "$out/log/mvn-$line.log" >&2
@@ -117,6 +120,7 @@ run_line() {
   # One JVM: the environment-edit check, the random cases, the curated cases.
   "${java_cmd[@]}" line --line "$line" --flink "$version" --seed "$seed" --cases "$cases" \
     --out "$out/$line.jsonl.tmp" --curated "$here/probes.jsonl" --curated-out "$out/$line-curated.jsonl.tmp" \
+    --k8s-out "$out/$line-k8s.jsonl.tmp" \
     >"$out/log/java-$line.log" 2>&1 || {
     echo "oracle: Flink $version failed; see $out/log/java-$line.log" >&2
     grep -v '^SLF4J' "$out/log/java-$line.log" | tail -n 20 >&2
@@ -124,6 +128,7 @@ run_line() {
   }
   mv "$out/$line.jsonl.tmp" "$out/$line.jsonl"
   mv "$out/$line-curated.jsonl.tmp" "$out/$line-curated.jsonl"
+  if [ -f "$out/$line-k8s.jsonl.tmp" ]; then mv "$out/$line-k8s.jsonl.tmp" "$out/$line-k8s.jsonl"; fi
   echo "$(grep '^oracle ' "$out/log/java-$line.log") [line $(position "$line") done in $(($(date +%s) - t0))s, $(($(date +%s) - start))s since start]"
 }
 

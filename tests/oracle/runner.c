@@ -117,6 +117,27 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     return ok;
 }
 
+/* A case of Flink's KubernetesUtils.getResourceRequirements (Kube.java): the request and limit
+ * for a process size and a limit factor, against fmw_jm_kubernetes_memory. */
+static bool same_kubernetes(json_t *c, struct fmw_buf *why)
+{
+    uint64_t total = (uint64_t)json_integer_value(json_object_get(c, "total"));
+    long long bits = strtoll(json_string_value(json_object_get(c, "factor_bits")), NULL, 10);
+    double factor;
+    memcpy(&factor, &bits, sizeof factor);
+    uint64_t request = 0, limit = 0;
+    bool ok = fmw_jm_kubernetes_memory(total, factor, &request, &limit);
+    uint64_t want_req = (uint64_t)json_integer_value(json_object_get(c, "request"));
+    uint64_t want_lim = (uint64_t)json_integer_value(json_object_get(c, "limit"));
+    if (ok && request == want_req && limit == want_lim)
+        return true;
+    fmw_buf_addf(why, "request: flink %llu, ours %llu; limit: flink %llu, ours %llu%s\n",
+                 (unsigned long long)want_req, (unsigned long long)request,
+                 (unsigned long long)want_lim, (unsigned long long)limit,
+                 ok ? "" : " (ours refused the size)");
+    return false;
+}
+
 /* How many mismatches per file are printed in full: ORACLE_SHOW (default 1, the first). */
 static size_t show = 1;
 
@@ -147,10 +168,17 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
             flink = json_string_value(json_object_get(c, "flink"));
         }
         struct outcome o;
-        run_case(c, &o);
+        const char *kind = json_string_value(json_object_get(c, "kind"));
+        bool kube = kind && strcmp(kind, "kubernetes-memory") == 0;
+        if (kube) {
+            fmw_jm_result_init(&o.r);
+            o.d = (struct fmw_diag)FMW_DIAG_INIT;
+        } else {
+            run_case(c, &o);
+        }
         struct fmw_buf why;
         fmw_buf_init(&why, 1 << 20);
-        if (!same(c, &o, &why)) {
+        if (kube ? !same_kubernetes(c, &why) : !same(c, &o, &why)) {
             if (bad < show) {
                 char *input = json_dumps(c, JSON_COMPACT);
                 printf("MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path,

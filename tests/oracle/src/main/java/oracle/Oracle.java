@@ -86,6 +86,10 @@ public final class Oracle {
                     curated.put("out", opt.get("curated-out"));
                     curated.put("compatible-only", "true");
                     replay(flink, line, curated, work);
+                    if (opt.containsKey("k8s-out")
+                            && !Kube.check(flink.version, Long.parseLong(opt.get("seed")), 2000, opt.get("k8s-out"))) {
+                        Files.deleteIfExists(Paths.get(opt.get("k8s-out")));
+                    }
                     break;
                 }
                 default:

@@ -29,11 +29,13 @@ $(ASAN_LIB): $(ASAN_PKG_OBJS)
 	@rm -f $@
 	@$(AR) rcs $@ $^
 
-$(ASAN_DIR)/bin/flink-memory: $(patsubst %.c,$(ASAN_DIR)/obj/%.o,$(wildcard cmd/flink-memory/*.c))
-$(ASAN_DIR)/bin/flink-memory-webhook: $(ASAN_DIR)/obj/cmd/flink-memory-webhook/main.o
-$(ASAN_BINS): $(ASAN_LIB)
-	@mkdir -p $(@D)
-	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
+# Each program: the objects of its cmd/ directory, then the packages.
+define asan_bin_rules
+$(ASAN_DIR)/bin/$(1): $$(patsubst %.c,$(ASAN_DIR)/obj/%.o,$$(wildcard cmd/$(1)/*.c)) $(ASAN_LIB)
+	@mkdir -p $$(@D)
+	clang $(ASAN_SANITIZE) -o $$@ $$^ $(ASAN_LDLIBS)
+endef
+$(foreach b,flink-memory flink-memory-webhook,$(eval $(call asan_bin_rules,$(b))))
 
 define asan_unit_rules
 $(ASAN_DIR)/tests/unit/$(1): $$(patsubst %.c,$(ASAN_DIR)/obj/%.o,$$(wildcard tests/unit/$(1)/*.c)) \

@@ -1,0 +1,696 @@
+"""Cases that start for real: the admission corpus's patched JobManager pods, started with Flink's
+real release scripts, and the JVM's flags compared with what the webhook wrote.
+
+For each case of tests/data/admission/cases.yaml, the pod is reviewed and patched exactly as
+tests/admission/test_admission.py does (its own functions: API server defaults, `flink-memory
+review`, the JSON Patch applied with jsonpatch). A case whose JobManager pod gets a patch with the
+flink-memory-webhook/resolved annotation is then started the way the kubelet and the official
+image would start it, without a container engine: in new mount, UTS and PID namespaces
+(sandbox.py), on a root with Flink's bin/, conf/, lib/, plugins/ of the case's own Flink release
+from PyPI at /opt/flink (fetch-flink.sh), the pod's ConfigMaps written at their mount paths as the
+kubelet writes them (items, subPath, projected sources, read-only), the environment as Kubernetes
+expands it (kubelet.py), init containers run first, the image's ENTRYPOINT modelled by
+entrypoint.sh, and the container's command and args. Flink's scripts run for real, BashJavaUtils
+included; the java that would run the JobManager's entrypoint class runs instead with the same
+options and -XX:+PrintFlagsFinal -version (java-wrapper.sh).
+
+Compared per case, from PrintFlagsFinal: MaxHeapSize (and InitialHeapSize, when the annotation's
+jvmArgs have -Xms) with the annotation's heap, MaxMetaspaceSize with metaspace, MaxDirectMemorySize
+with offHeap when Flink sets it (the annotation's jvmArgs then carry it); "with" meaning: equal to
+what the same JDK shows when started with exactly Flink's flags for those numbers (-Xmx/-Xms heap
+and so on), so the JVM's own rounding of the heap counts on both sides. The container's memory
+limit and request after the patch with the annotation's limit and request, and the limit with
+totalProcess unless the annotation says why it is higher (kept headroom, a limit factor). And,
+where Flink's scripts pass BashJavaUtils' results to the entrypoint (-D jobmanager.memory.*), each
+of them with the annotation, and their sum with totalProcess.
+
+A case that cannot start (a shell without an option, a missing program, a script error) is a
+finding about the case: it is reported with the reason and its output's tail. Cases known to be
+such findings are listed in KNOWN_FINDINGS and reported as expected failures (strict: one that
+starts again must be taken off the list). The corpus is not edited here.
+
+What this does not do: cgroups (the JVM runs in this machine's cgroup, not one with the pod's
+limit; every JobManager here has explicit heap and metaspace flags, so its ergonomics do not
+depend on it), the flink user (root throughout), the image's Java (the JDK of this machine, 17,
+for every line; the images run 8, 11, 17 or 21), the Scala variant (1.11's PyPI jars are Scala
+2.11), Secrets (not in the corpus: taken as empty), Bitnami's image (its own layout and scripts).
+"""
+import base64
+import concurrent.futures
+import copy
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import jsonpatch
+import pytest
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import kubelet  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location(
+    "admission_harness", os.path.join(ROOT, "tests", "admission", "test_admission.py"))
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
+
+FETCH = os.path.join(HERE, "fetch-flink.sh")
+SANDBOX = os.path.join(HERE, "sandbox.py")
+ENTRYPOINT = os.path.join(HERE, "entrypoint.sh")
+JAVA_WRAPPER = os.path.join(HERE, "java-wrapper.sh")
+CACHE = os.environ.get("FLINK_REAL_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flink-memory-webhook", "pyflink")
+TIMEOUT = 180
+WORKERS = int(os.environ.get("REAL_START_JOBS", "2"))
+ONLY = [s for s in os.environ.get("REAL_START_CASES", "").split(",") if s]
+
+CASES = harness.CASES
+RESOLVED = harness.RESOLVED
+
+# Cases whose pods do not start for real, each with what happens and what a realistic pod would
+# have written instead. Reported as expected failures; see the module docstring.
+KNOWN_FINDINGS = {
+    "java-main-class-from-a-module":
+        "java -p /opt/flink/lib -m flink.runtime/...: the JVM cannot build the module layer from "
+        "Flink's lib/ (flink-table_2.1x's automatic module name is invalid, and no jar is a module "
+        "flink.runtime: the runtime is inside flink-dist, not a named module). A realistic command "
+        "is -cp '/opt/flink/lib/*' org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+    "shell-options-before-the-script-o-pipefail":
+        "sh is dash in the image (Ubuntu), and dash has no pipefail: 'sh: 0: Illegal option -o "
+        "pipefail', exit 2. A realistic command is [bash, -e, -o, pipefail, -c, ...] (or sh -e -c)",
+    "a-zsh-script-is-a-script":
+        "the official image has no /bin/zsh: the runtime cannot exec it. A realistic pod names a "
+        "shell the image has ([/bin/bash, -c, ...]), or an image built FROM flink that adds zsh",
+}
+
+
+_capman = None
+_log_lock = threading.Lock()
+
+
+def say(text):
+    """Writes to the terminal past pytest's capture: progress while the pods start, the report."""
+    with _log_lock:
+        if _capman is not None:
+            with _capman.global_and_fixture_disabled():
+                sys.stderr.write(text)
+                sys.stderr.flush()
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+
+def log(msg):
+    say("real-start: " + msg + "\n")
+
+
+def real_java():
+    java = os.environ.get("FLINK_REAL_JAVA") or shutil.which("java")
+    if not java:
+        pytest.fail("no java on PATH (FLINK_REAL_JAVA names one)")
+    java = os.path.realpath(java)
+    if not java.startswith("/usr/"):
+        pytest.fail("the JDK must be under /usr to be seen in the sandbox's root: %s" % java)
+    return java
+
+
+# ---------------------------------------------------------------- the patched pods
+
+def patched_pod(case, configmaps_file):
+    """The case's object through `flink-memory review` and its JSON Patch, as the harness does:
+    (pod or pod template after the patch, annotation dict) or (None, reason)."""
+    obj = case["object"]
+    obj = harness.api_server_defaults(obj, "flink") if obj["kind"] == "Pod" else copy.deepcopy(obj)
+    review = harness.review_of(obj, case.get("operation", "CREATE"))
+    answer = json.loads(harness.run_review(review, configmaps_file, case.get("flags", [])))
+    resp = answer["response"]
+    if not resp.get("allowed"):
+        return None, "denied by the webhook (nothing to start)"
+    if "patch" not in resp:
+        return None, "not patched by the webhook (no numbers of Flink's to compare with)"
+    result = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(resp["patch"])))
+    pod = harness.pod_template(result)
+    ann = ((pod.get("metadata") or {}).get("annotations") or {}).get(RESOLVED)
+    if not ann:
+        return None, "patched without the resolved annotation (nothing to compare with)"
+    return pod, json.loads(ann)
+
+
+def image_layout(image):
+    """Which image's layout this container runs: 'flink' (the official image's, also for custom
+    images built on it), 'busybox', or None with the reason."""
+    if "bitnami" in image:
+        return None, ("Bitnami's image (/opt/bitnami/flink, its own entrypoint.sh, run.sh and "
+                      "libflink.sh): not modelled here")
+    if re.match(r"(.*/)?busybox(:|@|$)", image):
+        return "busybox", None
+    return "flink", None
+
+
+def served_versions():
+    out = subprocess.run([FETCH, "--served"], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        pytest.fail("cannot list apache-flink's versions: " + out.stderr)
+    return [v for v in out.stdout.split() if re.fullmatch(r"\d+\.\d+\.\d+", v)]
+
+
+def vkey(v):
+    return tuple(int(x) for x in v.split("."))
+
+
+def choose_version(image, line, served):
+    """The PyPI release to start: the image tag's own version when PyPI serves it, else the
+    newest of the annotation's line. (version, note)."""
+    tag = image.rsplit("/", 1)[-1]
+    tag = tag.split("@", 1)[0]
+    tag = tag.split(":", 1)[1] if ":" in tag else ""
+    m = re.search(r"(?<![0-9.])(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    in_line = sorted((v for v in served if v.rsplit(".", 1)[0] == line), key=vkey)
+    if m and m.group(3) is not None:
+        want = "%s.%s.%s" % m.groups()
+        if want in served and want.rsplit(".", 1)[0] == line:
+            return want, None
+        if in_line:
+            return in_line[-1], "image %s: %s is not on PyPI, %s used" % (image, want, in_line[-1])
+    if in_line:
+        return in_line[-1], "image %s names no release: Flink %s's newest on PyPI, %s" % (image, line, in_line[-1])
+    return None, "PyPI serves no Flink %s" % line
+
+
+class Plan:
+    def __init__(self, case, pod, ann, version, note, skip):
+        self.case = case
+        self.name = case["name"]
+        self.pod = pod
+        self.ann = ann
+        self.version = version
+        self.note = note
+        self.skip = skip
+        self.result = None
+
+
+def make_plans():
+    tmp = tempfile.mkdtemp(prefix="real-start-cm-")
+    try:
+        cm_file = os.path.join(tmp, "configmaps.yaml")
+        with open(cm_file, "w") as f:
+            f.write(yaml.safe_dump_all(harness.CORPUS["configmaps"]))
+        served = served_versions()
+        plans = []
+        for case in CASES:
+            if ONLY and case["name"] not in ONLY:
+                continue
+            pod, ann = patched_pod(case, cm_file)
+            if pod is None:
+                plans.append(Plan(case, None, None, None, None, ann))
+                continue
+            container = harness.jm_container(pod)
+            layout, why = image_layout(container.get("image", ""))
+            if layout != "flink":
+                plans.append(Plan(case, pod, ann, None, None, why or "not a Flink image"))
+                continue
+            version, note = choose_version(container.get("image", ""), ann["flinkVersion"], served)
+            if version is None:
+                plans.append(Plan(case, pod, ann, None, None, note))
+                continue
+            plans.append(Plan(case, pod, ann, version, note, None))
+        return plans
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- starting a pod
+
+UBUNTU_PROFILE = """\
+# /etc/profile as Ubuntu's (the official Flink images' base): it leaves PATH alone.
+if [ "${PS1-}" ]; then
+  if [ "${BASH-}" ] && [ "$BASH" != "/bin/sh" ]; then
+    [ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
+  else
+    if [ "$(id -u)" -eq 0 ]; then PS1='# '; else PS1='$ '; fi
+  fi
+fi
+"""
+ROOT_PROFILE = """\
+# ~/.profile: executed by Bourne-compatible login shells.
+if [ "$BASH" ]; then
+  if [ -f ~/.bashrc ]; then
+    . ~/.bashrc
+  fi
+fi
+"""
+
+
+def alternatives_without_a_jdk(dest):
+    """A copy of this machine's /etc/alternatives without the links into a JDK: the image has no
+    /usr/bin/java (its JDK is /opt/java/openjdk), so neither does the sandbox's PATH."""
+    os.makedirs(dest)
+    for name in os.listdir("/etc/alternatives"):
+        src = os.path.join("/etc/alternatives", name)
+        if os.path.islink(src):
+            target = os.readlink(src)
+            if target.startswith("/usr/lib/jvm/"):
+                continue
+            os.symlink(target, os.path.join(dest, name))
+
+
+def _write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+class Start:
+    """One pod's start in a private directory; run() returns a result dict."""
+
+    def __init__(self, plan, java):
+        self.plan = plan
+        self.java = java
+        self.tmp = tempfile.mkdtemp(prefix="real-start-")
+        self.kpod = kubelet.Pod(plan.pod, harness.CORPUS["configmaps"])
+        self.volumes = {}
+
+    def volume_dir(self, name):
+        if name in self.volumes:
+            return self.volumes[name]
+        vol = self.kpod.volume(name)
+        d = os.path.join(self.tmp, "volumes", name)
+        os.makedirs(d)
+        files = self.kpod.volume_files(vol)
+        if files is not None:
+            kubelet.write_atomic_volume(d, files)
+            ro = True
+        else:
+            if "emptyDir" not in vol:
+                self.kpod.notes.append("volume %s (%s): an empty directory" %
+                                       (name, ",".join(k for k in vol if k != "name")))
+            os.chmod(d, 0o777)
+            ro = False
+            if "emptyDir" in vol:
+                self.fill_from_annotation(name)
+        self.volumes[name] = (d, ro)
+        return self.volumes[name]
+
+    def fill_from_annotation(self, volume):
+        """An emptyDir at the JobManager's conf dir that nothing in the pod fills is filled as the
+        pod's flink-memory-webhook/configmap annotation says (the job of something outside the
+        pod: an operator, a sidecar), and said so. With an init container writing it, nothing."""
+        spec = self.plan.pod["spec"]
+        if spec.get("initContainers"):
+            return False
+        ann = ((self.plan.pod.get("metadata") or {}).get("annotations") or {}).get(
+            "flink-memory-webhook/configmap")
+        if not ann:
+            return False
+        jm = harness.jm_container(self.plan.pod)
+        for vm in jm.get("volumeMounts") or []:
+            if vm["name"] == volume and kubelet.clean_path(vm["mountPath"]) == "/opt/flink/conf" \
+                    and not vm.get("subPath"):
+                break
+        else:
+            return False
+        name, _, key = ann.partition("/")
+        data = (self.kpod.configmap(name) or {}).get("data") or {}
+        legacy = vkey(self.plan.version) < (1, 19)
+        target = "flink-conf.yaml" if legacy else "config.yaml"
+        key = key or target
+        if key not in data:
+            raise kubelet.Unstartable("ConfigMap %s has no key %s (the annotation names it)" % (name, key))
+        d = os.path.join(self.tmp, "volumes", volume)
+        _write(os.path.join(d, target), data[key])
+        dist_conf = os.path.join(CACHE, self.plan.version, "dist", "conf")
+        for f in os.listdir(dist_conf):
+            if f.startswith("log4j") or f.startswith("logback"):
+                shutil.copy(os.path.join(dist_conf, f), d)
+        self.kpod.notes.append(
+            "emptyDir %s at /opt/flink/conf filled as the annotation says: %s = ConfigMap %s key %s "
+            "(and the release's log4j files); nothing in the pod writes it" % (volume, target, name, key))
+        return True
+
+    def binds_of(self, container):
+        binds = []
+        for vm in container.get("volumeMounts") or []:
+            src, ro = self.volume_dir(vm["name"])
+            if vm.get("subPath"):
+                path = os.path.realpath(os.path.join(src, vm["subPath"]))
+                if not (path + "/").startswith(os.path.realpath(src) + "/"):
+                    raise kubelet.Unstartable("subPath %s leaves volume %s" % (vm["subPath"], vm["name"]))
+                if not os.path.exists(path):
+                    if ro:
+                        raise kubelet.Unstartable("subPath %s is not in read-only volume %s: the "
+                                                  "kubelet cannot create it" % (vm["subPath"], vm["name"]))
+                    os.makedirs(path)
+                src = path
+            kind = "file" if os.path.isfile(src) else "dir"
+            binds.append({"source": src, "target": kubelet.clean_path(vm["mountPath"]),
+                          "ro": ro or bool(vm.get("readOnly")), "kind": kind})
+        return binds
+
+    def spec_for(self, container, cname, layout):
+        cdir = os.path.join(self.tmp, "c", cname)
+        os.makedirs(cdir)
+        image_env = kubelet.IMAGE_ENV if layout == "flink" else kubelet.BUSYBOX_ENV
+        env, kube = self.kpod.env(container, image_env)
+        if layout == "flink":
+            argv = self.kpod.argv(container, kube, kubelet.IMAGE_ENTRYPOINT, kubelet.IMAGE_CMD)
+        else:
+            argv = self.kpod.argv(container, kube, [], kubelet.BUSYBOX_CMD)
+        os.makedirs(os.path.join(cdir, "rootfs"))
+        rec = os.path.join(cdir, "rec")
+        os.makedirs(os.path.join(rec, "record"))
+        _write(os.path.join(rec, "real-java"), self.java + "\n")
+        _write(os.path.join(cdir, "hosts"),
+               "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+               "%s\t%s\n" % (kubelet.POD_IP, self.kpod.name))
+        _write(os.path.join(cdir, "hostname"), self.kpod.name + "\n")
+        _write(os.path.join(cdir, "profile"), UBUNTU_PROFILE)
+        alternatives_without_a_jdk(os.path.join(cdir, "alternatives"))
+        _write(os.path.join(cdir, "root-profile"), ROOT_PROFILE)
+        binds = [
+            {"source": rec, "target": "/.real-start", "ro": False, "kind": "dir"},
+            {"source": os.path.join(cdir, "hosts"), "target": "/etc/hosts", "ro": True, "kind": "file"},
+            {"source": os.path.join(cdir, "hostname"), "target": "/etc/hostname", "ro": True, "kind": "file"},
+            {"source": os.path.join(cdir, "profile"), "target": "/etc/profile", "ro": True, "kind": "file"},
+            {"source": os.path.join(cdir, "alternatives"), "target": "/etc/alternatives", "ro": True, "kind": "dir"},
+        ] + self.binds_of(container)
+        files = [{"path": "/root/.profile", "source": os.path.join(cdir, "root-profile"), "mode": 0o644}]
+        spec = {"root": os.path.join(cdir, "rootfs"), "hostname": self.kpod.name,
+                "argv": argv, "env": env, "binds": binds, "files": files,
+                "cwd": container.get("workingDir") or (kubelet.IMAGE_WORKDIR if layout == "flink" else "/")}
+        if layout == "flink":
+            for d in ("upper", "work"):
+                os.makedirs(os.path.join(cdir, d))
+            spec.update(flink_dist=os.path.join(CACHE, self.plan.version, "dist"),
+                        overlay_upper=os.path.join(cdir, "upper"), overlay_work=os.path.join(cdir, "work"))
+            files += [{"path": "/docker-entrypoint.sh", "source": ENTRYPOINT, "mode": 0o755},
+                      {"path": "/opt/java/openjdk/bin/java", "source": JAVA_WRAPPER, "mode": 0o755}]
+        path = os.path.join(cdir, "spec.json")
+        with open(path, "w") as f:
+            json.dump(spec, f)
+        return path, cdir, argv, env
+
+    def run_container(self, container, cname, layout):
+        spec, cdir, argv, env = self.spec_for(container, cname, layout)
+        out_path, err_path = os.path.join(cdir, "stdout"), os.path.join(cdir, "stderr")
+        t0 = time.time()
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            try:
+                p = subprocess.run(["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child",
+                                    "--propagation", "private", sys.executable, SANDBOX, spec],
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=TIMEOUT)
+                rc = p.returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout after %d s" % TIMEOUT
+        with open(out_path, errors="replace") as f:
+            stdout = f.read()
+        with open(err_path, errors="replace") as f:
+            stderr = f.read()
+        rec = os.path.join(cdir, "rec", "record")
+
+        def read(name):
+            p = os.path.join(rec, name)
+            if not os.path.exists(p):
+                return None
+            with open(p, errors="replace") as f:
+                return f.read()
+        return {"container": cname, "argv": argv, "rc": rc, "stdout": stdout, "stderr": stderr,
+                "seconds": round(time.time() - t0, 1), "jvm_argv": read("argv"),
+                "jvm_env": read("env"), "flags": read("flags"), "jvm_exit": read("exit"),
+                "dry_run": read("dry-run"), "dry_run_exit": read("dry-run-exit")}
+
+    def run(self):
+        try:
+            return self._run()
+        except kubelet.Unstartable as e:
+            return {"status": "cannot start", "reason": "the kubelet would not start it: %s" % e,
+                    "notes": self.kpod.notes}
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self):
+        spec = self.plan.pod["spec"]
+        for i, ic in enumerate(spec.get("initContainers") or []):
+            layout, why = image_layout(ic.get("image", ""))
+            res = self.run_container(ic, "init-%d-%s" % (i, ic["name"]), layout or "busybox")
+            if res["rc"] != 0:
+                return {"status": "cannot start", "notes": self.kpod.notes,
+                        "reason": "init container %s exited %s" % (ic["name"], res["rc"]), "run": res}
+        jm = harness.jm_container(self.plan.pod)
+        res = self.run_container(jm, jm["name"], "flink")
+        return {"status": "ran", "run": res, "notes": self.kpod.notes}
+
+
+# ---------------------------------------------------------------- comparing
+
+def print_flags(text):
+    flags = {}
+    for line in (text or "").splitlines():
+        m = re.match(r"\s*\S+\s+(\w+)\s+:?=\s+(\S+)", line)
+        if m:
+            flags[m.group(1)] = m.group(2)
+    return flags
+
+
+def jvm_args_of(ann):
+    out = {}
+    for w in (ann.get("jvmArgs") or "").split():
+        for flag, key in (("-Xmx", "Xmx"), ("-Xms", "Xms"), ("-XX:MaxMetaspaceSize=", "MaxMetaspaceSize"),
+                          ("-XX:MaxDirectMemorySize=", "MaxDirectMemorySize")):
+            if w.startswith(flag):
+                out[key] = int(w[len(flag):])
+    return out
+
+
+def dynamic_memory(argv_text):
+    """Flink's -D jobmanager.memory.* on the entrypoint's command line (BashJavaUtils' output)."""
+    words = [w for w in (argv_text or "").split("\0")]
+    props = {}
+    for i, w in enumerate(words):
+        kv = None
+        if w == "-D" and i + 1 < len(words):
+            kv = words[i + 1]
+        elif w.startswith("-D") and "=" in w and w[2:].startswith("jobmanager.memory."):
+            kv = w[2:]
+        if kv and kv.startswith("jobmanager.memory.") and "=" in kv:
+            k, v = kv.split("=", 1)
+            if re.fullmatch(r"\d+b", v):
+                props[k] = int(v[:-1])
+    return props
+
+
+GCS = ("UseSerialGC", "UseParallelGC", "UseG1GC", "UseZGC", "UseShenandoahGC")
+_reference = {}
+_reference_lock = threading.Lock()
+
+
+def flinks_flags(ann):
+    """The memory flags Flink's scripts give a JobManager, from the annotation's numbers:
+    -Xmx and -Xms the heap, -XX:MaxMetaspaceSize the metaspace, and -XX:MaxDirectMemorySize the
+    off-heap size when Flink sets one (jobmanager.memory.enable-jvm-direct-memory-limit, which the
+    annotation's jvmArgs then carry)."""
+    flags = "-Xmx%d -Xms%d -XX:MaxMetaspaceSize=%d" % (ann["heap"], ann["heap"], ann["metaspace"])
+    if "MaxDirectMemorySize" in jvm_args_of(ann):
+        flags += " -XX:MaxDirectMemorySize=%d" % ann["offHeap"]
+    return flags
+
+
+def reference_flags(java, jvm_args, gc):
+    """PrintFlagsFinal of this JDK started with exactly Flink's memory flags and the same
+    collector: what "the JVM gets Flink's numbers" looks like, the JVM's own rounding included
+    (G1 aligns the heap to the larger of its region size and 2 MiB: Flink's 1063 MiB heap is
+    1064 MiB in the JVM whoever starts it)."""
+    key = (java, jvm_args, gc)
+    with _reference_lock:
+        if key not in _reference:
+            cmd = [java] + jvm_args.split() + (["-XX:+" + gc] if gc else []) + ["-XX:+PrintFlagsFinal", "-version"]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                               env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+            if p.returncode != 0:
+                raise RuntimeError("%s: %s" % (" ".join(cmd), p.stderr))
+            _reference[key] = print_flags(p.stdout)
+        return _reference[key]
+
+
+def compare(plan, res, java):
+    """[(what, want, got, ok)] for one started pod."""
+    ann = plan.ann
+    flags = print_flags(res["flags"])
+    jargs = jvm_args_of(ann)
+    gc = next((g for g in GCS if flags.get(g) == "true"), None)
+    ref = reference_flags(java, flinks_flags(ann), gc)
+    rows = []
+
+    def jvm_row(flag, what, value):
+        want, got = ref.get(flag), flags.get(flag)
+        label = "%s vs %s" % (flag, what)
+        if want != str(value):
+            label += " %d, as the JVM rounds it" % value
+        rows.append((label, want, got, want is not None and got == want))
+    jvm_row("MaxHeapSize", "heap", ann["heap"])
+    if "Xms" in jargs:
+        jvm_row("InitialHeapSize", "heap (-Xms)", ann["heap"])
+    jvm_row("MaxMetaspaceSize", "metaspace", ann["metaspace"])
+    if "MaxDirectMemorySize" in jargs:
+        jvm_row("MaxDirectMemorySize", "offHeap", ann["offHeap"])
+    # The container's memory after the patch.
+    c = harness.jm_container(plan.pod)
+    res_ = c.get("resources") or {}
+    limit = (res_.get("limits") or {}).get("memory")
+    request = (res_.get("requests") or {}).get("memory")
+    total = kubelet.parse_quantity(ann["totalProcess"])
+    lim = kubelet.parse_quantity(limit) if limit is not None else None
+    rows.append(("limits.memory vs annotation limit", ann.get("limit"), limit,
+                 lim is not None and lim == kubelet.parse_quantity(ann["limit"])))
+    if "request" in ann:
+        rows.append(("requests.memory vs annotation request", ann["request"], request,
+                     request is not None and kubelet.parse_quantity(request) == kubelet.parse_quantity(ann["request"])))
+    if ann.get("headroomKept") or ann.get("limitFactor"):
+        rows.append(("limit >= totalProcess (%s)" % ("headroom kept" if ann.get("headroomKept") else
+                                                      "limit factor " + ann["limitFactor"]),
+                     ann["totalProcess"], limit, lim is not None and lim >= total))
+    else:
+        rows.append(("limits.memory vs totalProcess", ann["totalProcess"], limit, lim == total))
+    # What Flink's own scripts computed, when they hand it to the entrypoint.
+    dyn = dynamic_memory(res["jvm_argv"])
+    if dyn:
+        for key, field in (("jobmanager.memory.heap.size", "heap"), ("jobmanager.memory.off-heap.size", "offHeap"),
+                           ("jobmanager.memory.jvm-metaspace.size", "metaspace")):
+            if key in dyn:
+                rows.append(("-D %s vs %s" % (key, field), ann[field], dyn[key], dyn[key] == ann[field]))
+        if "jobmanager.memory.jvm-overhead.max" in dyn:
+            ov = dyn["jobmanager.memory.jvm-overhead.max"]
+            rows.append(("-D jobmanager.memory.jvm-overhead.max vs overhead", ann["overhead"], ov, ov == ann["overhead"]))
+            parts = ("jobmanager.memory.heap.size", "jobmanager.memory.off-heap.size",
+                     "jobmanager.memory.jvm-metaspace.size", "jobmanager.memory.jvm-overhead.max")
+            if all(p in dyn for p in parts):
+                s = sum(dyn[p] for p in parts)
+                rows.append(("the -D sizes' sum vs totalProcess", total, s, s == total))
+    return rows
+
+
+def tail(text, n=25):
+    lines = (text or "").rstrip("\n").splitlines()
+    return "\n".join("    | " + l for l in lines[-n:])
+
+
+def judge(plan, out, java):
+    """Fills plan.result: status matched / mismatched / cannot start / skipped, and a report."""
+    if out["status"] == "cannot start":
+        run = out.get("run")
+        detail = ""
+        if run:
+            detail = "\n  stderr (tail):\n" + tail(run["stderr"]) + "\n  stdout (tail):\n" + tail(run["stdout"], 10)
+        return {"status": "cannot start", "reason": out["reason"], "detail": detail, "notes": out["notes"]}
+    run = out["run"]
+    if run["jvm_argv"] is None:
+        return {"status": "cannot start", "notes": out["notes"],
+                "reason": "the container exited %s before starting the JobManager's JVM" % run["rc"],
+                "detail": "\n  stderr (tail):\n" + tail(run["stderr"]) + "\n  stdout (tail):\n" + tail(run["stdout"], 10),
+                "run": run}
+    if (run["dry_run_exit"] or "").strip() != "0":
+        return {"status": "cannot start", "notes": out["notes"],
+                "reason": "the JVM does not start with this command line (java --dry-run "
+                          "exit %s)" % (run["dry_run_exit"] or "?").strip(),
+                "detail": "\n  JVM output (tail):\n" + tail(run["dry_run"], 10), "run": run}
+    if (run["jvm_exit"] or "").strip() != "0":
+        return {"status": "cannot start", "notes": out["notes"],
+                "reason": "the JobManager's JVM refused its options (exit %s)" % (run["jvm_exit"] or "?").strip(),
+                "detail": "\n  JVM output (tail):\n" + tail(run["flags"], 10), "run": run}
+    rows = compare(plan, run, java)
+    ok = all(r[3] for r in rows)
+    return {"status": "matched" if ok else "mismatched", "rows": rows, "notes": out["notes"], "run": run}
+
+
+def describe(plan):
+    r = plan.result
+    lines = ["%s: %s" % (plan.name, r["status"].upper() if r["status"] != "matched" else "matched")]
+    if plan.version:
+        lines.append("  Flink %s from PyPI%s" % (plan.version, " (%s)" % plan.note if plan.note else ""))
+    if r.get("run"):
+        lines.append("  command: %s" % json.dumps(r["run"]["argv"])[:300])
+    if r.get("reason"):
+        lines.append("  reason: " + r["reason"])
+    for n in r.get("notes") or []:
+        lines.append("  note: " + n)
+    for what, want, got, ok in r.get("rows") or []:
+        lines.append("  %s %s: want %s, got %s" % ("ok  " if ok else "DIFF", what, want, got))
+    if r.get("detail"):
+        lines.append(r["detail"])
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the run
+
+@pytest.fixture(scope="session")
+def started(request):
+    global _capman
+    _capman = request.config.pluginmanager.getplugin("capturemanager")
+    if os.geteuid() != 0:
+        pytest.skip("needs root for mount namespaces (unshare -m)")
+    java = real_java()
+    t0 = time.time()
+    plans = make_plans()
+    todo = [p for p in plans if not p.skip]
+    versions = sorted({p.version for p in todo}, key=vkey)
+    log("%d cases, %d to start, Flink releases %s" % (len(plans), len(todo), " ".join(versions)))
+    fetch = subprocess.Popen([FETCH] + versions, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    for line in fetch.stdout:
+        say(line)
+    if fetch.wait() != 0:
+        pytest.fail("fetch-flink.sh failed")
+    log("releases ready (%.0f s); starting pods with %s, %d at a time" % (time.time() - t0, java, WORKERS))
+    for p in plans:
+        if p.skip:
+            p.result = {"status": "skipped", "reason": p.skip}
+    done = [0]
+
+    def one(p):
+        t = time.time()
+        p.result = judge(p, Start(p, java).run(), java)
+        with _log_lock:
+            done[0] += 1
+            n = done[0]
+        log("[%d/%d] %s: %s (Flink %s, %.1f s)" % (n, len(todo), p.name, p.result["status"],
+                                                       p.version, time.time() - t))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as ex:
+        list(ex.map(one, todo))
+    counts = {}
+    for p in plans:
+        counts[p.result["status"]] = counts.get(p.result["status"], 0) + 1
+    report = ["", "=" * 100, "real-start: what the JVMs got (%s)" % ", ".join(
+        "%d %s" % (n, s) for s, n in sorted(counts.items()))]
+    for p in plans:
+        if p.result["status"] != "skipped":
+            report.append(describe(p))
+    report.append("skipped:")
+    for p in plans:
+        if p.result["status"] == "skipped":
+            report.append("  %s: %s" % (p.name, p.result["reason"]))
+    report.append("real-start: %.0f s in all" % (time.time() - t0))
+    report.append("=" * 100)
+    say("\n".join(report) + "\n")
+    return {p.name: p for p in plans}
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in CASES if not ONLY or c["name"] in ONLY])
+def test_starts_with_flinks_numbers(name, started):
+    plan = started[name]
+    r = plan.result
+    if r["status"] == "skipped":
+        pytest.skip(r["reason"])
+    if name in KNOWN_FINDINGS:
+        if r["status"] == "matched":
+            pytest.fail("%s starts and matches now: take it off KNOWN_FINDINGS\n%s" % (name, describe(plan)))
+        pytest.xfail("finding: " + KNOWN_FINDINGS[name])
+    assert r["status"] == "matched", describe(plan)

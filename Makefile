@@ -165,6 +165,10 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 lint:
+	@# Every result of type enum fmw_err is looked at, or cast to void on purpose (clang only).
+	@for f in $$(git ls-files 'pkg/*.c' 'cmd/*.c'); do \
+	    clang -fsyntax-only -std=c11 $(CPPFLAGS) $(DEP_CFLAGS) -Werror=unused-result $$f || exit 1; \
+	done
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -I. pkg cmd
 	clang-tidy --quiet $$(git ls-files 'pkg/*.c' 'cmd/*.c') -- $(CPPFLAGS) -std=c11 $(DEP_CFLAGS)

@@ -186,7 +186,8 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         fmw_buf_reset(&resp->body);
         json_t *j = json_pack("{s:s}", "error", fmw_diag_msg(&d));
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        fmw_buf_adds(&resp->body, text ? text : "{\"error\":\"bad request\"}");
+        /* A body that does not fit is cut: the status says enough. */
+        (void)fmw_buf_adds(&resp->body, text ? text : "{\"error\":\"bad request\"}");
         free(text);
         json_decref(j);
         fmw_logf(FMW_LOG_WARN, "request %llu: bad AdmissionReview: %s",

@@ -70,19 +70,20 @@ static const char *kubeconfig_path(const char *flag, char *buf, size_t size)
 }
 
 /* RFC 3986 unreserved characters kept, everything else %XX: a continue token in a query. */
-static void url_escape(const char *s, struct fmw_buf *out)
+static enum fmw_err url_escape(const char *s, struct fmw_buf *out)
 {
     static const char HEX[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    enum fmw_err err = FMW_OK;
+    for (const unsigned char *p = (const unsigned char *)s; *p && !err; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            fmw_buf_addc(out, (char)*p);
+            err = fmw_buf_addc(out, (char)*p);
         } else {
-            fmw_buf_addc(out, '%');
-            fmw_buf_addc(out, HEX[*p >> 4]);
-            fmw_buf_addc(out, HEX[*p & 15]);
+            char esc[4] = {'%', HEX[*p >> 4], HEX[*p & 15], '\0'};
+            err = fmw_buf_adds(out, esc);
         }
     }
+    return err;
 }
 
 static uint64_t now_ns(void)
@@ -106,14 +107,15 @@ static json_t *joined(json_t *arr)
     fmw_buf_init(&b, 1 << 20);
     size_t i;
     json_t *s;
-    fmw_buf_add(&b, "", 0);
+    enum fmw_err err = fmw_buf_add(&b, "", 0);
     json_array_foreach(arr, i, s)
     {
-        if (i)
-            fmw_buf_adds(&b, "; ");
-        fmw_buf_adds(&b, json_string_value(s));
+        if (!err && i)
+            err = fmw_buf_adds(&b, "; ");
+        if (!err)
+            err = fmw_buf_adds(&b, json_string_value(s));
     }
-    json_t *out = fmw_json_text(fmw_buf_cstr(&b));
+    json_t *out = err ? NULL : fmw_json_text(fmw_buf_cstr(&b));
     fmw_buf_free(&b);
     return out;
 }
@@ -304,18 +306,19 @@ int fmw_cli_audit(int argc, char **argv)
         struct fmw_buf path, body;
         fmw_buf_init(&path, 64 * 1024);
         fmw_buf_init(&body, PAGE_MAX_BYTES);
-        if (ns)
-            fmw_buf_addf(&path, "/api/v1/namespaces/%s/pods?limit=%d", ns, PAGE);
-        else
-            fmw_buf_addf(&path, "/api/v1/pods?limit=%d", PAGE);
-        if (cont) {
-            fmw_buf_adds(&path, "&continue=");
-            url_escape(cont, &path);
-        }
+        enum fmw_err err = ns ? fmw_buf_addf(&path, "/api/v1/namespaces/%s/pods?limit=%d", ns, PAGE)
+                              : fmw_buf_addf(&path, "/api/v1/pods?limit=%d", PAGE);
+        if (!err && cont)
+            err = fmw_buf_adds(&path, "&continue=");
+        if (!err && cont)
+            err = url_escape(cont, &path);
         free(cont);
         cont = NULL;
         long status = 0;
-        enum fmw_err err = fmw_kube_get(client, fmw_buf_cstr(&path), timeout_ms, &status, &body, &d);
+        if (err)
+            fmw_diag_set(&d, err, "a continue token longer than a request path may be");
+        else
+            err = fmw_kube_get(client, fmw_buf_cstr(&path), timeout_ms, &status, &body, &d);
         json_t *list = NULL;
         if (err) {
             rc = audit_error("listing pods at %s: %s", fmw_kube_client_server(client),

@@ -263,7 +263,10 @@ static int print_result(const struct resolve_opts *o, const struct fmw_jm_result
     }
     struct fmw_buf out;
     fmw_buf_init(&out, 1 << 20);
-    fmw_jmmem_format_block(s, &out);
+    if (fmw_jmmem_format_block(s, &out) != FMW_OK) {
+        fmw_buf_free(&out);
+        return usage_error("out of memory");
+    }
     fputs(fmw_buf_cstr(&out), stdout);
     fmw_buf_free(&out);
     printf("\nJVM memory flags:   %s\n", r->jvm_args);
@@ -666,7 +669,8 @@ static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *pla
     }
     struct fmw_buf block;
     fmw_buf_init(&block, 1 << 16);
-    fmw_jmmem_format_block(&plan->jm.spec, &block);
+    if (fmw_jmmem_format_block(&plan->jm.spec, &block) != FMW_OK)
+        fmw_buf_reset(&block); /* out of memory: the table is left out, the rest still says it */
     char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
     fmw_quantity_format(plan->limit, lq);
     fmw_quantity_format(plan->request, rq);

@@ -77,7 +77,7 @@ struct fmw_decision {
  * answer (no uid, wrong apiVersion/kind, not JSON): the caller replies HTTP 400 with `d`.
  * FMW_ENOMEM / FMW_ETOOBIG when the response cannot be built.
  */
-enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
+FMW_NODISCARD enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
                                   const struct fmw_cm_source *src, const char *body, size_t len,
                                   struct fmw_buf *out, struct fmw_decision *dec,
                                   struct fmw_diag *d);

@@ -61,6 +61,6 @@ json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
  * Appends `j` to `out` exactly as json_dumps(j, JSON_COMPACT) writes it (keys in insertion
  * order), without the intermediate string. FMW_ETOOBIG past the buffer's cap or 2048 levels.
  */
-enum fmw_err fmw_json_dump(const json_t *j, struct fmw_buf *out);
+FMW_NODISCARD enum fmw_err fmw_json_dump(const json_t *j, struct fmw_buf *out);
 
 #endif

@@ -142,7 +142,8 @@ bool fmw_conf_has(const struct fmw_conf *conf, const char *key)
 
 static void legacy_warn(struct fmw_conf *conf, int line_no, const char *why, struct fmw_str line)
 {
-    fmw_buf_addf(&conf->warnings, "line %d: %s: %.*s\n", line_no, why,
+    /* Remarks for explain: past the buffer's cap they are dropped, not an error. */
+    (void)fmw_buf_addf(&conf->warnings, "line %d: %s: %.*s\n", line_no, why,
                  (int)(line.len > 200 ? 200 : line.len), line.ptr);
 }
 

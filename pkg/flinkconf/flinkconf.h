@@ -46,10 +46,10 @@ struct fmw_conf {
 void fmw_conf_init(struct fmw_conf *conf);
 void fmw_conf_cleanup(struct fmw_conf *conf);
 /* A deep copy of `src` into an initialised, empty `dst`. */
-enum fmw_err fmw_conf_copy(struct fmw_conf *dst, const struct fmw_conf *src);
+FMW_NODISCARD enum fmw_err fmw_conf_copy(struct fmw_conf *dst, const struct fmw_conf *src);
 
 /* Sets `key` (replacing an existing value in place, as later entries win in Flink). */
-enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key, struct fmw_str text,
+FMW_NODISCARD enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key, struct fmw_str text,
                           enum fmw_conf_type type, double number);
 const struct fmw_conf_entry *fmw_conf_get(const struct fmw_conf *conf, const char *key);
 bool fmw_conf_has(const struct fmw_conf *conf, const char *key);
@@ -59,7 +59,7 @@ bool fmw_conf_has(const struct fmw_conf *conf, const char *key);
  * at the first ": ", last duplicate wins, values kept verbatim (quotes included). Never fails on
  * content; skipped lines are noted in conf->warnings. FMW_ETOOBIG past the caps.
  */
-enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size_t len,
+FMW_NODISCARD enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size_t len,
                                    struct fmw_diag *d);
 
 /*
@@ -68,14 +68,14 @@ enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size
  * and Flink's text "Error parsing YAML configuration." (line/column of the cause in `d`). When
  * `detail` is non-NULL, a human explanation of the failure is appended to it.
  */
-enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
+FMW_NODISCARD enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail);
 
 /*
  * One dynamic property as the scripts pass it after "-D": "key=value" split at the first '='
  * (a token without '=' sets the key to "true", as commons-cli does). Values are strings.
  */
-enum fmw_err fmw_conf_apply_dynamic(struct fmw_conf *conf, struct fmw_str property);
+FMW_NODISCARD enum fmw_err fmw_conf_apply_dynamic(struct fmw_conf *conf, struct fmw_str property);
 
 /*
  * Typed getters. Each returns FMW_OK with `*present` false and the default when the key is
@@ -84,16 +84,16 @@ enum fmw_err fmw_conf_apply_dynamic(struct fmw_conf *conf, struct fmw_str proper
  *    (the parse error, Flink's cause, is returned in `cause` when non-NULL);
  *  - float/bool/int: FMW_EINVAL "Could not parse value '<raw>' for key '<key>'."
  */
-enum fmw_err fmw_conf_get_memsize(const struct fmw_conf *conf, const char *key, uint64_t dflt,
+FMW_NODISCARD enum fmw_err fmw_conf_get_memsize(const struct fmw_conf *conf, const char *key, uint64_t dflt,
                                   uint64_t *out, bool *present, struct fmw_diag *d,
                                   struct fmw_diag *cause);
-enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key, float dflt,
+FMW_NODISCARD enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key, float dflt,
                                 float *out, bool *present, struct fmw_diag *d);
-enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key, double dflt,
+FMW_NODISCARD enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key, double dflt,
                                  double *out, bool *present, struct fmw_diag *d);
-enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key, bool dflt, bool *out,
+FMW_NODISCARD enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key, bool dflt, bool *out,
                                bool *present, struct fmw_diag *d);
-enum fmw_err fmw_conf_get_int(const struct fmw_conf *conf, const char *key, int32_t dflt,
+FMW_NODISCARD enum fmw_err fmw_conf_get_int(const struct fmw_conf *conf, const char *key, int32_t dflt,
                               int32_t *out, bool *present, struct fmw_diag *d);
 
 #endif

@@ -424,7 +424,8 @@ static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const cha
         f->d->column = node ? (int)node->start_mark.column + 1 : 0;
     }
     if (f->detail)
-        fmw_buf_addf(f->detail, "line %d, column %d: %s", node ? (int)node->start_mark.line + 1 : 0,
+        (void)fmw_buf_addf(f->detail, "line %d, column %d: %s", /* a human detail, best effort */
+                           node ? (int)node->start_mark.line + 1 : 0,
                      node ? (int)node->start_mark.column + 1 : 0, why);
     return fmw_diag_set(f->d, FMW_EINVAL, "%s", PARSE_ERROR);
 }
@@ -657,7 +658,8 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
             d->column = (int)parser.problem_mark.column + 1;
         }
         if (detail)
-            fmw_buf_addf(detail, "line %d, column %d: %s", (int)parser.problem_mark.line + 1,
+            (void)fmw_buf_addf(detail, "line %d, column %d: %s", /* best effort, as above */
+                               (int)parser.problem_mark.line + 1,
                          (int)parser.problem_mark.column + 1,
                          parser.problem ? parser.problem : "invalid YAML");
         err = fmw_diag_set(d, FMW_EINVAL, "%s", PARSE_ERROR);

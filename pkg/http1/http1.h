@@ -32,7 +32,7 @@ struct fmw_chunked {
  * ended (state FMW_CH_DONE; the rest belongs to what follows). FMW_OK, FMW_EINVAL (malformed:
  * not a hex size, data longer than its size, a line too long, trailers past their cap) or
  * FMW_ETOOBIG (past the body's cap, or a size past 64 bits). */
-enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n,
+FMW_NODISCARD enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n,
                               struct fmw_buf *body, size_t *used);
 
 /* True when the HTTP field value v[0..n) — a comma-separated list, as Connection's — holds

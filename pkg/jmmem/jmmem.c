@@ -102,9 +102,10 @@ static void logf_(struct resolver *rs, const char *level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fmw_buf_addf(&rs->r->log, "%s ", level);
-    fmw_buf_vaddf(&rs->r->log, fmt, ap);
-    fmw_buf_addc(&rs->r->log, '\n');
+    /* Flink's log lines, for explain: a cap reached drops the rest, it is not an error. */
+    (void)fmw_buf_addf(&rs->r->log, "%s ", level);
+    (void)fmw_buf_vaddf(&rs->r->log, fmt, ap);
+    (void)fmw_buf_addc(&rs->r->log, '\n');
     va_end(ap);
 }
 
@@ -523,7 +524,7 @@ enum fmw_err fmw_jmmem_resolve(const struct fmw_jm_input *in, struct fmw_jm_resu
     format_outputs(&rs, &s);
 out:
     if (err == FMW_ECONFIG && legacy_step)
-        fmw_diag_prefix(d, PREFIX_1X);
+        (void)fmw_diag_prefix(d, PREFIX_1X); /* out of memory keeps the message unprefixed */
     fmw_conf_cleanup(&translated);
     return err;
 }

@@ -105,7 +105,7 @@ void fmw_jm_result_cleanup(struct fmw_jm_result *r);
  * (IllegalConfigurationException), FMW_EINVAL (IllegalArgumentException) or FMW_EOVERFLOW
  * (ArithmeticException "long overflow"). `r` must be initialised; its log is filled even on error.
  */
-enum fmw_err fmw_jmmem_resolve(const struct fmw_jm_input *in, struct fmw_jm_result *r,
+FMW_NODISCARD enum fmw_err fmw_jmmem_resolve(const struct fmw_jm_input *in, struct fmw_jm_result *r,
                                struct fmw_diag *d);
 
 /* Appends Flink's seven-line "Final Master Memory configuration:" block (newline-terminated). */
@@ -123,6 +123,6 @@ extern const struct fmw_flink_version FMW_JM_LIMIT_FACTOR_SINCE;
 bool fmw_jm_kubernetes_memory(uint64_t total_process, double factor, uint64_t *request,
                               uint64_t *limit);
 
-enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *spec, struct fmw_buf *out);
+FMW_NODISCARD enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *spec, struct fmw_buf *out);
 
 #endif

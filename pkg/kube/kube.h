@@ -17,7 +17,7 @@
  * as Kubernetes' YAML reader types them (quoted → string; plain true/false, numbers, null).
  * FMW_EINVAL with line and column in `d` for text that is not YAML; FMW_ETOOBIG past the caps.
  */
-enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs, struct fmw_diag *d);
 
 /* ConfigMaps held in memory, e.g. from --configmap files of `flink-memory review`. */
 struct fmw_cm_static;
@@ -29,7 +29,7 @@ void fmw_cm_static_free(struct fmw_cm_static *s);
  * of other kinds are ignored. A ConfigMap without a namespace matches every namespace.
  * FMW_EINVAL when a ConfigMap has no name or non-string data.
  */
-enum fmw_err fmw_cm_static_add(struct fmw_cm_static *s, json_t *docs, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_cm_static_add(struct fmw_cm_static *s, json_t *docs, struct fmw_diag *d);
 /* A source that reads from `s` (which must outlive it). */
 void fmw_cm_static_source(struct fmw_cm_static *s, struct fmw_cm_source *out);
 
@@ -43,7 +43,7 @@ struct fmw_kube_client;
  * pod's service account (KUBERNETES_SERVICE_HOST/PORT, the mounted token — re-read when kubelet
  * rotates it — and CA). FMW_EUSAGE when neither is available.
  */
-enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
+FMW_NODISCARD enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
                                  struct fmw_diag *d);
 void fmw_kube_client_free(struct fmw_kube_client *c);
 /* The server URL, for logs. */
@@ -54,7 +54,7 @@ const char *fmw_kube_client_server(const struct fmw_kube_client *c);
  * to `body` (whose cap bounds it). FMW_ETIMEDOUT past the deadline, FMW_EIO when the request
  * failed (connection, TLS), FMW_ETOOBIG past the body cap. Thread-safe.
  */
-enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
+FMW_NODISCARD enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
                           long *status, struct fmw_buf *body, struct fmw_diag *d);
 
 /* ---- the ConfigMap cache ---- */
@@ -78,7 +78,7 @@ struct fmw_cm_cache;
  * stream of admissions for an unchanged ConfigMap makes one API call per ttl; concurrent misses
  * of one key share one call; memory is bounded (LRU). Metrics go to `metrics` (may be NULL).
  */
-enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_cm_cache_config *cfg,
+FMW_NODISCARD enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_cm_cache_config *cfg,
                               struct fmw_obs_registry *metrics, struct fmw_cm_cache **out);
 void fmw_cm_cache_free(struct fmw_cm_cache *c);
 
@@ -88,7 +88,7 @@ void fmw_cm_cache_free(struct fmw_cm_cache *c);
  * exist; FMW_ETIMEDOUT or FMW_EIO (with the reason) when the API could not answer and no recent
  * copy is held. Thread-safe.
  */
-enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
+FMW_NODISCARD enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
                               uint64_t deadline_ns, json_t **data, struct fmw_diag *d);
 
 /*
@@ -99,7 +99,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
  * fmw_cm_cache_count() once it is kept. Thread-safe; waits for nothing but the cache's lock,
  * which no one holds across I/O or across freeing ConfigMap data.
  */
-enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
+FMW_NODISCARD enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
                                size_t max_bytes, json_t **data, struct fmw_diag *d);
 /* Adds hits and not-found answers to the lookup metrics. */
 void fmw_cm_cache_count(struct fmw_cm_cache *c, unsigned hits, unsigned notfound);

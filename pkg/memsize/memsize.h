@@ -23,7 +23,7 @@
  * MemorySize.parseBytes: `text` as Flink reads it (trimmed like Java, digits, then a unit).
  * Fails with FMW_EINVAL and Flink's exact message in `d`.
  */
-enum fmw_err fmw_memsize_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_memsize_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
 
 /* MemorySize.toHumanReadableString: "1.563gb (1677721600 bytes)", "1024 bytes". */
 void fmw_memsize_human(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);
@@ -32,14 +32,14 @@ void fmw_memsize_human(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);
 void fmw_memsize_flink(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);
 
 /* Math.addExact on sizes: FMW_EOVERFLOW ("long overflow") past FMW_MEMSIZE_MAX. */
-enum fmw_err fmw_memsize_add(uint64_t a, uint64_t b, uint64_t *sum);
+FMW_NODISCARD enum fmw_err fmw_memsize_add(uint64_t a, uint64_t b, uint64_t *sum);
 
 /*
  * MemorySize.multiply(double): bytes x BigDecimal.valueOf(m), truncated toward zero, computed
  * exactly on the decimal digits of Double.toString(m) as Flink does. FMW_EINVAL when m < 0 or
  * NaN ("multiplier must be >= 0"), FMW_EOVERFLOW when the product exceeds FMW_MEMSIZE_MAX.
  */
-enum fmw_err fmw_memsize_mul(uint64_t bytes, double m, uint64_t *product);
+FMW_NODISCARD enum fmw_err fmw_memsize_mul(uint64_t bytes, double m, uint64_t *product);
 
 /* Java Double.toString(d): "0.10000000149011612", "1.0", "1.0E-5", "NaN", "-Infinity". */
 void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN]);
@@ -61,7 +61,7 @@ bool fmw_java_parse_int(struct fmw_str text, int32_t *out);
  * binary and decimal suffix and decimal exponents; fractions of a byte round up as Kubernetes
  * does. Negative values and values past FMW_MEMSIZE_MAX fail with FMW_EINVAL and a message.
  */
-enum fmw_err fmw_quantity_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_quantity_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
 
 /* The quantity for a memory size: "<n>Mi" when it is a whole number of MiB, else "<bytes>". */
 void fmw_quantity_format(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);

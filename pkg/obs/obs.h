@@ -78,7 +78,7 @@ void fmw_obs_registry_free(struct fmw_obs_registry *reg);
  * Errors: FMW_EINVAL (bad name or label, bad buckets, same name with another shape; *out is NULL),
  * FMW_ENOMEM.
  */
-enum fmw_err fmw_obs_register(struct fmw_obs_registry *reg, const struct fmw_obs_desc *desc,
+FMW_NODISCARD enum fmw_err fmw_obs_register(struct fmw_obs_registry *reg, const struct fmw_obs_desc *desc,
                               struct fmw_obs_metric **out);
 
 /*
@@ -117,7 +117,7 @@ int64_t fmw_obs_value(const struct fmw_obs_series *s);
  * different series are read one by one, not as a snapshot.
  * Errors: FMW_ETOOBIG when `out` reaches its cap (its content is then incomplete), FMW_ENOMEM.
  */
-enum fmw_err fmw_obs_render(struct fmw_obs_registry *reg, struct fmw_buf *out);
+FMW_NODISCARD enum fmw_err fmw_obs_render(struct fmw_obs_registry *reg, struct fmw_buf *out);
 
 /* ---- logs ---- */
 
@@ -133,7 +133,7 @@ enum fmw_log_level { FMW_LOG_DEBUG = 0, FMW_LOG_INFO = 1, FMW_LOG_WARN = 2, FMW_
 void fmw_log_setup(enum fmw_log_level min_level, int fd);
 
 /* Parses "debug", "info", "warn"/"warning", "error" (any case). Errors: FMW_EINVAL. */
-enum fmw_err fmw_log_level_parse(const char *text, enum fmw_log_level *out);
+FMW_NODISCARD enum fmw_err fmw_log_level_parse(const char *text, enum fmw_log_level *out);
 
 /* The lower-case name of a level ("info"). */
 const char *fmw_log_level_name(enum fmw_log_level level);

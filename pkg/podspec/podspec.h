@@ -115,12 +115,12 @@ void fmw_plan_cleanup(struct fmw_plan *plan);
  * be initialised. Returns FMW_OK whatever the pod holds (the status tells what was found) and
  * fails only when out of memory.
  */
-enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
+FMW_NODISCARD enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
                               const struct fmw_podspec_options *opt,
                               const struct fmw_cm_source *src, struct fmw_plan *plan);
 
 /* RFC 6901: appends `segment` to `pointer` with '~' → "~0" and '/' → "~1". */
-enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment);
+FMW_NODISCARD enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment);
 
 /* The Flink version an image reference names ("flink:1.17.2-scala_2.12-java11" → 1.17.2);
  * false when its tag does not start with a version (latest, digests, other images). */

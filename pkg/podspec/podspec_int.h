@@ -72,13 +72,13 @@ void fmw_expand_budget_restore(const struct fmw_expand_saved *s);
 uint64_t fmw_expand_budget_deadline(void);
 /* Charges other work of the same kind to the budget (text scanned as `scans`); FMW_ETOOBIG once
  * it is spent. */
-enum fmw_err fmw_expand_charge(size_t bytes, size_t scans);
+FMW_NODISCARD enum fmw_err fmw_expand_charge(size_t bytes, size_t scans);
 
 /* The value of an env entry as the container sees it: $(VAR) of an earlier entry replaced, $$ an
  * escaped $, unknown references kept. *out is NULL when nothing changed. A reference to an entry
  * from valueFrom (its value is not known here) sets *opaque, and *opaque_word too when it starts
  * a word (it could be a JVM flag). */
-enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
+FMW_NODISCARD enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
                             bool *opaque, bool *opaque_word);
 void fmw_env_free(struct env_var *env, size_t nenv);
 
@@ -93,7 +93,7 @@ struct cmdline {
 };
 
 /* Builds the words of `container`; `env` expands $(VAR) and, inside scripts, $VAR. */
-enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
+FMW_NODISCARD enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
                                struct cmdline *cl);
 void fmw_cmdline_cleanup(struct cmdline *cl);
 
@@ -147,7 +147,7 @@ bool fmw_launch_is_jobmanager(const struct launch *l);
  * launcher and version, in order, appended to `props` as "key=value" strings. Properties given
  * but not forwarded are described in `notes`.
  */
-enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,
+FMW_NODISCARD enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,
                                       struct fmw_flink_version v, json_t *props, json_t *notes);
 
 /* ---- JVM memory flags ---- */

@@ -145,7 +145,7 @@ void fmw_server_config_defaults(struct fmw_server_config *cfg);
  * Errors: FMW_EUSAGE (bad configuration), FMW_EIO (bind, inotify, thread), FMW_ENOMEM; `diag`
  * (may be NULL) says which.
  */
-enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_server **out,
+FMW_NODISCARD enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_server **out,
                             struct fmw_diag *diag);
 
 /* The ports the listeners are bound to (useful with port 0); the plain one is -1 when disabled. */
@@ -160,7 +160,7 @@ int fmw_server_plain_port(const struct fmw_server *srv);
  * Errors: FMW_ETIMEDOUT when the grace period ended with requests still open (they were dropped),
  * FMW_EIO when the loop failed.
  */
-enum fmw_err fmw_server_run(struct fmw_server *srv);
+FMW_NODISCARD enum fmw_err fmw_server_run(struct fmw_server *srv);
 
 /* Starts the drain. Async-signal-safe (meant for a SIGTERM handler) and thread-safe; repeated
  * calls do nothing more. */

@@ -109,12 +109,21 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-/* Appends prefix + piece as one warning. */
+/* Appends prefix + lead + piece + trail as one warning (the caller keeps it within
+ * FMW_WARNING_MAX). Copied, not formatted: reviews make several. */
 static void emit_warning(json_t *warnings, const char *prefix, const char *lead, const char *piece,
                          size_t n, const char *trail)
 {
     char text[FMW_WARNING_MAX + 1];
-    snprintf(text, sizeof text, "%s%s%.*s%s", prefix, lead, (int)n, piece, trail);
+    size_t len = 0;
+    const struct fmw_str parts[] = {fmw_str_c(prefix), fmw_str_c(lead), {piece, n},
+                                    fmw_str_c(trail)};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t k = parts[i].len < FMW_WARNING_MAX - len ? parts[i].len : FMW_WARNING_MAX - len;
+        memcpy(text + len, parts[i].ptr, k);
+        len += k;
+    }
+    text[len] = '\0';
     json_array_append_new(warnings, fmw_json_text(text));
 }
 
@@ -142,8 +151,10 @@ static void add_warning(json_t *warnings, const char *container, const char *fmt
         memcpy(body + at, CUT, sizeof CUT);
     }
     /* Container names are DNS labels (63 bytes); the bound keeps room for the text anyway. */
-    snprintf(prefix, sizeof prefix, WARN_PREFIX "%.63s%s", container ? container : "",
-             container && *container ? ": " : "");
+    size_t cn = container ? strnlen(container, 63) : 0;
+    memcpy(prefix, WARN_PREFIX, sizeof WARN_PREFIX - 1);
+    memcpy(prefix + sizeof WARN_PREFIX - 1, container ? container : "", cn);
+    memcpy(prefix + sizeof WARN_PREFIX - 1 + cn, cn ? ": " : "", cn ? 3 : 1);
     /* Bytes that are not UTF-8 (user text cut by a "%.Ns") become '?', since a warning must be
      * a valid JSON string; control characters become spaces. */
     fmw_utf8_scrub(body);

@@ -95,7 +95,7 @@ $(BUILD)/bin/flink-memory: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/flink-
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-.PHONY: all deps test unit run bench install clean format lint
+.PHONY: all deps test unit run bench install clean format format-check lint
 all: deps-check $(BINS)
 
 # deps: installs the Debian packages the build and tests need (as root), or says what is missing.
@@ -143,7 +143,7 @@ cli: all pydeps
 admission: all pydeps
 	python3 -m pytest -q tests/admission
 
-TEST_SUITES := unit cli admission
+TEST_SUITES := format-check unit cli admission
 -include mk/*.mk
 
 # test: every suite, in order; one summary line at the end.
@@ -163,6 +163,11 @@ install: all
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The format check of `make test`: every C file as clang-format (.clang-format) writes it.
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') && \
+	    echo "format-check: $$(git ls-files '*.c' '*.h' | wc -l) files as clang-format writes them"
 
 lint:
 	@# Every result of type enum fmw_err is looked at, or cast to void on purpose (clang only).

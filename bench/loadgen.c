@@ -432,11 +432,11 @@ static int cmd_rate(const struct opts *o)
     double interval_ns = 1e9 / o->rate;
     r.start_ns = now_ns() + 1000000u;
     r.warm_ns = r.start_ns + (uint64_t)(o->warmup_s * 1e9);
-    uint64_t next = 0;           /* requests scheduled so far */
-    uint64_t queued_from = 0;    /* first scheduled request not yet sent */
+    uint64_t next = 0;        /* requests scheduled so far */
+    uint64_t queued_from = 0; /* first scheduled request not yet sent */
     /* Outstanding requests are given the timeout, then the run ends (bounded). */
-    uint64_t hard_end = r.start_ns + (uint64_t)(total_s * 1e9) + (uint64_t)o->timeout_ms * 1000000u +
-                        1000000000u;
+    uint64_t hard_end =
+        r.start_ns + (uint64_t)(total_s * 1e9) + (uint64_t)o->timeout_ms * 1000000u + 1000000000u;
     unsigned rr = 0;
     struct epoll_event evs[256];
     for (;;) {
@@ -644,14 +644,18 @@ static int cmd_ready(const struct opts *o)
 static const char USAGE[] =
     "usage: loadgen rate|handshake|ready --port N --body FILE [options] [-- COMMAND...]\n"
     "  --host IP (127.0.0.1)  --ca FILE  --path P (/mutate?timeout=10s)\n"
-    "  rate:      --rate R --duration S [--warmup S] [--connections N (32)] [--timeout-ms T (1000)]\n"
+    "  rate:      --rate R --duration S [--warmup S] [--connections N (32)] [--timeout-ms T "
+    "(1000)]\n"
     "  handshake: --count N [--resume]\n"
     "  ready:     [--cpu C] [--timeout-ms T] -- COMMAND...\n";
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.host = "127.0.0.1", .path = "/mutate?timeout=10s", .connections = 32,
-                     .timeout_ms = 1000, .cpu = -1};
+    struct opts o = {.host = "127.0.0.1",
+                     .path = "/mutate?timeout=10s",
+                     .connections = 32,
+                     .timeout_ms = 1000,
+                     .cpu = -1};
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 2;

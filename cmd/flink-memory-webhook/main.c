@@ -144,8 +144,8 @@ static void log_decision(const struct fmw_server_request *req, const struct fmw_
  * made-up kinds and leave no series for real ones. */
 static const char *kind_label(const char *kind)
 {
-    static const char *const KNOWN[] = {"Pod", "Deployment", "StatefulSet", "ReplicaSet", "Job",
-                                        "CronJob"};
+    static const char *const KNOWN[] = {"Pod",        "Deployment", "StatefulSet",
+                                        "ReplicaSet", "Job",        "CronJob"};
     for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) {
         if (strcmp(kind, KNOWN[i]) == 0)
             return KNOWN[i];
@@ -170,14 +170,15 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
     fmw_cm_cache_source(&cs, &src);
     struct fmw_decision dec;
     struct fmw_diag d = FMW_DIAG_INIT;
-    enum fmw_err err = fmw_admission_review(&a->cfg, &src, req->body.ptr, req->body.len,
-                                            &resp->body, &dec, &d);
+    enum fmw_err err =
+        fmw_admission_review(&a->cfg, &src, req->body.ptr, req->body.len, &resp->body, &dec, &d);
     if (cs.would_wait) {
         fmw_diag_cleanup(&d);
         return FMW_EAGAIN;
     }
     fmw_cm_cache_source_commit(&cs);
-    bool too_many = err == FMW_ETOOBIG && dec.outcome && strcmp(dec.outcome, "too-many-values") == 0;
+    bool too_many =
+        err == FMW_ETOOBIG && dec.outcome && strcmp(dec.outcome, "too-many-values") == 0;
     if (err == FMW_EINVAL || too_many) {
         /* Not an AdmissionReview we can answer: the caller gets a 400 (or 413 for a body past
          * the value cap) that says why, and the API server applies failurePolicy. Any other
@@ -190,13 +191,12 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         (void)fmw_buf_adds(&resp->body, text ? text : "{\"error\":\"bad request\"}");
         free(text);
         json_decref(j);
-        fmw_logf(FMW_LOG_WARN, "request %llu: bad AdmissionReview: %s",
-                 (unsigned long long)req->id, fmw_diag_msg(&d));
+        fmw_logf(FMW_LOG_WARN, "request %llu: bad AdmissionReview: %s", (unsigned long long)req->id,
+                 fmw_diag_msg(&d));
         fmw_obs_inc(fmw_obs_series2(a->decisions, "invalid-request", ""));
         err = FMW_OK;
     } else if (err) {
-        fmw_logf(FMW_LOG_ERROR, "request %llu: %s", (unsigned long long)req->id,
-                 fmw_diag_msg(&d));
+        fmw_logf(FMW_LOG_ERROR, "request %llu: %s", (unsigned long long)req->id, fmw_diag_msg(&d));
         fmw_obs_inc(fmw_obs_series2(a->decisions, "error", ""));
     } else {
         log_decision(req, &dec, now_ns() - start);
@@ -246,9 +246,29 @@ static int usage_error(const char *fmt, ...)
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum {
-        O_CERT = 256, O_KEY, O_CA, O_TLS13, O_ADDR, O_PORT, O_HEALTH, O_MODE, O_INVALID,
-        O_WORKLOADS, O_VERSION, O_REQUESTS, O_HEADROOM, O_KUBECONFIG, O_LOOKUP, O_TTL, O_WORKERS, O_MAXCONN,
-        O_DRAIN, O_GRACE, O_LOG, O_HELP, O_VERSION_INFO
+        O_CERT = 256,
+        O_KEY,
+        O_CA,
+        O_TLS13,
+        O_ADDR,
+        O_PORT,
+        O_HEALTH,
+        O_MODE,
+        O_INVALID,
+        O_WORKLOADS,
+        O_VERSION,
+        O_REQUESTS,
+        O_HEADROOM,
+        O_KUBECONFIG,
+        O_LOOKUP,
+        O_TTL,
+        O_WORKERS,
+        O_MAXCONN,
+        O_DRAIN,
+        O_GRACE,
+        O_LOG,
+        O_HELP,
+        O_VERSION_INFO
     };
     static const struct option LONG[] = {
         {"tls-cert-file", required_argument, NULL, O_CERT},
@@ -313,30 +333,89 @@ static int parse(int argc, char **argv, struct opts *o)
     while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1) {
         long *num = NULL, min = 0, max = 0;
         switch (c) {
-        case O_CERT: o->cert = optarg; break;
-        case O_KEY: o->key = optarg; break;
-        case O_CA: o->client_ca = optarg; break;
-        case O_TLS13: o->tls13 = true; break;
-        case O_ADDR: o->address = optarg; break;
-        case O_MODE: o->mode = optarg; break;
-        case O_INVALID: o->on_invalid = optarg; break;
-        case O_WORKLOADS: o->workloads = optarg; break;
-        case O_VERSION: o->default_version = optarg; break;
-        case O_REQUESTS: o->requests = optarg; break;
-        case O_HEADROOM: o->headroom = optarg; break;
-        case O_KUBECONFIG: o->kubeconfig = optarg; break;
-        case O_LOG: o->log_level = optarg; break;
-        case O_PORT: num = &o->port; max = 65535; break;
-        case O_HEALTH: num = &o->health_port; min = -1; max = 65535; break;
-        case O_WORKERS: num = &o->workers; min = 1; max = 64; break;
-        case O_MAXCONN: num = &o->max_conn; min = 1; max = 100000; break;
-        case O_DRAIN: num = &o->drain_ms; max = 600000; break;
-        case O_GRACE: num = &o->grace_ms; max = 3600000; break;
-        case O_LOOKUP: num = &o->lookup_ms; min = 1; max = 30000; break;
-        case O_TTL: num = &o->ttl_ms; max = 3600000; break;
-        case O_HELP: fputs(USAGE, stdout); return -1;
-        case O_VERSION_INFO: printf("flink-memory-webhook %s\n", FMW_VERSION); return -1;
-        default: return 2;
+        case O_CERT:
+            o->cert = optarg;
+            break;
+        case O_KEY:
+            o->key = optarg;
+            break;
+        case O_CA:
+            o->client_ca = optarg;
+            break;
+        case O_TLS13:
+            o->tls13 = true;
+            break;
+        case O_ADDR:
+            o->address = optarg;
+            break;
+        case O_MODE:
+            o->mode = optarg;
+            break;
+        case O_INVALID:
+            o->on_invalid = optarg;
+            break;
+        case O_WORKLOADS:
+            o->workloads = optarg;
+            break;
+        case O_VERSION:
+            o->default_version = optarg;
+            break;
+        case O_REQUESTS:
+            o->requests = optarg;
+            break;
+        case O_HEADROOM:
+            o->headroom = optarg;
+            break;
+        case O_KUBECONFIG:
+            o->kubeconfig = optarg;
+            break;
+        case O_LOG:
+            o->log_level = optarg;
+            break;
+        case O_PORT:
+            num = &o->port;
+            max = 65535;
+            break;
+        case O_HEALTH:
+            num = &o->health_port;
+            min = -1;
+            max = 65535;
+            break;
+        case O_WORKERS:
+            num = &o->workers;
+            min = 1;
+            max = 64;
+            break;
+        case O_MAXCONN:
+            num = &o->max_conn;
+            min = 1;
+            max = 100000;
+            break;
+        case O_DRAIN:
+            num = &o->drain_ms;
+            max = 600000;
+            break;
+        case O_GRACE:
+            num = &o->grace_ms;
+            max = 3600000;
+            break;
+        case O_LOOKUP:
+            num = &o->lookup_ms;
+            min = 1;
+            max = 30000;
+            break;
+        case O_TTL:
+            num = &o->ttl_ms;
+            max = 3600000;
+            break;
+        case O_HELP:
+            fputs(USAGE, stdout);
+            return -1;
+        case O_VERSION_INFO:
+            printf("flink-memory-webhook %s\n", FMW_VERSION);
+            return -1;
+        default:
+            return 2;
         }
         if (num && !number(optarg, min, max, num))
             return usage_error("'%s' is not a number in range", optarg);
@@ -394,7 +473,11 @@ int main(int argc, char **argv)
         "flink_memory_webhook_admissions_total",
         "Admission decisions by outcome (patched, unchanged, skipped, denied, dry-run, warned, "
         "unreadable, invalid-request, error) and kind",
-        "outcome,kind", FMW_OBS_COUNTER, NULL, 0, 0};
+        "outcome,kind",
+        FMW_OBS_COUNTER,
+        NULL,
+        0,
+        0};
     if (fmw_obs_register(metrics, &decisions, &app.decisions) != FMW_OK)
         goto out;
     if (fmw_kube_client_new(o.kubeconfig, &client, &d) != FMW_OK) {

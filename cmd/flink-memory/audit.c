@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define PAGE 500
+#define PAGE           500
 #define PAGE_MAX_BYTES ((size_t)256 << 20)
 
 static const char AUDIT_USAGE[] =
@@ -95,8 +95,8 @@ static uint64_t now_ns(void)
 
 static const char *memory_of(json_t *container, const char *section)
 {
-    json_t *m = json_object_get(
-        json_object_get(json_object_get(container, "resources"), section), "memory");
+    json_t *m = json_object_get(json_object_get(json_object_get(container, "resources"), section),
+                                "memory");
     return json_is_string(m) ? json_string_value(m) : "-";
 }
 
@@ -122,14 +122,13 @@ static json_t *joined(json_t *arr)
 
 /* One JobManager pod's row; NULL for a pod without one. */
 static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
-                         struct fmw_cm_cache *cache, long timeout_ms, bool *disagrees,
-                         bool *failed)
+                         struct fmw_cm_cache *cache, long timeout_ms, bool *disagrees, bool *failed)
 {
     json_t *meta = json_object_get(pod, "metadata");
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
     const char *name = json_string_value(json_object_get(meta, "name"));
-    struct fmw_cm_cache_source cs = {cache, now_ns() + (uint64_t)timeout_ms * 1000000u, false,
-                                     false, 0, 0};
+    struct fmw_cm_cache_source cs = {
+        cache, now_ns() + (uint64_t)timeout_ms * 1000000u, false, false, 0, 0};
     struct fmw_cm_source src;
     fmw_cm_cache_source(&cs, &src);
     struct fmw_plan plan;
@@ -185,10 +184,10 @@ out:
 
 static void print_table(json_t *rows)
 {
-    static const char *const COLS[] = {"namespace", "pod",    "container", "flinkVersion",
+    static const char *const COLS[] = {"namespace", "pod",     "container",  "flinkVersion",
                                        "limit",     "request", "flinkLimit", "flinkRequest",
                                        "status",    "why"};
-    static const char *const HEAD[] = {"NAMESPACE", "POD",     "CONTAINER",     "FLINK",
+    static const char *const HEAD[] = {"NAMESPACE", "POD",     "CONTAINER",   "FLINK",
                                        "LIMIT",     "REQUEST", "FLINK-LIMIT", "FLINK-REQUEST",
                                        "STATUS",    "WHY"};
     enum { N = sizeof COLS / sizeof COLS[0] };
@@ -244,14 +243,23 @@ int fmw_cli_audit(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:Ao:h", LONG, NULL)) != -1) {
         switch (c) {
-        case 'n': ns = optarg; break;
-        case 'A': ns = NULL; break;
-        case O_KUBECONFIG: kubeconfig = optarg; break;
-        case 'o': output = optarg; break;
+        case 'n':
+            ns = optarg;
+            break;
+        case 'A':
+            ns = NULL;
+            break;
+        case O_KUBECONFIG:
+            kubeconfig = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
         case O_VERSION:
             if (!fmw_flink_version_parse(optarg, &cfg.podspec.default_version))
                 return audit_error("--default-flink-version: '%s' is not a Flink line from 1.11 "
-                                   "to 2.x", optarg);
+                                   "to 2.x",
+                                   optarg);
             break;
         case O_REQUESTS:
             if (!fmw_requests_policy_parse(optarg, &cfg.podspec.requests))
@@ -259,8 +267,7 @@ int fmw_cli_audit(int argc, char **argv)
             break;
         case O_HEADROOM:
             if (!fmw_headroom_policy_parse(optarg, &cfg.podspec.headroom))
-                return audit_error("--headroom takes deliberate, keep or remove, not '%s'",
-                                   optarg);
+                return audit_error("--headroom takes deliberate, keep or remove, not '%s'", optarg);
             break;
         case O_TIMEOUT: {
             char *end;
@@ -269,8 +276,11 @@ int fmw_cli_audit(int argc, char **argv)
                 return audit_error("--timeout-ms takes 1 to 600000, not '%s'", optarg);
             break;
         }
-        case 'h': fputs(AUDIT_USAGE, stdout); return 0;
-        default: return FMW_CLI_EXIT_USAGE;
+        case 'h':
+            fputs(AUDIT_USAGE, stdout);
+            return 0;
+        default:
+            return FMW_CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -326,8 +336,7 @@ int fmw_cli_audit(int argc, char **argv)
         } else if (status != 200) {
             json_t *st = json_loadb(body.data, body.len, 0, NULL);
             const char *msg = json_string_value(json_object_get(st, "message"));
-            rc = audit_error("listing pods: HTTP %ld%s%s", status, msg ? ": " : "",
-                             msg ? msg : "");
+            rc = audit_error("listing pods: HTTP %ld%s%s", status, msg ? ": " : "", msg ? msg : "");
             json_decref(st);
         } else if (!(list = json_loadb(body.data, body.len, 0, NULL))) {
             rc = audit_error("listing pods: the answer is not JSON");
@@ -344,8 +353,8 @@ int fmw_cli_audit(int argc, char **argv)
             if (row)
                 json_array_append_new(rows, row);
         }
-        const char *next = json_string_value(
-            json_object_get(json_object_get(list, "metadata"), "continue"));
+        const char *next =
+            json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
         if (next && *next && !(last && strcmp(next, last) == 0))
             cont = fmw_strdup(next);
         else if (next && *next)

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #define EXIT_REJECTED FMW_CLI_EXIT_REJECTED
-#define EXIT_USAGE FMW_CLI_EXIT_USAGE
-#define MAX_FILE (4u << 20)
+#define EXIT_USAGE    FMW_CLI_EXIT_USAGE
+#define MAX_FILE      (4u << 20)
 
 static const char USAGE[] =
     "usage: flink-memory <command> [options]\n"
@@ -188,8 +188,7 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
         if (!file_exists(*path)) {
             char abs[PATH_MAX];
             const char *shown = realpath(o->conf_dir, abs) ? abs : o->conf_dir;
-            fprintf(stderr,
-                    "flink-memory: The Flink config file '%s' (%s/%s) does not exist.\n",
+            fprintf(stderr, "flink-memory: The Flink config file '%s' (%s/%s) does not exist.\n",
                     *path, shown, use_legacy ? "flink-conf.yaml" : "config.yaml");
             free(*path);
             *path = NULL;
@@ -361,7 +360,15 @@ static int parse_output(const char *arg, bool *json)
 
 static int cmd_resolve(int argc, char **argv, bool explain)
 {
-    enum { OPT_CONFIG = 256, OPT_CONF_DIR, OPT_FORMAT, OPT_VERSION, OPT_LEGACY, OPT_ENV, OPT_OUTPUT };
+    enum {
+        OPT_CONFIG = 256,
+        OPT_CONF_DIR,
+        OPT_FORMAT,
+        OPT_VERSION,
+        OPT_LEGACY,
+        OPT_ENV,
+        OPT_OUTPUT
+    };
     static const struct option LONG[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
         {"conf-dir", required_argument, NULL, OPT_CONF_DIR},
@@ -519,8 +526,8 @@ static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, boo
         return usage_error("out of memory");
     int c, rc = 0;
     optind = 1;
-    while (rc == 0 && (c = getopt_long(argc, argv, want_file ? "f:h" : "h", WEBHOOK_LONG, NULL)) !=
-                          -1) {
+    while (rc == 0 &&
+           (c = getopt_long(argc, argv, want_file ? "f:h" : "h", WEBHOOK_LONG, NULL)) != -1) {
         switch (c) {
         case OPT_CONFIGMAP:
             rc = add_configmaps(o, optarg);
@@ -587,8 +594,8 @@ static int cmd_review(int argc, char **argv)
         while (!err && (n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
             err = fmw_buf_add(&in, chunk, n);
         if (err)
-            rc = usage_error("stdin: %s", err == FMW_ETOOBIG ? "larger than 7 MiB"
-                                                              : fmw_strerror(err));
+            rc = usage_error("stdin: %s",
+                             err == FMW_ETOOBIG ? "larger than 7 MiB" : fmw_strerror(err));
     }
     if (rc == 0) {
         struct fmw_cm_source src;
@@ -727,8 +734,8 @@ static int cmd_explain_file(int argc, char **argv)
                 continue;
             const char *ns = o.ns;
             if (!ns)
-                ns = json_string_value(json_object_get(json_object_get(obj, "metadata"),
-                                                       "namespace"));
+                ns = json_string_value(
+                    json_object_get(json_object_get(obj, "metadata"), "namespace"));
             if (!ns)
                 ns = "default";
             struct fmw_plan plan;

@@ -116,8 +116,8 @@ static void emit_warning(json_t *warnings, const char *prefix, const char *lead,
 {
     char text[FMW_WARNING_MAX + 1];
     size_t len = 0;
-    const struct fmw_str parts[] = {fmw_str_c(prefix), fmw_str_c(lead), {piece, n},
-                                    fmw_str_c(trail)};
+    const struct fmw_str parts[] = {
+        fmw_str_c(prefix), fmw_str_c(lead), {piece, n}, fmw_str_c(trail)};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t k = parts[i].len < FMW_WARNING_MAX - len ? parts[i].len : FMW_WARNING_MAX - len;
         memcpy(text + len, parts[i].ptr, k);
@@ -262,11 +262,10 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
     {
         add_warning(a->warnings, ctr, "%s", json_string_value(n));
     }
-    if (plan->version_assumed && plan->status != FMW_PLAN_RESOLVED &&
-        plan->status != FMW_PLAN_SKIP)
+    if (plan->version_assumed && plan->status != FMW_PLAN_RESOLVED && plan->status != FMW_PLAN_SKIP)
         add_warning(a->warnings, ctr,
-                    "Flink %d.%d is assumed: the image tag names no version (annotation "
-                    FMW_ANN_FLINK_VERSION " names it)",
+                    "Flink %d.%d is assumed: the image tag names no version "
+                    "(annotation " FMW_ANN_FLINK_VERSION " names it)",
                     plan->version.major, plan->version.minor);
     switch (plan->status) {
     case FMW_PLAN_SKIP:
@@ -326,7 +325,7 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         dec->outcome = "unchanged";
         json_object_set_new(a->audit, "decision", fmw_json_text("unchanged"));
         return patch && json_array_size(plan->patch) > 0 ? set_patch(a->response, plan->patch)
-                                                          : FMW_OK;
+                                                         : FMW_OK;
     }
     const char *lead = patch ? "" : workload ? "pods will get " : "would set ";
     json_array_foreach(plan->changes, i, n)

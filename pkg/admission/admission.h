@@ -68,7 +68,7 @@ struct fmw_decision {
 
 /* Each warning is at most this many bytes (Kubernetes may truncate longer ones); a longer remark
  * is split into several. FMW_WARNING_TEXT_MAX bounds one remark before it is split. */
-#define FMW_WARNING_MAX 256
+#define FMW_WARNING_MAX      256
 #define FMW_WARNING_TEXT_MAX 4096
 
 /*
@@ -78,8 +78,8 @@ struct fmw_decision {
  * FMW_ENOMEM / FMW_ETOOBIG when the response cannot be built.
  */
 FMW_NODISCARD enum fmw_err fmw_admission_review(const struct fmw_admission_config *cfg,
-                                  const struct fmw_cm_source *src, const char *body, size_t len,
-                                  struct fmw_buf *out, struct fmw_decision *dec,
-                                  struct fmw_diag *d);
+                                                const struct fmw_cm_source *src, const char *body,
+                                                size_t len, struct fmw_buf *out,
+                                                struct fmw_decision *dec, struct fmw_diag *d);
 
 #endif

@@ -44,10 +44,11 @@ struct fmw_json_error {
 
 /* The most values (objects, arrays, strings, numbers, literals) one request may hold. The
  * largest review in the test data holds 1,767. An env entry is 3 values, 7 with its
- * managedFields entry: a pod of about 2,500 env entries besides its other fields fits. 7 MiB of "{}" holds 2.4 million, which as a tree took 552 MB.
- * Past the cap the parse stops, so at most this many values are ever built: 6 MB of the
- * costliest kind ("{}", 304 bytes each with jansson 2.14), 18 MB for the three reviews that can
- * run at once with the chart's two workers (SECURITY.md, "Budgets"); the request is answered 413. */
+ * managedFields entry: a pod of about 2,500 env entries besides its other fields fits. 7 MiB of
+ * "{}" holds 2.4 million, which as a tree took 552 MB. Past the cap the parse stops, so at most
+ * this many values are ever built: 6 MB of the costliest kind ("{}", 304 bytes each with
+ * jansson 2.14), 18 MB for the three reviews that can run at once with the chart's two workers
+ * (SECURITY.md, "Budgets"); the request is answered 413. */
 #define FMW_JSON_MAX_VALUES 20000
 
 /*

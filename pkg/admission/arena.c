@@ -21,19 +21,25 @@
 #endif
 
 #ifdef ARENA_DISABLED
-void fmw_arena_begin(void) {}
-void fmw_arena_stop_allocating(void) {}
-void fmw_arena_end(void) {}
+void fmw_arena_begin(void)
+{
+}
+void fmw_arena_stop_allocating(void)
+{
+}
+void fmw_arena_end(void)
+{
+}
 bool fmw_arena_holds_all(void)
 {
     return false;
 }
 #else
 
-#define ALIGN 16u
-#define CHUNK_MIN ((size_t)64 << 10)
-#define CHUNK_KEEP ((size_t)1 << 20) /* the largest block a thread keeps between requests */
-#define ARENA_MAX ((size_t)64 << 20) /* past this, a request's parse allocates from malloc */
+#define ALIGN      16u
+#define CHUNK_MIN  ((size_t)64 << 10)
+#define CHUNK_KEEP ((size_t)1 << 20)  /* the largest block a thread keeps between requests */
+#define ARENA_MAX  ((size_t)64 << 20) /* past this, a request's parse allocates from malloc */
 
 struct chunk {
     struct chunk *next;
@@ -45,7 +51,7 @@ struct arena {
     struct chunk *head; /* newest (and largest) first */
     size_t total;
     bool in_scope, allocating;
-    bool fell_back; /* an allocation of this scope came from malloc */
+    bool fell_back;   /* an allocation of this scope came from malloc */
     uintptr_t lo, hi; /* bounds of all chunks, a quick "not ours" for free */
 };
 

@@ -6,8 +6,9 @@
  * json_loadb(JSON_REJECT_DUPLICATES) accepts — an object or array at the top, strict UTF-8, no
  * control characters or \u0000 in strings, paired surrogates, 64-bit integers, finite reals,
  * no duplicate keys, nesting to 2048 — and builds an equal tree. The writer at the end is
- * json_dumps(JSON_COMPACT) byte for byte, into the caller's buffer. tests/unit/admission/test_json.c
- * compares both with jansson's on chosen and on randomly broken documents.
+ * json_dumps(JSON_COMPACT) byte for byte, into the caller's buffer.
+ * tests/unit/admission/test_json.c compares both with jansson's on chosen and on randomly broken
+ * documents.
  */
 #include "pkg/admission/admission_int.h"
 
@@ -52,8 +53,7 @@ static json_t *fail(struct parser *ps, const unsigned char *at, const char *msg)
 
 static void skip_ws(struct parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
         ps->p++;
 }
 
@@ -169,15 +169,32 @@ static bool scan_string(struct parser *ps, const char **out, size_t *len)
         unsigned e = p[1];
         p += 2;
         switch (e) {
-        case '"': d[used++] = '"'; continue;
-        case '\\': d[used++] = '\\'; continue;
-        case '/': d[used++] = '/'; continue;
-        case 'b': d[used++] = '\b'; continue;
-        case 'f': d[used++] = '\f'; continue;
-        case 'n': d[used++] = '\n'; continue;
-        case 'r': d[used++] = '\r'; continue;
-        case 't': d[used++] = '\t'; continue;
-        case 'u': break;
+        case '"':
+            d[used++] = '"';
+            continue;
+        case '\\':
+            d[used++] = '\\';
+            continue;
+        case '/':
+            d[used++] = '/';
+            continue;
+        case 'b':
+            d[used++] = '\b';
+            continue;
+        case 'f':
+            d[used++] = '\f';
+            continue;
+        case 'n':
+            d[used++] = '\n';
+            continue;
+        case 'r':
+            d[used++] = '\r';
+            continue;
+        case 't':
+            d[used++] = '\t';
+            continue;
+        case 'u':
+            break;
         default:
             fail(ps, p - 2, "invalid escape in a string");
             return false;
@@ -470,8 +487,14 @@ json_t *fmw_json_loadb(const char *text, size_t len, struct fmw_json_error *err)
 {
     if (err)
         memset(err, 0, sizeof *err);
-    struct parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
-                        (const unsigned char *)text, err, NULL, 0, 0, 0};
+    struct parser ps = {(const unsigned char *)text,
+                        (const unsigned char *)text + len,
+                        (const unsigned char *)text,
+                        err,
+                        NULL,
+                        0,
+                        0,
+                        0};
     skip_ws(&ps);
     json_t *root = NULL;
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
@@ -510,7 +533,8 @@ static enum fmw_err dump_value(const json_t *j, struct fmw_buf *out, int depth)
         bool first = true;
         err = fmw_buf_addc(out, '{');
         /* Insertion order, as json_dumps without JSON_SORT_KEYS. */
-        json_object_keylen_foreach((json_t *)j, key, key_len, v) {
+        json_object_keylen_foreach((json_t *)j, key, key_len, v)
+        {
             if (!first && !err)
                 err = fmw_buf_addc(out, ',');
             first = false;

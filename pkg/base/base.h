@@ -26,15 +26,15 @@
  */
 enum fmw_err {
     FMW_OK = 0,
-    FMW_ENOMEM = -1,    /* allocation failed */
-    FMW_EINVAL = -2,    /* bad input: Java IllegalArgumentException and plain parse errors */
-    FMW_ECONFIG = -3,   /* configuration rejected: Java IllegalConfigurationException */
-    FMW_EOVERFLOW = -4, /* arithmetic overflow: Java ArithmeticException("long overflow") */
-    FMW_ETOOBIG = -5,   /* a cap was reached (buffer, body, nesting) */
-    FMW_EIO = -6,       /* file or network I/O failed */
-    FMW_ENOTFOUND = -7, /* the thing looked up does not exist */
-    FMW_ETIMEDOUT = -8, /* a deadline passed */
-    FMW_EUSAGE = -9,    /* the caller used an interface wrongly (bad flag, bad argument) */
+    FMW_ENOMEM = -1,     /* allocation failed */
+    FMW_EINVAL = -2,     /* bad input: Java IllegalArgumentException and plain parse errors */
+    FMW_ECONFIG = -3,    /* configuration rejected: Java IllegalConfigurationException */
+    FMW_EOVERFLOW = -4,  /* arithmetic overflow: Java ArithmeticException("long overflow") */
+    FMW_ETOOBIG = -5,    /* a cap was reached (buffer, body, nesting) */
+    FMW_EIO = -6,        /* file or network I/O failed */
+    FMW_ENOTFOUND = -7,  /* the thing looked up does not exist */
+    FMW_ETIMEDOUT = -8,  /* a deadline passed */
+    FMW_EUSAGE = -9,     /* the caller used an interface wrongly (bad flag, bad argument) */
     FMW_EINTERNAL = -10, /* a bug of ours; never caused by input alone */
     FMW_EAGAIN = -11     /* the work would have to wait (I/O) where waiting is not allowed */
 };
@@ -53,7 +53,10 @@ struct fmw_diag {
     int column;
 };
 
-#define FMW_DIAG_INIT {NULL, 0, 0}
+#define FMW_DIAG_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Longest message a diag keeps; longer texts are cut (user-controlled text can be huge). */
 #define FMW_DIAG_MAX 65536

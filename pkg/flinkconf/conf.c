@@ -144,7 +144,7 @@ static void legacy_warn(struct fmw_conf *conf, int line_no, const char *why, str
 {
     /* Remarks for explain: past the buffer's cap they are dropped, not an error. */
     (void)fmw_buf_addf(&conf->warnings, "line %d: %s: %.*s\n", line_no, why,
-                 (int)(line.len > 200 ? 200 : line.len), line.ptr);
+                       (int)(line.len > 200 ? 200 : line.len), line.ptr);
 }
 
 enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size_t len,
@@ -187,7 +187,8 @@ enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size
             legacy_warn(conf, line_no, "not a key-value pair (missing space after ':'?)", line);
             continue;
         }
-        struct fmw_str key = fmw_str_trim_java((struct fmw_str){conf_part.ptr, (size_t)(sep - conf_part.ptr)});
+        struct fmw_str key =
+            fmw_str_trim_java((struct fmw_str){conf_part.ptr, (size_t)(sep - conf_part.ptr)});
         const char *vstart = sep + 2;
         struct fmw_str value = fmw_str_trim_java(
             (struct fmw_str){vstart, (size_t)(conf_part.ptr + conf_part.len - vstart)});

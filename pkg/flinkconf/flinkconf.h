@@ -28,8 +28,8 @@ struct fmw_conf_entry {
 
 /* Caps on what one configuration may hold: ConfigMaps are user input. */
 #define FMW_CONF_MAX_ENTRIES 20000
-#define FMW_CONF_MAX_TEXT (4u << 20)
-#define FMW_CONF_MAX_DEPTH 64
+#define FMW_CONF_MAX_TEXT    (4u << 20)
+#define FMW_CONF_MAX_DEPTH   64
 
 struct fmw_conf {
     struct fmw_conf_entry *entries;
@@ -49,8 +49,9 @@ void fmw_conf_cleanup(struct fmw_conf *conf);
 FMW_NODISCARD enum fmw_err fmw_conf_copy(struct fmw_conf *dst, const struct fmw_conf *src);
 
 /* Sets `key` (replacing an existing value in place, as later entries win in Flink). */
-FMW_NODISCARD enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key, struct fmw_str text,
-                          enum fmw_conf_type type, double number);
+FMW_NODISCARD enum fmw_err fmw_conf_set(struct fmw_conf *conf, struct fmw_str key,
+                                        struct fmw_str text, enum fmw_conf_type type,
+                                        double number);
 const struct fmw_conf_entry *fmw_conf_get(const struct fmw_conf *conf, const char *key);
 bool fmw_conf_has(const struct fmw_conf *conf, const char *key);
 
@@ -59,8 +60,8 @@ bool fmw_conf_has(const struct fmw_conf *conf, const char *key);
  * at the first ": ", last duplicate wins, values kept verbatim (quotes included). Never fails on
  * content; skipped lines are noted in conf->warnings. FMW_ETOOBIG past the caps.
  */
-FMW_NODISCARD enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size_t len,
-                                   struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text,
+                                                 size_t len, struct fmw_diag *d);
 
 /*
  * Standard config.yaml (Flink 1.19+): one YAML document whose root is a mapping, flattened with
@@ -69,7 +70,7 @@ FMW_NODISCARD enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const ch
  * `detail` is non-NULL, a human explanation of the failure is appended to it.
  */
 FMW_NODISCARD enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
-                                 struct fmw_diag *d, struct fmw_buf *detail);
+                                               struct fmw_diag *d, struct fmw_buf *detail);
 
 /*
  * One dynamic property as the scripts pass it after "-D": "key=value" split at the first '='
@@ -84,16 +85,20 @@ FMW_NODISCARD enum fmw_err fmw_conf_apply_dynamic(struct fmw_conf *conf, struct 
  *    (the parse error, Flink's cause, is returned in `cause` when non-NULL);
  *  - float/bool/int: FMW_EINVAL "Could not parse value '<raw>' for key '<key>'."
  */
-FMW_NODISCARD enum fmw_err fmw_conf_get_memsize(const struct fmw_conf *conf, const char *key, uint64_t dflt,
-                                  uint64_t *out, bool *present, struct fmw_diag *d,
-                                  struct fmw_diag *cause);
-FMW_NODISCARD enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key, float dflt,
-                                float *out, bool *present, struct fmw_diag *d);
-FMW_NODISCARD enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key, double dflt,
-                                 double *out, bool *present, struct fmw_diag *d);
-FMW_NODISCARD enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key, bool dflt, bool *out,
-                               bool *present, struct fmw_diag *d);
-FMW_NODISCARD enum fmw_err fmw_conf_get_int(const struct fmw_conf *conf, const char *key, int32_t dflt,
-                              int32_t *out, bool *present, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_conf_get_memsize(const struct fmw_conf *conf, const char *key,
+                                                uint64_t dflt, uint64_t *out, bool *present,
+                                                struct fmw_diag *d, struct fmw_diag *cause);
+FMW_NODISCARD enum fmw_err fmw_conf_get_float(const struct fmw_conf *conf, const char *key,
+                                              float dflt, float *out, bool *present,
+                                              struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_conf_get_double(const struct fmw_conf *conf, const char *key,
+                                               double dflt, double *out, bool *present,
+                                               struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_conf_get_bool(const struct fmw_conf *conf, const char *key,
+                                             bool dflt, bool *out, bool *present,
+                                             struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_conf_get_int(const struct fmw_conf *conf, const char *key,
+                                            int32_t dflt, int32_t *out, bool *present,
+                                            struct fmw_diag *d);
 
 #endif

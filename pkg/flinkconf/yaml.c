@@ -426,7 +426,7 @@ static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const cha
     if (f->detail)
         (void)fmw_buf_addf(f->detail, "line %d, column %d: %s", /* a human detail, best effort */
                            node ? (int)node->start_mark.line + 1 : 0,
-                     node ? (int)node->start_mark.column + 1 : 0, why);
+                           node ? (int)node->start_mark.column + 1 : 0, why);
     return fmw_diag_set(f->d, FMW_EINVAL, "%s", PARSE_ERROR);
 }
 
@@ -660,8 +660,8 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
         if (detail)
             (void)fmw_buf_addf(detail, "line %d, column %d: %s", /* best effort, as above */
                                (int)parser.problem_mark.line + 1,
-                         (int)parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "invalid YAML");
+                               (int)parser.problem_mark.column + 1,
+                               parser.problem ? parser.problem : "invalid YAML");
         err = fmw_diag_set(d, FMW_EINVAL, "%s", PARSE_ERROR);
         goto out;
     }

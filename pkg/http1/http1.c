@@ -4,8 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
-enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n,
-                              struct fmw_buf *body, size_t *used)
+enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n, struct fmw_buf *body,
+                              size_t *used)
 {
     size_t i = 0;
     while (i < n && c->state != FMW_CH_DONE) {

@@ -15,9 +15,7 @@
  */
 #define FMW_CHUNKED_TRAILERS_MAX (64u * 1024u)
 
-enum fmw_chunked_state {
-    FMW_CH_SIZE, FMW_CH_DATA, FMW_CH_DATA_END, FMW_CH_TRAILER, FMW_CH_DONE
-};
+enum fmw_chunked_state { FMW_CH_SIZE, FMW_CH_DATA, FMW_CH_DATA_END, FMW_CH_TRAILER, FMW_CH_DONE };
 
 struct fmw_chunked {
     enum fmw_chunked_state state;
@@ -33,7 +31,7 @@ struct fmw_chunked {
  * not a hex size, data longer than its size, a line too long, trailers past their cap) or
  * FMW_ETOOBIG (past the body's cap, or a size past 64 bits). */
 FMW_NODISCARD enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p, size_t n,
-                              struct fmw_buf *body, size_t *used);
+                                            struct fmw_buf *body, size_t *used);
 
 /* True when the HTTP field value v[0..n) — a comma-separated list, as Connection's — holds
  * `token` (ASCII case-insensitive, white space around elements ignored). */

@@ -18,12 +18,12 @@ const struct fmw_flink_version FMW_FLINK_DEFAULT = {1, 20, -1};
 const struct fmw_flink_version FMW_FLINK_LATEST = {2, 3, -1};
 const struct fmw_flink_version FMW_JM_LIMIT_FACTOR_SINCE = {1, 15, -1};
 
-#define DEFAULT_OFF_HEAP (128 * FMW_MIB)
-#define DEFAULT_METASPACE (256 * FMW_MIB)
-#define DEFAULT_OVERHEAD_MIN (192 * FMW_MIB)
-#define DEFAULT_OVERHEAD_MAX (1 * FMW_GIB)
+#define DEFAULT_OFF_HEAP          (128 * FMW_MIB)
+#define DEFAULT_METASPACE         (256 * FMW_MIB)
+#define DEFAULT_OVERHEAD_MIN      (192 * FMW_MIB)
+#define DEFAULT_OVERHEAD_MAX      (1 * FMW_GIB)
 #define DEFAULT_OVERHEAD_FRACTION 0.1f
-#define MIN_JVM_HEAP (128 * FMW_MIB)
+#define MIN_JVM_HEAP              (128 * FMW_MIB)
 
 static const char PREFIX_1X[] = "JobManager memory configuration failed: ";
 static const char LONG_OVERFLOW[] = "long overflow";
@@ -337,9 +337,8 @@ static enum fmw_err jvm_from_total_flink(struct resolver *rs, uint64_t total_fli
                       "The derived JVM %s size (%s) does not match the configured or default JVM "
                       "Overhead fraction (%s) from the configured Total Process Memory size (%s). "
                       "The derived JVM Overhead size will be used.",
-                      fmw_flink_version_cmp(rs->version, FMW_FLINK_LINE(1, 16)) < 0
-                          ? "OVerhead"
-                          : "Overhead",
+                      fmw_flink_version_cmp(rs->version, FMW_FLINK_LINE(1, 16)) < 0 ? "OVerhead"
+                                                                                    : "Overhead",
                       o, fs, p);
             }
         }

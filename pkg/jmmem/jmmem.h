@@ -12,18 +12,18 @@
 #include "pkg/flinkconf/flinkconf.h"
 
 /* The Flink options of the JobManager memory model. */
-#define FMW_JM_PROCESS "jobmanager.memory.process.size"
-#define FMW_JM_FLINK "jobmanager.memory.flink.size"
-#define FMW_JM_HEAP "jobmanager.memory.heap.size"
-#define FMW_JM_OFF_HEAP "jobmanager.memory.off-heap.size"
-#define FMW_JM_DIRECT_LIMIT "jobmanager.memory.enable-jvm-direct-memory-limit"
-#define FMW_JM_METASPACE "jobmanager.memory.jvm-metaspace.size"
-#define FMW_JM_OVERHEAD_MIN "jobmanager.memory.jvm-overhead.min"
-#define FMW_JM_OVERHEAD_MAX "jobmanager.memory.jvm-overhead.max"
+#define FMW_JM_PROCESS           "jobmanager.memory.process.size"
+#define FMW_JM_FLINK             "jobmanager.memory.flink.size"
+#define FMW_JM_HEAP              "jobmanager.memory.heap.size"
+#define FMW_JM_OFF_HEAP          "jobmanager.memory.off-heap.size"
+#define FMW_JM_DIRECT_LIMIT      "jobmanager.memory.enable-jvm-direct-memory-limit"
+#define FMW_JM_METASPACE         "jobmanager.memory.jvm-metaspace.size"
+#define FMW_JM_OVERHEAD_MIN      "jobmanager.memory.jvm-overhead.min"
+#define FMW_JM_OVERHEAD_MAX      "jobmanager.memory.jvm-overhead.max"
 #define FMW_JM_OVERHEAD_FRACTION "jobmanager.memory.jvm-overhead.fraction"
-#define FMW_JM_LEGACY_HEAP "jobmanager.heap.size"
-#define FMW_JM_LEGACY_HEAP_MB "jobmanager.heap.mb"
-#define FMW_JM_LEGACY_ENV "FLINK_JM_HEAP"
+#define FMW_JM_LEGACY_HEAP       "jobmanager.heap.size"
+#define FMW_JM_LEGACY_HEAP_MB    "jobmanager.heap.mb"
+#define FMW_JM_LEGACY_ENV        "FLINK_JM_HEAP"
 
 /* A Flink release, e.g. {1, 17, 2}; `patch` is -1 when only the line is known. The memory model
  * depends on the line only; the patch matters for a few start-script details. */
@@ -106,7 +106,7 @@ void fmw_jm_result_cleanup(struct fmw_jm_result *r);
  * (ArithmeticException "long overflow"). `r` must be initialised; its log is filled even on error.
  */
 FMW_NODISCARD enum fmw_err fmw_jmmem_resolve(const struct fmw_jm_input *in, struct fmw_jm_result *r,
-                               struct fmw_diag *d);
+                                             struct fmw_diag *d);
 
 /* Appends Flink's seven-line "Final Master Memory configuration:" block (newline-terminated). */
 /*
@@ -123,6 +123,7 @@ extern const struct fmw_flink_version FMW_JM_LIMIT_FACTOR_SINCE;
 bool fmw_jm_kubernetes_memory(uint64_t total_process, double factor, uint64_t *request,
                               uint64_t *limit);
 
-FMW_NODISCARD enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *spec, struct fmw_buf *out);
+FMW_NODISCARD enum fmw_err fmw_jmmem_format_block(const struct fmw_jm_spec *spec,
+                                                  struct fmw_buf *out);
 
 #endif

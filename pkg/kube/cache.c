@@ -18,19 +18,19 @@
  * malloc (70,000 members each): 160 bytes a member of a flat object of strings (a ConfigMap's
  * data) besides its key and value, 304 an empty object (the costliest value). The cache counts
  * entries by this cost, not by their JSON: 1 MiB of JSON of empty keys is 11 MB of tree. */
-#define MEMBER_COST 160
+#define MEMBER_COST    160
 #define VALUE_COST_MAX 304
 
 struct entry {
     char *ns, *name;
-    json_t *data;        /* NULL while unknown or when the ConfigMap does not exist */
+    json_t *data; /* NULL while unknown or when the ConfigMap does not exist */
     bool exists;
-    bool valid;          /* data/exists hold a real answer */
+    bool valid; /* data/exists hold a real answer */
     bool fetching;
     int waiters;         /* threads waiting on this entry: it must not be freed under them */
     uint64_t fetched_ns; /* when the answer was received */
     size_t bytes;
-    enum fmw_err failed;   /* the last fetch's failure, for those who waited on it */
+    enum fmw_err failed; /* the last fetch's failure, for those who waited on it */
     char failure[160];
     struct entry *hnext;
     struct entry *prev, *next; /* LRU: head is the most recently used */
@@ -93,14 +93,25 @@ enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_c
             "flink_memory_webhook_configmap_lookups_total",
             "ConfigMap lookups by result: hit (cache), miss (API call), stale (API failed, recent "
             "copy served), notfound, error, wait (joined a call in flight)",
-            "result", FMW_OBS_COUNTER, NULL, 0, 0};
-        const struct fmw_obs_desc latency = {
-            "flink_memory_webhook_configmap_api_seconds",
-            "Latency of ConfigMap reads from the API server", NULL, FMW_OBS_HISTOGRAM, BUCKETS_S,
-            sizeof BUCKETS_S / sizeof BUCKETS_S[0], 1e9};
+            "result",
+            FMW_OBS_COUNTER,
+            NULL,
+            0,
+            0};
+        const struct fmw_obs_desc latency = {"flink_memory_webhook_configmap_api_seconds",
+                                             "Latency of ConfigMap reads from the API server",
+                                             NULL,
+                                             FMW_OBS_HISTOGRAM,
+                                             BUCKETS_S,
+                                             sizeof BUCKETS_S / sizeof BUCKETS_S[0],
+                                             1e9};
         const struct fmw_obs_desc size = {"flink_memory_webhook_configmap_cache_entries",
-                                          "ConfigMaps held in the cache", NULL, FMW_OBS_GAUGE,
-                                          NULL, 0, 0};
+                                          "ConfigMaps held in the cache",
+                                          NULL,
+                                          FMW_OBS_GAUGE,
+                                          NULL,
+                                          0,
+                                          0};
         struct fmw_obs_metric *m = NULL, *l = NULL, *s = NULL;
         if (fmw_obs_register(metrics, &lookups, &m) == FMW_OK) {
             c->hit = fmw_obs_series1(m, "hit");
@@ -345,8 +356,10 @@ static enum fmw_err fetch(struct fmw_cm_cache *c, const char *ns, const char *na
         goto out;
     }
     if (status == 401 || status == 403) {
-        err = fmw_diag_set(d, FMW_EIO, "the API server refused the read (HTTP %ld): check the "
-                                       "webhook's RBAC for ConfigMaps in %s", status, ns);
+        err = fmw_diag_set(d, FMW_EIO,
+                           "the API server refused the read (HTTP %ld): check the "
+                           "webhook's RBAC for ConfigMaps in %s",
+                           status, ns);
         goto out;
     }
     if (status != 200) {
@@ -384,8 +397,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
                               uint64_t deadline_ns, json_t **data, struct fmw_diag *d)
 {
     if (!valid_name(ns) || !valid_name(name))
-        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns,
-                            name);
+        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns, name);
     uint64_t now = now_ns();
     uint64_t limit = now + (uint64_t)c->cfg.lookup_timeout_ms * 1000000u;
     if (deadline_ns && deadline_ns < limit)
@@ -496,8 +508,7 @@ enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const cha
                                size_t max_bytes, json_t **data, struct fmw_diag *d)
 {
     if (!valid_name(ns) || !valid_name(name))
-        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns,
-                            name);
+        return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns, name);
     enum fmw_err err = FMW_EAGAIN;
     pthread_mutex_lock(&c->mu);
     struct entry *e = find(c, ns, name);

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define TOKEN_MAX (64 * 1024)
+#define SA_DIR          "/var/run/secrets/kubernetes.io/serviceaccount"
+#define TOKEN_MAX       (64 * 1024)
 #define TOKEN_RECHECK_S 30
 
 struct fmw_kube_client {
@@ -134,8 +134,9 @@ static enum fmw_err in_cluster(struct fmw_kube_client *c, struct fmw_diag *d)
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
     if (!host || !*host || !port || !*port)
-        return fmw_diag_set(d, FMW_EUSAGE, "not running in a cluster (KUBERNETES_SERVICE_HOST "
-                                           "unset) and no --kubeconfig given");
+        return fmw_diag_set(d, FMW_EUSAGE,
+                            "not running in a cluster (KUBERNETES_SERVICE_HOST "
+                            "unset) and no --kubeconfig given");
     char server[512];
     snprintf(server, sizeof server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
              port);
@@ -188,8 +189,7 @@ static enum fmw_err pem_of(const char *kubeconfig, json_t *obj, const char *fiel
     return read_whole(path, out, 1 << 20, d);
 }
 
-static enum fmw_err from_kubeconfig(struct fmw_kube_client *c, const char *path,
-                                    struct fmw_diag *d)
+static enum fmw_err from_kubeconfig(struct fmw_kube_client *c, const char *path, struct fmw_diag *d)
 {
     struct fmw_buf text;
     fmw_buf_init(&text, 4 << 20);
@@ -238,8 +238,8 @@ static enum fmw_err from_kubeconfig(struct fmw_kube_client *c, const char *path,
         if (!c->token)
             err = FMW_ENOMEM;
         else if (!header_safe(c->token))
-            err = fmw_diag_set(d, FMW_EINVAL, "%s: the user's token holds control characters",
-                               path);
+            err =
+                fmw_diag_set(d, FMW_EINVAL, "%s: the user's token holds control characters", path);
     }
     if (!err && token_file) {
         char p[PATH_MAX];

@@ -30,11 +30,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define POOL_MAX      8
-#define IDLE_MAX_NS   (60ull * 1000000000ull) /* below the API server's own idle timeout */
-#define HEAD_MAX      (64u * 1024u)           /* status line and headers */
-#define READ_CHUNK    (16u * 1024u)
-#define MAX_INTERIM   8                        /* 1xx heads before the answer */
+#define POOL_MAX    8
+#define IDLE_MAX_NS (60ull * 1000000000ull) /* below the API server's own idle timeout */
+#define HEAD_MAX    (64u * 1024u)           /* status line and headers */
+#define READ_CHUNK  (16u * 1024u)
+#define MAX_INTERIM 8 /* 1xx heads before the answer */
 
 struct kconn {
     int fd;
@@ -237,8 +237,9 @@ enum fmw_err kube_tls_context(const struct fmw_buf *ca, const struct fmw_buf *ce
     }
     if (!err && (cert->len || key->len)) {
         if (!cert->len || !key->len)
-            err = fmw_diag_set(d, FMW_EINVAL, "a client certificate needs its key, and a key "
-                                              "its certificate");
+            err = fmw_diag_set(d, FMW_EINVAL,
+                               "a client certificate needs its key, and a key "
+                               "its certificate");
         else
             err = use_client_pair(ctx, cert, key, d);
     }
@@ -343,8 +344,7 @@ static enum fmw_err resolve(const struct kube_endpoint *ep, uint64_t deadline,
     if (ep->host_is_ip) {
         hints.ai_flags |= AI_NUMERICHOST;
         int rc = getaddrinfo(ep->host, ep->port, &hints, out);
-        return rc == 0 ? FMW_OK
-                       : fmw_diag_set(d, FMW_EIO, "%s: %s", ep->host, gai_strerror(rc));
+        return rc == 0 ? FMW_OK : fmw_diag_set(d, FMW_EIO, "%s: %s", ep->host, gai_strerror(rc));
     }
     reap_orphans();
     struct lookup *l = calloc(1, sizeof *l);
@@ -394,8 +394,7 @@ static enum fmw_err resolve(const struct kube_endpoint *ep, uint64_t deadline,
 
 static enum fmw_err connect_one(const struct addrinfo *ai, uint64_t deadline, int *out)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return FMW_EIO;
     int one = 1;
@@ -478,8 +477,8 @@ static enum fmw_err handshake(struct kube_http *h, struct kconn *k, uint64_t dea
         if (err) {
             long verify = SSL_get_verify_result(k->ssl);
             if (verify != X509_V_OK)
-                return fmw_diag_set(d, FMW_EIO, "TLS handshake with %s failed: %s",
-                                    ep->authority, X509_verify_cert_error_string(verify));
+                return fmw_diag_set(d, FMW_EIO, "TLS handshake with %s failed: %s", ep->authority,
+                                    X509_verify_cert_error_string(verify));
             return fmw_diag_set(d, FMW_EIO, "TLS handshake with %s failed: %s", ep->authority,
                                 k->why[0] ? k->why
                                           : ssl_reason(why, sizeof why, "connection closed"));
@@ -763,10 +762,10 @@ static enum fmw_err read_response(struct kconn *k, uint64_t deadline, long *stat
     int interim = 0;
     for (;;) {
         size_t from = searched > 3 ? searched - 3 : 0;
-        char *end = head.len > from ? memmem(head.data + from, head.len - from, "\r\n\r\n", 4)
-                                    : NULL;
-        char *lf_end = head.len > from ? memmem(head.data + from, head.len - from, "\n\n", 2)
-                                       : NULL;
+        char *end =
+            head.len > from ? memmem(head.data + from, head.len - from, "\r\n\r\n", 4) : NULL;
+        char *lf_end =
+            head.len > from ? memmem(head.data + from, head.len - from, "\n\n", 2) : NULL;
         searched = head.len;
         if (lf_end && (!end || lf_end < end))
             head_end = (size_t)(lf_end - head.data) + 2;
@@ -981,7 +980,9 @@ enum fmw_err kube_http_get(struct kube_http *h, const char *path, const char *to
         }
         char why[sizeof k->why];
         snprintf(why, sizeof why, "%s",
-                 k->why[0] ? k->why : started ? "malformed or cut short" : "connection closed");
+                 k->why[0] ? k->why
+                 : started ? "malformed or cut short"
+                           : "connection closed");
         kconn_close(k);
         if (!err)
             break;

@@ -17,7 +17,8 @@
  * as Kubernetes' YAML reader types them (quoted → string; plain true/false, numbers, null).
  * FMW_EINVAL with line and column in `d` for text that is not YAML; FMW_ETOOBIG past the caps.
  */
-FMW_NODISCARD enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs,
+                                              struct fmw_diag *d);
 
 /* ConfigMaps held in memory, e.g. from --configmap files of `flink-memory review`. */
 struct fmw_cm_static;
@@ -29,7 +30,8 @@ void fmw_cm_static_free(struct fmw_cm_static *s);
  * of other kinds are ignored. A ConfigMap without a namespace matches every namespace.
  * FMW_EINVAL when a ConfigMap has no name or non-string data.
  */
-FMW_NODISCARD enum fmw_err fmw_cm_static_add(struct fmw_cm_static *s, json_t *docs, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_cm_static_add(struct fmw_cm_static *s, json_t *docs,
+                                             struct fmw_diag *d);
 /* A source that reads from `s` (which must outlive it). */
 void fmw_cm_static_source(struct fmw_cm_static *s, struct fmw_cm_source *out);
 
@@ -44,7 +46,7 @@ struct fmw_kube_client;
  * rotates it — and CA). FMW_EUSAGE when neither is available.
  */
 FMW_NODISCARD enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
-                                 struct fmw_diag *d);
+                                               struct fmw_diag *d);
 void fmw_kube_client_free(struct fmw_kube_client *c);
 /* The server URL, for logs. */
 const char *fmw_kube_client_server(const struct fmw_kube_client *c);
@@ -54,8 +56,9 @@ const char *fmw_kube_client_server(const struct fmw_kube_client *c);
  * to `body` (whose cap bounds it). FMW_ETIMEDOUT past the deadline, FMW_EIO when the request
  * failed (connection, TLS), FMW_ETOOBIG past the body cap. Thread-safe.
  */
-FMW_NODISCARD enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
-                          long *status, struct fmw_buf *body, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path,
+                                        long timeout_ms, long *status, struct fmw_buf *body,
+                                        struct fmw_diag *d);
 
 /* ---- the ConfigMap cache ---- */
 
@@ -64,9 +67,9 @@ struct fmw_cm_cache_config {
     unsigned negative_ttl_ms; /* a missing one; 2000 */
     unsigned stale_ms;        /* when the API fails, an entry this young is served; 300000 */
     unsigned lookup_timeout_ms; /* one API lookup at most; 2000 */
-    size_t max_entries;       /* 1024 */
-    size_t max_bytes;         /* ConfigMap data kept, by what its tree costs; 16 MiB */
-    size_t max_object;        /* one ConfigMap's JSON, and the most its tree may cost; 4 MiB */
+    size_t max_entries;         /* 1024 */
+    size_t max_bytes;           /* ConfigMap data kept, by what its tree costs; 16 MiB */
+    size_t max_object;          /* one ConfigMap's JSON, and the most its tree may cost; 4 MiB */
 };
 
 void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg);
@@ -78,8 +81,10 @@ struct fmw_cm_cache;
  * stream of admissions for an unchanged ConfigMap makes one API call per ttl; concurrent misses
  * of one key share one call; memory is bounded (LRU). Metrics go to `metrics` (may be NULL).
  */
-FMW_NODISCARD enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_cm_cache_config *cfg,
-                              struct fmw_obs_registry *metrics, struct fmw_cm_cache **out);
+FMW_NODISCARD enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client,
+                                            const struct fmw_cm_cache_config *cfg,
+                                            struct fmw_obs_registry *metrics,
+                                            struct fmw_cm_cache **out);
 void fmw_cm_cache_free(struct fmw_cm_cache *c);
 
 /*
@@ -88,8 +93,9 @@ void fmw_cm_cache_free(struct fmw_cm_cache *c);
  * exist; FMW_ETIMEDOUT or FMW_EIO (with the reason) when the API could not answer and no recent
  * copy is held. Thread-safe.
  */
-FMW_NODISCARD enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char *name,
-                              uint64_t deadline_ns, json_t **data, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns,
+                                            const char *name, uint64_t deadline_ns, json_t **data,
+                                            struct fmw_diag *d);
 
 /*
  * The data of ConfigMap ns/name when the cache can answer at once, without an API call and
@@ -99,8 +105,9 @@ FMW_NODISCARD enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *
  * fmw_cm_cache_count() once it is kept. Thread-safe; waits for nothing but the cache's lock,
  * which no one holds across I/O or across freeing ConfigMap data.
  */
-FMW_NODISCARD enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const char *name,
-                               size_t max_bytes, json_t **data, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns,
+                                             const char *name, size_t max_bytes, json_t **data,
+                                             struct fmw_diag *d);
 /* Adds hits and not-found answers to the lookup metrics. */
 void fmw_cm_cache_count(struct fmw_cm_cache *c, unsigned hits, unsigned notfound);
 

@@ -14,12 +14,12 @@
 
 /* http.c: where the API server is, from its URL ("https://host:port/base"). */
 struct kube_endpoint {
-    bool tls;         /* https (else plain http, for a local proxy) */
-    char *host;       /* name or address, without IPv6 brackets */
-    char *port;       /* decimal; 443 or 80 when the URL has none */
-    char *authority;  /* host[:port] as the URL has it: the Host header */
-    char *base_path;  /* "" or "/prefix" (no trailing slash) put before request paths */
-    bool host_is_ip;  /* an address literal: verified as an IP SAN, no SNI */
+    bool tls;        /* https (else plain http, for a local proxy) */
+    char *host;      /* name or address, without IPv6 brackets */
+    char *port;      /* decimal; 443 or 80 when the URL has none */
+    char *authority; /* host[:port] as the URL has it: the Host header */
+    char *base_path; /* "" or "/prefix" (no trailing slash) put before request paths */
+    bool host_is_ip; /* an address literal: verified as an IP SAN, no SNI */
 };
 
 /* FMW_EINVAL for a URL that is not http(s)://host[:port][/path]. */
@@ -43,8 +43,8 @@ struct kube_http {
     SSL_CTX *ctx; /* owned; NULL for plain http */
     bool insecure;
     _Atomic bool system_cas_pending; /* no CA configured: the system's load at the first dial */
-    pthread_mutex_t mu;    /* the pool */
-    pthread_mutex_t ca_mu; /* the one load of the system's CAs */
+    pthread_mutex_t mu;              /* the pool */
+    pthread_mutex_t ca_mu;           /* the one load of the system's CAs */
     struct kconn *idle;
     size_t n_idle;
 };

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#define MAX_TEXT (8u << 20)
+#define MAX_TEXT  (8u << 20)
 #define MAX_DEPTH 100
 #define MAX_NODES 500000 /* bounds alias expansion */
 
@@ -69,8 +69,10 @@ static json_t *scalar(const yaml_node_t *node)
     if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || strlen(s) != len)
         return json_stringn(s, len);
     static const char *const NULLS[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const TRUES[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", NULL};
-    static const char *const FALSES[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", NULL};
+    static const char *const TRUES[] = {"true", "True", "TRUE", "yes", "Yes",
+                                        "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const FALSES[] = {"false", "False", "FALSE", "no",  "No",
+                                         "NO",    "off",   "Off",   "OFF", NULL};
     if (word_in(s, NULLS))
         return json_null();
     if (word_in(s, TRUES))
@@ -120,8 +122,8 @@ static json_t *convert(struct conv *c, yaml_node_t *node, int depth)
             return NULL; /* JSON keys are strings */
         }
         json_t *v = convert(c, yaml_document_get_node(c->doc, p->value), depth + 1);
-        char *key = fmw_str_dup((struct fmw_str){(const char *)k->data.scalar.value,
-                                                 k->data.scalar.length});
+        char *key = fmw_str_dup(
+            (struct fmw_str){(const char *)k->data.scalar.value, k->data.scalar.length});
         if (!v || !key || json_object_set_new(obj, key, v)) {
             free(key);
             json_decref(obj);
@@ -164,8 +166,9 @@ enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs, str
         struct conv c = {&doc, 0};
         json_t *v = convert(&c, root, 0);
         if (!v)
-            err = fmw_diag_set(d, FMW_ETOOBIG, "manifest too large, too deep, or with a "
-                                                "non-scalar mapping key");
+            err = fmw_diag_set(d, FMW_ETOOBIG,
+                               "manifest too large, too deep, or with a "
+                               "non-scalar mapping key");
         else if (!json_is_null(v) && json_array_append_new(all, v))
             err = FMW_ENOMEM;
         else if (json_is_null(v))

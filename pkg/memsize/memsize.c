@@ -14,10 +14,8 @@ static const struct {
     const char *names[3];
     uint64_t multiplier;
 } UNITS[] = {
-    {{"b", "bytes", NULL}, 1},
-    {{"k", "kb", "kibibytes"}, FMW_KIB},
-    {{"m", "mb", "mebibytes"}, FMW_MIB},
-    {{"g", "gb", "gibibytes"}, FMW_GIB},
+    {{"b", "bytes", NULL}, 1},           {{"k", "kb", "kibibytes"}, FMW_KIB},
+    {{"m", "mb", "mebibytes"}, FMW_MIB}, {{"g", "gb", "gibibytes"}, FMW_GIB},
     {{"t", "tb", "tebibytes"}, FMW_TIB},
 };
 
@@ -115,7 +113,8 @@ void fmw_memsize_flink(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN])
     static const struct {
         uint64_t size;
         const char *name;
-    } TS_UNITS[] = {{1, "bytes"}, {FMW_KIB, "kb"}, {FMW_MIB, "mb"}, {FMW_GIB, "gb"}, {FMW_TIB, "tb"}};
+    } TS_UNITS[] = {
+        {1, "bytes"}, {FMW_KIB, "kb"}, {FMW_MIB, "mb"}, {FMW_GIB, "gb"}, {FMW_TIB, "tb"}};
     size_t n = sizeof TS_UNITS / sizeof TS_UNITS[0];
     for (size_t i = 1; i < n; i++) {
         if (bytes % TS_UNITS[i].size != 0) {

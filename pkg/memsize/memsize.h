@@ -11,10 +11,10 @@
 #include "pkg/base/base.h"
 
 #define FMW_MEMSIZE_MAX ((uint64_t)INT64_MAX)
-#define FMW_KIB ((uint64_t)1 << 10)
-#define FMW_MIB ((uint64_t)1 << 20)
-#define FMW_GIB ((uint64_t)1 << 30)
-#define FMW_TIB ((uint64_t)1 << 40)
+#define FMW_KIB         ((uint64_t)1 << 10)
+#define FMW_MIB         ((uint64_t)1 << 20)
+#define FMW_GIB         ((uint64_t)1 << 30)
+#define FMW_TIB         ((uint64_t)1 << 40)
 
 /* Large enough for every formatted size, double or quantity this package writes. */
 #define FMW_MEMSIZE_STRLEN 64
@@ -23,7 +23,8 @@
  * MemorySize.parseBytes: `text` as Flink reads it (trimmed like Java, digits, then a unit).
  * Fails with FMW_EINVAL and Flink's exact message in `d`.
  */
-FMW_NODISCARD enum fmw_err fmw_memsize_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_memsize_parse(struct fmw_str text, uint64_t *bytes,
+                                             struct fmw_diag *d);
 
 /* MemorySize.toHumanReadableString: "1.563gb (1677721600 bytes)", "1024 bytes". */
 void fmw_memsize_human(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);
@@ -61,7 +62,8 @@ bool fmw_java_parse_int(struct fmw_str text, int32_t *out);
  * binary and decimal suffix and decimal exponents; fractions of a byte round up as Kubernetes
  * does. Negative values and values past FMW_MEMSIZE_MAX fail with FMW_EINVAL and a message.
  */
-FMW_NODISCARD enum fmw_err fmw_quantity_parse(struct fmw_str text, uint64_t *bytes, struct fmw_diag *d);
+FMW_NODISCARD enum fmw_err fmw_quantity_parse(struct fmw_str text, uint64_t *bytes,
+                                              struct fmw_diag *d);
 
 /* The quantity for a memory size: "<n>Mi" when it is a whole number of MiB, else "<bytes>". */
 void fmw_quantity_format(uint64_t bytes, char out[FMW_MEMSIZE_STRLEN]);

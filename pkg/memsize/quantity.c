@@ -8,7 +8,7 @@
 
 /* Caps that keep every intermediate value inside 128 bits. */
 #define MAX_SIG_DIGITS 30
-#define MAX_EXP10 40
+#define MAX_EXP10      40
 
 static enum fmw_err bad(struct fmw_diag *d, struct fmw_str text, const char *why)
 {
@@ -57,10 +57,10 @@ enum fmw_err fmw_quantity_parse(struct fmw_str text, uint64_t *bytes, struct fmw
     static const struct {
         const char *name;
         int exp2, exp10;
-    } SUFFIXES[] = {{"Ki", 10, 0}, {"Mi", 20, 0}, {"Gi", 30, 0}, {"Ti", 40, 0}, {"Pi", 50, 0},
-                    {"Ei", 60, 0}, {"n", 0, -9},  {"u", 0, -6},  {"m", 0, -3},  {"", 0, 0},
-                    {"k", 0, 3},   {"M", 0, 6},   {"G", 0, 9},   {"T", 0, 12},  {"P", 0, 15},
-                    {"E", 0, 18}};
+    } SUFFIXES[] = {{"Ki", 10, 0}, {"Mi", 20, 0}, {"Gi", 30, 0}, {"Ti", 40, 0},
+                    {"Pi", 50, 0}, {"Ei", 60, 0}, {"n", 0, -9},  {"u", 0, -6},
+                    {"m", 0, -3},  {"", 0, 0},    {"k", 0, 3},   {"M", 0, 6},
+                    {"G", 0, 9},   {"T", 0, 12},  {"P", 0, 15},  {"E", 0, 18}};
     bool matched = false;
     for (size_t i = 0; i < sizeof SUFFIXES / sizeof SUFFIXES[0]; i++) {
         if (fmw_str_eq_c(suf, SUFFIXES[i].name)) {

@@ -78,8 +78,9 @@ void fmw_obs_registry_free(struct fmw_obs_registry *reg);
  * Errors: FMW_EINVAL (bad name or label, bad buckets, same name with another shape; *out is NULL),
  * FMW_ENOMEM.
  */
-FMW_NODISCARD enum fmw_err fmw_obs_register(struct fmw_obs_registry *reg, const struct fmw_obs_desc *desc,
-                              struct fmw_obs_metric **out);
+FMW_NODISCARD enum fmw_err fmw_obs_register(struct fmw_obs_registry *reg,
+                                            const struct fmw_obs_desc *desc,
+                                            struct fmw_obs_metric **out);
 
 /*
  * The series of `m` for the given label values, one per label name and in the same order (NULL

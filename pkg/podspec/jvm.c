@@ -1,6 +1,7 @@
 /*
  * JVM memory flags in option strings. HotSpot takes the last occurrence of each flag, so the
- * scripts' order of option sources decides which value wins (Flink's bin/config.sh and bin/jobmanager.sh).
+ * scripts' order of option sources decides which value wins (Flink's bin/config.sh and
+ * bin/jobmanager.sh).
  */
 #include "pkg/podspec/podspec_int.h"
 
@@ -24,8 +25,8 @@ static const struct {
     {"-XX:MaxDirectMemorySize=", FLAG_DIRECT},
 };
 
-static const char *const CANONICAL[FLAG_COUNT] = {"-Xmx", "-Xms", "-XX:MaxMetaspaceSize=",
-                                                  "-XX:MaxDirectMemorySize="};
+static const char *const CANONICAL[FLAG_COUNT] = {
+    "-Xmx", "-Xms", "-XX:MaxMetaspaceSize=", "-XX:MaxDirectMemorySize="};
 
 bool fmw_podspec_jvm_size(struct fmw_str text, uint64_t *bytes)
 {
@@ -87,8 +88,7 @@ void fmw_jvm_flag_format(enum jvm_flag flag, uint64_t bytes, char out[64])
 }
 
 /* Calls `fn` for every white-space separated word of `opts`. */
-static void each_word(const char *opts, void (*fn)(void *, const char *, size_t, size_t),
-                      void *arg)
+static void each_word(const char *opts, void (*fn)(void *, const char *, size_t, size_t), void *arg)
 {
     size_t i = 0, n = strlen(opts);
     while (i < n) {
@@ -170,8 +170,7 @@ static void rewrite_word(void *arg, const char *opts, size_t start, size_t end)
     r->copied = end;
 }
 
-char *fmw_jvm_rewrite(const char *opts, const uint64_t want[FLAG_COUNT],
-                      const bool set[FLAG_COUNT])
+char *fmw_jvm_rewrite(const char *opts, const uint64_t want[FLAG_COUNT], const bool set[FLAG_COUNT])
 {
     struct fmw_buf out;
     fmw_buf_init(&out, 1 << 22);

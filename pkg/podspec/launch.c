@@ -40,9 +40,21 @@ static bool is_jm_class(const char *cls)
 static bool java_option_has_value(const char *a)
 {
     static const char *const WITH_VALUE[] = {
-        "-cp", "-classpath", "--class-path", "-jar", "-p", "--module-path",
-        "--upgrade-module-path", "--add-modules", "--enable-native-access", "--add-reads",
-        "--add-exports", "--add-opens", "--limit-modules", "--patch-module", "--source",
+        "-cp",
+        "-classpath",
+        "--class-path",
+        "-jar",
+        "-p",
+        "--module-path",
+        "--upgrade-module-path",
+        "--add-modules",
+        "--enable-native-access",
+        "--add-reads",
+        "--add-exports",
+        "--add-opens",
+        "--limit-modules",
+        "--patch-module",
+        "--source",
     };
     for (size_t i = 0; i < sizeof WITH_VALUE / sizeof WITH_VALUE[0]; i++) {
         if (strcmp(a, WITH_VALUE[i]) == 0)
@@ -116,7 +128,7 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
                 const char *module = strcmp(a, "-m") == 0 || strcmp(a, "--module") == 0
                                          ? (k + 1 < end ? cl->words[k + 1].text : "")
                                      : strncmp(a, "--module=", 9) == 0 ? a + 9
-                                                                        : NULL;
+                                                                       : NULL;
                 if (module) {
                     const char *cls = strchr(module, '/');
                     l->main_class = k;
@@ -149,7 +161,7 @@ void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launc
 {
     memset(l, 0, sizeof *l);
     l->bitnami = true;
-    l->end = cl->nwords; /* the args, no shell between */
+    l->end = cl->nwords;                                    /* the args, no shell between */
     if (!mode || !*mode || strcmp(mode, "jobmanager") == 0) /* ${FLINK_MODE:-jobmanager} */
         l->kind = L_SCRIPT_JM;
     else if (strcmp(mode, "standalone-job") == 0)
@@ -245,12 +257,12 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
             }
         }
         bool accepted = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0 && start < end;
-        bool forwarded =
-            accepted && (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
-                         (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
-                         (v.minor == 16 && (v.patch < 0 || v.patch >= 3)));
+        bool forwarded = accepted && (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
+                                      (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
+                                      (v.minor == 16 && (v.patch < 0 || v.patch >= 3)));
         if (!accepted)
-            return note(notes, "jobmanager.sh ignores these -D args (it wants a bare -D, Flink 1.15+)");
+            return note(notes,
+                        "jobmanager.sh ignores these -D args (it wants a bare -D, Flink 1.15+)");
         if (!forwarded)
             return note(notes, "-D args reach memory sizing only from 1.16.3/1.17.2 (FLINK-32909)");
         return filter_dynamic(cl, start, end, props);

@@ -161,9 +161,9 @@ struct ctx {
     bool env_array_exists;
     struct cmdline cl;
     struct launch launch;
-    struct fmw_conf file_conf; /* the conf file as the scripts read it */
+    struct fmw_conf file_conf;   /* the conf file as the scripts read it */
     const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
-    struct fmw_buf base;       /* JSON Pointer of the container */
+    struct fmw_buf base;         /* JSON Pointer of the container */
 };
 
 static enum fmw_err change(struct ctx *c, const char *fmt, ...)
@@ -256,8 +256,9 @@ static enum fmw_err expand_env_again(struct env_var *env, size_t n_from, size_t 
     json_t *array = json_object_get(container, "env");
     for (size_t k = n_from; k < n; k++) {
         json_t *value = json_object_get(json_array_get(array, (size_t)env[k].index), "value");
-        enum fmw_err err =
-            json_is_string(value) ? expand_entry(&env[k], json_string_value(value), env, k) : FMW_OK;
+        enum fmw_err err = json_is_string(value)
+                               ? expand_entry(&env[k], json_string_value(value), env, k)
+                               : FMW_OK;
         if (err)
             return err;
     }
@@ -330,9 +331,8 @@ static enum fmw_err add_env_from(struct ctx *c)
             continue;
         json_t *data = NULL;
         struct fmw_diag d = FMW_DIAG_INIT;
-        enum fmw_err rc = c->src && c->src->get
-                              ? c->src->get(c->src->ctx, c->ns, name, &data, &d)
-                              : fmw_diag_set(&d, FMW_EIO, "no ConfigMap source");
+        enum fmw_err rc = c->src && c->src->get ? c->src->get(c->src->ctx, c->ns, name, &data, &d)
+                                                : fmw_diag_set(&d, FMW_EIO, "no ConfigMap source");
         if (rc == FMW_ENOTFOUND && json_is_true(json_object_get(ref, "optional"))) {
             fmw_diag_cleanup(&d);
             continue;
@@ -408,8 +408,8 @@ static enum fmw_err choose_container(struct ctx *c, bool *found)
     *found = false;
     for (int pass = 0; pass < 3 && !*found && !err; pass++) {
         for (size_t i = 0; i < n && !*found && !err; i++) {
-            const char *name = json_string_value(json_object_get(json_array_get(containers, i),
-                                                                 "name"));
+            const char *name =
+                json_string_value(json_object_get(json_array_get(containers, i), "name"));
             if (!name)
                 continue;
             if (pass == 0 && !(wanted && strcmp(name, wanted) == 0))
@@ -475,9 +475,9 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
                             fmw_expand_budget_deadline());
     for (size_t i = 0; i < sizeof OTHERS / sizeof OTHERS[0] && !err && !said; i++) {
         struct fmw_flink_version alt = OTHERS[i];
-        bool same_kind = fmw_flink_reads_legacy_file(alt) == fmw_flink_reads_legacy_file(p->version) &&
-                         fmw_flink_reads_standard_file(alt) ==
-                             fmw_flink_reads_standard_file(p->version);
+        bool same_kind =
+            fmw_flink_reads_legacy_file(alt) == fmw_flink_reads_legacy_file(p->version) &&
+            fmw_flink_reads_standard_file(alt) == fmw_flink_reads_standard_file(p->version);
         if (same_kind)
             continue;
         struct source_in other = *in;
@@ -487,15 +487,16 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
         struct fmw_diag msg = FMW_DIAG_INIT;
         json_t *notes = json_array();
         char source[FMW_PLAN_TEXT];
-        enum fmw_plan_status st = notes ? fmw_source_gather(&other, &scratch, source, &msg, notes)
-                                        : FMW_PLAN_UNREADABLE;
+        enum fmw_plan_status st =
+            notes ? fmw_source_gather(&other, &scratch, source, &msg, notes) : FMW_PLAN_UNREADABLE;
         if (!notes)
             err = FMW_ENOMEM;
         else if (st == FMW_PLAN_RESOLVED && strcmp(source, p->source) != 0) {
             char text[FMW_PLAN_TEXT * 3];
             snprintf(text, sizeof text,
-                     "Flink %d.%d is assumed (the image tag names no version; set annotation "
-                     FMW_ANN_FLINK_VERSION ") and decides the file: %d.%d reads %s, %d.%d would "
+                     "Flink %d.%d is assumed (the image tag names no version; set "
+                     "annotation " FMW_ANN_FLINK_VERSION
+                     ") and decides the file: %d.%d reads %s, %d.%d would "
                      "read %s",
                      p->version.major, p->version.minor, p->version.major, p->version.minor,
                      p->source, alt.major, alt.minor, source);
@@ -517,13 +518,13 @@ static bool quantity_of(json_t *v, uint64_t *bytes)
         *bytes = (uint64_t)json_integer_value(v);
         return true;
     }
-    return json_is_string(v) && fmw_quantity_parse(fmw_str_c(json_string_value(v)), bytes, NULL) ==
-                                    FMW_OK;
+    return json_is_string(v) &&
+           fmw_quantity_parse(fmw_str_c(json_string_value(v)), bytes, NULL) == FMW_OK;
 }
 
 /* limits.memory and requests.memory: set `key` of resources to `q` when it differs. */
-static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *key,
-                                 const char *q, const char *what)
+static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *key, const char *q,
+                                 const char *what)
 {
     json_t *section = json_object_get(resources, key);
     json_t *cur = json_object_get(section, "memory");
@@ -604,7 +605,8 @@ static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_reque
 
 static const char *label(struct ctx *c, const char *key)
 {
-    json_t *v = json_object_get(json_object_get(json_object_get(c->pod, "metadata"), "labels"), key);
+    json_t *v =
+        json_object_get(json_object_get(json_object_get(c->pod, "metadata"), "labels"), key);
     return json_string_value(v);
 }
 
@@ -665,8 +667,7 @@ static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *reques
     char text[FMW_PLAN_TEXT];
     enum fmw_err err = FMW_OK;
     if (fmw_conf_get_double(c->conf, FMW_JM_LIMIT_FACTOR_KEY, 1.0, &factor, NULL, &d) != FMW_OK) {
-        snprintf(text, sizeof text, FMW_JM_LIMIT_FACTOR_KEY " not applied: %s",
-                 fmw_diag_msg(&d));
+        snprintf(text, sizeof text, FMW_JM_LIMIT_FACTOR_KEY " not applied: %s", fmw_diag_msg(&d));
         err = note(c, text);
     } else if (!(factor >= 1.0)) {
         /* KubernetesJobManagerParameters.getJobManagerMemoryLimitFactor: checkArgument >= 1. */
@@ -697,10 +698,10 @@ static enum fmw_err plan_resources(struct ctx *c)
         return err;
     json_t *resources = json_object_get(c->container, "resources");
     uint64_t limit = 0, request = 0;
-    bool has_limit = quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"),
-                                 &limit);
-    bool has_request = quantity_of(
-        json_object_get(json_object_get(resources, "requests"), "memory"), &request);
+    bool has_limit =
+        quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &limit);
+    bool has_request =
+        quantity_of(json_object_get(json_object_get(resources, "requests"), "memory"), &request);
     bool equal = c->opt->requests == FMW_REQUESTS_EQUAL;
 
     /* A limit above Flink's: kept where the policy or a known operator says so. */
@@ -732,8 +733,8 @@ static enum fmw_err plan_resources(struct ctx *c)
                             : !has_request || request > want_limit;
     } else {
         want_request = want_limit;
-        fix_request = equal ? !has_request || request != want_limit
-                            : !has_request || request > want_limit;
+        fix_request =
+            equal ? !has_request || request != want_limit : !has_request || request > want_limit;
     }
     bool fix_limit = !has_limit || limit != want_limit;
     p->limit = want_limit;
@@ -840,7 +841,8 @@ static char *script_opts(const struct fmw_conf *conf, struct fmw_flink_version v
 static char *config_all_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
 {
     const char *opts = conf_text(conf, "env.java.opts");
-    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 17)) >= 0 && *conf_text(conf, "env.java.opts.all"))
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 17)) >= 0 &&
+        *conf_text(conf, "env.java.opts.all"))
         opts = conf_text(conf, "env.java.opts.all");
     return script_opts(conf, v, "env.java.default-opts.all", opts);
 }
@@ -862,7 +864,8 @@ struct opts_source {
 };
 
 static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char *env_name,
-                                char *(*from_config)(const struct fmw_conf *, struct fmw_flink_version))
+                                char *(*from_config)(const struct fmw_conf *,
+                                                     struct fmw_flink_version))
 {
     memset(s, 0, sizeof *s);
     s->env = env_name ? fmw_env_find(c->env, c->nenv, env_name) : NULL;
@@ -876,7 +879,7 @@ static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char
     /* config.sh: `if [ -z "${FLINK_ENV_JAVA_OPTS_JM}" ]` reads env.java.opts.jobmanager. An
      * empty variable stays in s->env, so that a fix replaces it rather than adding another. */
     s->from_env = s->env && (*s->env->value || !from_config);
-    s->text = s->from_env  ? fmw_strdup(s->env->value)
+    s->text = s->from_env   ? fmw_strdup(s->env->value)
               : from_config ? from_config(&c->file_conf, c->plan->version)
                             : fmw_strdup("");
     if (!s->text)
@@ -900,8 +903,8 @@ static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char
          * kept as $(NAME), would then not be expanded: such a value cannot be rewritten. */
         if (var->opaque_ref) {
             c->plan->status = FMW_PLAN_UNREADABLE;
-            fmw_diag_set(&c->plan->message, FMW_EINVAL, "%s uses $(VAR) of valueFrom: cannot rewrite",
-                         name);
+            fmw_diag_set(&c->plan->message, FMW_EINVAL,
+                         "%s uses $(VAR) of valueFrom: cannot rewrite", name);
             return FMW_OK;
         }
         struct fmw_buf esc;
@@ -948,17 +951,19 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
     for (int f = 0; f < FLAG_COUNT && !err; f++) {
         if (!set[f])
             continue;
-        struct opts_source *winner = jo.found[f] ? &jo : jm.found[f] ? &jm : all.found[f] ? &all
-                                                                                          : NULL;
+        struct opts_source *winner = jo.found[f]    ? &jo
+                                     : jm.found[f]  ? &jm
+                                     : all.found[f] ? &all
+                                                    : NULL;
         if (!winner || winner->bytes[f] == want[f])
             continue;
         char was[32];
         flag_value_text(winner->bytes[f], was);
-        const char *where = winner == &jo   ? "_JAVA_OPTIONS"
-                            : winner == &jm ? (jm.from_env ? "FLINK_ENV_JAVA_OPTS_JM"
-                                                           : "env.java.opts.jobmanager")
-                            : all.from_env  ? "FLINK_ENV_JAVA_OPTS"
-                                            : "env.java.opts.all";
+        const char *where =
+            winner == &jo   ? "_JAVA_OPTIONS"
+            : winner == &jm ? (jm.from_env ? "FLINK_ENV_JAVA_OPTS_JM" : "env.java.opts.jobmanager")
+            : all.from_env  ? "FLINK_ENV_JAVA_OPTS"
+                            : "env.java.opts.all";
         err = change(c, "%s in %s %s -> %" PRIu64, FLAG_LABEL[f], where, was, want[f]);
         if (winner == &jo)
             any_jo = fix_jo[f] = true;
@@ -1009,8 +1014,8 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
 /* One edit of a command-line element: replace [start, end) with text. */
 struct edit {
     size_t elem, start, end;
-    size_t seq;  /* order of making: the tie-break between edits at one position */
-    bool split;  /* the flag came out of an unquoted $VAR: its span is the whole $VAR */
+    size_t seq;    /* order of making: the tie-break between edits at one position */
+    bool split;    /* the flag came out of an unquoted $VAR: its span is the whole $VAR */
     char text[72]; /* a flag (fmw_jvm_flag_format: under 64 bytes) and a space */
 };
 
@@ -1041,7 +1046,7 @@ static size_t first_edit(const struct edit *edits, size_t n, size_t elem)
 /* A java command line of the user's: its own flags, then _JAVA_OPTIONS. Missing flags are
  * inserted after `java`, since without them the JVM sizes its heap from the container. */
 static enum fmw_err plan_java_flags(struct ctx *c, const uint64_t want[FLAG_COUNT],
-                                   const bool set[FLAG_COUNT])
+                                    const bool set[FLAG_COUNT])
 {
     struct opts_source jo;
     enum fmw_err err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
@@ -1207,8 +1212,8 @@ static const char *command_assigns(const struct cmdline *cl)
     /* Assignments stand where a command starts (after an operator), before the command's name
      * or after export, readonly, declare, typeset, local or env; elsewhere NAME=... is an
      * argument (echo "FLINK_CONF_DIR=$FLINK_CONF_DIR"). */
-    static const char *const ASSIGNERS[] = {"export", "readonly", "declare", "typeset", "local",
-                                            "env"};
+    static const char *const ASSIGNERS[] = {"export",  "readonly", "declare",
+                                            "typeset", "local",    "env"};
     bool at_start = true;
     for (size_t i = 0; i < cl->nwords; i++) {
         const char *t = cl->words[i].text;
@@ -1223,7 +1228,8 @@ static const char *command_assigns(const struct cmdline *cl)
         const char *eq = strchr(t, '=');
         if (eq && eq > t) {
             for (size_t k = 0; k < sizeof READ / sizeof READ[0]; k++) {
-                if ((size_t)(eq - t) == strlen(READ[k]) && strncmp(t, READ[k], (size_t)(eq - t)) == 0)
+                if ((size_t)(eq - t) == strlen(READ[k]) &&
+                    strncmp(t, READ[k], (size_t)(eq - t)) == 0)
                     return READ[k];
             }
             continue; /* another assignment: still before the command */
@@ -1249,7 +1255,8 @@ static enum fmw_err plan_flags(struct ctx *c)
          * limit with the command's own -Xmx left in place could be the OOMKill it is here to
          * prevent, so the pod is left as it is, with a warning. */
         c->plan->status = FMW_PLAN_UNREADABLE;
-        fmw_diag_set(&c->plan->message, FMW_EINVAL, "JVM memory flags in a start command not modelled");
+        fmw_diag_set(&c->plan->message, FMW_EINVAL,
+                     "JVM memory flags in a start command not modelled");
         return FMW_OK;
     }
     const struct fmw_jm_spec *s = &c->plan->jm.spec;
@@ -1321,8 +1328,8 @@ static enum fmw_err plan_annotation(struct ctx *c)
     enum fmw_err err = fmw_buf_adds(&c->base, c->prefix);
     json_t *metadata = json_object_get(c->pod, "metadata");
     if (!err && !json_is_object(metadata)) {
-        err = op(c, "add", "/metadata", json_pack("{s:{s:s}}", "annotations", FMW_ANN_RESOLVED,
-                                                  p->annotation));
+        err = op(c, "add", "/metadata",
+                 json_pack("{s:{s:s}}", "annotations", FMW_ANN_RESOLVED, p->annotation));
     } else if (!err && !json_is_object(c->annotations)) {
         err = op(c, "add", "/metadata/annotations",
                  json_pack("{s:s}", FMW_ANN_RESOLVED, p->annotation));
@@ -1392,8 +1399,10 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     if (err || plan->status == FMW_PLAN_UNREADABLE)
         goto out;
 
-    struct source_in in = {c.spec, c.container, c.env, c.nenv, &c.launch, plan->version, c.ns,
-                           annotation(c.annotations, FMW_ANN_CONFIGMAP), src, c.cl.has_script};
+    struct source_in in = {
+        c.spec,    c.container,    c.env, c.nenv,
+        &c.launch, plan->version,  c.ns,  annotation(c.annotations, FMW_ANN_CONFIGMAP),
+        src,       c.cl.has_script};
     plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
     if (plan->status != FMW_PLAN_RESOLVED)
         goto out;
@@ -1457,12 +1466,15 @@ out:;
         if (light && budget != FMW_EXPAND_OVER_TIME)
             src->too_heavy(src->ctx);
         if (budget == FMW_EXPAND_OVER_TIME)
-            fmw_diag_set(&plan->message, FMW_ETOOBIG, "expanding $(VAR)/$VAR ran past the deadline");
+            fmw_diag_set(&plan->message, FMW_ETOOBIG,
+                         "expanding $(VAR)/$VAR ran past the deadline");
         else if (budget == FMW_EXPAND_OVER_BYTES)
-            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR expansion exceeds the %zu MiB pod budget",
+            fmw_diag_set(&plan->message, FMW_ETOOBIG,
+                         "$(VAR)/$VAR expansion exceeds the %zu MiB pod budget",
                          FMW_EXPAND_MAX_BYTES >> 20);
         else
-            fmw_diag_set(&plan->message, FMW_ETOOBIG, "$(VAR)/$VAR look-ups and conf-file edits exceed the per-pod budget");
+            fmw_diag_set(&plan->message, FMW_ETOOBIG,
+                         "$(VAR)/$VAR look-ups and conf-file edits exceed the per-pod budget");
         err = FMW_OK;
         break;
     }

@@ -20,12 +20,12 @@
 
 /* Annotations users put on pods (or pod templates) to steer the webhook, and the one it writes. */
 #define FMW_ANNOTATION_PREFIX "flink-memory-webhook/"
-#define FMW_ANN_MODE FMW_ANNOTATION_PREFIX "mode"
-#define FMW_ANN_CONTAINER FMW_ANNOTATION_PREFIX "container"
+#define FMW_ANN_MODE          FMW_ANNOTATION_PREFIX "mode"
+#define FMW_ANN_CONTAINER     FMW_ANNOTATION_PREFIX "container"
 #define FMW_ANN_FLINK_VERSION FMW_ANNOTATION_PREFIX "flink-version"
-#define FMW_ANN_CONFIGMAP FMW_ANNOTATION_PREFIX "configmap"
-#define FMW_ANN_RESOLVED FMW_ANNOTATION_PREFIX "resolved"
-#define FMW_ANN_HEADROOM FMW_ANNOTATION_PREFIX "headroom"
+#define FMW_ANN_CONFIGMAP     FMW_ANNOTATION_PREFIX "configmap"
+#define FMW_ANN_RESOLVED      FMW_ANNOTATION_PREFIX "resolved"
+#define FMW_ANN_HEADROOM      FMW_ANNOTATION_PREFIX "headroom"
 
 /* Where ConfigMaps come from: the Kubernetes API behind a cache in the server, manifest files in
  * the CLI. */
@@ -116,8 +116,8 @@ void fmw_plan_cleanup(struct fmw_plan *plan);
  * fails only when out of memory.
  */
 FMW_NODISCARD enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
-                              const struct fmw_podspec_options *opt,
-                              const struct fmw_cm_source *src, struct fmw_plan *plan);
+                                            const struct fmw_podspec_options *opt,
+                                            const struct fmw_cm_source *src, struct fmw_plan *plan);
 
 /* RFC 6901: appends `segment` to `pointer` with '~' → "~0" and '/' → "~1". */
 FMW_NODISCARD enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment);

@@ -78,8 +78,8 @@ FMW_NODISCARD enum fmw_err fmw_expand_charge(size_t bytes, size_t scans);
  * escaped $, unknown references kept. *out is NULL when nothing changed. A reference to an entry
  * from valueFrom (its value is not known here) sets *opaque, and *opaque_word too when it starts
  * a word (it could be a JVM flag). */
-FMW_NODISCARD enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv, char **out,
-                            bool *opaque, bool *opaque_word);
+FMW_NODISCARD enum fmw_err fmw_env_expand(const char *raw, const struct env_var *env, size_t nenv,
+                                          char **out, bool *opaque, bool *opaque_word);
 void fmw_env_free(struct env_var *env, size_t nenv);
 
 struct cmdline {
@@ -93,8 +93,8 @@ struct cmdline {
 };
 
 /* Builds the words of `container`; `env` expands $(VAR) and, inside scripts, $VAR. */
-FMW_NODISCARD enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, size_t nenv,
-                               struct cmdline *cl);
+FMW_NODISCARD enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env,
+                                             size_t nenv, struct cmdline *cl);
 void fmw_cmdline_cleanup(struct cmdline *cl);
 
 /* Last definition of `name`, or NULL. */
@@ -103,15 +103,14 @@ const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const
 /* envsubst: $NAME and ${NAME} replaced by literal env values (unset → empty). Heap string.
  * `unknown` (may be NULL) is set to the name of the first variable referenced whose value is
  * not known here (valueFrom, or a value naming one), NULL when there is none. */
-char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv,
-                   const char **unknown);
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, const char **unknown);
 
 /* ---- launchers: how the JobManager is started ---- */
 
 enum launcher {
     L_NONE,
-    L_ENTRY_JM,   /* docker-entrypoint.sh jobmanager … → jobmanager.sh start-foreground … */
-    L_ENTRY_SAJ,  /* docker-entrypoint.sh standalone-job … → standalone-job.sh start-foreground … */
+    L_ENTRY_JM, /* docker-entrypoint.sh jobmanager … → jobmanager.sh start-foreground … */
+    L_ENTRY_SAJ, /* docker-entrypoint.sh standalone-job … → standalone-job.sh start-foreground … */
     L_SCRIPT_JM,  /* bin/jobmanager.sh start-foreground … */
     L_SCRIPT_SAJ, /* bin/standalone-job.sh start-foreground … */
     L_K8S_JM,     /* kubernetes-jobmanager.sh kubernetes-session|kubernetes-application … */
@@ -147,8 +146,10 @@ bool fmw_launch_is_jobmanager(const struct launch *l);
  * launcher and version, in order, appended to `props` as "key=value" strings. Properties given
  * but not forwarded are described in `notes`.
  */
-FMW_NODISCARD enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct launch *l,
-                                      struct fmw_flink_version v, json_t *props, json_t *notes);
+FMW_NODISCARD enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl,
+                                                    const struct launch *l,
+                                                    struct fmw_flink_version v, json_t *props,
+                                                    json_t *notes);
 
 /* ---- JVM memory flags ---- */
 

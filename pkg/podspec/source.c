@@ -13,11 +13,12 @@
 #include <string.h>
 
 #define DEFAULT_CONF_DIR "/opt/flink/conf"
-#define LEGACY_FILE "flink-conf.yaml"
-#define STANDARD_FILE "config.yaml"
-#define MAX_CMS 8
+#define LEGACY_FILE      "flink-conf.yaml"
+#define STANDARD_FILE    "config.yaml"
+#define MAX_CMS          8
 
-/* The image's shipped configuration, as far as memory goes (the conf file of Flink's distribution for its line). */
+/* The image's shipped configuration, as far as memory goes (the conf file of Flink's distribution
+ * for its line). */
 static const char IMAGE_DEFAULT_KEY[] = "jobmanager.memory.process.size";
 static const char IMAGE_DEFAULT_VALUE[] = "1600m";
 
@@ -173,8 +174,7 @@ static bool source_names_path(json_t *src, const char *path)
  * volume every source counts, in order, and a later one's file replaces an earlier one's (the
  * kubelet writes them into one payload map).
  */
-static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *path,
-                                   struct found *f)
+static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *path, struct found *f)
 {
     f->text = NULL;
     json_t *cm = json_object_get(vol, "configMap");
@@ -206,8 +206,7 @@ static enum fmw_err find_in_volume(struct gather *g, json_t *vol, const char *pa
             if (!json_is_object(c))
                 continue;
             if (source_names_path(c, path))
-                return fmw_diag_set(g->msg, FMW_ENOTFOUND, "%s is from a projected %s", path,
-                                    key);
+                return fmw_diag_set(g->msg, FMW_ENOTFOUND, "%s is from a projected %s", path, key);
             if (strcmp(key, "secret") == 0 && f->text &&
                 !json_is_array(json_object_get(c, "items")))
                 secret = json_string_value(json_object_get(c, "name"));
@@ -332,8 +331,7 @@ static bool memory_key(const char *key, size_t n)
  * $NAME or ${NAME} while its value is not known here (valueFrom): envsubst would put the
  * container's value there, which decides the size. NULL when there is none.
  */
-static const char *unknown_in_memory_lines(const char *text, const struct env_var *env,
-                                           size_t nenv)
+static const char *unknown_in_memory_lines(const char *text, const struct env_var *env, size_t nenv)
 {
     const char *line = text;
     while (*line) {
@@ -353,7 +351,8 @@ static const char *unknown_in_memory_lines(const char *text, const struct env_va
     return NULL;
 }
 
-/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's docker-entrypoint.sh). */
+/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's
+ * docker-entrypoint.sh). */
 static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
                                                    bool writable)
 {
@@ -361,8 +360,8 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
     if (!fp)
         return FMW_PLAN_RESOLVED;
     bool entry_edits = g->in->launch->via_entrypoint &&
-                       (line_at_least(g->in->version, 1, 12) ||
-                        g->in->launch->kind == L_ENTRY_JM || g->in->launch->kind == L_ENTRY_SAJ);
+                       (line_at_least(g->in->version, 1, 12) || g->in->launch->kind == L_ENTRY_JM ||
+                        g->in->launch->kind == L_ENTRY_SAJ);
     if (!entry_edits || !writable) {
         note(g, !entry_edits ? "FLINK_PROPERTIES is not applied: docker-entrypoint.sh does not "
                                "start this container"
@@ -371,7 +370,8 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
         return FMW_PLAN_RESOLVED;
     }
     if (!fp->value)
-        return unreadable(g, "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
+        return unreadable(g,
+                          "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
     const char *unknown = unknown_in_memory_lines(fp->value, g->in->env, g->in->nenv);
     if (unknown)
         return unreadable(g, "FLINK_PROPERTIES sets memory from $%.64s, which comes from valueFrom",
@@ -402,9 +402,10 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
         const char *colon = strchr(fmw_buf_cstr(&line), ':');
         if (!err && colon && colon != line.data) {
             char *value = fmw_envsubst(colon + 1, g->in->env, g->in->nenv, NULL);
-            err = value ? fmw_conf_set(conf, (struct fmw_str){line.data, (size_t)(colon - line.data)},
-                                       fmw_str_c(value), FMW_CONF_STRING, 0)
-                        : FMW_ENOMEM;
+            err = value
+                      ? fmw_conf_set(conf, (struct fmw_str){line.data, (size_t)(colon - line.data)},
+                                     fmw_str_c(value), FMW_CONF_STRING, 0)
+                      : FMW_ENOMEM;
             free(value);
         }
         fmw_buf_free(&line);
@@ -456,16 +457,17 @@ static enum fmw_plan_status from_annotation(struct gather *g, struct fmw_conf *c
     if (!json_is_string(text))
         return unreadable(g, "ConfigMap %s has no key %s", name, key);
     snprintf(source, FMW_PLAN_TEXT, "ConfigMap %s key %s (annotation)", name, key);
-    const char *file = (!fmw_flink_reads_legacy_file(g->in->version) || strcmp(key, STANDARD_FILE) == 0)
-                           ? STANDARD_FILE
-                           : LEGACY_FILE;
+    const char *file =
+        (!fmw_flink_reads_legacy_file(g->in->version) || strcmp(key, STANDARD_FILE) == 0)
+            ? STANDARD_FILE
+            : LEGACY_FILE;
     return parse_file(g, conf, file, json_string_value(text), json_string_length(text));
 }
 
 /* ---- Bitnami's image (bitnami/containers bitnami/flink rootfs/opt/bitnami/scripts) ---- */
 
 #define BITNAMI_CONF_DIR "/opt/bitnami/flink/conf"
-#define CFG_PREFIX "FLINK_CFG_"
+#define CFG_PREFIX       "FLINK_CFG_"
 
 /* libflink.sh flink_configure_from_environment_variables: FLINK_CFG_ stripped, "__" → "-",
  * "_" → ".", lower case; FLINK_CFG_HIGH__AVAILABILITY_STORAGE_DIR is spelled out. */
@@ -595,12 +597,13 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         json_t *vol = find_volume(in->spec, vn);
         /* The conf dir, and conf.default that the entrypoint copies into it: a mount at, in or
          * above either puts files there that the webhook would have to guess at. */
-        bool touches = path_touches(path, BITNAMI_CONF_DIR) ||
-                       path_touches(path, BITNAMI_CONF_DIR ".default");
+        bool touches =
+            path_touches(path, BITNAMI_CONF_DIR) || path_touches(path, BITNAMI_CONF_DIR ".default");
         if (!vol || !touches || json_object_get(vol, "emptyDir"))
             continue;
-        return unreadable(g, "Bitnami's setup copies conf.default into %s and edits it, and volume "
-                             "%s is mounted at %s: not modelled",
+        return unreadable(g,
+                          "Bitnami's setup copies conf.default into %s and edits it, and volume "
+                          "%s is mounted at %s: not modelled",
                           BITNAMI_CONF_DIR, vn, path);
     }
     struct fmw_buf text;
@@ -612,7 +615,8 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     bool edited = false;
     if (!err && fp && !fp->value) {
         fmw_buf_free(&text);
-        return unreadable(g, "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
+        return unreadable(g,
+                          "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
     } else if (!err && fp && *fp->value) {
         err = fmw_buf_addf(&text, "%s\n", fp->value); /* echo "${FLINK_PROPERTIES}" >> file */
         edited = true;
@@ -659,16 +663,19 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         err = bitnami_set(&text, key, v->value);
         edited = true;
         if (err == FMW_EINVAL) {
-            enum fmw_plan_status st = unreadable(
-                g, "%.256s: sed would read a backslash escape in its value, which is not "
-                   "modelled", names[i]);
+            enum fmw_plan_status st =
+                unreadable(g,
+                           "%.256s: sed would read a backslash escape in its value, which is not "
+                           "modelled",
+                           names[i]);
             free(names);
             fmw_buf_free(&text);
             return st;
         }
     }
     free(names);
-    const char *unknown = err ? NULL : unknown_in_memory_lines(fmw_buf_cstr(&text), in->env, in->nenv);
+    const char *unknown =
+        err ? NULL : unknown_in_memory_lines(fmw_buf_cstr(&text), in->env, in->nenv);
     if (unknown) {
         fmw_buf_free(&text);
         return unreadable(g, "Bitnami's %s sets memory from $%.64s, which comes from valueFrom",
@@ -683,8 +690,9 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     enum fmw_plan_status st = parse_file(g, conf, file, final, strlen(final));
     free(final);
     /* Whether the assumed default still decides the size. */
-    static const char *const SIZES[] = {"jobmanager.memory.flink.size", "jobmanager.memory.heap.size",
-                                        "jobmanager.heap.size", "jobmanager.heap.mb"};
+    static const char *const SIZES[] = {"jobmanager.memory.flink.size",
+                                        "jobmanager.memory.heap.size", "jobmanager.heap.size",
+                                        "jobmanager.heap.mb"};
     bool sized = false;
     const struct fmw_conf_entry *ps = fmw_conf_get(conf, IMAGE_DEFAULT_KEY);
     if (ps && strcmp(ps->text, IMAGE_DEFAULT_VALUE) != 0)
@@ -749,8 +757,8 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
             }
         } else if ((pl < dir_len && strncmp(conf_dir, path, pl) == 0 && conf_dir[pl] == '/') ||
                    strcmp(path, "/") == 0) {
-            st = unreadable(g, "the conf dir %s lies inside volume %s mounted at %s", conf_dir,
-                            vn, path);
+            st = unreadable(g, "the conf dir %s lies inside volume %s mounted at %s", conf_dir, vn,
+                            path);
             goto done;
         }
     }
@@ -800,7 +808,7 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
     for (int j = 0; j < 2; j++) {
         if (file_vol[j] && j != k)
             note(g, j == 0 ? "the mounted flink-conf.yaml is ignored by this Flink version"
-                            : "the mounted config.yaml is ignored by this Flink version");
+                           : "the mounted config.yaml is ignored by this Flink version");
     }
     if (k < 0) {
         st = image_default(g, conf, source);
@@ -821,8 +829,8 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
         goto done;
     }
     if (!f.text) {
-        st = unreadable(g, "volume %s has no %s", json_string_value(json_object_get(file_vol[k], "name")),
-                        file_sub[k]);
+        st = unreadable(g, "volume %s has no %s",
+                        json_string_value(json_object_get(file_vol[k], "name")), file_sub[k]);
         goto done;
     }
     snprintf(source, FMW_PLAN_TEXT, "%s", f.where);
@@ -840,7 +848,8 @@ static bool pod_has_configmap(json_t *spec, const char *name, size_t n)
     json_t *v, *src;
     json_array_foreach(json_object_get(spec, "volumes"), i, v)
     {
-        const char *cm = json_string_value(json_object_get(json_object_get(v, "configMap"), "name"));
+        const char *cm =
+            json_string_value(json_object_get(json_object_get(v, "configMap"), "name"));
         if (cm && strlen(cm) == n && strncmp(cm, name, n) == 0)
             return true;
         json_array_foreach(json_object_get(json_object_get(v, "projected"), "sources"), j, src)

@@ -87,7 +87,8 @@ enum fmw_expand_exhausted fmw_expand_budget_end(void)
     return e;
 }
 
-/* Takes `bytes` and `scans` from the budget; FMW_ETOOBIG once either is spent (and from then on). */
+/* Takes `bytes` and `scans` from the budget; FMW_ETOOBIG once either is spent (and from then on).
+ */
 static enum fmw_err charge(size_t bytes, size_t scans)
 {
     if (!budget.active)
@@ -158,8 +159,7 @@ static bool opaque_value(const struct env_var *env, size_t nenv, const char *v)
 }
 
 /* The name of the last entry called `name`, as the env holds it (a stable string). */
-static const char *env_name_of(const struct env_var *env, size_t nenv, const char *name,
-                               size_t n)
+static const char *env_name_of(const struct env_var *env, size_t nenv, const char *name, size_t n)
 {
     for (size_t i = nenv; i-- > 0;) {
         if (strlen(env[i].name) == n && memcmp(env[i].name, name, n) == 0)
@@ -168,8 +168,7 @@ static const char *env_name_of(const struct env_var *env, size_t nenv, const cha
     return "?";
 }
 
-char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv,
-                   const char **unknown)
+char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, const char **unknown)
 {
     if (unknown)
         *unknown = NULL;
@@ -372,8 +371,8 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
             } else if (c == '"') {
                 quote = quote ? 0 : '"';
                 i++;
-            } else if (c == '$' && (s[i + 1] == '{' || isalpha((unsigned char)s[i + 1]) ||
-                                    s[i + 1] == '_')) {
+            } else if (c == '$' &&
+                       (s[i + 1] == '{' || isalpha((unsigned char)s[i + 1]) || s[i + 1] == '_')) {
                 bool braced = s[i + 1] == '{';
                 size_t a = i + (braced ? 2 : 1), e = a;
                 while (e < n && is_name_char((unsigned char)s[e]))
@@ -401,7 +400,8 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
         }
         size_t before = cl->nwords;
         if (!err)
-            err = split ? add_fields(cl, elem, start, i, &w) : add_word(cl, elem, start, i, &w, false);
+            err = split ? add_fields(cl, elem, start, i, &w)
+                        : add_word(cl, elem, start, i, &w, false);
         if (!err && first && cl->nwords > before) {
             cl->words[before].first = true;
             first = false;
@@ -487,10 +487,9 @@ enum fmw_err fmw_cmdline_build(json_t *container, const struct env_var *env, siz
         return FMW_ENOMEM;
     for (size_t i = 0; i < nc + na; i++) {
         json_t *a = i < nc ? json_array_get(command, i) : json_array_get(args, i - nc);
-        cl->elems[cl->nelems++] = (struct elem){i < nc ? "command" : "args",
-                                                (int)(i < nc ? i : i - nc),
-                                                json_is_string(a) ? json_string_value(a) : "",
-                                                false};
+        cl->elems[cl->nelems++] =
+            (struct elem){i < nc ? "command" : "args", (int)(i < nc ? i : i - nc),
+                          json_is_string(a) ? json_string_value(a) : "", false};
     }
     enum fmw_err err = FMW_OK;
     struct fmw_buf w;

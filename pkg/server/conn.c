@@ -28,11 +28,11 @@
 
 /* Read buffers start small and grow to what the request needs (its head, then its declared
  * body); an idle connection keeps none. */
-#define IN_FIRST     (16u * 1024u)
-#define READ_MIN     4096u
+#define IN_FIRST (16u * 1024u)
+#define READ_MIN 4096u
 /* How long a connection closed after its response keeps reading (and dropping) what the client
  * still sends, so that closing does not reset the connection under the response. */
-#define LINGER_NS    (2ull * 1000000000ull)
+#define LINGER_NS (2ull * 1000000000ull)
 /* During the drain, how long a new connection has for its first request. */
 #define DRAIN_FIRST_REQUEST_MS 1000u
 
@@ -612,9 +612,8 @@ static void conn_process(struct srv_conn *c)
             }
             /* The head's slices point into `in`, which may move as the body arrives. */
             c->target_off = (size_t)(c->head.target.ptr - c->in.data);
-            c->ctype_off = c->head.has_content_type
-                               ? (size_t)(c->head.content_type.ptr - c->in.data)
-                               : 0;
+            c->ctype_off =
+                c->head.has_content_type ? (size_t)(c->head.content_type.ptr - c->in.data) : 0;
             fmw_buf_reset(&c->body);
             memset(&c->chunks, 0, sizeof c->chunks);
             c->consumed = c->head_len;
@@ -749,18 +748,30 @@ static void next_request(struct srv_conn *c)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
@@ -805,9 +816,9 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     const char *connection = c->close_after    ? "Connection: close\r\n"
                              : !c->head.http11 ? "Connection: keep-alive\r\n"
                                                : "";
-    enum fmw_err err = fmw_buf_addf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%s\r\n",
-                                    status, reason_of(status), content_type, length,
-                                    extra ? extra : "", connection);
+    enum fmw_err err =
+        fmw_buf_addf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%s\r\n", status,
+                     reason_of(status), content_type, length, extra ? extra : "", connection);
     if (!err && !head_only && len)
         err = fmw_buf_add(&c->out, body, len);
     if (err) {

@@ -32,9 +32,9 @@ static bool eq_ci(const char *p, size_t n, const char *lit)
 static const struct {
     const char *name;
     enum srv_method method;
-} METHODS[] = {{"GET", SRV_M_GET},         {"HEAD", SRV_M_HEAD},       {"POST", SRV_M_POST},
-               {"PUT", SRV_M_PUT},         {"DELETE", SRV_M_DELETE},   {"OPTIONS", SRV_M_OPTIONS},
-               {"TRACE", SRV_M_TRACE},     {"PATCH", SRV_M_PATCH},     {"CONNECT", SRV_M_CONNECT}};
+} METHODS[] = {{"GET", SRV_M_GET},     {"HEAD", SRV_M_HEAD},     {"POST", SRV_M_POST},
+               {"PUT", SRV_M_PUT},     {"DELETE", SRV_M_DELETE}, {"OPTIONS", SRV_M_OPTIONS},
+               {"TRACE", SRV_M_TRACE}, {"PATCH", SRV_M_PATCH},   {"CONNECT", SRV_M_CONNECT}};
 
 /* The end of the line starting at p (at the LF), or NULL; *next is the start of the next one.
  * A bare LF ends a line too (RFC 9112 2.2 lets a recipient accept it). */

@@ -189,7 +189,8 @@ void srv_conn_accept_error(struct evconnlistener *l, void *arg)
              victim ? " (a connection closed to free a descriptor)" : "");
     r->resting = true;
     evconnlistener_disable(l);
-    struct timeval tv = {(time_t)(r->backoff_ms / 1000), (suseconds_t)(r->backoff_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(r->backoff_ms / 1000),
+                         (suseconds_t)(r->backoff_ms % 1000) * 1000};
     evtimer_add(&r->timer, &tv);
 }
 
@@ -453,8 +454,8 @@ static const struct srv_route *find_route(const struct fmw_server *srv, const ch
     return NULL;
 }
 
-static void serve_builtin(struct fmw_server *srv, struct srv_conn *c,
-                          const struct srv_route *route, uint64_t t0)
+static void serve_builtin(struct fmw_server *srv, struct srv_conn *c, const struct srv_route *route,
+                          uint64_t t0)
 {
     static const char TEXT[] = "text/plain; charset=utf-8";
     switch (route->builtin) {
@@ -601,9 +602,9 @@ static enum fmw_err copy_config(struct fmw_server *srv, const struct fmw_server_
         return fmw_diag_set(diag, FMW_EUSAGE, "a certificate file and a key file are required");
     if (cfg->workers == 0 || cfg->workers > 64)
         return fmw_diag_set(diag, FMW_EUSAGE, "workers must be 1..64");
-    if (cfg->max_connections == 0 || cfg->max_body == 0 || cfg->max_bodies < cfg->max_body || cfg->max_headers < 256 ||
-        cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 || cfg->handler_timeout_ms == 0 ||
-        cfg->grace_ms == 0)
+    if (cfg->max_connections == 0 || cfg->max_body == 0 || cfg->max_bodies < cfg->max_body ||
+        cfg->max_headers < 256 || cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 ||
+        cfg->handler_timeout_ms == 0 || cfg->grace_ms == 0)
         return fmw_diag_set(diag, FMW_EUSAGE, "limits and timeouts must be positive");
     if (cfg->max_body > (size_t)INT32_MAX || cfg->max_response > (size_t)INT32_MAX)
         return fmw_diag_set(diag, FMW_EUSAGE, "body caps must be below 2 GiB");
@@ -673,8 +674,7 @@ static enum fmw_err listen_on(struct fmw_server *srv, const char *host, int port
     if (rc != 0)
         return fmw_diag_set(diag, FMW_EIO, "cannot listen on %s:%d: %s", host, port,
                             gai_strerror(rc));
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     int one = 1;
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -781,8 +781,8 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     if (err != FMW_OK)
         goto out;
 
-    err = listen_on(srv, srv->cfg.tls_host, srv->cfg.tls_port, &srv->tls_listener,
-                    &srv->tls_port, diag);
+    err = listen_on(srv, srv->cfg.tls_host, srv->cfg.tls_port, &srv->tls_listener, &srv->tls_port,
+                    diag);
     if (err != FMW_OK)
         goto out;
 

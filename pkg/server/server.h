@@ -145,8 +145,8 @@ void fmw_server_config_defaults(struct fmw_server_config *cfg);
  * Errors: FMW_EUSAGE (bad configuration), FMW_EIO (bind, inotify, thread), FMW_ENOMEM; `diag`
  * (may be NULL) says which.
  */
-FMW_NODISCARD enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_server **out,
-                            struct fmw_diag *diag);
+FMW_NODISCARD enum fmw_err fmw_server_new(const struct fmw_server_config *cfg,
+                                          struct fmw_server **out, struct fmw_diag *diag);
 
 /* The ports the listeners are bound to (useful with port 0); the plain one is -1 when disabled. */
 int fmw_server_tls_port(const struct fmw_server *srv);

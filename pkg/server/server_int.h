@@ -20,9 +20,9 @@
 #include "pkg/http1/http1.h"
 #include "pkg/server/server.h"
 
-#define SRV_DIGEST_LEN  32 /* SHA-256 of the certificate files' content */
-#define SRV_MAX_WATCHES 3  /* directories of cert, key, client CA */
-#define SRV_POOL_BUFS   16 /* connection buffers kept for reuse */
+#define SRV_DIGEST_LEN   32            /* SHA-256 of the certificate files' content */
+#define SRV_MAX_WATCHES  3             /* directories of cert, key, client CA */
+#define SRV_POOL_BUFS    16            /* connection buffers kept for reuse */
 #define SRV_POOL_BUF_MAX (64u * 1024u) /* larger ones go back to malloc */
 #define SRV_POOL_BUF_MIN (16u * 1024u) /* and smaller ones: a read buffer needs this much */
 /* Connections of the plain (health) listener: the kubelet's probes and a metrics scraper need a
@@ -70,8 +70,16 @@ struct srv_route {
 /* ---- http.c ---- */
 
 enum srv_method {
-    SRV_M_OTHER, SRV_M_GET, SRV_M_HEAD, SRV_M_POST, SRV_M_PUT, SRV_M_DELETE, SRV_M_OPTIONS,
-    SRV_M_TRACE, SRV_M_PATCH, SRV_M_CONNECT
+    SRV_M_OTHER,
+    SRV_M_GET,
+    SRV_M_HEAD,
+    SRV_M_POST,
+    SRV_M_PUT,
+    SRV_M_DELETE,
+    SRV_M_OPTIONS,
+    SRV_M_TRACE,
+    SRV_M_PATCH,
+    SRV_M_CONNECT
 };
 
 /* What a request head says; slices point into the parsed bytes. */
@@ -120,7 +128,7 @@ struct srv_conn {
     enum srv_conn_state state;
     bool request_started; /* bytes of a request (or the handshake) arrived: deadline armed */
     bool handshake_done;
-    bool read_paused;     /* rev removed while a worker has the request */
+    bool read_paused;                        /* rev removed while a worker has the request */
     bool read_wants_write, write_wants_read; /* TLS asked for the other direction */
     bool may_have_pending; /* reading stopped early: OpenSSL may hold decrypted bytes */
     bool peer_eof;
@@ -131,12 +139,12 @@ struct srv_conn {
 
     /* The request being read: raw bytes from `in`'s start, its head once complete. */
     struct fmw_buf in;
-    size_t scan_from;  /* where the search for the end of the head resumes */
-    size_t skip;       /* empty lines before the request line */
-    bool skipped;      /* the request line has begun: no more empty lines to skip */
+    size_t scan_from;     /* where the search for the end of the head resumes */
+    size_t skip;          /* empty lines before the request line */
+    bool skipped;         /* the request line has begun: no more empty lines to skip */
     bool writing_interim; /* the response being written is a 100 Continue */
-    size_t head_len;   /* 0 until the head is complete */
-    size_t consumed;   /* bytes of `in` the request used, head and body */
+    size_t head_len;      /* 0 until the head is complete */
+    size_t consumed;      /* bytes of `in` the request used, head and body */
     struct srv_head head;
     size_t target_off, ctype_off; /* where head.target and head.content_type start in `in` */
     struct fmw_chunked chunks;

@@ -77,8 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (eq)
                 json_object_set_new(e, "value", json_stringn(eq + 1, n - (size_t)(eq - f) - 1));
             else
-                json_object_set_new(e, "valueFrom", json_pack("{s:{s:s}}", "fieldRef", "fieldPath",
-                                                              "metadata.name"));
+                json_object_set_new(
+                    e, "valueFrom",
+                    json_pack("{s:{s:s}}", "fieldRef", "fieldPath", "metadata.name"));
             json_array_append_new(env, e);
         } else {
             json_array_append_new(part == 1 ? command : args, json_stringn(f, n));

@@ -49,14 +49,14 @@ static void run_case(json_t *c, struct outcome *o)
         /* Set directly: the harness already split "key=value" as commons-cli does. */
         json_t *k = json_array_get(kv, 0), *v = json_array_get(kv, 1);
         fmw_conf_set(&conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
-                     (struct fmw_str){json_string_value(v), json_string_length(v)},
-                     FMW_CONF_STRING, 0);
+                     (struct fmw_str){json_string_value(v), json_string_length(v)}, FMW_CONF_STRING,
+                     0);
     }
     const char *target = json_string_value(json_object_get(c, "legacy_target"));
     struct fmw_jm_input in = {
         &conf, version,
         !target || strcmp(target, "none") == 0 ? FMW_LEGACY_NONE
-        : strcmp(target, "heap") == 0         ? FMW_LEGACY_HEAP
+        : strcmp(target, "heap") == 0          ? FMW_LEGACY_HEAP
                                                : FMW_LEGACY_PROCESS,
         json_string_value(json_object_get(json_object_get(c, "env"), "FLINK_JM_HEAP"))};
     o->ok = fmw_jmmem_resolve(&in, &o->r, &o->d) == FMW_OK;
@@ -90,9 +90,12 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     const struct {
         const char *name;
         uint64_t ours;
-    } sizes[] = {{"total_process", s->total_process}, {"total_flink", s->total_flink},
-                 {"heap", s->heap},                   {"off_heap", s->off_heap},
-                 {"metaspace", s->metaspace},         {"overhead", s->overhead}};
+    } sizes[] = {{"total_process", s->total_process},
+                 {"total_flink", s->total_flink},
+                 {"heap", s->heap},
+                 {"off_heap", s->off_heap},
+                 {"metaspace", s->metaspace},
+                 {"overhead", s->overhead}};
     bool ok = true;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         json_int_t want = json_integer_value(json_object_get(res, sizes[i].name));
@@ -181,9 +184,9 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
         if (kube ? !same_kubernetes(c, &why) : !same(c, &o, &why)) {
             if (bad < show) {
                 char *input = json_dumps(c, JSON_COMPACT);
-                printf("MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path,
-                       (long long)seed, (long long)json_integer_value(json_object_get(c, "id")),
-                       input ? input : "", fmw_buf_cstr(&why));
+                printf("MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path, (long long)seed,
+                       (long long)json_integer_value(json_object_get(c, "id")), input ? input : "",
+                       fmw_buf_cstr(&why));
                 free(input);
             }
             bad++;
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
         if (replay(argv[i], &total, &mismatches) != 0)
             failed_files++;
     }
-    printf("oracle: %zu passed, %zu failed\n", total - mismatches, mismatches + (size_t)failed_files);
+    printf("oracle: %zu passed, %zu failed\n", total - mismatches,
+           mismatches + (size_t)failed_files);
     return mismatches || failed_files ? 1 : 0;
 }

@@ -237,9 +237,9 @@ int main(int argc, char **argv)
         return 1;
     }
     static const struct fmw_server_route routes[] = {
-        {"/echo", echo, NULL, false},     {"/mutate", mutate, NULL, false},
-        {"/slow", slow, NULL, false},     {"/fail", fail, NULL, false},
-        {"/big", big, NULL, false},       {"/inline", inline_route, NULL, true},
+        {"/echo", echo, NULL, false}, {"/mutate", mutate, NULL, false},
+        {"/slow", slow, NULL, false}, {"/fail", fail, NULL, false},
+        {"/big", big, NULL, false},   {"/inline", inline_route, NULL, true},
     };
     cfg.routes = routes;
     cfg.n_routes = sizeof(routes) / sizeof(routes[0]);

@@ -22,7 +22,11 @@ static bool utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
         if (n < 0)
             return false;
         p++;
@@ -36,7 +40,7 @@ static bool utf8_valid(const char *s)
 
 #define POD_REVIEW(obj)                                                                            \
     "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":"   \
-    "\"u1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},\"namespace\":\"n\","   \
+    "\"u1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},\"namespace\":\"n\","    \
     "\"operation\":\"CREATE\",\"object\":" obj "}}"
 
 Test(admission, echoes_uid_and_allows_what_it_skips)
@@ -62,9 +66,10 @@ Test(admission, off_mode_does_nothing)
     fmw_admission_config_defaults(&cfg);
     cfg.mode = FMW_MODE_OFF;
     enum fmw_err err;
-    json_t *r = review(POD_REVIEW("{\"metadata\":{},\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
-                                  "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"]}]}}"),
-                       &cfg, &err);
+    json_t *r =
+        review(POD_REVIEW("{\"metadata\":{},\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
+                          "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"]}]}}"),
+               &cfg, &err);
     cr_assert_eq(err, FMW_OK);
     cr_expect_null(json_object_get(json_object_get(r, "response"), "patch"));
     json_decref(r);
@@ -85,7 +90,8 @@ Test(admission, long_warnings_are_split_between_words_and_lose_nothing)
     char body[4096];
     snprintf(body, sizeof body,
              POD_REVIEW("{\"metadata\":{\"annotations\":{\"flink-memory-webhook/mode\":"
-                        "\"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\"}},"
+                        "\"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\"
+                        "u20ac\\u20ac\\u20ac\\u20ac\"}},"
                         "\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
                         "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],"
                         "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/opt/flink/conf\"}]}],"
@@ -138,10 +144,15 @@ Test(admission, malformed_reviews_are_einval)
     struct fmw_admission_config cfg;
     fmw_admission_config_defaults(&cfg);
     const char *bad[] = {
-        "", "null", "[]", "{\"apiVersion\":\"admission.k8s.io/v1\"}",
+        "",
+        "null",
+        "[]",
+        "{\"apiVersion\":\"admission.k8s.io/v1\"}",
         "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
-        "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}",
-        "{\"apiVersion\":\"admission.k8s.io/v2\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}",
+        "{\"apiVersion\":\"admission.k8s.io/"
+        "v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}",
+        "{\"apiVersion\":\"admission.k8s.io/"
+        "v2\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enum fmw_err err;

@@ -43,7 +43,10 @@ static int agree(const char *text, size_t len, int *accepted)
 Test(json, valid_documents_give_equal_trees)
 {
     static const char *const docs[] = {
-        "{}", "[]", " \t\r\n{ } ", "[1,-1,0,-0,1.5,-2.5e3,1E2,1e-2,0.0]",
+        "{}",
+        "[]",
+        " \t\r\n{ } ",
+        "[1,-1,0,-0,1.5,-2.5e3,1E2,1e-2,0.0]",
         "{\"a\":{\"b\":[true,false,null,\"x\"]},\"c\":\"\"}",
         "[9223372036854775807,-9223372036854775808]",
         "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"]",
@@ -63,14 +66,52 @@ Test(json, valid_documents_give_equal_trees)
 Test(json, invalid_documents_are_rejected_by_both)
 {
     static const char *const docs[] = {
-        "", " ", "1", "\"s\"", "null", "{", "[", "[1,]", "{\"a\":1,}", "{\"a\"}", "{\"a\" 1}",
-        "{a:1}", "[01]", "[1.]", "[.5]", "[1e]", "[-]", "[+1]", "[tru]", "[nul]", "[True]",
-        "{} x", "{}{}", "[\"\\u0000\"]", "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\ud800\\u0041\"]",
-        "[\"\\x\"]", "[\"\\u12\"]", "[\"a\nb\"]", "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]",
-        "[\"\xf4\x90\x80\x80\"]", "[\"\xff\"]", "[\"\xe2\x82\"]", "[9223372036854775808]",
-        "[-9223372036854775809]", "[1e400]", "[-1e400]", "{\"a\":1,\"a\":2}",
-        "{\"uid\":\"a\",\"uid\":\"b\"}", "{\"\\u0061\":1,\"a\":2}", "\xef\xbb\xbf{}", "[\"abc",
-        "[1 2]", "{\"a\":1 \"b\":2}",
+        "",
+        " ",
+        "1",
+        "\"s\"",
+        "null",
+        "{",
+        "[",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\"}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[1e]",
+        "[-]",
+        "[+1]",
+        "[tru]",
+        "[nul]",
+        "[True]",
+        "{} x",
+        "{}{}",
+        "[\"\\u0000\"]",
+        "[\"\\ud800\"]",
+        "[\"\\udc00\"]",
+        "[\"\\ud800\\u0041\"]",
+        "[\"\\x\"]",
+        "[\"\\u12\"]",
+        "[\"a\nb\"]",
+        "[\"\xc0\xaf\"]",
+        "[\"\xed\xa0\x80\"]",
+        "[\"\xf4\x90\x80\x80\"]",
+        "[\"\xff\"]",
+        "[\"\xe2\x82\"]",
+        "[9223372036854775808]",
+        "[-9223372036854775809]",
+        "[1e400]",
+        "[-1e400]",
+        "{\"a\":1,\"a\":2}",
+        "{\"uid\":\"a\",\"uid\":\"b\"}",
+        "{\"\\u0061\":1,\"a\":2}",
+        "\xef\xbb\xbf{}",
+        "[\"abc",
+        "[1 2]",
+        "{\"a\":1 \"b\":2}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         int accepted = 1;
@@ -90,7 +131,7 @@ Test(json, nesting_limit_is_jansons)
         deep[i] = '[';
         deep[2 * n - 1 - i] = ']';
     }
-    cr_expect(agree(deep, 2 * n, NULL));      /* one too deep: both reject */
+    cr_expect(agree(deep, 2 * n, NULL));         /* one too deep: both reject */
     cr_expect(agree(deep + 1, 2 * n - 2, NULL)); /* at the limit: both accept */
     free(deep);
 }
@@ -111,10 +152,14 @@ Test(json, random_mutations_agree)
         "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":"
         "\"705ab4f5-6393-11e8-b7cc-42010a800002\",\"operation\":\"CREATE\",\"dryRun\":false,"
         "\"object\":{\"metadata\":{\"name\":\"jm\",\"labels\":{\"component\":\"jobmanager\"},"
-        "\"annotations\":{\"a/b\":\"\\u00e9\\n\"}},\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
-        "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],\"env\":[{\"name\":\"FLINK_PROPERTIES\","
-        "\"value\":\"jobmanager.memory.process.size: 2g\\n\"}],\"resources\":{\"limits\":{\"memory\":"
-        "\"2Gi\",\"cpu\":1.5},\"requests\":{\"memory\":\"1Gi\"}},\"ports\":[{\"containerPort\":6123}]}],"
+        "\"annotations\":{\"a/"
+        "b\":\"\\u00e9\\n\"}},\"spec\":{\"containers\":[{\"name\":\"jobmanager\","
+        "\"image\":\"flink:1.18.1\",\"args\":[\"jobmanager\"],\"env\":[{\"name\":\"FLINK_"
+        "PROPERTIES\","
+        "\"value\":\"jobmanager.memory.process.size: "
+        "2g\\n\"}],\"resources\":{\"limits\":{\"memory\":"
+        "\"2Gi\",\"cpu\":1.5},\"requests\":{\"memory\":\"1Gi\"}},\"ports\":[{\"containerPort\":"
+        "6123}]}],"
         "\"priority\":-7,\"enableServiceLinks\":true,\"x\":null,\"y\":[1e3,-0.25,[],{}]}}}}";
     static const char pieces[] = "{}[]\",:\\0123456789-+.eEtfnu \t\n\xc3\xa9\xed\xff\x01";
     size_t n = sizeof seed - 1;

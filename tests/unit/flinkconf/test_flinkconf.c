@@ -137,13 +137,13 @@ Test(flinkconf, yaml_core_schema_values_read_as_java_prints_them)
 Test(flinkconf, yaml_rejections_use_flinks_text)
 {
     const char *bad[] = {
-        "a: 1\na: 2\n",                 /* duplicate key */
-        "a:\n  b: 1\na:\n  c: 2\n",      /* duplicate nested key */
-        "a: 1\n---\nb: 2\n",            /* two documents */
-        "- a\n- b\n",                   /* not a mapping */
-        "a: [1, 2\n",                   /* syntax */
-        "a:\n",                         /* null value */
-        "a: ~\n",                       /* null value */
+        "a: 1\na: 2\n",             /* duplicate key */
+        "a:\n  b: 1\na:\n  c: 2\n", /* duplicate nested key */
+        "a: 1\n---\nb: 2\n",        /* two documents */
+        "- a\n- b\n",               /* not a mapping */
+        "a: [1, 2\n",               /* syntax */
+        "a:\n",                     /* null value */
+        "a: ~\n",                   /* null value */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct fmw_conf conf;

@@ -63,9 +63,9 @@ Test(http1, chunked_refusals)
         const char *text;
         int status;
     } BAD[] = {
-        {"zz\r\n{}\r\n0\r\n\r\n", 400},       /* not hex */
-        {"2\r\n{}xx\r\n0\r\n\r\n", 400},      /* data longer than its size */
-        {"2 x\r\n{}\r\n0\r\n\r\n", 400},      /* junk after the size */
+        {"zz\r\n{}\r\n0\r\n\r\n", 400},        /* not hex */
+        {"2\r\n{}xx\r\n0\r\n\r\n", 400},       /* data longer than its size */
+        {"2 x\r\n{}\r\n0\r\n\r\n", 400},       /* junk after the size */
         {"ffffffffffffffffff\r\n{}\r\n", 413}, /* past 64 bits */
         {"401\r\n", 413},                      /* past the body cap (1024) */
     };

@@ -31,9 +31,9 @@ static void check_case(json_t *c, struct fmw_flink_version version)
         cr_assert(json_is_string(v), "[%s] config values are strings", src);
         fmw_conf_set(&conf, fmw_str_c(key), fmw_str_c(json_string_value(v)), FMW_CONF_STRING, 0);
     }
-    struct fmw_jm_input in = {&conf, version, legacy_of(json_object_get(c, "legacy_interpretation")),
-                              json_string_value(json_object_get(json_object_get(c, "env"),
-                                                                FMW_JM_LEGACY_ENV))};
+    struct fmw_jm_input in = {
+        &conf, version, legacy_of(json_object_get(c, "legacy_interpretation")),
+        json_string_value(json_object_get(json_object_get(c, "env"), FMW_JM_LEGACY_ENV))};
     struct fmw_jm_result r;
     struct fmw_diag d = FMW_DIAG_INIT;
     fmw_jm_result_init(&r);
@@ -55,9 +55,12 @@ static void check_case(json_t *c, struct fmw_flink_version version)
         const struct {
             const char *name;
             uint64_t got;
-        } sizes[] = {{"total_process", r.spec.total_process}, {"total_flink", r.spec.total_flink},
-                     {"heap", r.spec.heap},                   {"off_heap", r.spec.off_heap},
-                     {"metaspace", r.spec.metaspace},         {"overhead", r.spec.overhead}};
+        } sizes[] = {{"total_process", r.spec.total_process},
+                     {"total_flink", r.spec.total_flink},
+                     {"heap", r.spec.heap},
+                     {"off_heap", r.spec.off_heap},
+                     {"metaspace", r.spec.metaspace},
+                     {"overhead", r.spec.overhead}};
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             json_t *want = json_object_get(expect, sizes[i].name);
             if (want)
@@ -89,8 +92,8 @@ static void check_case(json_t *c, struct fmw_flink_version version)
         }
         json_t *mib = json_object_get(c, "k8s_container_memory_mib");
         if (mib)
-            cr_expect_eq(r.spec.total_process >> 20, (uint64_t)json_integer_value(mib),
-                         "[%s @%s]", src, ver);
+            cr_expect_eq(r.spec.total_process >> 20, (uint64_t)json_integer_value(mib), "[%s @%s]",
+                         src, ver);
     }
     json_t *logs = json_object_get(c, "logs");
     if (logs) {
@@ -124,8 +127,8 @@ Test(jmmem, flink_vectors_on_every_line_they_cover)
         bool legacy = json_is_string(json_object_get(c, "legacy_interpretation")) ||
                       json_object_get(c, "env");
         /* Vectors without a version range hold for every line; legacy ones only for 1.x. */
-        static const struct fmw_flink_version lines[] = {{1, 11, -1}, {1, 16, -1}, {1, 20, -1},
-                                                         {2, 0, -1},  {2, 2, -1}};
+        static const struct fmw_flink_version lines[] = {
+            {1, 11, -1}, {1, 16, -1}, {1, 20, -1}, {2, 0, -1}, {2, 2, -1}};
         for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
             if (lines[k].major >= 2 && (legacy || (versions && strstr(versions, "1.20 ("))))
                 continue;

@@ -31,7 +31,8 @@ Test(kube, yaml_errors_have_positions)
 
 Test(kube, static_configmaps_by_namespace)
 {
-    const char *text = "kind: List\nitems:\n- {kind: ConfigMap, metadata: {name: a, namespace: x}, data: {k: '1'}}\n"
+    const char *text = "kind: List\nitems:\n- {kind: ConfigMap, metadata: {name: a, namespace: x}, "
+                       "data: {k: '1'}}\n"
                        "---\nkind: ConfigMap\nmetadata: {name: b}\ndata: {k: '2'}\n"
                        "---\nkind: Secret\nmetadata: {name: c}\n";
     json_t *docs;
@@ -47,7 +48,8 @@ Test(kube, static_configmaps_by_namespace)
     cr_expect_eq(src.get(src.ctx, "y", "a", &data, NULL), FMW_ENOTFOUND, "other namespace");
     cr_expect_eq(src.get(src.ctx, "any", "b", &data, NULL), FMW_OK, "no namespace matches all");
     json_decref(data);
-    cr_expect_eq(src.get(src.ctx, "x", "c", &data, NULL), FMW_ENOTFOUND, "Secrets are not ConfigMaps");
+    cr_expect_eq(src.get(src.ctx, "x", "c", &data, NULL), FMW_ENOTFOUND,
+                 "Secrets are not ConfigMaps");
     fmw_cm_static_free(s);
     json_decref(docs);
 }

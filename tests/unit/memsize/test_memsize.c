@@ -29,7 +29,8 @@ Test(memsize, flink_vectors)
                     cr_expect_str_eq(fmw_diag_msg(&d), want, "[%s] '%s'", src, text);
             } else {
                 cr_expect_eq(err, FMW_OK, "[%s] '%s': %s", src, text, fmw_diag_msg(&d));
-                cr_expect_eq(bytes, (uint64_t)json_integer_value(json_object_get(c, "expect_bytes")),
+                cr_expect_eq(bytes,
+                             (uint64_t)json_integer_value(json_object_get(c, "expect_bytes")),
                              "[%s] '%s'", src, text);
             }
             fmw_diag_cleanup(&d);
@@ -174,11 +175,10 @@ Test(memsize, java_parse_float)
         bool ok;
         float value;
     } cases[] = {
-        {"0.1", true, 0.1f},   {" 0.2 ", true, 0.2f},   {"0.1f", true, 0.1f},
-        {"1e-1", true, 0.1f},  {"+.5", true, 0.5f},     {"5.", true, 5.0f},
-        {"0x1p-1", true, 0.5f}, {"-0.1D", true, -0.1f}, {"0x1", false, 0},
-        {"", false, 0},        {"0.1.2", false, 0},     {"1e", false, 0},
-        {"abc", false, 0},     {"0,1", false, 0},       {"NaNf", false, 0},
+        {"0.1", true, 0.1f}, {" 0.2 ", true, 0.2f}, {"0.1f", true, 0.1f},   {"1e-1", true, 0.1f},
+        {"+.5", true, 0.5f}, {"5.", true, 5.0f},    {"0x1p-1", true, 0.5f}, {"-0.1D", true, -0.1f},
+        {"0x1", false, 0},   {"", false, 0},        {"0.1.2", false, 0},    {"1e", false, 0},
+        {"abc", false, 0},   {"0,1", false, 0},     {"NaNf", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float v = -1;

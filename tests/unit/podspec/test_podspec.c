@@ -38,7 +38,8 @@ Test(podspec, shell_scripts_are_split_like_the_shell)
     struct parsed p;
     parse(&p,
           "{\"command\":[\"/bin/bash\",\"-ec\"],\"args\":[\"echo hi; exec java \\\"-Xmx$HEAP\\\" "
-          "'-Dx=a b' -cp /l org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint\"]}",
+          "'-Dx=a b' -cp /l "
+          "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint\"]}",
           env, 1);
     cr_assert_eq(p.l.kind, L_JAVA);
     cr_expect_str_eq(p.cl.words[p.l.java].text, "java");
@@ -46,7 +47,8 @@ Test(podspec, shell_scripts_are_split_like_the_shell)
     cr_expect_str_eq(p.cl.words[p.l.java + 2].text, "-Dx=a b");
     /* The raw span of the quoted word covers its quotes. */
     const struct word *w = &p.cl.words[p.l.java + 1];
-    cr_expect_eq(strncmp(p.cl.elems[w->elem].str + w->start, "\"-Xmx$HEAP\"", w->end - w->start), 0);
+    cr_expect_eq(strncmp(p.cl.elems[w->elem].str + w->start, "\"-Xmx$HEAP\"", w->end - w->start),
+                 0);
     done(&p);
 }
 
@@ -54,8 +56,10 @@ Test(podspec, kubernetes_expands_dollar_parens)
 {
     struct env_var env[] = {{"SIZE", "4g", 0, NULL, false}};
     struct parsed p;
-    parse(&p, "{\"args\":[\"standalone-job\",\"-Djobmanager.memory.process.size=$(SIZE)\",\"$$(SIZE)\"]}",
-          env, 1);
+    parse(
+        &p,
+        "{\"args\":[\"standalone-job\",\"-Djobmanager.memory.process.size=$(SIZE)\",\"$$(SIZE)\"]}",
+        env, 1);
     cr_assert_eq(p.l.kind, L_ENTRY_SAJ);
     cr_expect_str_eq(p.cl.words[1].text, "-Djobmanager.memory.process.size=4g");
     cr_expect_str_eq(p.cl.words[2].text, "$(SIZE)");
@@ -70,14 +74,19 @@ Test(podspec, launchers)
         bool entry;
     } cases[] = {
         {"{\"args\":[\"jobmanager\"]}", L_ENTRY_JM, true},
-        {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"standalone-job\"]}", L_ENTRY_SAJ, true},
+        {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"standalone-job\"]}", L_ENTRY_SAJ,
+         true},
         {"{\"args\":[\"taskmanager\"]}", L_TASKMANAGER, true},
-        {"{\"command\":[\"/opt/flink/bin/jobmanager.sh\",\"start-foreground\"]}", L_SCRIPT_JM, false},
-        {"{\"command\":[\"bash\",\"-c\",\"$FLINK_HOME/bin/kubernetes-jobmanager.sh kubernetes-application\"]}",
+        {"{\"command\":[\"/opt/flink/bin/jobmanager.sh\",\"start-foreground\"]}", L_SCRIPT_JM,
+         false},
+        {"{\"command\":[\"bash\",\"-c\",\"$FLINK_HOME/bin/kubernetes-jobmanager.sh "
+         "kubernetes-application\"]}",
          L_K8S_JM, false},
-        {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"bash\",\"-c\",\"kubernetes-taskmanager.sh\"]}",
+        {"{\"command\":[\"/"
+         "docker-entrypoint.sh\"],\"args\":[\"bash\",\"-c\",\"kubernetes-taskmanager.sh\"]}",
          L_TASKMANAGER, true},
-        {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.runtime.taskexecutor.TaskManagerRunner\"]}",
+        {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.runtime.taskexecutor."
+         "TaskManagerRunner\"]}",
          L_TASKMANAGER, false},
         {"{\"command\":[\"sleep\",\"infinity\"]}", L_NONE, false},
         {"{}", L_NONE, true},
@@ -106,12 +115,15 @@ Test(podspec, dynamic_properties_follow_the_scripts)
 {
     json_t *props, *notes;
     struct fmw_flink_version v118 = {1, 18, 1}, v1162 = {1, 16, 2}, v114 = {1, 14, -1};
-    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"-D\",\"a=1\",\"-Db=2\"]}", v118, &props, &notes), 2);
+    cr_expect_eq(
+        props_of("{\"args\":[\"jobmanager\",\"-D\",\"a=1\",\"-Db=2\"]}", v118, &props, &notes), 2);
     cr_expect_str_eq(json_string_value(json_array_get(props, 1)), "b=2");
     json_decref(props);
     json_decref(notes);
     /* host and port before the bare -D */
-    cr_expect_eq(props_of("{\"args\":[\"jobmanager\",\"h\",\"8081\",\"-D\",\"a=1\"]}", v118, &props, &notes), 1);
+    cr_expect_eq(
+        props_of("{\"args\":[\"jobmanager\",\"h\",\"8081\",\"-D\",\"a=1\"]}", v118, &props, &notes),
+        1);
     json_decref(props);
     json_decref(notes);
     /* -Dk=v first: taken as the host */
@@ -124,8 +136,11 @@ Test(podspec, dynamic_properties_follow_the_scripts)
     json_decref(props);
     json_decref(notes);
     /* standalone-job forwards both forms in every version */
-    cr_expect_eq(props_of("{\"args\":[\"standalone-job\",\"--job-classname\",\"x\",\"-Da=1\",\"-D\",\"b=2\"]}",
-                          v114, &props, &notes), 2);
+    cr_expect_eq(
+        props_of(
+            "{\"args\":[\"standalone-job\",\"--job-classname\",\"x\",\"-Da=1\",\"-D\",\"b=2\"]}",
+            v114, &props, &notes),
+        2);
     json_decref(props);
     json_decref(notes);
 }
@@ -160,7 +175,8 @@ Test(podspec, image_versions)
     cr_expect(fmw_podspec_image_version("flink:1.17.2-scala_2.12-java11", &v) && v.minor == 17 &&
               v.patch == 2);
     cr_expect(fmw_podspec_image_version("docker.io/apache/flink:2.0.0-java17", &v) && v.major == 2);
-    cr_expect(fmw_podspec_image_version("registry:5000/team/flink-custom:1.18", &v) && v.minor == 18);
+    cr_expect(fmw_podspec_image_version("registry:5000/team/flink-custom:1.18", &v) &&
+              v.minor == 18);
     cr_expect_not(fmw_podspec_image_version("flink:latest", &v));
     cr_expect_not(fmw_podspec_image_version("flink@sha256:abc", &v));
     cr_expect_not(fmw_podspec_image_version("nginx:1.25", &v));
@@ -208,8 +224,8 @@ Test(podspec, envsubst)
     free(s);
     /* A variable from valueFrom (NULL value), or one whose value names such a variable, is
      * not known here: said by name, substituted as empty. */
-    struct env_var refs[] = {{"S", NULL, 0, NULL, false}, {"T", "$(S)", 1, NULL, true},
-                             {"A", "1", 2, NULL, false}};
+    struct env_var refs[] = {
+        {"S", NULL, 0, NULL, false}, {"T", "$(S)", 1, NULL, true}, {"A", "1", 2, NULL, false}};
     s = fmw_envsubst("$A-${S}-$T", refs, 3, &unknown);
     cr_expect_str_eq(unknown, "S");
     free(s);

@@ -61,7 +61,8 @@ Test(http, versions_as_the_rfcs_say)
     cr_assert_eq(parse("GET / HTTP/1.9\r\nHost: x\r\n\r\n", &h), 0);
     cr_expect(h.http11);
     /* An HTTP/1.0 client gets no 100 Continue. */
-    cr_assert_eq(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", &h), 0);
+    cr_assert_eq(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", &h),
+                 0);
     cr_expect(!h.expect_continue);
     /* A chunked HTTP/1.0 request is answered, then the connection closed, keep-alive or not. */
     cr_assert_eq(parse("POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
@@ -69,7 +70,8 @@ Test(http, versions_as_the_rfcs_say)
                        &h),
                  0);
     cr_expect(h.chunked && !h.keep_alive);
-    cr_assert_eq(parse("POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", &h), 0);
+    cr_assert_eq(
+        parse("POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", &h), 0);
     cr_expect(h.keep_alive);
 }
 
@@ -108,9 +110,11 @@ static const struct {
     {"GET / HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n", 400},
     {"GET / HTTP/1.1\r\nHost: x\r\nX : space-before-colon\r\n\r\n", 400},
     {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" "b\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01"
+     "b\r\n\r\n",
+     400},
     {"GET / HTTP/1.1\r\nHost: x\r\nX: unterminated", 400},
-    {"GET / HTTP/1.1\r\n\r\n", 400},                     /* HTTP/1.1 without Host */
+    {"GET / HTTP/1.1\r\n\r\n", 400},                       /* HTTP/1.1 without Host */
     {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400}, /* two of them */
     {"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400},
 };
@@ -132,7 +136,6 @@ Test(http, refused_heads)
 Test(http, obs_text_in_values_is_taken)
 {
     struct srv_head h;
-    cr_expect_eq(parse("GET /mu\xfftate HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n",
-                       &h),
-                 0);
+    cr_expect_eq(
+        parse("GET /mu\xfftate HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n", &h), 0);
 }

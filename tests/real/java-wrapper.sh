@@ -12,10 +12,20 @@
 #
 # Before that, the whole command line runs once with --dry-run (the JVM is created and the main
 # class loaded, its main not called): a class or module that is not there fails as it would.
+# Then, when that worked, what the entrypoint's main does first runs for real with Flink's own
+# classes: ParseArgs (tests/real/ParseArgs.java, compiled by test_real_start.py into
+# /.real-start/parse-args) is started with the same JVM options, its directory put first on the
+# command line's class path (the release's jars after it), and parses the entrypoint's program
+# arguments with Flink's parser and loads the configuration as that entrypoint's main does. When
+# Flink's main would exit there (a required option missing, a conf dir that is not there, a conf
+# file Flink cannot read), the wrapper exits with its status and prints Flink's message, as the
+# JobManager would end: the -version run does not happen.
 #
 # It records, in /.real-start/record/: argv (the whole command line, one NUL-terminated word
 # each), env (those three variables), dry-run and dry-run-exit (that run's output and status),
-# flags (the JVM's PrintFlagsFinal output and its stderr) and exit (that JVM's status).
+# parse, parse-exit and parse-result (ParseArgs' output, status and one-line verdict; not there
+# when it did not run), flags (the JVM's PrintFlagsFinal output and its stderr) and exit (that
+# JVM's status).
 REC=/.real-start
 REAL_JAVA=$(cat "$REC/real-java")
 
@@ -23,6 +33,7 @@ args=("$@")
 n=${#args[@]}
 main=-1      # where the class is
 opts_end=0   # how many words are JVM options
+module=""    # the class is named as module/class
 i=0
 while [ $i -lt $n ]; do
     a=${args[$i]}
@@ -31,9 +42,9 @@ while [ $i -lt $n ]; do
         --limit-modules|--add-reads|--add-exports|--add-opens|--patch-module|--enable-native-access)
             i=$((i + 2)) ;;
         -m|--module)
-            opts_end=$i; main=$((i + 1)); break ;;
+            opts_end=$i; main=$((i + 1)); module=yes; break ;;
         --module=*)
-            opts_end=$i; main=$i; break ;;
+            opts_end=$i; main=$i; module=yes; break ;;
         -jar)
             break ;;  # the class is in the jar's manifest: not a Flink entrypoint start here
         -*|@*)
@@ -69,6 +80,45 @@ printf '%s\0' "$REAL_JAVA" "$@" > "$REC/record/argv"
 "$REAL_JAVA" --dry-run "$@" > "$REC/record/dry-run" 2>&1
 dry=$?
 echo "$dry" > "$REC/record/dry-run-exit"
+
+# ParseArgs: the entrypoint's own argument parsing and configuration loading, as its main.
+parse_classpath() { # the JVM options with ParseArgs' directory first on each class path given
+    local j=0 a
+    popts=()
+    local seen=""
+    while [ $j -lt $opts_end ]; do
+        a=${args[$j]}
+        case "$a" in
+            -cp|-classpath|--class-path)
+                popts+=("$a" "$REC/parse-args:${args[$((j + 1))]}"); seen=yes; j=$((j + 2)); continue ;;
+            --class-path=*)
+                popts+=("--class-path=$REC/parse-args:${a#--class-path=}"); seen=yes ;;
+            -p|--module-path|--upgrade-module-path|--add-modules|--limit-modules|--add-reads|\
+            --add-exports|--add-opens|--patch-module|--enable-native-access)
+                popts+=("$a" "${args[$((j + 1))]}"); j=$((j + 2)); continue ;;
+            *)
+                popts+=("$a") ;;
+        esac
+        j=$((j + 1))
+    done
+    # No class path option: the JVM's is $CLASSPATH, else the working directory.
+    [ -n "$seen" ] || popts+=(-cp "$REC/parse-args:${CLASSPATH:-.}")
+}
+if [ $dry -eq 0 ] && [ -z "$module" ] && [ -f "$REC/parse-args/ParseArgs.class" ]; then
+    parse_classpath
+    "$REAL_JAVA" "${popts[@]}" ParseArgs "$REC/record/parse-result" "$class" "${args[@]:$((main + 1))}" \
+        > "$REC/record/parse" 2>&1
+    parse=$?
+    echo "$parse" > "$REC/record/parse-exit"
+    if [ $parse -ne 0 ]; then
+        echo "java-wrapper: $class's main ends before the JobManager starts ($parse):" >&2
+        tail -n 40 "$REC/record/parse" >&2
+        exit $parse
+    fi
+elif [ $dry -eq 0 ] && [ -n "$module" ]; then
+    echo "not run: the class is named as module/class (ParseArgs runs on the class path)" \
+        > "$REC/record/parse-result"
+fi
 echo "java-wrapper: $class started as: java <its ${opts_end} JVM options> -XX:+PrintFlagsFinal -version" >&2
 "$REAL_JAVA" "${args[@]:0:$opts_end}" -XX:+PrintFlagsFinal -version > "$REC/record/flags" 2>&1
 rc=$?

@@ -12,7 +12,15 @@ kubelet writes them (items, subPath, projected sources, read-only), the environm
 expands it (kubelet.py), init containers run first, the image's ENTRYPOINT modelled by
 entrypoint.sh, and the container's command and args. Flink's scripts run for real, BashJavaUtils
 included; the java that would run the JobManager's entrypoint class runs instead with the same
-options and -XX:+PrintFlagsFinal -version (java-wrapper.sh).
+options and -XX:+PrintFlagsFinal -version (java-wrapper.sh). Before that, what the entrypoint's
+main does first runs for real with the release's own classes (ParseArgs.java, compiled with the
+JDK's javac into the cache, outside the repository): Flink's CommandLineParser with that
+entrypoint's parser factory over its program arguments, then the configuration loaded as main
+loads it (GlobalConfiguration over --configDir and the -D properties, or FLINK_CONF_DIR for the
+Kubernetes entrypoints). A pod whose JobManager would end there, as with "Missing required option:
+c" when a java command names no --configDir, cannot start, and is reported with Flink's message.
+It stops before the application entrypoints look for the job's jar and class (the releases here
+have none).
 
 Compared per case, from PrintFlagsFinal: MaxHeapSize (and InitialHeapSize, when the annotation's
 jvmArgs have -Xms) with the annotation's heap, MaxMetaspaceSize with metaspace, MaxDirectMemorySize
@@ -24,10 +32,11 @@ totalProcess unless the annotation says why it is higher (kept headroom, a limit
 where Flink's scripts pass BashJavaUtils' results to the entrypoint (-D jobmanager.memory.*), each
 of them with the annotation, and their sum with totalProcess.
 
-A case that cannot start (a shell without an option, a missing program, a script error) is a
-finding about the case: it is reported with the reason and its output's tail. Cases known to be
-such findings are listed in KNOWN_FINDINGS and reported as expected failures (strict: one that
-starts again must be taken off the list). The corpus is not edited here.
+A case that cannot start (a shell without an option, a missing program, a script error, an
+argument or conf dir Flink's entrypoint rejects) is a finding about the case: it is reported with
+the reason and its output's tail. Cases known to be such findings are listed in KNOWN_FINDINGS
+and reported as expected failures (strict: one that starts again must be taken off the list). The
+corpus is not edited here.
 
 What this does not do: cgroups (the JVM runs in this machine's cgroup, not one with the pod's
 limit; every JobManager here has explicit heap and metaspace flags, so its ergonomics do not
@@ -38,6 +47,7 @@ for every line; the images run 8, 11, 17 or 21), the Scala variant (1.11's PyPI 
 import base64
 import concurrent.futures
 import copy
+import hashlib
 import importlib.util
 import json
 import os
@@ -67,6 +77,7 @@ FETCH = os.path.join(HERE, "fetch-flink.sh")
 SANDBOX = os.path.join(HERE, "sandbox.py")
 ENTRYPOINT = os.path.join(HERE, "entrypoint.sh")
 JAVA_WRAPPER = os.path.join(HERE, "java-wrapper.sh")
+PARSE_ARGS = os.path.join(HERE, "ParseArgs.java")
 CACHE = os.environ.get("FLINK_REAL_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flink-memory-webhook", "pyflink")
 TIMEOUT = 180
@@ -79,17 +90,14 @@ RESOLVED = harness.RESOLVED
 # Cases whose pods do not start for real, each with what happens and what a realistic pod would
 # have written instead. Reported as expected failures; see the module docstring.
 KNOWN_FINDINGS = {
-    "java-main-class-from-a-module":
-        "java -p /opt/flink/lib -m flink.runtime/...: the JVM cannot build the module layer from "
-        "Flink's lib/ (flink-table_2.1x's automatic module name is invalid, and no jar is a module "
-        "flink.runtime: the runtime is inside flink-dist, not a named module). A realistic command "
-        "is -cp '/opt/flink/lib/*' org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
-    "shell-options-before-the-script-o-pipefail":
-        "sh is dash in the image (Ubuntu), and dash has no pipefail: 'sh: 0: Illegal option -o "
-        "pipefail', exit 2. A realistic command is [bash, -e, -o, pipefail, -c, ...] (or sh -e -c)",
-    "a-zsh-script-is-a-script":
-        "the official image has no /bin/zsh: the runtime cannot exec it. A realistic pod names a "
-        "shell the image has ([/bin/bash, -c, ...]), or an image built FROM flink that adds zsh",
+    "jobmanager-sh-Dk=v-is-taken-as-host":
+        "jobmanager.sh takes its first argument, -Djobmanager.memory.process.size=4g, as the host "
+        "(only a bare -D starts the properties) and starts StandaloneSessionClusterEntrypoint with "
+        "'--host -Djobmanager.memory.process.size=4g': Flink's parser rejects that (FlinkParseException, "
+        "'Missing argument for option: h', exit 1), so the JobManager never starts; the webhook's "
+        "warning says only that jobmanager.sh ignores the -D args. A realistic pod writes [jobmanager, "
+        "-D, jobmanager.memory.process.size=4g] (Flink 1.15+); the webhook could say the JobManager "
+        "cannot start with these args (or deny, as it denies a configuration Flink rejects)",
 }
 
 
@@ -121,6 +129,30 @@ def real_java():
     if not java.startswith("/usr/"):
         pytest.fail("the JDK must be under /usr to be seen in the sandbox's root: %s" % java)
     return java
+
+
+def parse_args_classes(java):
+    """ParseArgs.java compiled with the JDK's own javac, once per source and JDK, into the cache
+    (outside the repository): the directory of its class files."""
+    javac = os.path.join(os.path.dirname(java), "javac")
+    if not os.access(javac, os.X_OK):
+        pytest.fail("no javac next to %s (a JDK, not a JRE, is needed: tests/real/deps.sh)" % java)
+    with open(PARSE_ARGS, "rb") as f:
+        key = hashlib.sha256(f.read() + java.encode()).hexdigest()[:16]
+    out = os.path.join(CACHE, "parse-args", key)
+    if os.path.isfile(os.path.join(out, "ParseArgs.class")):
+        return out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="build-", dir=os.path.dirname(out))
+    p = subprocess.run([javac, "-d", tmp, PARSE_ARGS], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pytest.fail("javac ParseArgs.java failed:\n" + p.stdout + p.stderr)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # another run put it there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 # ---------------------------------------------------------------- the patched pods
@@ -273,9 +305,10 @@ def _write(path, text, mode=0o644):
 class Start:
     """One pod's start in a private directory; run() returns a result dict."""
 
-    def __init__(self, plan, java):
+    def __init__(self, plan, java, parse_args):
         self.plan = plan
         self.java = java
+        self.parse_args = parse_args
         self.tmp = tempfile.mkdtemp(prefix="real-start-")
         self.kpod = kubelet.Pod(plan.pod, harness.CORPUS["configmaps"])
         self.volumes = {}
@@ -369,6 +402,7 @@ class Start:
         rec = os.path.join(cdir, "rec")
         os.makedirs(os.path.join(rec, "record"))
         _write(os.path.join(rec, "real-java"), self.java + "\n")
+        shutil.copytree(self.parse_args, os.path.join(rec, "parse-args"))
         _write(os.path.join(cdir, "hosts"),
                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                "%s\t%s\n" % (kubelet.POD_IP, self.kpod.name))
@@ -426,7 +460,9 @@ class Start:
         return {"container": cname, "argv": argv, "rc": rc, "stdout": stdout, "stderr": stderr,
                 "seconds": round(time.time() - t0, 1), "jvm_argv": read("argv"),
                 "jvm_env": read("env"), "flags": read("flags"), "jvm_exit": read("exit"),
-                "dry_run": read("dry-run"), "dry_run_exit": read("dry-run-exit")}
+                "dry_run": read("dry-run"), "dry_run_exit": read("dry-run-exit"),
+                "parse": read("parse"), "parse_exit": read("parse-exit"),
+                "parse_result": read("parse-result")}
 
     def run(self):
         try:
@@ -602,6 +638,22 @@ def judge(plan, out, java):
                 "reason": "the JVM does not start with this command line (java --dry-run "
                           "exit %s)" % (run["dry_run_exit"] or "?").strip(),
                 "detail": "\n  JVM output (tail):\n" + tail(run["dry_run"], 10), "run": run}
+    verdict = (run["parse_result"] or "").strip()
+    if not verdict:
+        return {"status": "suite error", "notes": out["notes"],
+                "reason": "ParseArgs (Flink's entrypoint main's parsing) did not run or said nothing "
+                          "(exit %s)" % (run["parse_exit"] or "?").strip(),
+                "detail": "\n  its output (tail):\n" + tail(run["parse"], 15), "run": run}
+    if verdict.startswith("error:"):
+        return {"status": "suite error", "notes": out["notes"],
+                "reason": "ParseArgs could not do what the entrypoint's main does: " + verdict,
+                "detail": "\n  its output (tail):\n" + tail(run["parse"], 15), "run": run}
+    if (run["parse_exit"] or "0").strip() != "0":
+        message = verdict[len("failed: "):] if verdict.startswith("failed: ") else verdict
+        return {"status": "cannot start", "notes": out["notes"],
+                "reason": "Flink's entrypoint main ends before the JobManager starts (exit %s): %s"
+                          % (run["parse_exit"].strip(), message),
+                "detail": "\n  Flink's output (tail):\n" + tail(run["parse"], 15), "run": run}
     if (run["jvm_exit"] or "").strip() != "0":
         return {"status": "cannot start", "notes": out["notes"],
                 "reason": "the JobManager's JVM refused its options (exit %s)" % (run["jvm_exit"] or "?").strip(),
@@ -620,6 +672,8 @@ def describe(plan):
         lines.append("  command: %s" % json.dumps(r["run"]["argv"])[:300])
     if r.get("reason"):
         lines.append("  reason: " + r["reason"])
+    if r.get("run") and r["run"].get("parse_result") and r["status"] in ("matched", "mismatched"):
+        lines.append("  Flink's main: " + r["run"]["parse_result"].strip())
     for n in r.get("notes") or []:
         lines.append("  note: " + n)
     for what, want, got, ok in r.get("rows") or []:
@@ -639,6 +693,7 @@ def started(request):
         pytest.skip("needs root for mount namespaces (unshare -m)")
     java = real_java()
     t0 = time.time()
+    parse_args = parse_args_classes(java)
     plans = make_plans()
     todo = [p for p in plans if not p.skip]
     versions = sorted({p.version for p in todo}, key=vkey)
@@ -657,7 +712,7 @@ def started(request):
 
     def one(p):
         t = time.time()
-        p.result = judge(p, Start(p, java).run(), java)
+        p.result = judge(p, Start(p, java, parse_args).run(), java)
         with _log_lock:
             done[0] += 1
             n = done[0]
@@ -681,6 +736,13 @@ def started(request):
     report.append("=" * 100)
     say("\n".join(report) + "\n")
     return {p.name: p for p in plans}
+
+
+def test_known_findings_are_cases_of_the_corpus():
+    """A finding names a case of cases.yaml: a renamed or removed case takes its entry along."""
+    names = {c["name"] for c in CASES}
+    stale = sorted(n for n in KNOWN_FINDINGS if n not in names)
+    assert not stale, "KNOWN_FINDINGS names cases that are not in cases.yaml: %s" % stale
 
 
 @pytest.mark.parametrize("name", [c["name"] for c in CASES if not ONLY or c["name"] in ONLY])

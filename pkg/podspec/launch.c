@@ -198,6 +198,42 @@ bool fmw_launch_is_jobmanager(const struct launch *l)
     return l->kind != L_NONE && l->kind != L_TASKMANAGER;
 }
 
+bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
+                              struct fmw_flink_version v, char *msg, size_t size)
+{
+    if (l->kind != L_ENTRY_JM && l->kind != L_SCRIPT_JM)
+        return false;
+    size_t r = l->rest, end = l->end;
+    const char *a2 = r < end ? cl->words[r].text : "";
+    const char *a3 = r + 1 < end ? cl->words[r + 1].text : "";
+    const char *host = NULL, *port = NULL;
+    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0) {
+        /* start [-D …] | start HOST [-D …] | start HOST PORT [-D …] */
+        if (*a2 && strcmp(a2, "-D") != 0) {
+            host = a2;
+            if (*a3 && strcmp(a3, "-D") != 0)
+                port = a3;
+        }
+    } else {
+        host = *a2 ? a2 : NULL; /* HOST=$2 WEBUIPORT=$3, whatever they are */
+        port = host && *a3 ? a3 : NULL;
+    }
+    const char *bad = host && strncmp(host, "-D", 2) == 0   ? host
+                      : port && strncmp(port, "-D", 2) == 0 ? port
+                                                            : NULL;
+    if (!bad)
+        return false;
+    snprintf(msg, size,
+             "Failed to parse the command line arguments: Missing argument for option: %c "
+             "(jobmanager.sh passes %.128s as the %s, --%s %.128s; the JobManager does not start%s)",
+             bad == host ? 'h' : 'r', bad, bad == host ? "host" : "web UI port",
+             bad == host ? "host" : "webui-port", bad,
+             fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0
+                 ? ": write -D key=value, a bare -D first"
+                 : "");
+    return true;
+}
+
 /* FlinkConfigLoader.filterCmdArgs: "-D k=v" (two words) and "-Dk=v" (one word) are kept. */
 static enum fmw_err filter_dynamic(const struct cmdline *cl, size_t from, size_t end, json_t *props)
 {

@@ -1389,6 +1389,13 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     if (err || !found)
         goto out; /* SKIP */
     choose_version(&c);
+    char fatal[FMW_PLAN_TEXT];
+    if (fmw_launch_jm_args_fatal(&c.cl, &c.launch, plan->version, fatal, sizeof fatal)) {
+        /* Flink's own entrypoint refuses the command line, as it would a configuration. */
+        plan->status = FMW_PLAN_INVALID;
+        fmw_diag_set(&plan->message, FMW_EINVAL, "%s", fatal);
+        goto out;
+    }
     err = add_env_from(&c);
     if (err == FMW_ETOOBIG) {
         plan->status = FMW_PLAN_UNREADABLE;

@@ -142,6 +142,15 @@ bool fmw_launch_bitnami_image(const char *image);
 bool fmw_launch_is_jobmanager(const struct launch *l);
 
 /*
+ * jobmanager.sh's optional host and web UI port (its arguments after start): one that begins
+ * with -D is passed on as `--host -D…` or `--webui-port -D…`, which Flink's parser (commons-cli)
+ * reads as an option, so the entrypoint fails with "Missing argument for option: h" (or r) and
+ * the JobManager never starts. True, with the reason in `msg`, for such a command line.
+ */
+bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
+                              struct fmw_flink_version v, char *msg, size_t size);
+
+/*
  * The "-D key=value" properties that reach the memory calculation (BashJavaUtils) for this
  * launcher and version, in order, appended to `props` as "key=value" strings. Properties given
  * but not forwarded are described in `notes`.

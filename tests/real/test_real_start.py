@@ -89,16 +89,10 @@ RESOLVED = harness.RESOLVED
 
 # Cases whose pods do not start for real, each with what happens and what a realistic pod would
 # have written instead. Reported as expected failures; see the module docstring.
-KNOWN_FINDINGS = {
-    "jobmanager-sh-Dk=v-is-taken-as-host":
-        "jobmanager.sh takes its first argument, -Djobmanager.memory.process.size=4g, as the host "
-        "(only a bare -D starts the properties) and starts StandaloneSessionClusterEntrypoint with "
-        "'--host -Djobmanager.memory.process.size=4g': Flink's parser rejects that (FlinkParseException, "
-        "'Missing argument for option: h', exit 1), so the JobManager never starts; the webhook's "
-        "warning says only that jobmanager.sh ignores the -D args. A realistic pod writes [jobmanager, "
-        "-D, jobmanager.memory.process.size=4g] (Flink 1.15+); the webhook could say the JobManager "
-        "cannot start with these args (or deny, as it denies a configuration Flink rejects)",
-}
+# Cases whose pods cannot start for real, with why and what a realistic pod writes (none now:
+# jobmanager-sh-Dk=v-is-taken-as-host, found here, is denied by the webhook with Flink's parse
+# error since).
+KNOWN_FINDINGS = {}
 
 
 _capman = None

@@ -223,14 +223,15 @@ bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
                                                             : NULL;
     if (!bad)
         return false;
-    snprintf(msg, size,
-             "Failed to parse the command line arguments: Missing argument for option: %c "
-             "(jobmanager.sh passes %.128s as the %s, --%s %.128s; the JobManager does not start%s)",
-             bad == host ? 'h' : 'r', bad, bad == host ? "host" : "web UI port",
-             bad == host ? "host" : "webui-port", bad,
-             fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0
-                 ? ": write -D key=value, a bare -D first"
-                 : "");
+    snprintf(
+        msg, size,
+        "Failed to parse the command line arguments: Missing argument for option: %c "
+        "(jobmanager.sh passes %.128s as the %s, --%s %.128s; the JobManager does not start%s)",
+        bad == host ? 'h' : 'r', bad, bad == host ? "host" : "web UI port",
+        bad == host ? "host" : "webui-port", bad,
+        fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0
+            ? ": write -D key=value, a bare -D first"
+            : "");
     return true;
 }
 

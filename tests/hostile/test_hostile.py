@@ -182,6 +182,15 @@ def nested(depth, leaf="1"):
 
 
 # name, raw request (bytes or callable), check(rs, closed), options for exchange
+def carrying(annotation, volume_configmap):
+    """A JobManager pod annotated with a ConfigMap that a volume beside its conf dir carries (an
+    init container or a script could copy it in), so the annotation is followed."""
+    pod = jm_pod(annotations={"flink-memory-webhook/configmap": annotation})
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "src", "mountPath": "/config-src"}]
+    pod["spec"]["volumes"] = [{"name": "src", "configMap": {"name": volume_configmap}}]
+    return pod
+
+
 CATALOGUE = [
     # -- malformed HTTP --
     ("bad request line", b"GARBAGE\r\n\r\n", expect_4xx_or_close, {}),
@@ -427,8 +436,9 @@ CATALOGUE = [
     ("unicode in config keys", body_review(props_pod(
         "jobmanager.memory.process.size\u00a0: 1g\n\u0130jobmanager.memory.process.size: 2g")),
      expect_review(allowed=True), {}),
-    ("configmap annotation to nowhere", body_review(jm_pod(
-        annotations={"flink-memory-webhook/configmap": "../../secrets/x/y/z"})),
+    # The annotation is followed where the pod carries the ConfigMap it names (here a volume of
+    # ".." beside the conf dir): the name is then checked before any API call.
+    ("configmap annotation to nowhere", body_review(carrying("../../secrets/x/y/z", "..")),
      expect_review(allowed=True, patch=False), {}),
     ("mode annotation garbage", body_review(jm_pod(
         configmap="good", annotations={"flink-memory-webhook/mode": "\u202e\U0001F600" * 100})),
@@ -600,8 +610,7 @@ def test_configmap_names_never_leave_the_configmaps_path(env, name):
     is not a DNS-1123 subdomain is refused before any API call."""
     api = env.stub
     before = len(api.paths)
-    for pod in (jm_pod(configmap=name),
-                jm_pod(annotations={"flink-memory-webhook/configmap": name})):
+    for pod in (jm_pod(configmap=name), carrying(name, name)):
         rs, _ = exchange(env.port, post_raw(json.dumps(review(pod))))
         r = check_review_answer(rs[0])
         assert r["allowed"] and "patch" not in r, r

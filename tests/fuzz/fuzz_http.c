@@ -76,7 +76,7 @@ static enum fmw_err echo(void *ctx, const struct fmw_server_request *req,
 static void *run_server(void *arg)
 {
     (void)arg;
-    fmw_server_run(g_srv);
+    (void)fmw_server_run(g_srv);
     return NULL;
 }
 

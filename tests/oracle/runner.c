@@ -48,9 +48,12 @@ static void run_case(json_t *c, struct outcome *o)
     {
         /* Set directly: the harness already split "key=value" as commons-cli does. */
         json_t *k = json_array_get(kv, 0), *v = json_array_get(kv, 1);
-        fmw_conf_set(&conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
-                     (struct fmw_str){json_string_value(v), json_string_length(v)}, FMW_CONF_STRING,
-                     0);
+        if (fmw_conf_set(&conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
+                         (struct fmw_str){json_string_value(v), json_string_length(v)},
+                         FMW_CONF_STRING, 0) != FMW_OK) {
+            fmw_diag_set(&o->d, FMW_ENOMEM, "runner: cannot set a dynamic property");
+            goto out;
+        }
     }
     const char *target = json_string_value(json_object_get(c, "legacy_target"));
     struct fmw_jm_input in = {
@@ -71,19 +74,19 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     const char *want_error = json_string_value(json_object_get(res, "error"));
     if (want_error) {
         if (o->ok) {
-            fmw_buf_addf(why, "Flink failed with \"%s\", we resolved (jvm_args %s)", want_error,
-                         o->r.jvm_args);
+            (void)fmw_buf_addf(why, "Flink failed with \"%s\", we resolved (jvm_args %s)",
+                               want_error, o->r.jvm_args);
             return false;
         }
         if (strcmp(want_error, fmw_diag_msg(&o->d)) != 0) {
-            fmw_buf_addf(why, "error text differs:\n  flink: %s\n  ours:  %s", want_error,
-                         fmw_diag_msg(&o->d));
+            (void)fmw_buf_addf(why, "error text differs:\n  flink: %s\n  ours:  %s", want_error,
+                               fmw_diag_msg(&o->d));
             return false;
         }
         return true;
     }
     if (!o->ok) {
-        fmw_buf_addf(why, "Flink resolved, we failed: %s", fmw_diag_msg(&o->d));
+        (void)fmw_buf_addf(why, "Flink resolved, we failed: %s", fmw_diag_msg(&o->d));
         return false;
     }
     const struct fmw_jm_spec *s = &o->r.spec;
@@ -100,21 +103,21 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         json_int_t want = json_integer_value(json_object_get(res, sizes[i].name));
         if ((uint64_t)want != sizes[i].ours) {
-            fmw_buf_addf(why, "%s: flink %lld, ours %llu\n", sizes[i].name, (long long)want,
-                         (unsigned long long)sizes[i].ours);
+            (void)fmw_buf_addf(why, "%s: flink %lld, ours %llu\n", sizes[i].name, (long long)want,
+                               (unsigned long long)sizes[i].ours);
             ok = false;
         }
     }
     const char *jvm = json_string_value(json_object_get(res, "jvm_args"));
     if (!jvm || strcmp(jvm, o->r.jvm_args) != 0) {
-        fmw_buf_addf(why, "jvm_args:\n  flink: %s\n  ours:  %s\n", jvm ? jvm : "(null)",
-                     o->r.jvm_args);
+        (void)fmw_buf_addf(why, "jvm_args:\n  flink: %s\n  ours:  %s\n", jvm ? jvm : "(null)",
+                           o->r.jvm_args);
         ok = false;
     }
     const char *dyn = json_string_value(json_object_get(res, "dynamic_configs"));
     if (strcmp(dyn ? dyn : "", o->r.dynamic_configs) != 0) {
-        fmw_buf_addf(why, "dynamic_configs:\n  flink: %s\n  ours:  %s\n", dyn ? dyn : "(null)",
-                     o->r.dynamic_configs);
+        (void)fmw_buf_addf(why, "dynamic_configs:\n  flink: %s\n  ours:  %s\n",
+                           dyn ? dyn : "(null)", o->r.dynamic_configs);
         ok = false;
     }
     return ok;
@@ -134,10 +137,10 @@ static bool same_kubernetes(json_t *c, struct fmw_buf *why)
     uint64_t want_lim = (uint64_t)json_integer_value(json_object_get(c, "limit"));
     if (ok && request == want_req && limit == want_lim)
         return true;
-    fmw_buf_addf(why, "request: flink %llu, ours %llu; limit: flink %llu, ours %llu%s\n",
-                 (unsigned long long)want_req, (unsigned long long)request,
-                 (unsigned long long)want_lim, (unsigned long long)limit,
-                 ok ? "" : " (ours refused the size)");
+    (void)fmw_buf_addf(why, "request: flink %llu, ours %llu; limit: flink %llu, ours %llu%s\n",
+                       (unsigned long long)want_req, (unsigned long long)request,
+                       (unsigned long long)want_lim, (unsigned long long)limit,
+                       ok ? "" : " (ours refused the size)");
     return false;
 }
 

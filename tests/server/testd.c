@@ -113,7 +113,7 @@ static enum fmw_err fail(void *ctx, const struct fmw_server_request *req,
 {
     (void)ctx, (void)req;
     fmw_obs_inc(fmw_obs_series1(g_handled, "fail"));
-    fmw_buf_adds(&resp->body, "partial output that must not be sent");
+    (void)fmw_buf_adds(&resp->body, "partial output that must not be sent");
     return FMW_EINTERNAL;
 }
 
@@ -142,7 +142,7 @@ static enum fmw_err inline_route(void *ctx, const struct fmw_server_request *req
     (void)ctx;
     if (!req->may_block && query_num(req->query, "wait", 0)) {
         fmw_obs_inc(fmw_obs_series1(g_handled, "inline-deferred"));
-        fmw_buf_adds(&resp->body, "partial output of the loop attempt");
+        (void)fmw_buf_adds(&resp->body, "partial output of the loop attempt");
         resp->status = 299;
         return FMW_EAGAIN;
     }

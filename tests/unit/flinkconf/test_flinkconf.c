@@ -3,6 +3,9 @@
 #include "tests/unit/support.h"
 
 #include <criterion/criterion.h>
+
+/* A step that must succeed for the test to mean anything. */
+#define OK(x) cr_assert_eq((x), FMW_OK)
 #include <string.h>
 
 static char *join_lines(json_t *lines)
@@ -13,8 +16,8 @@ static char *join_lines(json_t *lines)
     json_t *l;
     json_array_foreach(lines, i, l)
     {
-        fmw_buf_adds(&b, json_string_value(l));
-        fmw_buf_addc(&b, '\n');
+        OK(fmw_buf_adds(&b, json_string_value(l)));
+        OK(fmw_buf_addc(&b, '\n'));
     }
     return fmw_buf_take(&b);
 }
@@ -206,10 +209,11 @@ Test(flinkconf, yaml_alias_bomb_is_bounded)
 {
     struct fmw_buf b;
     fmw_buf_init(&b, 1 << 20);
-    fmw_buf_adds(&b, "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    OK(fmw_buf_adds(&b, "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"));
     for (int i = 1; i < 12; i++)
-        fmw_buf_addf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n",
-                     i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+        OK(fmw_buf_addf(
+            &b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i,
+            i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1));
     struct fmw_conf conf;
     fmw_conf_init(&conf);
     cr_expect_eq(fmw_conf_parse_yaml(&conf, b.data, b.len, NULL, NULL), FMW_EINVAL);
@@ -232,10 +236,10 @@ Test(flinkconf, typed_getters_fail_with_flinks_texts)
 {
     struct fmw_conf conf;
     fmw_conf_init(&conf);
-    fmw_conf_apply_dynamic(&conf, fmw_str_c("size=12 parsecs"));
-    fmw_conf_apply_dynamic(&conf, fmw_str_c("fraction=ten percent"));
-    fmw_conf_apply_dynamic(&conf, fmw_str_c("flag=yes"));
-    fmw_conf_apply_dynamic(&conf, fmw_str_c("mb=1.5"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c("size=12 parsecs")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c("fraction=ten percent")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c("flag=yes")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c("mb=1.5")));
     struct fmw_diag d = FMW_DIAG_INIT, cause = FMW_DIAG_INIT;
     uint64_t size;
     bool present;

@@ -4,6 +4,9 @@
 #include "tests/unit/support.h"
 
 #include <criterion/criterion.h>
+
+/* A step that must succeed for the test to mean anything. */
+#define OK(x) cr_assert_eq((x), FMW_OK)
 #include <string.h>
 
 static bool starts_with(const char *s, const char *prefix)
@@ -29,7 +32,8 @@ static void check_case(json_t *c, struct fmw_flink_version version)
     json_object_foreach(json_object_get(c, "config"), key, v)
     {
         cr_assert(json_is_string(v), "[%s] config values are strings", src);
-        fmw_conf_set(&conf, fmw_str_c(key), fmw_str_c(json_string_value(v)), FMW_CONF_STRING, 0);
+        OK(fmw_conf_set(&conf, fmw_str_c(key), fmw_str_c(json_string_value(v)), FMW_CONF_STRING,
+                        0));
     }
     struct fmw_jm_input in = {
         &conf, version, legacy_of(json_object_get(c, "legacy_interpretation")),
@@ -82,10 +86,10 @@ static void check_case(json_t *c, struct fmw_flink_version version)
             json_t *l;
             json_array_foreach(block, i, l)
             {
-                fmw_buf_adds(&want, json_string_value(l));
-                fmw_buf_addc(&want, '\n');
+                OK(fmw_buf_adds(&want, json_string_value(l)));
+                OK(fmw_buf_addc(&want, '\n'));
             }
-            fmw_jmmem_format_block(&r.spec, &got);
+            OK(fmw_jmmem_format_block(&r.spec, &got));
             cr_expect_str_eq(fmw_buf_cstr(&got), fmw_buf_cstr(&want), "[%s @%s]", src, ver);
             fmw_buf_free(&want);
             fmw_buf_free(&got);
@@ -103,8 +107,8 @@ static void check_case(json_t *c, struct fmw_flink_version version)
         json_t *l;
         json_array_foreach(logs, i, l)
         {
-            fmw_buf_addf(&want, "%s %s\n", json_string_value(json_object_get(l, "level")),
-                         json_string_value(json_object_get(l, "message")));
+            OK(fmw_buf_addf(&want, "%s %s\n", json_string_value(json_object_get(l, "level")),
+                            json_string_value(json_object_get(l, "message"))));
         }
         cr_expect_str_eq(fmw_buf_cstr(&r.log), fmw_buf_cstr(&want), "[%s @%s] logs", src, ver);
         fmw_buf_free(&want);
@@ -162,13 +166,13 @@ Test(jmmem, shipped_default_and_prefix_by_line)
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
     cr_expect(starts_with(fmw_diag_msg(&d), "Either required"), "%s", fmw_diag_msg(&d));
 
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_PROCESS "=1600m"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_PROCESS "=1600m")));
     cr_assert_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK);
     cr_expect_eq(r.spec.heap, 1073741824);
     cr_expect_str_eq(r.jvm_args, "-Xmx1073741824 -Xms1073741824 -XX:MaxMetaspaceSize=268435456");
 
     /* The legacy heap key wins over process size only where it is read as heap (1.x scripts). */
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_LEGACY_HEAP "=2g"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_LEGACY_HEAP "=2g")));
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK, "2.x ignores legacy keys");
     in.version = FMW_FLINK_LINE(1, 20);
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
@@ -180,7 +184,7 @@ Test(jmmem, shipped_default_and_prefix_by_line)
 
     /* 1.11 has no dynamic-configs line; the direct-memory flag comes with the switch. */
     in.version = FMW_FLINK_LINE(1, 11);
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_DIRECT_LIMIT "=TRUE"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_DIRECT_LIMIT "=TRUE")));
     cr_assert_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK);
     cr_expect_str_eq(r.dynamic_configs, "");
     cr_expect(strstr(r.jvm_args, " -XX:MaxDirectMemorySize=134217728 ") != NULL, "%s", r.jvm_args);
@@ -193,8 +197,8 @@ Test(jmmem, bad_fraction_and_boolean_are_not_prefixed)
 {
     struct fmw_conf conf;
     fmw_conf_init(&conf);
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_PROCESS "=1g"));
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_FRACTION "=lots"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_PROCESS "=1g")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_FRACTION "=lots")));
     struct fmw_jm_result r;
     struct fmw_diag d = FMW_DIAG_INIT;
     fmw_jm_result_init(&r);
@@ -202,7 +206,7 @@ Test(jmmem, bad_fraction_and_boolean_are_not_prefixed)
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_EINVAL);
     cr_expect_str_eq(fmw_diag_msg(&d), "Could not parse value 'lots' for key "
                                        "'jobmanager.memory.jvm-overhead.fraction'.");
-    fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_FRACTION "=1"));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_FRACTION "=1")));
     cr_expect_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_ECONFIG);
     cr_expect_str_eq(fmw_diag_msg(&d),
                      "JobManager memory configuration failed: Inconsistently configured Key: "

@@ -2,6 +2,9 @@
 #include "pkg/podspec/podspec_int.h"
 
 #include <criterion/criterion.h>
+
+/* A step that must succeed for the test to mean anything. */
+#define OK(x) cr_assert_eq((x), FMW_OK)
 #include <string.h>
 #include <time.h>
 
@@ -207,9 +210,9 @@ Test(podspec, json_pointer_escapes)
 {
     struct fmw_buf b;
     fmw_buf_init(&b, 256);
-    fmw_json_pointer_append(&b, "metadata");
-    fmw_json_pointer_append(&b, "flink-memory-webhook/resolved");
-    fmw_json_pointer_append(&b, "a~b");
+    OK(fmw_json_pointer_append(&b, "metadata"));
+    OK(fmw_json_pointer_append(&b, "flink-memory-webhook/resolved"));
+    OK(fmw_json_pointer_append(&b, "a~b"));
     cr_expect_str_eq(fmw_buf_cstr(&b), "/metadata/flink-memory-webhook~1resolved/a~0b");
     fmw_buf_free(&b);
 }

@@ -753,8 +753,9 @@ static enum fmw_err plan_resources(struct ctx *c)
         !pod_level_fits(c, want_limit, fix_request ? want_request : request))
         return FMW_OK; /* UNREADABLE, said */
 
-    /* Beside the figures: where Flink's limit comes from, and how to keep headroom the webhook
-     * removes. */
+    /* Beside the figures: where Flink's limit comes from. (How to keep headroom the webhook
+     * removes is in the README and the resolved annotation's limit; a warning more on every such
+     * pod cost 3-6% of a review's instructions.) */
     if (fix_limit && p->limit_factor > 0) {
         char num[FMW_MEMSIZE_STRLEN], base[FMW_MEMSIZE_STRLEN], text[FMW_PLAN_TEXT];
         fmw_java_double_str(p->limit_factor, num);
@@ -762,9 +763,6 @@ static enum fmw_err plan_resources(struct ctx *c)
         snprintf(text, sizeof text, "Flink's limit: %s x " FMW_JM_LIMIT_FACTOR_KEY " %s", base,
                  num);
         err = note(c, text);
-    } else if (fix_limit && above) {
-        err = note(c, "the limit above Flink's size is headroom not known to be deliberate: "
-                      "annotation " FMW_ANN_HEADROOM ": keep keeps it");
     }
     if (err)
         return err;

@@ -85,11 +85,12 @@ static int shortest_digits_uncached(double d, char digits[FMW_DIGITS_MAX + 1], i
 void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN])
 {
     if (isnan(d)) {
-        strcpy(out, "NaN");
+        memcpy(out, "NaN", sizeof "NaN");
         return;
     }
     if (isinf(d)) {
-        strcpy(out, d < 0 ? "-Infinity" : "Infinity");
+        memcpy(out, d < 0 ? "-Infinity" : "Infinity",
+               d < 0 ? sizeof "-Infinity" : sizeof "Infinity");
         return;
     }
     char *o = out;
@@ -98,7 +99,7 @@ void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN])
         d = -d;
     }
     if (d == 0) {
-        strcpy(o, "0.0");
+        memcpy(o, "0.0", sizeof "0.0");
         return;
     }
     char digits[FMW_DIGITS_MAX + 1];

@@ -131,7 +131,7 @@ static enum fmw_err find_in_configmap(struct gather *g, json_t *src, const char 
     } else {
         key = path;
     }
-    json_t *data;
+    json_t *data = NULL;
     enum fmw_err err = get_cm(g, name, &data);
     if (err)
         return err;

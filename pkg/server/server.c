@@ -692,6 +692,7 @@ static enum fmw_err listen_on(struct fmw_server *srv, const char *host, int port
     }
     freeaddrinfo(ai);
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     socklen_t len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
         close(fd);

@@ -653,12 +653,12 @@ static enum fmw_headroom_policy headroom_policy(struct ctx *c)
  * operator from a FlinkDeployment's limits and requests) makes the limit that many times the
  * process size and leaves the request at the process size. Sets p->limit_factor when it applies.
  */
-static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *request_mib)
+static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *flink_request)
 {
     struct fmw_plan *p = c->plan;
     uint64_t total = p->jm.spec.total_process;
     *limit = total;
-    *request_mib = total;
+    *flink_request = total;
     if (fmw_flink_version_cmp(p->version, FMW_JM_LIMIT_FACTOR_SINCE) < 0 ||
         !fmw_conf_has(c->conf, FMW_JM_LIMIT_FACTOR_KEY))
         return FMW_OK;
@@ -680,7 +680,7 @@ static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *reques
         uint64_t req, lim;
         if (fmw_jm_kubernetes_memory(total, factor, &req, &lim) && lim > total) {
             *limit = lim;
-            *request_mib = req;
+            *flink_request = req;
             p->limit_factor = factor;
         }
     }
@@ -692,8 +692,8 @@ static enum fmw_err plan_resources(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
     uint64_t total = p->jm.spec.total_process;
-    uint64_t flink_lim, flink_req_mib;
-    enum fmw_err err = flink_limit(c, &flink_lim, &flink_req_mib);
+    uint64_t flink_lim, flink_req;
+    enum fmw_err err = flink_limit(c, &flink_lim, &flink_req);
     if (err)
         return err;
     json_t *resources = json_object_get(c->container, "resources");
@@ -729,7 +729,7 @@ static enum fmw_err plan_resources(struct ctx *c)
     } else if (p->limit_factor > 0) {
         /* Flink's shape: request = process size (in whole MiB when Flink wrote it). */
         want_request = total;
-        fix_request = equal ? !has_request || (request != total && request != flink_req_mib)
+        fix_request = equal ? !has_request || (request != total && request != flink_req)
                             : !has_request || request > want_limit;
     } else {
         want_request = want_limit;
@@ -759,7 +759,7 @@ static enum fmw_err plan_resources(struct ctx *c)
     if (fix_limit && p->limit_factor > 0) {
         char num[FMW_MEMSIZE_STRLEN], base[FMW_MEMSIZE_STRLEN], text[FMW_PLAN_TEXT];
         fmw_java_double_str(p->limit_factor, num);
-        fmw_quantity_format(flink_req_mib, base);
+        fmw_quantity_format(flink_req, base);
         snprintf(text, sizeof text, "Flink's limit: %s x " FMW_JM_LIMIT_FACTOR_KEY " %s", base,
                  num);
         err = note(c, text);

@@ -642,44 +642,43 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
             names[unique++] = names[i];
     }
     nn = unique;
-    for (i = 0; i < nn && !err; i++) {
+    /* A variable that stops the model leaves `refused` set, with the reason said. */
+    bool refused = false;
+    for (i = 0; i < nn && !err && !refused; i++) {
         const struct env_var *v = fmw_env_find(in->env, in->nenv, names[i]);
         char key[512], text_note[640];
         bitnami_key(names[i], key, sizeof key);
-        if (!v->value || v->opaque_ref) {
-            if (memory_key(key, strlen(key))) {
-                enum fmw_plan_status st = unreadable(
-                    g, "%.256s comes from valueFrom: the %.256s it sets is not known here",
-                    names[i], key);
-                free(names);
-                fmw_buf_free(&text);
-                return st;
-            }
+        if ((!v->value || v->opaque_ref) && memory_key(key, strlen(key))) {
+            unreadable(g, "%.256s comes from valueFrom: the %.256s it sets is not known here",
+                       names[i], key);
+            refused = true;
+        } else if (!v->value || v->opaque_ref) {
             snprintf(text_note, sizeof text_note, "%.256s comes from valueFrom and was not read",
                      names[i]);
             note(g, text_note);
-            continue;
-        }
-        err = bitnami_set(&text, key, v->value);
-        edited = true;
-        if (err == FMW_EINVAL) {
-            enum fmw_plan_status st =
+        } else {
+            err = bitnami_set(&text, key, v->value);
+            edited = true;
+            if (err == FMW_EINVAL) {
                 unreadable(g,
-                           "%.256s: sed would read a backslash escape in its value, which is not "
-                           "modelled",
+                           "%.256s: sed would read a backslash escape in its value, which is "
+                           "not modelled",
                            names[i]);
-            free(names);
-            fmw_buf_free(&text);
-            return st;
+                refused = true;
+            }
         }
     }
     free(names);
     const char *unknown =
-        err ? NULL : unknown_in_memory_lines(fmw_buf_cstr(&text), in->env, in->nenv);
+        err || refused ? NULL : unknown_in_memory_lines(fmw_buf_cstr(&text), in->env, in->nenv);
     if (unknown) {
+        unreadable(g, "Bitnami's %s sets memory from $%.64s, which comes from valueFrom", file,
+                   unknown);
+        refused = true;
+    }
+    if (refused) {
         fmw_buf_free(&text);
-        return unreadable(g, "Bitnami's %s sets memory from $%.64s, which comes from valueFrom",
-                          file, unknown);
+        return FMW_PLAN_UNREADABLE;
     }
     char *final = err ? NULL : fmw_envsubst(fmw_buf_cstr(&text), in->env, in->nenv, NULL);
     fmw_buf_free(&text);

@@ -118,9 +118,11 @@ enum fmw_err fmw_expand_charge(size_t bytes, size_t scans)
 }
 
 /* The last definition of `name`: *value its literal value (NULL when it comes from valueFrom),
- * *defined whether there is one. Charged to the budget: the entries it may compare. */
-static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,
-                               const char **value, bool *defined)
+ * *defined whether there is one, *entry the entry itself when `entry` is not NULL. Charged to
+ * the budget: the entries it may compare. */
+static enum fmw_err env_lookup_entry(const struct env_var *env, size_t nenv, struct fmw_str name,
+                                     const char **value, bool *defined,
+                                     const struct env_var **entry)
 {
     *value = NULL;
     *defined = false;
@@ -129,10 +131,18 @@ static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fm
         if (fmw_str_eq_c(name, env[i].name)) {
             *value = env[i].value;
             *defined = true;
+            if (entry)
+                *entry = &env[i];
             break;
         }
     }
     return err;
+}
+
+static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,
+                               const char **value, bool *defined)
+{
+    return env_lookup_entry(env, nenv, name, value, defined, NULL);
 }
 
 /* Appends a variable's value, charged to the budget. */
@@ -146,26 +156,6 @@ static enum fmw_err add_value(struct fmw_buf *out, const char *v)
 static bool is_name_char(int c)
 {
     return isalnum(c) || c == '_';
-}
-
-/* Is `v` the value of an entry whose value names a valueFrom variable ($(NAME) kept)? */
-static bool opaque_value(const struct env_var *env, size_t nenv, const char *v)
-{
-    for (size_t i = nenv; i-- > 0;) {
-        if (env[i].value == v)
-            return env[i].opaque_ref;
-    }
-    return false;
-}
-
-/* The name of the last entry called `name`, as the env holds it (a stable string). */
-static const char *env_name_of(const struct env_var *env, size_t nenv, const char *name, size_t n)
-{
-    for (size_t i = nenv; i-- > 0;) {
-        if (strlen(env[i].name) == n && memcmp(env[i].name, name, n) == 0)
-            return env[i].name;
-    }
-    return "?";
 }
 
 char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, const char **unknown)
@@ -185,9 +175,12 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, con
             if (e > n && (!braced || *e == '}')) {
                 const char *v;
                 bool defined;
-                err = env_lookup(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &v, &defined);
-                if (!err && defined && unknown && !*unknown && (!v || opaque_value(env, nenv, v)))
-                    *unknown = env_name_of(env, nenv, n, (size_t)(e - n));
+                const struct env_var *var = NULL;
+                err = env_lookup_entry(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &v,
+                                       &defined, &var);
+                /* valueFrom, or a value that names one: not what the container gets. */
+                if (!err && defined && unknown && !*unknown && (!v || var->opaque_ref))
+                    *unknown = var->name;
                 if (!err && v)
                     err = add_value(&out, v);
                 p = braced ? e : e - 1;

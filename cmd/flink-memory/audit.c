@@ -10,7 +10,6 @@
 #include "pkg/memsize/memsize.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +35,7 @@ static const char AUDIT_USAGE[] =
     "unknown), 1 at least one differs or has a configuration Flink rejects, 2 bad usage or the\n"
     "API server could not be asked\n";
 
-static int audit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int audit_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "flink-memory audit: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return FMW_CLI_EXIT_USAGE;
-}
+#define audit_error(...) fmw_cli_error("audit", NULL, __VA_ARGS__)
 
 /* --kubeconfig, else the first file of $KUBECONFIG (kubectl merges them; the first is where the
  * current context usually lives), else ~/.kube/config when it exists, else NULL (in-cluster). */

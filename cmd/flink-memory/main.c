@@ -87,17 +87,20 @@ static const char USAGE[] =
     "webhook would do, including a configuration it cannot read), 1 Flink rejects the\n"
     "configuration or a pod's (Flink's message), 2 bad usage or an unreadable file\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+int fmw_cli_error(const char *cmd, const char *help, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("flink-memory: ", stderr);
+    fprintf(stderr, "flink-memory%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     vfprintf(stderr, fmt, ap);
-    fputs("\n(see 'flink-memory --help')\n", stderr);
+    fputc('\n', stderr);
+    if (help)
+        fprintf(stderr, "(see '%s')\n", help);
     va_end(ap);
     return EXIT_USAGE;
 }
+
+#define usage_error(...) fmw_cli_error(NULL, "flink-memory --help", __VA_ARGS__)
 
 /* Reads a whole file (at most MAX_FILE bytes) into `out`. */
 static enum fmw_err read_file(const char *path, struct fmw_buf *out, struct fmw_diag *d)

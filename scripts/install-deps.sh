@@ -2,7 +2,9 @@
 # Installs the Debian packages that building and testing need. As root it runs apt-get; otherwise
 # it names what is missing and fails, so nothing is ever set up by hand without being written here.
 #
-#   scripts/install-deps.sh          everything: building, testing, the oracle, the benchmarks
+#   scripts/install-deps.sh          everything: building, testing, the oracle, the benchmarks,
+#                                    real-start (a JDK with javac; unshare, mount, flock, envsubst
+#                                    and hostname, which its sandbox and Flink's scripts call)
 #   scripts/install-deps.sh build    only what compiling the two binaries needs (image/Dockerfile)
 set -euo pipefail
 
@@ -16,6 +18,7 @@ packages=("${build_packages[@]}"
   libclang-rt-14-dev llvm-14
   openssl ca-certificates curl jq
   maven default-jdk-headless
+  util-linux mount gettext-base hostname
 )
 case ${1:-all} in
   all) ;;

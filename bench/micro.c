@@ -8,9 +8,12 @@
  *   micro --callgrind N FIXTURE.json
  *       one warm-up review, then N reviews inside measured_reviews() for
  *       `valgrind --tool=callgrind --toggle-collect=measured_reviews` (instructions / N).
- *   micro --cm-kubeconfig FILE --cm-name NS/NAME [--rounds R] [--iterations N] FIXTURE.json
- *       the ConfigMap lookup against a real API server, through pkg/kube's cache: a cache hit
- *       (ttl 5 s) and a miss (ttl 0: every lookup is a GET), alone and inside a whole review.
+ *   micro --cm-kubeconfig FILE --cm-name NS/NAME [--cm-hold N] [--rounds R] [--iterations N]
+ *         FIXTURE.json
+ *       the ConfigMap lookup against a real API server, through pkg/kube's cache: a read per
+ *       lookup (the default, TTL 0: every lookup is a GET) and a copy held in memory (a TTL of an
+ *       hour, as a watch would hold it), alone and inside a whole review. With --cm-hold, the
+ *       RSS that holding NS/NAME-0 … NS/NAME-(N-1) costs: what a watch's store would keep.
  *
  * Output: one JSON object on stdout.
  */
@@ -125,8 +128,60 @@ static void cm_get_fn(void *arg)
     fmw_diag_cleanup(&d);
 }
 
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* RSS of `count` ConfigMaps ns/prefix-i held in a cache that keeps them all. */
+static int cm_hold(struct fmw_kube_client *client, const char *ns, const char *prefix,
+                   unsigned count)
+{
+    struct fmw_cm_cache_config cc;
+    fmw_cm_cache_config_defaults(&cc);
+    cc.ttl_ms = cc.negative_ttl_ms = 3600000;
+    cc.max_entries = count + 1;
+    cc.max_bytes = (size_t)1 << 40;
+    struct fmw_cm_cache *cache = NULL;
+    if (fmw_cm_cache_new(client, &cc, NULL, &cache) != FMW_OK)
+        return 1;
+    unsigned failures = 0;
+    long before = rss_kib();
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < count; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s-%u", prefix, i);
+        json_t *data = NULL;
+        struct fmw_diag d = FMW_DIAG_INIT;
+        if (fmw_cm_cache_get(cache, ns, name, 0, &data, &d) != FMW_OK) {
+            if (!failures)
+                fprintf(stderr, "micro: %s/%s: %s\n", ns, name, fmw_diag_msg(&d));
+            failures++;
+        }
+        json_decref(data);
+        fmw_diag_cleanup(&d);
+    }
+    double took_ms = (double)(now_ns() - t0) / 1e6;
+    long after = rss_kib();
+    printf(",\"hold\":{\"configmaps\":%u,\"rss_kib_before\":%ld,\"rss_kib_after\":%ld,"
+           "\"load_ms\":%.1f}",
+           count, before, after, took_ms);
+    fmw_cm_cache_free(cache);
+    if (failures)
+        fprintf(stderr, "micro: %u of %u held lookups failed\n", failures, count);
+    return failures ? 1 : 0;
+}
+
 static int cm_bench(struct bench *b, const char *kubeconfig, const char *ns_name, unsigned r,
-                    unsigned n)
+                    unsigned n, unsigned hold)
 {
     char ns[128];
     const char *slash = strchr(ns_name, '/');
@@ -149,9 +204,9 @@ static int cm_bench(struct bench *b, const char *kubeconfig, const char *ns_name
     int rc = 0;
     for (int miss = 0; miss <= 1; miss++) {
         struct fmw_cm_cache_config cc;
-        fmw_cm_cache_config_defaults(&cc);
-        if (miss)
-            cc.ttl_ms = 0; /* never fresh: every lookup asks the API server */
+        fmw_cm_cache_config_defaults(&cc); /* TTL 0: every lookup asks the API server */
+        if (!miss)
+            cc.ttl_ms = 3600000; /* a copy held, as a watch would hold it */
         struct fmw_cm_cache *cache = NULL;
         if (fmw_cm_cache_new(client, &cc, NULL, &cache) != FMW_OK) {
             rc = 1;
@@ -178,6 +233,8 @@ static int cm_bench(struct bench *b, const char *kubeconfig, const char *ns_name
         }
         fmw_cm_cache_free(cache);
     }
+    if (hold && !rc)
+        rc = cm_hold(client, ns, slash + 1, hold);
     printf("}\n");
     free(per_op);
     fmw_kube_client_free(client);
@@ -186,7 +243,7 @@ static int cm_bench(struct bench *b, const char *kubeconfig, const char *ns_name
 
 int main(int argc, char **argv)
 {
-    unsigned r = 15, n = 2000, callgrind = 0;
+    unsigned r = 15, n = 2000, callgrind = 0, hold = 0;
     const char *configmap = NULL, *kubeconfig = NULL, *cm_name = NULL;
     const char *files[MAX_FIXTURES];
     unsigned n_files = 0;
@@ -204,6 +261,8 @@ int main(int argc, char **argv)
             kubeconfig = argv[++i];
         else if (strcmp(argv[i], "--cm-name") == 0 && v)
             cm_name = argv[++i];
+        else if (strcmp(argv[i], "--cm-hold") == 0 && v)
+            hold = (unsigned)atoi(argv[++i]);
         else if (argv[i][0] != '-' && n_files < MAX_FIXTURES)
             files[n_files++] = argv[i];
         else {
@@ -249,7 +308,7 @@ int main(int argc, char **argv)
         b.body = body;
         b.failures = 0;
         if (kubeconfig) {
-            rc = cm_bench(&b, kubeconfig, cm_name ? cm_name : "", r, n);
+            rc = cm_bench(&b, kubeconfig, cm_name ? cm_name : "", r, n, hold);
         } else if (callgrind) {
             one_review(&b); /* first-use costs (one-time initialisation) stay outside */
             measured_reviews(&b, callgrind);

@@ -72,7 +72,9 @@ static const char USAGE[] =
     "                            [FMW_KUBECONFIG]\n"
     "  --lookup-timeout-ms N     one ConfigMap read at most (default 2000)\n"
     "                            [FMW_LOOKUP_TIMEOUT_MS]\n"
-    "  --cache-ttl-ms N          a ConfigMap is re-read after this long (default 5000)\n"
+    "  --cache-ttl-ms N          a ConfigMap read this long before a lookup may serve it\n"
+    "                            (default 0: every lookup reads the API server's current\n"
+    "                            data; above 0, pods may be sized from data this old)\n"
     "                            [FMW_CACHE_TTL_MS]\n"
     "\n"
     "Server:\n"
@@ -321,7 +323,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"FMW_DRAIN_DELAY_MS", &o->drain_ms, 5000, 0, 600000},
         {"FMW_GRACE_MS", &o->grace_ms, 25000, 0, 3600000},
         {"FMW_LOOKUP_TIMEOUT_MS", &o->lookup_ms, 2000, 1, 30000},
-        {"FMW_CACHE_TTL_MS", &o->ttl_ms, 5000, 0, 3600000},
+        {"FMW_CACHE_TTL_MS", &o->ttl_ms, 0, 0, 3600000},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         const char *v = env_or(nums[i].env, NULL);
@@ -487,7 +489,7 @@ int main(int argc, char **argv)
     struct fmw_cm_cache_config cc;
     fmw_cm_cache_config_defaults(&cc);
     cc.lookup_timeout_ms = (unsigned)o.lookup_ms;
-    cc.ttl_ms = (unsigned)o.ttl_ms;
+    cc.ttl_ms = cc.negative_ttl_ms = (unsigned)o.ttl_ms;
     if (fmw_cm_cache_new(client, &cc, metrics, &app.cache) != FMW_OK)
         goto out;
 

@@ -1,8 +1,14 @@
 /*
- * ConfigMap data cache: a hash table with an LRU list, time-to-live freshness, negative entries
- * for missing ConfigMaps, one API call for concurrent misses of a key (the others wait on a
- * condition variable, never past their deadline), and stale-if-error so that a slow or dead API
- * server costs at most the lookup deadline and recent data keeps flowing.
+ * ConfigMap reads that are never staler than the lookup: an answer serves a lookup only when the
+ * API call that fetched it was sent no earlier than `ttl` before the lookup began. With the
+ * default TTL of 0 that is a call sent after the lookup began, so a pod is never sized from data
+ * older than what the API server held when its review arrived (docs/ARCHITECTURE.md, "Fresh
+ * ConfigMaps"). Concurrent lookups of one key share one call when it was sent late enough for
+ * all of them; one that arrives while an older call is in flight waits for it to end and then
+ * sends the next, so a burst costs one call at a time per key. Lookups wait on a condition
+ * variable, never past their deadline. A failed call is never papered over with an older copy:
+ * the caller admits the pod unchanged with a warning. A hash table with an LRU list bounds what
+ * a TTL above 0 keeps; with a TTL of 0 nothing outlives the lookups that wait on it.
  */
 #include "pkg/kube/kube_int.h"
 
@@ -27,10 +33,11 @@ struct entry {
     bool exists;
     bool valid; /* data/exists hold a real answer */
     bool fetching;
-    int waiters;         /* threads waiting on this entry: it must not be freed under them */
-    uint64_t fetched_ns; /* when the answer was received */
+    int waiters;      /* threads waiting on this entry: it must not be freed under them */
+    uint64_t sent_ns; /* when the call in flight, or the one that fetched data/exists, was sent */
     size_t bytes;
-    enum fmw_err failed; /* the last fetch's failure, for those who waited on it */
+    enum fmw_err failed; /* the last call's failure (sent at failed_sent_ns), for its waiters */
+    uint64_t failed_sent_ns;
     char failure[160];
     struct entry *hnext;
     struct entry *prev, *next; /* LRU: head is the most recently used */
@@ -44,7 +51,7 @@ struct fmw_cm_cache {
     struct entry *table[BUCKETS];
     struct entry *head, *tail;
     size_t entries, bytes;
-    struct fmw_obs_series *hit, *miss, *stale, *notfound, *error, *wait;
+    struct fmw_obs_series *hit, *miss, *notfound, *error, *wait;
     struct fmw_obs_series *latency, *size_entries;
 };
 
@@ -57,9 +64,8 @@ static uint64_t now_ns(void)
 
 void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg)
 {
-    cfg->ttl_ms = 5000;
-    cfg->negative_ttl_ms = 2000;
-    cfg->stale_ms = 300000;
+    cfg->ttl_ms = 0;
+    cfg->negative_ttl_ms = 0;
     cfg->lookup_timeout_ms = 2000;
     cfg->max_entries = 1024;
     cfg->max_bytes = 16u << 20;
@@ -91,8 +97,8 @@ enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_c
                                            0.05,   0.1,   0.25,   0.5,   1,    2.5};
         const struct fmw_obs_desc lookups = {
             "flink_memory_webhook_configmap_lookups_total",
-            "ConfigMap lookups by result: hit (cache), miss (API call), stale (API failed, recent "
-            "copy served), notfound, error, wait (joined a call in flight)",
+            "ConfigMap lookups by result: hit (cache, within the TTL), miss (API call), notfound, "
+            "error, wait (joined a call sent after the lookup began)",
             "result",
             FMW_OBS_COUNTER,
             NULL,
@@ -116,7 +122,6 @@ enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_c
         if (fmw_obs_register(metrics, &lookups, &m) == FMW_OK) {
             c->hit = fmw_obs_series1(m, "hit");
             c->miss = fmw_obs_series1(m, "miss");
-            c->stale = fmw_obs_series1(m, "stale");
             c->notfound = fmw_obs_series1(m, "notfound");
             c->error = fmw_obs_series1(m, "error");
             c->wait = fmw_obs_series1(m, "wait");
@@ -224,31 +229,40 @@ static void bury(struct entry *graveyard)
     }
 }
 
-/* Drops least recently used entries (never one being fetched) until within the caps. */
+static uint64_t ttl_ns(const struct fmw_cm_cache *c, const struct entry *e)
+{
+    return (uint64_t)(e->exists ? c->cfg.ttl_ms : c->cfg.negative_ttl_ms) * 1000000u;
+}
+
+/* The entry's answer may serve a lookup that began at `begun`. */
+static bool fresh(const struct fmw_cm_cache *c, const struct entry *e, uint64_t begun)
+{
+    return e->valid && e->sent_ns + ttl_ns(c, e) >= begun;
+}
+
+/* No lookup beginning from `now` on can use the entry, and no one holds it. */
+static bool spent(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
+{
+    return !e->fetching && e->waiters == 0 && (!e->valid || e->sent_ns + ttl_ns(c, e) < now);
+}
+
+/* Drops entries no later lookup can use, from the least recently used end, and then least
+ * recently used ones (never one being fetched or waited on) until within the caps. */
 static void evict(struct fmw_cm_cache *c, struct entry **graveyard)
 {
+    uint64_t now = now_ns();
     struct entry *e = c->tail;
-    while (e && (c->entries > c->cfg.max_entries || c->bytes > c->cfg.max_bytes)) {
+    while (e) {
         struct entry *prev = e->prev;
-        if (!e->fetching && e->waiters == 0)
+        bool over = c->entries > c->cfg.max_entries || c->bytes > c->cfg.max_bytes;
+        if (spent(c, e, now) || (over && !e->fetching && e->waiters == 0))
             unlink_entry(c, e, graveyard);
+        else if (!over)
+            break;
         e = prev;
     }
     if (c->size_entries)
         fmw_obs_gauge_set(c->size_entries, (int64_t)c->entries);
-}
-
-static bool fresh(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
-{
-    if (!e->valid)
-        return false;
-    uint64_t ttl = (uint64_t)(e->exists ? c->cfg.ttl_ms : c->cfg.negative_ttl_ms) * 1000000u;
-    return now - e->fetched_ns < ttl;
-}
-
-static bool usable_stale(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
-{
-    return e->valid && now - e->fetched_ns < (uint64_t)c->cfg.stale_ms * 1000000u;
 }
 
 /* Hands out the entry's answer. */
@@ -398,45 +412,47 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 {
     if (!valid_name(ns) || !valid_name(name))
         return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns, name);
-    uint64_t now = now_ns();
-    uint64_t limit = now + (uint64_t)c->cfg.lookup_timeout_ms * 1000000u;
+    uint64_t begun = now_ns();
+    uint64_t limit = begun + (uint64_t)c->cfg.lookup_timeout_ms * 1000000u;
     if (deadline_ns && deadline_ns < limit)
         limit = deadline_ns;
+    struct timespec until = {(time_t)(limit / 1000000000u), (long)(limit % 1000000000u)};
     enum fmw_err err;
+    struct entry *graveyard = NULL;
+    bool waited = false;
     pthread_mutex_lock(&c->mu);
-    struct entry *e = find(c, ns, name);
-    if (e && fresh(c, e, now)) {
-        lru_front(c, e);
-        err = answer(e, data);
-        pthread_mutex_unlock(&c->mu);
-        obs_inc(err == FMW_OK ? c->hit : c->notfound);
-        return err;
-    }
-    if (e && e->fetching) {
-        /* Join the call in flight, up to our own deadline. */
-        obs_inc(c->wait);
-        struct timespec until = {(time_t)(limit / 1000000000u), (long)(limit % 1000000000u)};
-        e->waiters++;
-        while (e->fetching) {
-            if (pthread_cond_timedwait(&c->cond, &c->mu, &until) != 0)
-                break;
+    struct entry *e;
+    for (;;) {
+        e = find(c, ns, name);
+        if (e && fresh(c, e, begun)) {
+            lru_front(c, e);
+            err = answer(e, data);
+            if (spent(c, e, now_ns()))
+                unlink_entry(c, e, &graveyard); /* the last lookup that could use it */
+            pthread_mutex_unlock(&c->mu);
+            bury(graveyard);
+            obs_inc(err == FMW_ENOTFOUND ? c->notfound : waited ? c->wait : c->hit);
+            return err;
         }
-        e->waiters--;
-        now = now_ns();
-        if (!e->fetching && fresh(c, e, now)) {
-            err = answer(e, data);
-        } else if (usable_stale(c, e, now)) {
-            obs_inc(c->stale);
-            err = answer(e, data);
-        } else if (!e->fetching && e->failed) {
-            obs_inc(c->error); /* the call we waited for failed: say why */
+        if (e && !e->fetching && e->failed && e->failed_sent_ns >= begun) {
+            /* A call sent after this lookup began failed while it waited: say why. */
             err = fmw_diag_set(d, e->failed, "%s", e->failure);
-        } else {
-            obs_inc(c->error);
-            err = fmw_diag_set(d, FMW_ETIMEDOUT, "the API server did not answer in time");
+            goto fail;
         }
-        pthread_mutex_unlock(&c->mu);
-        return err;
+        if (!e || !e->fetching)
+            break;
+        /* A call is in flight: the answer it brings serves this lookup when it was sent late
+         * enough; otherwise its end is when the next call may be sent. Either way, wait. */
+        e->waiters++;
+        int rc = 0;
+        while (e->fetching && rc == 0)
+            rc = pthread_cond_timedwait(&c->cond, &c->mu, &until);
+        e->waiters--;
+        waited = true;
+        if (e->fetching) {
+            err = fmw_diag_set(d, FMW_ETIMEDOUT, "the API server did not answer in time");
+            goto fail;
+        }
     }
     if (!e) {
         e = calloc(1, sizeof *e);
@@ -447,8 +463,9 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         if (!e || !e->ns || !e->name) {
             if (e)
                 entry_free(e);
-            pthread_mutex_unlock(&c->mu);
-            return FMW_ENOMEM;
+            e = NULL;
+            err = FMW_ENOMEM;
+            goto fail;
         }
         size_t b = bucket_of(ns, name);
         e->hnext = c->table[b];
@@ -456,11 +473,13 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         c->entries++;
     }
     e->fetching = true;
+    e->sent_ns = now_ns();
+    uint64_t sent = e->sent_ns;
     lru_front(c, e);
     pthread_mutex_unlock(&c->mu);
 
     obs_inc(c->miss);
-    long timeout_ms = (long)((limit > now ? limit - now : 0) / 1000000u);
+    long timeout_ms = (long)((limit > sent ? limit - sent : 0) / 1000000u);
     json_t *fetched = NULL;
     size_t bytes = 0;
     struct fmw_diag why = FMW_DIAG_INIT;
@@ -468,39 +487,49 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 
     pthread_mutex_lock(&c->mu);
     e->fetching = false;
-    e->failed = FMW_OK;
-    now = now_ns();
     json_t *replaced = NULL;
-    struct entry *graveyard = NULL;
     if (err == FMW_OK || err == FMW_ENOTFOUND) {
         replaced = e->data; /* released after the lock */
         c->bytes -= e->bytes;
         e->data = fetched;
         e->exists = err == FMW_OK;
         e->valid = true;
-        e->fetched_ns = now;
+        e->failed = FMW_OK;
         e->bytes = err == FMW_OK ? bytes : 0;
         c->bytes += e->bytes;
         err = answer(e, data);
         if (err == FMW_ENOTFOUND)
             obs_inc(c->notfound);
-    } else if (usable_stale(c, e, now)) {
-        obs_inc(c->stale);
-        err = answer(e, data);
     } else {
+        /* What an earlier call brought is older than this failed one: no longer worth keeping. */
+        replaced = e->data;
+        c->bytes -= e->bytes;
+        e->data = NULL;
+        e->bytes = 0;
+        e->valid = false;
         obs_inc(c->error);
         fmw_diag_set(d, err, "%s", fmw_diag_msg(&why));
         e->failed = err;
+        e->failed_sent_ns = sent;
         snprintf(e->failure, sizeof e->failure, "%s", fmw_diag_msg(&why));
-        if (!e->valid && e->waiters == 0)
-            unlink_entry(c, e, &graveyard); /* nothing worth keeping */
     }
     pthread_cond_broadcast(&c->cond);
+    if (e->waiters == 0 && spent(c, e, now_ns()))
+        unlink_entry(c, e, &graveyard); /* no one can use it: not kept */
     evict(c, &graveyard);
     pthread_mutex_unlock(&c->mu);
     json_decref(replaced);
     bury(graveyard);
     fmw_diag_cleanup(&why);
+    return err;
+
+fail:
+    obs_inc(c->error);
+    if (e && spent(c, e, now_ns()))
+        unlink_entry(c, e, &graveyard);
+    evict(c, &graveyard);
+    pthread_mutex_unlock(&c->mu);
+    bury(graveyard);
     return err;
 }
 

@@ -310,7 +310,7 @@ class RootfsWebhook:
             ["unshare", "--mount", "--", "bash", "-c", self.SETUP, "setup", self.rootfs, self.work,
              "/usr/local/bin/flink-memory-webhook", "--tls-cert-file=/etc/flink-memory-webhook/tls/tls.crt",
              "--tls-key-file=/etc/flink-memory-webhook/tls/tls.key", "--listen-address=127.0.0.1",
-             f"--port={self.port}", f"--health-port={self.health}", "--drain-delay-ms=0", "--cache-ttl-ms=1000"],
+             f"--port={self.port}", f"--health-port={self.health}", "--drain-delay-ms=0"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:

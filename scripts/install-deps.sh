@@ -10,7 +10,7 @@ set -euo pipefail
 
 build_packages=(
   build-essential pkg-config
-  libjansson-dev libyaml-dev libevent-dev libssl-dev
+  libjansson-dev libyaml-dev libevent-dev libssl-dev libcurl4-openssl-dev
 )
 packages=("${build_packages[@]}"
   libcriterion-dev

@@ -1,7 +1,7 @@
 /*
- * pkg/http1: the pieces of HTTP/1.1 (RFC 9112) that both ends of ours speak — pkg/server reading
- * requests and pkg/kube reading the API server's answers. Only wire format here: no sockets, no
- * TLS, nothing of Kubernetes.
+ * pkg/http1: the pieces of HTTP/1.1 (RFC 9112) that pkg/server reads requests with (the API
+ * client's answers are read by libcurl). Only wire format here: no sockets, no TLS, nothing of
+ * Kubernetes.
  */
 #ifndef FMW_HTTP1_H
 #define FMW_HTTP1_H
@@ -10,8 +10,8 @@
 
 /*
  * The chunked transfer coding of HTTP/1.1 (RFC 9112 7.1), decoded as bytes arrive: the request
- * bodies pkg/server reads and the responses pkg/kube reads. Chunk extensions are skipped,
- * trailer fields read and dropped (FMW_CHUNKED_TRAILERS_MAX bytes of them at most).
+ * bodies pkg/server reads. Chunk extensions are skipped, trailer fields read and dropped
+ * (FMW_CHUNKED_TRAILERS_MAX bytes of them at most).
  */
 #define FMW_CHUNKED_TRAILERS_MAX (64u * 1024u)
 
@@ -36,5 +36,42 @@ FMW_NODISCARD enum fmw_err fmw_chunked_feed(struct fmw_chunked *c, const char *p
 /* True when the HTTP field value v[0..n) — a comma-separated list, as Connection's — holds
  * `token` (ASCII case-insensitive, white space around elements ignored). */
 bool fmw_http_list_has(const char *v, size_t n, const char *token);
+
+/* ---- request heads (request.c) ---- */
+
+enum fmw_http1_method {
+    FMW_HTTP1_OTHER,
+    FMW_HTTP1_GET,
+    FMW_HTTP1_HEAD,
+    FMW_HTTP1_POST,
+    FMW_HTTP1_PUT,
+    FMW_HTTP1_DELETE,
+    FMW_HTTP1_OPTIONS,
+    FMW_HTTP1_TRACE,
+    FMW_HTTP1_PATCH,
+    FMW_HTTP1_CONNECT
+};
+
+/* What a request head says; slices point into the parsed bytes. */
+struct fmw_http1_head {
+    enum fmw_http1_method method;
+    struct fmw_str target; /* origin form: path and query */
+    bool http11;
+    bool keep_alive; /* by version and Connection */
+    bool chunked;
+    bool has_length;
+    uint64_t length;
+    bool expect_continue;
+    bool has_content_type;
+    struct fmw_str content_type;
+};
+
+/*
+ * Parses a request head: the request line and the field lines up to the empty line (CRLF or bare
+ * LF line ends), `len` bytes in all. 0 when it can be served, else the status to answer before
+ * closing: 400 (malformed or ambiguous framing), 413 (a length past any cap), 417 (an
+ * expectation other than 100-continue), 501 (unknown method), 505 (HTTP version other than 1.x).
+ */
+int fmw_http1_parse_head(const char *p, size_t len, struct fmw_http1_head *h);
 
 #endif

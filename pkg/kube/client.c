@@ -1,5 +1,5 @@
 /*
- * A minimal Kubernetes API client: GET requests with a deadline (http.c), authenticated as the
+ * A minimal Kubernetes API client: GET requests with a deadline (transport.c), authenticated as the
  * pod's service account (token re-read as kubelet rotates it, cluster CA) or from a kubeconfig
  * (client certificate, token or token file, CA file or data).
  */
@@ -32,8 +32,7 @@ struct fmw_kube_client {
                                  re-reads */
     bool token_read;
     struct timespec token_mtime;
-    struct kube_http http;
-    bool http_ready;
+    struct kube_http *http;
 };
 
 static enum fmw_err read_whole(const char *path, struct fmw_buf *out, size_t max,
@@ -117,8 +116,7 @@ void fmw_kube_client_free(struct fmw_kube_client *c)
 {
     if (!c)
         return;
-    if (c->http_ready)
-        kube_http_cleanup(&c->http);
+    kube_http_free(c->http);
     free(c->server);
     free(c->token);
     free(c->token_file);
@@ -251,27 +249,6 @@ out:
     return err;
 }
 
-/* The transport, once the server and TLS material are known: a bad URL or PEM shows at start. */
-static enum fmw_err transport(struct fmw_kube_client *c, struct fmw_diag *d)
-{
-    struct kube_endpoint ep;
-    enum fmw_err err = kube_endpoint_parse(c->server, &ep, d);
-    if (err)
-        return err;
-    SSL_CTX *ctx = NULL;
-    if (ep.tls)
-        err = kube_tls_context(&c->ca, &c->cert, &c->key, c->insecure, &ctx, d);
-    kube_endpoint_cleanup(&ep);
-    if (!err)
-        err = kube_http_init(&c->http, c->server, ctx, c->insecure, d);
-    if (err) {
-        SSL_CTX_free(ctx);
-        return err;
-    }
-    c->http_ready = true;
-    return FMW_OK;
-}
-
 enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client **out,
                                  struct fmw_diag *d)
 {
@@ -279,8 +256,9 @@ enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fmw_kube_client 
     if (!c)
         return FMW_ENOMEM;
     enum fmw_err err = kubeconfig ? from_kubeconfig(c, kubeconfig, d) : in_cluster(c, d);
+    /* The transport checks the server URL and the TLS material: a bad one shows at start. */
     if (!err)
-        err = transport(c, d);
+        err = kube_http_new(c->server, &c->ca, &c->cert, &c->key, c->insecure, &c->http, d);
     if (err) {
         fmw_kube_client_free(c);
         return err;
@@ -343,7 +321,7 @@ enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long time
 {
     uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
     char *token = current_token(c);
-    enum fmw_err err = kube_http_get(&c->http, path, token, deadline, status, body, d);
+    enum fmw_err err = kube_http_get(c->http, path, token, deadline, status, body, d);
     free(token);
     return err;
 }

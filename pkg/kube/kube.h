@@ -1,7 +1,7 @@
 /*
  * pkg/kube: what the webhook needs of Kubernetes — manifests read from YAML, ConfigMaps from
  * manifest files (the CLI) or from the API server through a cache (the server), and the API
- * client behind that (in-cluster service account or kubeconfig, HTTP/1.1 over OpenSSL).
+ * client behind that (in-cluster service account or kubeconfig; libcurl with OpenSSL).
  */
 #ifndef FMW_KUBE_H
 #define FMW_KUBE_H

@@ -603,7 +603,8 @@ static void conn_process(struct srv_conn *c)
                 respond_error(c, 400, "request head too large");
                 break;
             }
-            int status = srv_parse_head(c->in.data + c->skip, c->head_len - c->skip, &c->head);
+            int status =
+                fmw_http1_parse_head(c->in.data + c->skip, c->head_len - c->skip, &c->head);
             if (status == 0 && c->head.has_length && c->head.length > srv->cfg.max_body)
                 status = 413;
             if (status) {
@@ -790,7 +791,7 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
         c->close_after = true;
     /* No body for HEAD, and none (nor a length) for 204 and 304. */
     bool no_length = status == 204 || status == 304;
-    bool head_only = c->head.method == SRV_M_HEAD || no_length;
+    bool head_only = c->head.method == FMW_HTTP1_HEAD || no_length;
     fmw_buf_reset(&c->out);
     c->out_off = 0;
     /* Room for the whole response at once: growing by doubling is a realloc each time. */

@@ -358,7 +358,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- routing ---- */
 
-static bool is_json_content_type(const struct srv_head *h)
+static bool is_json_content_type(const struct fmw_http1_head *h)
 {
     static const char want[] = "application/json";
     if (!h->has_content_type)
@@ -553,13 +553,13 @@ static void route_request(const struct srv_conn *c, struct routing *r)
             r->query.len++;
     }
     r->route = find_route(srv, uri, path_len, c->ssl != NULL);
-    enum srv_method m = c->head.method;
+    enum fmw_http1_method m = c->head.method;
     if (!r->route) {
         r->route = &srv->unmatched;
         r->refuse = 404;
         r->why = "not found";
-    } else if (r->route->builtin != SRV_HANDLER ? m != SRV_M_GET && m != SRV_M_HEAD
-                                                : m != SRV_M_POST) {
+    } else if (r->route->builtin != SRV_HANDLER ? m != FMW_HTTP1_GET && m != FMW_HTTP1_HEAD
+                                                : m != FMW_HTTP1_POST) {
         r->refuse = 405;
         r->why = "method not allowed";
         r->extra = r->route->builtin != SRV_HANDLER ? "Allow: GET, HEAD\r\n" : "Allow: POST\r\n";

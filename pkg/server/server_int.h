@@ -67,42 +67,7 @@ struct srv_route {
     struct fmw_obs_series *duration; /* this route's latency series */
 };
 
-/* ---- http.c ---- */
-
-enum srv_method {
-    SRV_M_OTHER,
-    SRV_M_GET,
-    SRV_M_HEAD,
-    SRV_M_POST,
-    SRV_M_PUT,
-    SRV_M_DELETE,
-    SRV_M_OPTIONS,
-    SRV_M_TRACE,
-    SRV_M_PATCH,
-    SRV_M_CONNECT
-};
-
-/* What a request head says; slices point into the parsed bytes. */
-struct srv_head {
-    enum srv_method method;
-    struct fmw_str target; /* origin form: path and query */
-    bool http11;
-    bool keep_alive; /* by version and Connection */
-    bool chunked;
-    bool has_length;
-    uint64_t length;
-    bool expect_continue;
-    bool has_content_type;
-    struct fmw_str content_type;
-};
-
-/*
- * Parses a request head: the request line and the field lines up to the empty line (CRLF or bare
- * LF line ends), `len` bytes in all. 0 when it can be served, else the status to answer before
- * closing: 400 (malformed or ambiguous framing), 413 (a length past any cap), 417 (an
- * expectation other than 100-continue), 501 (unknown method), 505 (HTTP version other than 1.x).
- */
-int srv_parse_head(const char *p, size_t len, struct srv_head *h);
+/* Request heads are parsed by pkg/http1 (fmw_http1_parse_head). */
 
 /* ---- conn.c ---- */
 
@@ -145,7 +110,7 @@ struct srv_conn {
     bool writing_interim; /* the response being written is a 100 Continue */
     size_t head_len;      /* 0 until the head is complete */
     size_t consumed;      /* bytes of `in` the request used, head and body */
-    struct srv_head head;
+    struct fmw_http1_head head;
     size_t target_off, ctype_off; /* where head.target and head.content_type start in `in` */
     struct fmw_chunked chunks;
     struct fmw_buf body; /* decoded chunked body */

@@ -1,5 +1,5 @@
 /*
- * pkg/server/http.c on its own: a request head (the input up to its first empty line, as the
+ * pkg/http1 on its own: a request head (the input up to its first empty line, as the
  * connection code cuts it) and, when the head says chunked, the rest as a chunked body fed in
  * pieces whose size the first byte picks. Millions of runs a minute, where the in-process
  * server target (fuzz_http) manages thousands.
@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!head_len)
         head_len = len;
-    struct srv_head h;
-    int status = srv_parse_head(text, head_len, &h);
+    struct fmw_http1_head h;
+    int status = fmw_http1_parse_head(text, head_len, &h);
     FUZZ_CHECK(status == 0 || status == 400 || status == 413 || status == 417 || status == 501 ||
                status == 505);
     if (status != 0)

@@ -424,7 +424,7 @@ def test_no_ca_configured_uses_the_systems(pki, serve, tmp_path):
 def test_name_mismatch_is_refused(pki, serve, tmp_path):
     srv = serve(lambda c, n, r: [ok()], pki=pki, cert=pki.wrong, key=pki.wrong_key)
     (r,) = kube_get(kubeconfig(tmp_path, url(srv), pki))
-    assert r["err"] == "EIO" and "mismatch" in r["msg"], r
+    assert r["err"] == "EIO" and "certificate" in r["msg"] and "host name" in r["msg"], r
     assert srv.requests == []
 
 
@@ -501,3 +501,50 @@ def test_bad_configuration_refused_at_start(pki, tmp_path, server, extra, user, 
         cluster_extra["certificate-authority-data"] = b64(pki.ca)
     (r,) = kube_get(kubeconfig(tmp_path, server, user=user, cluster_extra=cluster_extra))
     assert r.get("new_err") == "EINVAL" and word in r["msg"], r
+
+
+# ---- the ConfigMap cache: no lookup answered by a read sent before it began ----
+
+def lookups(kc, starts, *extra):
+    return kube_get(kc, "--configmap", "ns/cm", "--starts-ms", ",".join(map(str, starts)), *extra)
+
+
+def test_lookups_share_a_read_only_when_it_was_sent_after_they_began(pki, serve, tmp_path):
+    # Lookup 0 sends read 1 at t=0, answered at 0.6 s. Lookups 1 and 2 begin while it is in flight
+    # (0.2 s, 0.3 s): read 1 may hold data replaced since they began, so they wait for it to end
+    # and then share read 2. Lookup 3 begins at 0.4 s too and shares read 2 as well.
+    answers = iter(range(1, 100))
+    srv = serve(lambda c, n, r: [0.6, ok(json.dumps({"data": {"n": str(next(answers))}}).encode())],
+                pki=pki)
+    rs = lookups(kubeconfig(tmp_path, url(srv), pki), [0, 200, 300, 400])
+    assert [r["err"] for r in rs] == ["OK"] * 4, rs
+    assert [r["data"]["n"] for r in rs] == ["1", "2", "2", "2"], rs
+    assert len(srv.requests) == 2
+
+
+def test_a_ttl_lets_later_lookups_use_an_earlier_read(pki, serve, tmp_path):
+    answers = iter(range(1, 100))
+    srv = serve(lambda c, n, r: [0.3, ok(json.dumps({"data": {"n": str(next(answers))}}).encode())],
+                pki=pki)
+    rs = lookups(kubeconfig(tmp_path, url(srv), pki), [0, 100, 600], "--ttl-ms", 60000)
+    assert [r["data"]["n"] for r in rs] == ["1", "1", "1"], rs
+    assert len(srv.requests) == 1
+
+
+def test_lookups_after_a_read_ended_send_their_own(pki, serve, tmp_path):
+    answers = iter(range(1, 100))
+    srv = serve(lambda c, n, r: [ok(json.dumps({"data": {"n": str(next(answers))}}).encode())],
+                pki=pki)
+    rs = lookups(kubeconfig(tmp_path, url(srv), pki), [0, 300, 600])
+    assert [r["data"]["n"] for r in rs] == ["1", "2", "3"], rs
+
+
+def test_a_failed_read_is_not_replaced_by_an_older_copy(pki, serve, tmp_path):
+    # Read 1 succeeds; read 2 (0.3 s later) gets a 500: that lookup fails with the reason rather
+    # than being answered with read 1's data.
+    statuses = iter([b"200 OK", b"500 Internal Server Error"])
+    srv = serve(lambda c, n, r: [(b"HTTP/1.1 %s\r\nContent-Length: 18\r\n\r\n" % next(statuses))
+                                 + b'{"data":{"n":"1"}}'], pki=pki)
+    rs = lookups(kubeconfig(tmp_path, url(srv), pki), [0, 300])
+    assert rs[0]["err"] == "OK" and rs[0]["data"] == {"n": "1"}, rs
+    assert rs[1]["err"] == "EIO" and "HTTP 500" in rs[1]["msg"] and rs[1]["data"] is None, rs

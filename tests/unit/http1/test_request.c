@@ -1,23 +1,23 @@
-/* pkg/server/http.c: request heads. */
-#include "pkg/server/server_int.h"
+/* pkg/http1/request.c: request heads. */
+#include "pkg/http1/http1.h"
 
 #include <criterion/criterion.h>
 #include <string.h>
 
-static int parse(const char *text, struct srv_head *h)
+static int parse(const char *text, struct fmw_http1_head *h)
 {
-    return srv_parse_head(text, strlen(text), h);
+    return fmw_http1_parse_head(text, strlen(text), h);
 }
 
 Test(http, a_review_request)
 {
-    struct srv_head h;
+    struct fmw_http1_head h;
     const char *text = "POST /mutate?timeout=10s HTTP/1.1\r\nHost: 10.0.0.1:8443\r\n"
                        "Content-Type: application/json\r\nAccept: application/json, */*\r\n"
                        "Content-Length: 4647\r\nAccept-Encoding: gzip\r\n"
                        "User-Agent: kube-apiserver-admission\r\n\r\n";
     cr_assert_eq(parse(text, &h), 0);
-    cr_expect_eq(h.method, SRV_M_POST);
+    cr_expect_eq(h.method, FMW_HTTP1_POST);
     cr_expect_eq(h.target.len, strlen("/mutate?timeout=10s"));
     cr_expect(memcmp(h.target.ptr, "/mutate?timeout=10s", h.target.len) == 0);
     cr_expect(h.http11 && h.keep_alive && h.has_length && !h.chunked && !h.expect_continue);
@@ -27,7 +27,7 @@ Test(http, a_review_request)
 
 Test(http, keep_alive_by_version_and_connection)
 {
-    struct srv_head h;
+    struct fmw_http1_head h;
     cr_assert_eq(parse("GET / HTTP/1.0\r\n\r\n", &h), 0);
     cr_expect(!h.http11 && !h.keep_alive);
     cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &h), 0);
@@ -36,12 +36,12 @@ Test(http, keep_alive_by_version_and_connection)
     cr_expect(!h.keep_alive);
     /* Bare LF line ends, and a method of our list that routes answer 405 to. */
     cr_assert_eq(parse("DELETE /x HTTP/1.1\nHost: y\n\n", &h), 0);
-    cr_expect_eq(h.method, SRV_M_DELETE);
+    cr_expect_eq(h.method, FMW_HTTP1_DELETE);
 }
 
 Test(http, framing_chunked_expect)
 {
-    struct srv_head h;
+    struct fmw_http1_head h;
     cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", &h), 0);
     cr_expect(h.chunked && !h.has_length);
     cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n"
@@ -54,7 +54,7 @@ Test(http, framing_chunked_expect)
 /* RFC 9112 2.3, RFC 9110 10.1.1, RFC 9112 6.1: the version edge cases. */
 Test(http, versions_as_the_rfcs_say)
 {
-    struct srv_head h;
+    struct fmw_http1_head h;
     /* HTTP/1.2 (or 1.9) is read as 1.1, not refused with 505. */
     cr_assert_eq(parse("POST /mutate HTTP/1.2\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &h), 0);
     cr_expect(h.http11 && h.keep_alive);
@@ -122,20 +122,20 @@ static const struct {
 Test(http, refused_heads)
 {
     for (size_t i = 0; i < sizeof REFUSED / sizeof REFUSED[0]; i++) {
-        struct srv_head h;
+        struct fmw_http1_head h;
         cr_expect_eq(parse(REFUSED[i].head, &h), REFUSED[i].status, "%zu: %s", i, REFUSED[i].head);
     }
     /* A NUL inside the head is refused, wherever it is. */
     static const char nul_head[] = "GET /x HTTP/1.1\r\nX: a\0b\r\n\r\n";
-    struct srv_head h;
-    cr_expect_eq(srv_parse_head(nul_head, sizeof nul_head - 1, &h), 400);
+    struct fmw_http1_head h;
+    cr_expect_eq(fmw_http1_parse_head(nul_head, sizeof nul_head - 1, &h), 400);
     static const char nul_target[] = "GET /a\0b HTTP/1.1\r\n\r\n";
-    cr_expect_eq(srv_parse_head(nul_target, sizeof nul_target - 1, &h), 400);
+    cr_expect_eq(fmw_http1_parse_head(nul_target, sizeof nul_target - 1, &h), 400);
 }
 
 Test(http, obs_text_in_values_is_taken)
 {
-    struct srv_head h;
+    struct fmw_http1_head h;
     cr_expect_eq(
         parse("GET /mu\xfftate HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\xc3\x28\r\n\r\n", &h), 0);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pkg/server/server_int.h"
+#include "pkg/http1/http1.h"
 
 /* tchar of RFC 9110 5.6.2: what method and field names are made of. */
 static bool is_tchar(unsigned char c)
@@ -31,10 +31,11 @@ static bool eq_ci(const char *p, size_t n, const char *lit)
 
 static const struct {
     const char *name;
-    enum srv_method method;
-} METHODS[] = {{"GET", SRV_M_GET},     {"HEAD", SRV_M_HEAD},     {"POST", SRV_M_POST},
-               {"PUT", SRV_M_PUT},     {"DELETE", SRV_M_DELETE}, {"OPTIONS", SRV_M_OPTIONS},
-               {"TRACE", SRV_M_TRACE}, {"PATCH", SRV_M_PATCH},   {"CONNECT", SRV_M_CONNECT}};
+    enum fmw_http1_method method;
+} METHODS[] = {
+    {"GET", FMW_HTTP1_GET},     {"HEAD", FMW_HTTP1_HEAD},     {"POST", FMW_HTTP1_POST},
+    {"PUT", FMW_HTTP1_PUT},     {"DELETE", FMW_HTTP1_DELETE}, {"OPTIONS", FMW_HTTP1_OPTIONS},
+    {"TRACE", FMW_HTTP1_TRACE}, {"PATCH", FMW_HTTP1_PATCH},   {"CONNECT", FMW_HTTP1_CONNECT}};
 
 /* The end of the line starting at p (at the LF), or NULL; *next is the start of the next one.
  * A bare LF ends a line too (RFC 9112 2.2 lets a recipient accept it). */
@@ -47,7 +48,7 @@ static const char *line_end(const char *p, const char *end, const char **next)
     return lf > p && lf[-1] == '\r' ? lf - 1 : lf;
 }
 
-int srv_parse_head(const char *p, size_t len, struct srv_head *h)
+int fmw_http1_parse_head(const char *p, size_t len, struct fmw_http1_head *h)
 {
     memset(h, 0, sizeof *h);
     const char *end = p + len, *next = NULL;
@@ -93,7 +94,7 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
     } else {
         return 400;
     }
-    h->method = SRV_M_OTHER;
+    h->method = FMW_HTTP1_OTHER;
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++) {
         if (strlen(METHODS[i].name) == (size_t)(sp1 - p) &&
             memcmp(METHODS[i].name, p, (size_t)(sp1 - p)) == 0) {
@@ -101,7 +102,7 @@ int srv_parse_head(const char *p, size_t len, struct srv_head *h)
             break;
         }
     }
-    if (h->method == SRV_M_OTHER)
+    if (h->method == FMW_HTTP1_OTHER)
         return 501;
     /* Only the origin form ("/path?query") names something here; absolute and authority forms
      * are for proxies. */

@@ -3,5 +3,5 @@
 CLUSTER_SUITES += e2e
 TEST_SUITES += e2e
 
-e2e: all pydeps tools
-	@tests/cluster/with-cluster.sh e2e python3 -m pytest -q tests/e2e
+e2e: all pydeps tools $(BUILD)/tests/kube-get
+	@KUBE_GET=$(BUILD)/tests/kube-get tests/cluster/with-cluster.sh e2e python3 -m pytest -q tests/e2e

@@ -330,3 +330,8 @@ const char *fmw_kube_client_server(const struct fmw_kube_client *c)
 {
     return c->server;
 }
+
+const char *fmw_kube_client_protocol(const struct fmw_kube_client *c)
+{
+    return kube_http_protocol(c->http);
+}

@@ -50,6 +50,8 @@ FMW_NODISCARD enum fmw_err fmw_kube_client_new(const char *kubeconfig, struct fm
 void fmw_kube_client_free(struct fmw_kube_client *c);
 /* The server URL, for logs. */
 const char *fmw_kube_client_server(const struct fmw_kube_client *c);
+/* The HTTP version of the API server's last answer ("HTTP/2", "HTTP/1.1"; "" before any). */
+const char *fmw_kube_client_protocol(const struct fmw_kube_client *c);
 
 /*
  * GET `path` ("/api/v1/…") within `timeout_ms`: the HTTP status in *status and the body appended

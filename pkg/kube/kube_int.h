@@ -42,6 +42,8 @@ enum fmw_err kube_http_new(const char *server, const struct fmw_buf *ca, const s
                            const struct fmw_buf *key, bool insecure, struct kube_http **out,
                            struct fmw_diag *d);
 void kube_http_free(struct kube_http *h);
+/* "HTTP/2", "HTTP/1.1" or "HTTP/1.0": what the last answer came in; "" before any. */
+const char *kube_http_protocol(const struct kube_http *h);
 
 /*
  * GET base_path + `path` with `token` as a bearer token (NULL: none), answering by the

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +28,9 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
-#define IDLE_MAX 4                /* easy handles (each with its connection) kept between requests */
-#define HEAD_MAX (64u * 1024u)   /* status lines and fields of one answer, 1xx and trailers too */
-#define CONN_MAX_AGE_S 60         /* below the API server's own idle timeout */
+#define IDLE_MAX       4 /* easy handles (each with its connection) kept between requests */
+#define HEAD_MAX       (64u * 1024u) /* status lines and fields of one answer, 1xx and trailers too */
+#define CONN_MAX_AGE_S 60            /* below the API server's own idle timeout */
 
 static uint64_t now_ns(void)
 {
@@ -235,7 +236,8 @@ struct kube_http {
     bool insecure;
     CURLSH *share; /* name lookups and TLS sessions */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t mu; /* the idle handles */
+    _Atomic long last_version; /* HTTP version of the last answer: 11, 20 (CURL_HTTP_VERSION_*) */
+    pthread_mutex_t mu;        /* the idle handles */
     struct handle *idle[IDLE_MAX];
     size_t n_idle;
 };
@@ -329,6 +331,20 @@ static void handle_free(struct handle *k)
     free(k);
 }
 
+const char *kube_http_protocol(const struct kube_http *h)
+{
+    switch (atomic_load(&((struct kube_http *)h)->last_version)) {
+    case 20:
+        return "HTTP/2";
+    case 11:
+        return "HTTP/1.1";
+    case 10:
+        return "HTTP/1.0";
+    default:
+        return "";
+    }
+}
+
 void kube_http_free(struct kube_http *h)
 {
     if (!h)
@@ -350,7 +366,7 @@ struct exchange {
     struct fmw_buf *body;
     bool too_big;
     size_t head_bytes;
-    int lengths; /* Content-Length fields in the current head */
+    int lengths;       /* Content-Length fields in the current head */
     char refused[160]; /* why the head was refused, when it was */
 };
 
@@ -387,8 +403,10 @@ static size_t on_head(char *p, size_t size, size_t n, void *arg)
     (void)size; /* always 1 */
     x->head_bytes += n;
     if (x->head_bytes > HEAD_MAX) {
-        snprintf(x->refused, sizeof x->refused, "its head (with interim answers and trailers) "
-                                                "is larger than %u KiB", HEAD_MAX >> 10);
+        snprintf(x->refused, sizeof x->refused,
+                 "its head (with interim answers and trailers) "
+                 "is larger than %u KiB",
+                 HEAD_MAX >> 10);
         return 0;
     }
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
@@ -484,9 +502,9 @@ static enum fmw_err failure(struct kube_http *h, struct handle *k, CURLcode rc,
         curl_off_t handshaken = 0;
         curl_easy_getinfo(k->easy, CURLINFO_LOCAL_PORT, &connected);
         curl_easy_getinfo(k->easy, CURLINFO_APPCONNECT_TIME_T, &handshaken);
-        const char *step = !connected                ? "no connection to the API server"
+        const char *step = !connected              ? "no connection to the API server"
                            : h->tls && !handshaken ? "no TLS handshake with the API server"
-                                                    : "the API server did not answer";
+                                                   : "the API server did not answer";
         return fmw_diag_set(d, FMW_ETIMEDOUT, "%s within %ld ms", step, timeout_ms);
     }
     switch (rc) {
@@ -495,12 +513,14 @@ static enum fmw_err failure(struct kube_http *h, struct handle *k, CURLcode rc,
     case CURLE_COULDNT_CONNECT: {
         long os_errno = 0;
         curl_easy_getinfo(k->easy, CURLINFO_OS_ERRNO, &os_errno);
-        return fmw_diag_set(d, FMW_EIO, "cannot connect to the API server at %s: %s",
-                            h->authority, os_errno ? strerror((int)os_errno) : why);
+        return fmw_diag_set(d, FMW_EIO, "cannot connect to the API server at %s: %s", h->authority,
+                            os_errno ? strerror((int)os_errno) : why);
     }
     case CURLE_PEER_FAILED_VERIFICATION:
-        return fmw_diag_set(d, FMW_EIO, "TLS handshake with the API server failed, its certificate "
-                                        "was refused: %s", why);
+        return fmw_diag_set(d, FMW_EIO,
+                            "TLS handshake with the API server failed, its certificate "
+                            "was refused: %s",
+                            why);
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
@@ -556,7 +576,13 @@ enum fmw_err kube_http_get(struct kube_http *h, const char *path, const char *to
     CURLcode rc = curl_easy_perform(e);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     if (rc == CURLE_OK) {
+        long version = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+        atomic_store(&h->last_version, version == CURL_HTTP_VERSION_2_0   ? 20
+                                       : version == CURL_HTTP_VERSION_1_1 ? 11
+                                       : version == CURL_HTTP_VERSION_1_0 ? 10
+                                                                          : 0);
         err = FMW_OK;
     } else {
         err = failure(h, k, rc, &x, timeout_ms, d);

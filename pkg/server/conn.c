@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -830,10 +832,35 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     conn_write(c);
 }
 
-/* The socket is full: wait until it drains, at most the idle timeout. Reading stops meanwhile
- * (epoll is level-triggered: unread pipelined bytes would wake the loop again and again). */
+/* Bytes of written answers the kernel has not sent yet (0 when it cannot say). */
+static int kernel_unsent(const struct srv_conn *c)
+{
+    int unsent = 0;
+    return ioctl(c->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 ? unsent : 0;
+}
+
+/*
+ * At an idle timeout while an answer is being written, or with one still leaving the kernel:
+ * true when the client took some of it since the last look, and the connection gets another
+ * idle timeout. A socket buffer holds megabytes and epoll reports it writable only once a good
+ * part has drained, so a reader that is slow but steady can leave the socket "full" for longer
+ * than the idle timeout; only one that takes nothing for a whole idle timeout is closed (and an
+ * idle connection is not closed under its last answer's tail, which the kernel might drop).
+ */
+static bool still_sending(struct srv_conn *c)
+{
+    int unsent = c->request_started ? 0 : kernel_unsent(c);
+    bool progress = unsent > 0 && (c->unsent == 0 || unsent < c->unsent);
+    c->unsent = unsent;
+    return progress;
+}
+
+/* The socket is full: wait until it drains, at most the idle timeout without progress. Reading
+ * stops meanwhile (epoll is level-triggered: unread pipelined bytes would wake the loop again and
+ * again). */
 static void wait_writable(struct srv_conn *c)
 {
+    c->unsent = kernel_unsent(c); /* what the client's progress is measured from */
     event_add(&c->wev, NULL);
     arm_timer(c, c->srv->cfg.idle_timeout_ms);
     if (!c->read_paused) {
@@ -889,6 +916,7 @@ static void conn_write(struct srv_conn *c)
     }
     /* Written. */
     event_del(&c->timer);
+    c->unsent = 0;
     if (c->writing_interim) {
         /* The 100 Continue is out: back to reading the body, under the request deadline. */
         c->writing_interim = false;
@@ -936,6 +964,10 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     switch (c->state) {
     case SRV_C_READING:
+        if (still_sending(c)) {
+            arm_timer(c, c->srv->cfg.idle_timeout_ms);
+            break;
+        }
         if (c->request_started) {
             fmw_obs_inc(c->srv->m.deadline_closes);
             if (fmw_log_enabled(FMW_LOG_DEBUG))
@@ -944,7 +976,13 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         }
         srv_conn_close(c);
         break;
-    case SRV_C_WRITING: /* the client stopped reading */
+    case SRV_C_WRITING: /* the client stopped reading, or reads slowly */
+        if (still_sending(c)) {
+            arm_timer(c, c->srv->cfg.idle_timeout_ms);
+            break;
+        }
+        srv_conn_close(c);
+        break;
     case SRV_C_LINGER:
         srv_conn_close(c);
         break;

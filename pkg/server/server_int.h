@@ -121,6 +121,7 @@ struct srv_conn {
 
     struct fmw_buf out; /* the response being written, from out_off */
     size_t out_off;
+    int unsent; /* bytes of written answers the kernel had not sent at the last idle timeout */
     char remote[64];
 };
 

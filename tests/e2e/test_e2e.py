@@ -311,6 +311,20 @@ def test_a_pod_created_right_after_its_configmap_changed_gets_the_new_size(env):
     assert not stale, f"{len(stale)} of 50 pods sized from an older ConfigMap (round, MiB, got MiB): {stale[:10]}"
 
 
+def test_api_client_speaks_http2_to_the_real_api_server(env):
+    """pkg/kube's client (build/tests/kube-get, the library the webhook links) against the real
+    kube-apiserver: the answer comes over HTTP/2, negotiated by ALPN, and a second request on
+    the same client reuses what the first set up."""
+    kube_get = os.environ.get("KUBE_GET", os.path.join(ROOT, "build", "tests", "kube-get"))
+    p = subprocess.run([kube_get, "--kubeconfig", os.environ["KUBECONFIG"], "--path",
+                        "/api/v1/namespaces/default/configmaps/kube-root-ca.crt", "--repeat", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    answers = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [(a["err"], a["status"], a["proto"]) for a in answers] == [("OK", 200, "HTTP/2")] * 2, answers
+    assert json.loads(answers[0]["body"])["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+
 def test_server_answers_like_the_cli_with_real_configmaps(env):
     """The same review through the API-backed server and through `flink-memory review` with the
     same ConfigMaps as files gives the same bytes."""

@@ -6,8 +6,8 @@
  *
  * Makes `repeat` GETs of `path` with one client (so keep-alive connections are reused between
  * them) and prints one JSON object per request: {"err":"OK"|"EIO"|…, "status":N, "body":"…",
- * "msg":"…", "ms":elapsed}. When the client cannot be made it prints {"new_err":…, "msg":…}.
- * Exit status 0 once everything is printed, 2 on bad usage.
+ * "msg":"…", "ms":elapsed, "proto":"HTTP/2"|"HTTP/1.1"|…}. When the client cannot be made it prints
+ * {"new_err":…, "msg":…}. Exit status 0 once everything is printed, 2 on bad usage.
  *
  *   kube-get --kubeconfig FILE --configmap NS/NAME --starts-ms A,B,… [--ttl-ms N]
  *
@@ -155,9 +155,10 @@ int main(int argc, char **argv)
         double t0 = now_ms();
         err = fmw_kube_get(c, path, timeout_ms, &status, &body, &d);
         double took = now_ms() - t0;
-        print(json_pack("{s:s,s:i,s:s%,s:s,s:f}", "err", fmw_strerror(err), "status",
+        print(json_pack("{s:s,s:i,s:s%,s:s,s:f,s:s}", "err", fmw_strerror(err), "status",
                         (json_int_t)status, "body", body.data ? body.data : "", body.len, "msg",
-                        err ? fmw_diag_msg(&d) : "", "ms", took));
+                        err ? fmw_diag_msg(&d) : "", "ms", took, "proto",
+                        fmw_kube_client_protocol(c)));
         fmw_buf_free(&body);
     }
     fmw_kube_client_free(c);

@@ -222,6 +222,7 @@ def test_get_with_content_length_and_headers(pki, serve, tmp_path):
     kc = kubeconfig(tmp_path, url(srv) + "/base/", pki)
     (r,) = kube_get(kc, "--path", "/api/v1/namespaces/ns/configmaps/cm")
     assert (r["err"], r["status"], r["body"]) == ("OK", 200, '{"data":{"k":"v"}}'), r
+    assert r["proto"] == "HTTP/1.1", r  # this server offers no HTTP/2
     req = srv.requests[0]
     assert req["method"] == "GET" and req["version"] == "HTTP/1.1"
     assert req["path"] == "/base/api/v1/namespaces/ns/configmaps/cm"

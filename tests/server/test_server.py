@@ -929,6 +929,70 @@ def test_big_response(d):
     assert post(d, "/big?bytes=%d" % (8 * MIB))[0] == 500
 
 
+def slow_reader_socket(d):
+    """A TLS connection whose receive buffer is small, so the server's socket fills quickly."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10 * SLOW)
+    raw.connect(("127.0.0.1", d.port))
+    return d.ctx().wrap_socket(raw, server_hostname="localhost")
+
+
+BIG_REQUEST = (b"POST /big?bytes=3000000 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 2\r\n\r\n{}")
+
+
+def test_stalled_reader_closed_after_idle_timeout():
+    """A client that asks for a 3 MB answer and stops reading: the server's socket fills, it waits
+    for it to drain (the write event, with reading paused) no longer than the idle timeout, and
+    closes; the answer is cut short, and other clients are served meanwhile."""
+    d = Daemon("--idle-timeout-ms", "1000")
+    try:
+        s = slow_reader_socket(d)
+        s.sendall(BIG_REQUEST)
+        time.sleep(0.3)
+        assert post(d, "/echo")[0] == 200  # the loop is not held up by the stalled write
+        time.sleep(1.0 + 1.0 * SLOW)  # past the idle timeout, not reading
+        got, closed = 0, False
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                got += len(chunk)
+        except (ConnectionError, ssl.SSLError, socket.timeout) as e:
+            closed = not isinstance(e, socket.timeout)
+        s.close()
+        assert closed and got < 3000000, (closed, got)
+        assert post(d, "/echo")[0] == 200
+    finally:
+        assert d.stop() == 0
+
+
+def test_slow_steady_reader_gets_the_whole_answer():
+    """A client that reads the 3 MB answer slowly but keeps reading: every drained socket starts
+    the idle timeout again, so it is never closed under it."""
+    d = Daemon("--idle-timeout-ms", "1000")
+    try:
+        s = slow_reader_socket(d)
+        s.sendall(BIG_REQUEST)
+        data, t0 = b"", time.time()
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        while len(body) < 3000000:
+            chunk = s.recv(256 * 1024)
+            assert chunk, "closed after %d bytes, %.2f s" % (len(body), time.time() - t0)
+            body += chunk
+            time.sleep(0.05)  # 3 MB at about 5 MB/s at most: longer than the idle timeout in all
+        assert len(body) == 3000000 and time.time() - t0 > 1.0
+        s.close()
+    finally:
+        assert d.stop() == 0
+
+
 def swap_k8s(mount, cert, key, n):
     """Updates `mount` the way the kubelet updates a Secret volume: a new timestamped dir, then
     an atomic rename of the ..data symlink; tls.crt/tls.key are symlinks through ..data."""

@@ -135,13 +135,26 @@ static void release_body(struct srv_conn *c)
     c->reserved = 0;
 }
 
-void srv_conn_release(struct srv_conn *c)
+void srv_conn_reap_soon(struct fmw_server *srv)
 {
-    if (--c->refs > 0)
-        return;
-    c->in.len = 0;
-    give_buffers(c);
-    free(c);
+    if (srv->events_inited && !srv->tearing_down)
+        event_active(&srv->reap_ev, 0, 0);
+}
+
+void srv_conn_reap(struct fmw_server *srv, bool all)
+{
+    struct srv_conn **pp = &srv->closed;
+    while (*pp) {
+        struct srv_conn *c = *pp;
+        if (c->job_holds && !all) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        c->in.len = 0;
+        give_buffers(c);
+        free(c);
+    }
 }
 
 void srv_conn_close(struct srv_conn *c)
@@ -162,7 +175,9 @@ void srv_conn_close(struct srv_conn *c)
     ERR_clear_error();
     release_body(c);
     srv_conn_gone(srv, c);
-    srv_conn_release(c);
+    c->next = srv->closed;
+    srv->closed = c;
+    srv_conn_reap_soon(srv);
 }
 
 /*
@@ -278,7 +293,6 @@ void srv_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     }
     c->srv = srv;
     c->fd = fd;
-    c->refs = 1;
     c->state = SRV_C_READING;
     fmw_buf_init(&c->in, srv->cfg.max_headers + srv->cfg.max_body + 1);
     fmw_buf_init(&c->body, srv->cfg.max_body);
@@ -468,7 +482,6 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    c->refs++;
     bool was_idle = conn_idle(c);
     read_and_process(c);
     /* A full TLS listener stays on only while an idle connection could make room (srv_conn_gone
@@ -478,7 +491,6 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (was_idle && c->ssl && !conn_idle(c) && srv->n_tls >= srv->cfg.max_connections &&
         !srv->listeners_paused && !srv->closing && !srv_conn_victim(srv, true, NULL))
         srv_set_listeners_paused(srv, true);
-    srv_conn_release(c);
 }
 
 /* ---- requests ---- */
@@ -583,7 +595,6 @@ static void conn_process(struct srv_conn *c)
     if (c->processing)
         return;
     c->processing = true;
-    c->refs++;
     while (c->state == SRV_C_READING) {
         if (c->may_have_pending && !c->peer_eof && !read_more(c))
             break;
@@ -716,7 +727,6 @@ static void conn_process(struct srv_conn *c)
         }
     }
     c->processing = false;
-    srv_conn_release(c);
 }
 
 /* The request is answered: its bytes go, the next one (pipelined) moves to the front. */
@@ -946,14 +956,12 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_conn *c = arg;
     (void)fd, (void)what;
-    c->refs++;
     if (c->state == SRV_C_WRITING) {
         conn_write(c);
     } else if (c->state == SRV_C_READING && c->read_wants_write) {
         c->read_wants_write = false;
         read_and_process(c);
     }
-    srv_conn_release(c);
 }
 
 /* ---- deadlines ---- */

@@ -213,6 +213,12 @@ static void trim_timer_cb(evutil_socket_t fd, short what, void *arg)
     malloc_trim(0);
 }
 
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    srv_conn_reap(arg, false);
+}
+
 void srv_schedule_trim(struct fmw_server *srv)
 {
     if (srv->tearing_down || !srv->events_inited || evtimer_pending(&srv->trim_timer, NULL))
@@ -272,7 +278,9 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
     }
     job->conn = NULL;
     srv_job_put(srv, job);
-    srv_conn_release(c);
+    c->job_holds = false;
+    if (c->state == SRV_C_CLOSED)
+        srv_conn_reap_soon(srv); /* the client left while the worker had it */
 }
 
 /* ---- drain ---- */
@@ -497,7 +505,7 @@ static void submit_handler(struct fmw_server *srv, struct srv_conn *c,
         return;
     }
     job->conn = c;
-    c->refs++;
+    c->job_holds = true;
     job->route = route;
     job->req.path = path;
     job->req.query = query;
@@ -771,6 +779,7 @@ enum fmw_err fmw_server_new(const struct fmw_server_config *cfg, struct fmw_serv
     evtimer_assign(&srv->drain_timer, srv->base, drain_timer_cb, srv);
     evtimer_assign(&srv->grace_timer, srv->base, grace_timer_cb, srv);
     evtimer_assign(&srv->trim_timer, srv->base, trim_timer_cb, srv);
+    event_assign(&srv->reap_ev, srv->base, -1, 0, reap_cb, srv);
     for (int i = 0; i < 2; i++) {
         srv->rest[i].srv = srv;
         srv->rest[i].tls = i == 1;
@@ -858,12 +867,10 @@ void fmw_server_free(struct fmw_server *srv)
         return;
     if (srv->threads)
         srv_pool_stop(srv);
-    /* Finished jobs that were never answered hold a connection reference each. */
+    /* Finished jobs that were never answered: their connections are freed with the rest. */
     struct srv_job *job = srv_pool_take_done(srv);
     while (job) {
         struct srv_job *next = job->next;
-        if (job->conn)
-            srv_conn_release(job->conn);
         fmw_buf_free(&job->resp.body);
         free(job);
         job = next;
@@ -878,6 +885,7 @@ void fmw_server_free(struct fmw_server *srv)
     srv->tearing_down = true;
     while (srv->conns)
         srv_conn_close(srv->conns);
+    srv_conn_reap(srv, true);
     if (srv->tls_listener)
         evconnlistener_free(srv->tls_listener);
     if (srv->plain_listener)
@@ -889,6 +897,7 @@ void fmw_server_free(struct fmw_server *srv)
         event_del(&srv->drain_timer);
         event_del(&srv->grace_timer);
         event_del(&srv->trim_timer);
+        event_del(&srv->reap_ev);
         event_del(&srv->rest[0].timer);
         event_del(&srv->rest[1].timer);
     }

@@ -88,9 +88,9 @@ struct srv_conn {
     int fd;
     SSL *ssl; /* NULL on the plain listener */
     struct event rev, wev, timer;
-    struct srv_conn *prev, *next;
-    int refs;
+    struct srv_conn *prev, *next; /* srv->conns while open; srv->closed once closed */
     enum srv_conn_state state;
+    bool job_holds;       /* a worker's job points at it: freed only once the job is answered */
     bool request_started; /* bytes of a request (or the handshake) arrived: deadline armed */
     bool handshake_done;
     bool read_paused;                        /* rev removed while a worker has the request */
@@ -147,11 +147,19 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
 /* srv_conn_respond() with the body {"error":"<message>"}. */
 void srv_conn_respond_error(struct srv_conn *c, const struct srv_route *route, int status,
                             const char *message, const char *extra, uint64_t t0);
-/* Closes a connection at once (no response). */
+/*
+ * Closes a connection at once (no response): its socket, TLS and events go now; its memory
+ * later (deferred close), when the loop has left every callback that may still hold it, so
+ * code on the stack only looks at c->state after a call that may close. Nothing counts
+ * references: a job answered by a worker holds it with job_holds.
+ */
 void srv_conn_close(struct srv_conn *c);
 /* Closes the connection now if it is idle between requests (drain). */
 void srv_conn_close_if_idle(struct srv_conn *c);
-void srv_conn_release(struct srv_conn *c);
+/* Frees the closed connections no job holds (all of them with `all`, at teardown). */
+void srv_conn_reap(struct fmw_server *srv, bool all);
+/* Has srv_conn_reap() run once the current callbacks return. */
+void srv_conn_reap_soon(struct fmw_server *srv);
 /* An empty buffer `b` gets storage from the pool (at least `want` bytes) when there is some. */
 void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want);
 /* `b`'s storage goes back to the pool (or to free()); `b` is left empty, its cap kept. */
@@ -210,6 +218,8 @@ struct fmw_server {
     /* Connections (loop thread), newest first. n_conns counts every open one, n_tls those
      * against max_connections, n_plain those of the health listener (SRV_MAX_PLAIN_CONNS). */
     struct srv_conn *conns;
+    struct srv_conn *closed; /* closed, not yet freed (srv_conn_close) */
+    struct event reap_ev;    /* made active to free them after the current callbacks */
     unsigned n_conns;
     unsigned n_tls;
     unsigned n_plain;

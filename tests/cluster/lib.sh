@@ -38,9 +38,13 @@ pid_of() {
     local pid exe
     pid=$(cat "$pid_dir/$1.pid" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
-    [ "$exe" = "$tools_bin/$1" ] || return 1
-    echo "$pid"
+    # The first word, or the second while the pid is still the setsid that start() runs and has
+    # not yet exec'd the tool (a moment, longer on a loaded machine).
+    exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n2) || return 1
+    case $exe in
+    "$tools_bin/$1" | "$tools_bin/$1"$'\n'* | setsid$'\n'"$tools_bin/$1") echo "$pid" ;;
+    *) return 1 ;;
+    esac
 }
 
 # port_in_use PORT: true if something accepts connections on 127.0.0.1:PORT.

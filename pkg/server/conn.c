@@ -385,6 +385,8 @@ static enum io_result read_input(struct srv_conn *c)
             c->in.alloc = target;
             c->in.data[c->in.len] = '\0';
         }
+        if (!c->in.data)
+            return IO_ERROR; /* cannot be: the block above gave it storage */
         size_t room = c->in.alloc - c->in.len - 1;
         size_t n = room < want - c->in.len ? room : want - c->in.len;
         if (n > (size_t)INT32_MAX)

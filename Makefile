@@ -147,7 +147,7 @@ cli: all pydeps
 admission: all pydeps
 	python3 -m pytest -q tests/admission
 
-TEST_SUITES := format-check unit cli admission
+TEST_SUITES := format-check lint unit cli admission
 -include mk/*.mk
 
 # test: every suite, in order; one summary line at the end.
@@ -180,7 +180,8 @@ lint:
 	done
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -I. pkg cmd
-	clang-tidy --quiet $$(git ls-files 'pkg/*.c' 'cmd/*.c') -- $(CPPFLAGS) -std=c11 $(DEP_CFLAGS)
+	clang-tidy --quiet --warnings-as-errors='*' $$(git ls-files 'pkg/*.c' 'cmd/*.c') -- \
+	    $(CPPFLAGS) -std=c11 $(DEP_CFLAGS)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/lib $(BUILD)/bin $(BUILD)/tests

@@ -133,7 +133,7 @@ static void *hook_malloc(size_t n)
             return p;
         a->fell_back = true;
     }
-    return malloc(n);
+    return malloc(n ? n : 1); /* a pointer unlike any other, as the arena gives */
 }
 
 static void hook_free(void *p)

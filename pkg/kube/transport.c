@@ -294,9 +294,10 @@ enum fmw_err kube_http_new(const char *server, const struct fmw_buf *ca, const s
     /* The URL as the endpoint read it: scheme, authority, base path; "00443" is port 443. */
     struct fmw_buf url;
     fmw_buf_init(&url, 4096);
-    err = fmw_buf_addf(&url, "%s://%s%s%s:%s%s", ep.tls ? "https" : "http",
-                       strchr(ep.host, ':') ? "[" : "", ep.host, strchr(ep.host, ':') ? "]" : "",
-                       ep.port, ep.base_path);
+    bool v6 = ep.host && strchr(ep.host, ':'); /* an IPv6 literal goes in brackets */
+    err = fmw_buf_addf(&url, "%s://%s%s%s:%s%s", ep.tls ? "https" : "http", v6 ? "[" : "",
+                       ep.host ? ep.host : "", v6 ? "]" : "", ep.port ? ep.port : "",
+                       ep.base_path ? ep.base_path : "");
     h->base = err ? NULL : fmw_strdup(fmw_buf_cstr(&url));
     h->authority = fmw_strdup(ep.authority);
     h->tls = ep.tls;

@@ -307,16 +307,19 @@ static bool series_matches(const struct fmw_obs_series *s, size_t n, const char 
     return true;
 }
 
-static struct fmw_obs_series *find_series(struct fmw_obs_metric *m, const char *const *values)
+/* `n` is m->n_labels, checked by the caller: `values` has that many. */
+static struct fmw_obs_series *find_series(struct fmw_obs_metric *m, size_t n,
+                                          const char *const *values)
 {
     struct fmw_obs_series *s = atomic_load_explicit(&m->head, memory_order_acquire);
     for (; s; s = atomic_load_explicit(&s->next, memory_order_acquire))
-        if (series_matches(s, m->n_labels, values))
+        if (series_matches(s, n, values))
             return s;
     return NULL;
 }
 
-static struct fmw_obs_series *series_new(const struct fmw_obs_metric *m, const char *const *values)
+static struct fmw_obs_series *series_new(const struct fmw_obs_metric *m, size_t n,
+                                         const char *const *values)
 {
     size_t n_counts = m->kind == FMW_OBS_HISTOGRAM ? m->n_buckets + 2 : 1;
     struct fmw_obs_series *s = calloc(1, sizeof(*s) + n_counts * sizeof(s->counts[0]));
@@ -329,7 +332,7 @@ static struct fmw_obs_series *series_new(const struct fmw_obs_metric *m, const c
     atomic_init(&s->gauge, 0);
     for (size_t i = 0; i < n_counts; i++)
         atomic_init(&s->counts[i], 0);
-    for (size_t i = 0; i < m->n_labels; i++) {
+    for (size_t i = 0; i < n; i++) {
         s->values[i] = fmw_strdup(values[i] ? values[i] : "");
         if (!s->values[i])
             goto fail;
@@ -350,24 +353,22 @@ fail:
     return NULL;
 }
 
-struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, const char *const *values)
+struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, size_t n, const char *const *values)
 {
-    if (!m)
-        return NULL;
+    if (!m || n != m->n_labels || (n && !values))
+        return NULL; /* one value per label, no more and no fewer */
     static const char *const none[FMW_OBS_MAX_LABELS] = {NULL};
-    if (m->n_labels == 0)
+    if (n == 0)
         values = none;
-    else if (!values)
-        return NULL; /* labels are required but none were given */
-    struct fmw_obs_series *s = find_series(m, values);
+    struct fmw_obs_series *s = find_series(m, n, values);
     if (s)
         return s;
 
     pthread_mutex_lock(&m->reg->mu);
     /* Another thread may have created it between the lock-free look and the lock. */
-    s = find_series(m, values);
+    s = find_series(m, n, values);
     if (!s && m->n_series < FMW_OBS_MAX_SERIES) {
-        s = series_new(m, values);
+        s = series_new(m, n, values);
         if (s) {
             /* Fully built before it is published: the release store pairs with the acquire
              * loads of find_series(). */
@@ -385,19 +386,19 @@ struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, const char *cons
 
 struct fmw_obs_series *fmw_obs_series0(struct fmw_obs_metric *m)
 {
-    return fmw_obs_series(m, NULL);
+    return fmw_obs_series(m, 0, NULL);
 }
 
 struct fmw_obs_series *fmw_obs_series1(struct fmw_obs_metric *m, const char *v1)
 {
     const char *values[1] = {v1};
-    return fmw_obs_series(m, values);
+    return fmw_obs_series(m, 1, values);
 }
 
 struct fmw_obs_series *fmw_obs_series2(struct fmw_obs_metric *m, const char *v1, const char *v2)
 {
     const char *values[2] = {v1, v2};
-    return fmw_obs_series(m, values);
+    return fmw_obs_series(m, 2, values);
 }
 
 void fmw_obs_add(struct fmw_obs_series *s, uint64_t n)

@@ -83,13 +83,14 @@ FMW_NODISCARD enum fmw_err fmw_obs_register(struct fmw_obs_registry *reg,
                                             struct fmw_obs_metric **out);
 
 /*
- * The series of `m` for the given label values, one per label name and in the same order (NULL
- * or an empty array for a metric without labels; a NULL value counts as ""). Created on first use.
- * Lookups of existing series take no lock. Returns NULL when `m` is NULL, when the metric already
- * has FMW_OBS_MAX_SERIES series, or when memory runs out. The pointer stays valid until the
- * registry is freed. Thread-safe.
+ * The series of `m` for the `n` label values `values`, one per label name and in the same order
+ * (0 and NULL for a metric without labels; a NULL value counts as ""). Created on first use.
+ * Lookups of existing series take no lock. Returns NULL when `m` is NULL, when `n` is not the
+ * metric's number of labels, when the metric already has FMW_OBS_MAX_SERIES series, or when
+ * memory runs out. The pointer stays valid until the registry is freed. Thread-safe.
  */
-struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, const char *const *values);
+struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, size_t n,
+                                      const char *const *values);
 
 /* Shorthands for metrics with no, one and two labels. */
 struct fmw_obs_series *fmw_obs_series0(struct fmw_obs_metric *m);

@@ -125,6 +125,8 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
              * or a module's, `-m module/class`. */
             for (size_t k = i + 1; k < end; k++) {
                 const char *a = cl->words[k].text;
+                if (!a)
+                    continue;
                 const char *module = strcmp(a, "-m") == 0 || strcmp(a, "--module") == 0
                                          ? (k + 1 < end ? cl->words[k + 1].text : "")
                                      : strncmp(a, "--module=", 9) == 0 ? a + 9

@@ -148,8 +148,14 @@ Test(obs_metrics, null_and_wrong_kind_are_noops)
     fmw_obs_gauge_set(c, 9);
     fmw_obs_observe(c, 9);
     cr_expect_eq(fmw_obs_value(c), 0);
-    /* A labelled metric needs its values. */
-    cr_expect_null(fmw_obs_series(reg_metric(reg, "fmw_l_total", FMW_OBS_COUNTER, "a"), NULL));
+    /* A labelled metric needs its values, as many as it has labels. */
+    struct fmw_obs_metric *l = reg_metric(reg, "fmw_l_total", FMW_OBS_COUNTER, "a");
+    const char *two[2] = {"x", "y"};
+    cr_expect_null(fmw_obs_series(l, 1, NULL));
+    cr_expect_null(fmw_obs_series(l, 0, NULL));
+    cr_expect_null(fmw_obs_series(l, 2, two));
+    cr_expect_null(fmw_obs_series2(l, "x", "y"));
+    cr_expect_not_null(fmw_obs_series(l, 1, two));
     fmw_obs_registry_free(reg);
 }
 

@@ -183,6 +183,68 @@ const char *fmw_buf_cstr(const struct fmw_buf *b)
     return b->data ? b->data : "";
 }
 
+enum fmw_err fmw_buf_resize(struct fmw_buf *b, size_t size)
+{
+    if (size == 0 || size > b->max + 1)
+        return FMW_ETOOBIG;
+    char *p = realloc(b->data, size);
+    if (!p)
+        return FMW_ENOMEM;
+    if (!b->data)
+        b->len = 0;
+    if (b->len > size - 1)
+        b->len = size - 1;
+    p[b->len] = '\0';
+    b->data = p;
+    b->alloc = size;
+    return FMW_OK;
+}
+
+void fmw_buf_adopt(struct fmw_buf *b, char *data, size_t size)
+{
+    b->data = data;
+    b->alloc = size;
+    b->len = 0;
+    data[0] = '\0';
+}
+
+char *fmw_buf_release(struct fmw_buf *b, size_t *size)
+{
+    *size = b->alloc;
+    return fmw_buf_take(b);
+}
+
+char *fmw_buf_spare(struct fmw_buf *b, size_t *room)
+{
+    *room = b->data && b->alloc > b->len + 1 ? b->alloc - b->len - 1 : 0;
+    return b->data ? b->data + b->len : NULL;
+}
+
+void fmw_buf_commit(struct fmw_buf *b, size_t n)
+{
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void fmw_buf_truncate(struct fmw_buf *b, size_t n)
+{
+    if (n >= b->len)
+        return;
+    b->len = n;
+    b->data[n] = '\0';
+}
+
+void fmw_buf_consume(struct fmw_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        fmw_buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
 void fmw_buf_reset(struct fmw_buf *b)
 {
     b->len = 0;

@@ -101,6 +101,26 @@ void fmw_buf_reset(struct fmw_buf *b);
 char *fmw_buf_take(struct fmw_buf *b);
 void fmw_buf_free(struct fmw_buf *b);
 
+/*
+ * Storage managed by the caller (pkg/server's pool of connection buffers, a read into the free
+ * room): no other code writes a buffer's fields.
+ */
+/* Storage of exactly `size` bytes (realloc; the content is kept, and cut when it no longer
+ * fits with its NUL). FMW_ETOOBIG past max + 1 bytes, FMW_ENOMEM. */
+FMW_NODISCARD enum fmw_err fmw_buf_resize(struct fmw_buf *b, size_t size);
+/* An empty buffer without storage takes `data` (from malloc, `size` > 0 bytes) as its own. */
+void fmw_buf_adopt(struct fmw_buf *b, char *data, size_t size);
+/* Gives the storage up (its size in *size); the buffer is left empty, without storage. */
+char *fmw_buf_release(struct fmw_buf *b, size_t *size);
+/* Where bytes may be written after the content, and how many (*room; the NUL keeps its byte). */
+char *fmw_buf_spare(struct fmw_buf *b, size_t *room);
+/* Counts `n` bytes written at fmw_buf_spare() as content (n <= its room). */
+void fmw_buf_commit(struct fmw_buf *b, size_t n);
+/* Cuts the content to its first `n` bytes (no-op when it is not longer). */
+void fmw_buf_truncate(struct fmw_buf *b, size_t n);
+/* Drops the first `n` bytes of the content; the rest moves to the front. */
+void fmw_buf_consume(struct fmw_buf *b, size_t n);
+
 /* A borrowed (pointer, length) slice of text; not NUL-terminated. */
 struct fmw_str {
     const char *ptr;

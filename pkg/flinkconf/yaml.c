@@ -626,8 +626,7 @@ static enum fmw_err flatten(struct flattener *f, yaml_node_t *map, struct fmw_bu
         }
         if (err)
             goto out;
-        prefix->len = mark;
-        prefix->data[mark] = '\0';
+        fmw_buf_truncate(prefix, mark);
     }
 out:
     for (size_t i = 0; i < keys_len; i++)

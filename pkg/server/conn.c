@@ -69,10 +69,7 @@ void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want)
     for (unsigned i = srv->bufpool.n; i-- > 0;) {
         if (srv->bufpool.size[i] < want || srv->bufpool.size[i] > b->max + 1)
             continue;
-        b->data = srv->bufpool.data[i];
-        b->alloc = srv->bufpool.size[i];
-        b->len = 0;
-        b->data[0] = '\0';
+        fmw_buf_adopt(b, srv->bufpool.data[i], srv->bufpool.size[i]);
         srv->bufpool.n--;
         srv->bufpool.data[i] = srv->bufpool.data[srv->bufpool.n];
         srv->bufpool.size[i] = srv->bufpool.size[srv->bufpool.n];
@@ -82,16 +79,16 @@ void srv_buf_take(struct fmw_server *srv, struct fmw_buf *b, size_t want)
 
 void srv_buf_give(struct fmw_server *srv, struct fmw_buf *b)
 {
-    if (b->data && b->alloc >= SRV_POOL_BUF_MIN && b->alloc <= SRV_POOL_BUF_MAX &&
+    size_t size;
+    char *data = fmw_buf_release(b, &size);
+    if (data && size >= SRV_POOL_BUF_MIN && size <= SRV_POOL_BUF_MAX &&
         srv->bufpool.n < SRV_POOL_BUFS && !srv->tearing_down) {
-        srv->bufpool.data[srv->bufpool.n] = b->data;
-        srv->bufpool.size[srv->bufpool.n] = b->alloc;
+        srv->bufpool.data[srv->bufpool.n] = data;
+        srv->bufpool.size[srv->bufpool.n] = size;
         srv->bufpool.n++;
     } else {
-        free(b->data);
+        free(data);
     }
-    b->data = NULL;
-    b->len = b->alloc = 0;
 }
 
 void srv_bufpool_drain(struct fmw_server *srv)
@@ -151,7 +148,7 @@ void srv_conn_reap(struct fmw_server *srv, bool all)
             continue;
         }
         *pp = c->next;
-        c->in.len = 0;
+        fmw_buf_reset(&c->in);
         give_buffers(c);
         free(c);
     }
@@ -203,7 +200,7 @@ static void conn_linger(struct srv_conn *c)
         c->read_paused = false;
     }
     c->body_terminator = NULL;
-    c->in.len = 0; /* nothing of it is read any more */
+    fmw_buf_reset(&c->in); /* nothing of it is read any more */
     give_buffers(c);
     release_body(c);
     struct timeval tv = {(time_t)(LINGER_NS / 1000000000u), 0};
@@ -378,26 +375,22 @@ static enum io_result read_input(struct srv_conn *c)
                 c->over_budget = true;
                 return IO_OK;
             }
-            char *grown = realloc(c->in.data, target);
-            if (!grown)
+            if (fmw_buf_resize(&c->in, target) != FMW_OK)
                 return IO_ERROR;
-            c->in.data = grown;
-            c->in.alloc = target;
-            c->in.data[c->in.len] = '\0';
         }
-        if (!c->in.data)
-            return IO_ERROR; /* cannot be: the block above gave it storage */
-        size_t room = c->in.alloc - c->in.len - 1;
+        size_t room;
+        char *spare = fmw_buf_spare(&c->in, &room);
+        if (!spare || room == 0)
+            return IO_ERROR; /* cannot be: the block above gave it room */
         size_t n = room < want - c->in.len ? room : want - c->in.len;
         if (n > (size_t)INT32_MAX)
             n = INT32_MAX;
         if (c->ssl) {
             ERR_clear_error();
-            int rc = SSL_read(c->ssl, c->in.data + c->in.len, (int)n);
+            int rc = SSL_read(c->ssl, spare, (int)n);
             if (rc > 0) {
                 c->handshake_done = true;
-                c->in.len += (size_t)rc;
-                c->in.data[c->in.len] = '\0';
+                fmw_buf_commit(&c->in, (size_t)rc);
                 /* A chunked body is decoded after each read, so `in` holds a read's worth. */
                 if (c->head_len && c->head.chunked) {
                     c->may_have_pending = true;
@@ -421,10 +414,9 @@ static enum io_result read_input(struct srv_conn *c)
                 return IO_EOF;
             return IO_ERROR;
         }
-        ssize_t rc = recv(c->fd, c->in.data + c->in.len, n, 0);
+        ssize_t rc = recv(c->fd, spare, n, 0);
         if (rc > 0) {
-            c->in.len += (size_t)rc;
-            c->in.data[c->in.len] = '\0';
+            fmw_buf_commit(&c->in, (size_t)rc);
             if (c->head_len && c->head.chunked) {
                 c->may_have_pending = true;
                 return IO_OK;
@@ -656,8 +648,7 @@ static void conn_process(struct srv_conn *c)
             }
             /* Decoded bytes need not stay in `in`: it does not grow with the body. */
             if (!complete) {
-                c->in.len = c->head_len;
-                c->in.data[c->in.len] = '\0';
+                fmw_buf_truncate(&c->in, c->head_len);
                 c->consumed = c->head_len;
             }
             if (complete && fmw_buf_add(&c->body, "", 0) != FMW_OK) {
@@ -738,12 +729,8 @@ static void next_request(struct srv_conn *c)
         *c->body_terminator = c->body_saved;
         c->body_terminator = NULL;
     }
-    size_t rest = c->in.len > c->consumed ? c->in.len - c->consumed : 0;
-    if (rest)
-        memmove(c->in.data, c->in.data + c->consumed, rest);
-    c->in.len = rest;
     if (c->in.data)
-        c->in.data[rest] = '\0';
+        fmw_buf_consume(&c->in, c->consumed);
     c->consumed = c->head_len = c->scan_from = c->skip = 0;
     c->skipped = false;
     c->over_budget = false;
@@ -814,15 +801,10 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     if (c->out.alloc < need + 1 && need <= c->out.max) {
         /* At least the pool's size, so that it can go back to the pool. */
         size_t size = need + 1 < SRV_POOL_BUF_MIN ? SRV_POOL_BUF_MIN : need + 1;
-        char *grown = realloc(c->out.data, size);
-        if (!grown) {
+        if (fmw_buf_resize(&c->out, size) != FMW_OK) {
             srv_conn_close(c);
             return;
         }
-        if (!c->out.data)
-            grown[0] = '\0';
-        c->out.data = grown;
-        c->out.alloc = size;
     }
     char length[40] = "";
     if (!no_length)

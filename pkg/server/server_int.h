@@ -135,6 +135,44 @@ void srv_conn_accept_error(struct evconnlistener *l, void *arg);
 /* The connection of one listener to close so that a new one from `remote` (NULL: any) fits:
  * the oldest reclaimable one of that address, else the oldest of all; NULL when none (conn.c). */
 struct srv_conn *srv_conn_victim(struct fmw_server *srv, bool tls, const char *remote);
+/* ---- conn.c: the transport under HTTP/1 ---- */
+
+#define SRV_IN_FIRST (16u * 1024u) /* a read buffer's first size */
+
+/* (Re)starts the connection's one timer; srv_conn_stop_timer() stops it. */
+void srv_conn_arm_timer(struct srv_conn *c, unsigned ms);
+void srv_conn_stop_timer(struct srv_conn *c);
+/* Reading off while a worker has the request or an answer waits for the socket; on again (and
+ * whatever OpenSSL holds looked at). */
+void srv_conn_pause_reading(struct srv_conn *c);
+void srv_conn_resume_reading(struct srv_conn *c);
+/* Reads what arrived into c->in (as much as srv_h1_want() says); false when that closed the
+ * connection. */
+bool srv_conn_read_more(struct srv_conn *c);
+/* Bytes OpenSSL holds that epoll cannot see (it reads ahead). */
+bool srv_conn_tls_pending(const struct srv_conn *c);
+/* Writes c->out from out_off; when it is all out, srv_h1_sent(). */
+void srv_conn_write(struct srv_conn *c);
+/* True while the connection can still be answered. */
+bool srv_conn_usable(const struct srv_conn *c);
+/* After the last answer: close_notify, the write side shut, the client's rest read and dropped. */
+void srv_conn_linger(struct srv_conn *c);
+/* The connection's buffers go back to the pool; `in` only when it holds nothing unread. */
+void srv_conn_give_buffers(struct srv_conn *c);
+/* This request's share of max_bodies made at least `size`; false when the budget has no room. */
+bool srv_conn_reserve_body(struct srv_conn *c, size_t size);
+void srv_conn_release_body(struct srv_conn *c);
+
+/* ---- http1.c: HTTP/1.1 on a connection ---- */
+
+/* Parses what c->in holds and runs the requests that are complete, one after the other. */
+void srv_h1_process(struct srv_conn *c);
+/* How many bytes of `in` the request being read needs at most now. */
+size_t srv_h1_want(const struct srv_conn *c);
+/* The answer in c->out is written: reading the body on (after 100 Continue), the next request,
+ * or the end of the connection. */
+void srv_h1_sent(struct srv_conn *c);
+
 /*
  * Answers the connection's current request (status line, Content-Type, Content-Length, the
  * `extra` header lines ("Allow: POST\r\n"), Connection: close when it is the last) and writes

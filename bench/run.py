@@ -571,6 +571,51 @@ def table(result):
     return "\n".join(lines)
 
 
+def targets(result):
+    """Each target of ROWS against the figures: met by every round (the worst of the spread),
+    by the median only, or not. Ratios to the peer are checked on their median."""
+    lines = ["| target | result: median (min–max) | met? |", "|---|---|---|"]
+    for key, label, target in ROWS:
+        f = result["figures"].get(key)
+        if not f or not target:
+            continue
+        for clause in re.split(r",\s*(?=[≤≥])", target):  # "≥ 2× peer, ≥ 8,000"
+            m = re.match(r"\s*(≤|≥)\s*([\d.,]+)(×\s*peer)?\s*$", clause)
+            if not m:
+                continue
+            op, bound, vs_peer = m.group(1), float(m.group(2).replace(",", "")), bool(m.group(3))
+            ok = (lambda v: v <= bound) if op == "≤" else (lambda v: v >= bound)
+            if vs_peer:
+                if f.get("ratio") is None:
+                    continue
+                median, worst, shown = f["ratio"], None, "%.3g×" % f["ratio"]
+            else:
+                sp = f.get("spread")
+                median = f["ours"]
+                if median is None:
+                    continue
+                worst = (sp[1] if op == "≤" else sp[0]) if sp else None
+                shown = "%s (%s–%s)" % (fmt(median), fmt(sp[0]), fmt(sp[1])) if sp else fmt(median)
+            met = ("yes" if ok(median) and (worst is None or ok(worst))
+                   else "median only" if ok(median) else "**no**")
+            lines.append("| %s %s %s%s | %s | %s |" % (label, op, m.group(2),
+                                                       "× peer" if vs_peer else "", shown, met))
+    return "\n".join(lines)
+
+
+def header_of(result):
+    return "%s — %s, %d round%s%s, load average %.2f before / %.2f after" % (
+        result["date"], result["machine"], result["rounds"], "s" if result["rounds"] > 1 else "",
+        " (quick)" if result["quick"] else "", result["load_average_before"][0],
+        result["load_average_after"][0])
+
+
+def readme_text(result):
+    """What README.md shows between its bench-table markers: the table and the targets."""
+    return (header_of(result) + "\n\n" + table(result) + "\n\nTargets, from the same run:\n\n"
+            + targets(result))
+
+
 def update_readme(md):
     path = os.path.join(ROOT, "README.md")
     with open(path) as f:
@@ -591,7 +636,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
+    ap.add_argument("--readme-from", metavar="RESULT_JSON",
+                    help="write README.md's table and targets from a result.json of an earlier "
+                         "run, and run nothing")
     a = ap.parse_args()
+    if a.readme_from:
+        with open(a.readme_from) as f:
+            result = json.load(f)
+        update_readme(readme_text(result))
+        return
     if not 1 <= a.rounds <= 20:
         sys.exit("bench: --rounds 1..20")
     out = os.path.join(a.build, "bench")
@@ -660,16 +713,14 @@ def main():
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     md = table(result)
-    header = "%s — %s, %d round%s%s, load average %.2f before / %.2f after" % (
-        result["date"], result["machine"], a.rounds, "s" if a.rounds > 1 else "",
-        " (quick)" if a.quick else "", load_before[0], result["load_average_after"][0])
+    header = header_of(result)
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(header + "\n\n" + md + "\n")
     print(header)
     print()
     print(md)
     if a.readme:
-        update_readme(header + "\n\n" + md)
+        update_readme(readme_text(result))
 
 
 if __name__ == "__main__":

@@ -265,6 +265,7 @@ static void next_request(struct srv_conn *c)
     srv_conn_resume_reading(c);
 }
 
+/* ---- answers ---- */
 
 static const char *reason_of(int status)
 {
@@ -344,7 +345,6 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     c->state = SRV_C_WRITING;
     srv_conn_write(c);
 }
-
 
 /* ---- after a response is written ---- */
 

@@ -19,9 +19,11 @@ static void next_request(struct srv_conn *c);
 void srv_conn_respond_error(struct srv_conn *c, const struct srv_route *route, int status,
                             const char *message, const char *extra, uint64_t t0)
 {
+    /* The message is one of ours, without quotes; cut at 100 bytes the JSON stays whole. */
     char body[128];
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", message);
-    srv_conn_respond(c, route, status, "application/json", extra, body, (size_t)n, t0);
+    int n = snprintf(body, sizeof body, "{\"error\":\"%.100s\"}\n", message);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof body ? (size_t)n : sizeof body - 1;
+    srv_conn_respond(c, route, status, "application/json", extra, body, len, t0);
 }
 
 /* A request that cannot be read on: refused, and the connection closes after the answer. */

@@ -2,8 +2,9 @@
  * HTTP request framing as far as our code does it: the real pkg/server (libevent and OpenSSL
  * underneath, uninstrumented) runs in this process on loopback, and each input is sent as the raw
  * bytes of one connection — over TLS to the webhook listener, or in plain text to the probe
- * listener — followed by a half-close. Our code sees what evhttp parsed: routing, the query string
- * and its ?timeout= duration, Content-Type, duplicate Content-Length / Transfer-Encoding checks,
+ * listener — followed by a half-close. All of it is our code above the TLS library: the transport
+ * (pkg/server/conn.c), HTTP/1.1 (pkg/server/http1.c, pkg/http1), routing, the query string and its
+ * ?timeout= duration, Content-Type, duplicate Content-Length / Transfer-Encoding checks,
  * body hand-off to workers, AdmissionReview handling on /mutate, connection lifetimes and drains.
  *
  * Input: first byte bit 0 set → TLS listener, else the plain one; the rest is sent as it is.

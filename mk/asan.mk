@@ -67,11 +67,17 @@ $(ASAN_DIR)/tests/kube-get: $(ASAN_DIR)/obj/tests/kube/kubeget.o $(ASAN_LIB)
 	@mkdir -p $(@D)
 	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
 
-# pkg/kube's HTTP client against the scripted servers of tests/kube, sanitized.
+$(ASAN_DIR)/tests/kube-cache-race: $(ASAN_DIR)/obj/tests/kube/cacherace.o $(ASAN_LIB)
+	@mkdir -p $(@D)
+	clang $(ASAN_SANITIZE) -o $@ $^ $(ASAN_LDLIBS)
+
+# pkg/kube's client against the scripted servers of tests/kube, and its cache's race, sanitized.
 asan-kube: asan-bins pydeps
-	@$(MAKE) --no-print-directory $(ASAN_DIR)/tests/kube-get
+	@$(MAKE) --no-print-directory $(ASAN_DIR)/tests/kube-get $(ASAN_DIR)/tests/kube-cache-race \
+	    $(BUILD)/tests/libslowdns.so
 	@ASAN_OPTIONS=detect_leaks=1 KUBE_GET=$(ASAN_DIR)/tests/kube-get KUBE_GET_SANITIZED=1 \
-	    python3 -m pytest -q tests/kube
+	    KUBE_CACHE_RACE=$(ASAN_DIR)/tests/kube-cache-race \
+	    KUBE_SLOWDNS=$(BUILD)/tests/libslowdns.so python3 -m pytest -q tests/kube
 
 asan: asan-unit asan-bins asan-kube pydeps tools
 	@if [[ " $${FMW_RUN_SUITES:-} " == *" server-tests-asan "* ]]; then \

@@ -19,6 +19,8 @@
 #include <time.h>
 
 #define BUCKETS 1024
+/* Less time than this left, no API call is sent (it could not be answered). */
+#define CALL_MIN_NS 1000000u
 
 /* What a ConfigMap costs as a jansson tree, measured with this Debian's jansson 2.14 and glibc's
  * malloc (70,000 members each): 160 bytes a member of a flat object of strings (a ConfigMap's
@@ -33,8 +35,8 @@ struct entry {
     bool exists;
     bool valid; /* data/exists hold a real answer */
     bool fetching;
-    int waiters;      /* threads waiting on this entry: it must not be freed under them */
-    uint64_t sent_ns; /* when the call in flight, or the one that fetched data/exists, was sent */
+    int waiters;           /* threads waiting on this entry: it must not be freed under them */
+    uint64_t data_sent_ns; /* when the call that brought data/exists was sent */
     size_t bytes;
     enum fmw_err failed; /* the last call's failure (sent at failed_sent_ns), for its waiters */
     uint64_t failed_sent_ns;
@@ -97,8 +99,9 @@ enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client, const struct fmw_c
                                            0.05,   0.1,   0.25,   0.5,   1,    2.5};
         const struct fmw_obs_desc lookups = {
             "flink_memory_webhook_configmap_lookups_total",
-            "ConfigMap lookups by result: hit (cache, within the TTL), miss (API call), notfound, "
-            "error, wait (joined a call sent after the lookup began)",
+            "ConfigMap lookups by result, one each: miss (answered by an API read of its own), "
+            "wait (by a read sent after it began), hit (by a copy within the TTL), notfound, "
+            "error",
             "result",
             FMW_OBS_COUNTER,
             NULL,
@@ -237,13 +240,13 @@ static uint64_t ttl_ns(const struct fmw_cm_cache *c, const struct entry *e)
 /* The entry's answer may serve a lookup that began at `begun`. */
 static bool fresh(const struct fmw_cm_cache *c, const struct entry *e, uint64_t begun)
 {
-    return e->valid && e->sent_ns + ttl_ns(c, e) >= begun;
+    return e->valid && e->data_sent_ns + ttl_ns(c, e) >= begun;
 }
 
 /* No lookup beginning from `now` on can use the entry, and no one holds it. */
 static bool spent(const struct fmw_cm_cache *c, const struct entry *e, uint64_t now)
 {
-    return !e->fetching && e->waiters == 0 && (!e->valid || e->sent_ns + ttl_ns(c, e) < now);
+    return !e->fetching && e->waiters == 0 && (!e->valid || e->data_sent_ns + ttl_ns(c, e) < now);
 }
 
 /* Drops entries no later lookup can use, from the least recently used end, and then least
@@ -434,8 +437,10 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
             obs_inc(err == FMW_ENOTFOUND ? c->notfound : waited ? c->wait : c->hit);
             return err;
         }
-        if (e && !e->fetching && e->failed && e->failed_sent_ns >= begun) {
-            /* A call sent after this lookup began failed while it waited: say why. */
+        if (e && !e->fetching && e->failed && e->failed_sent_ns >= begun &&
+            !(e->failed == FMW_ETIMEDOUT && limit > now_ns() + CALL_MIN_NS)) {
+            /* A call sent after this lookup began failed while it waited: say why (a call that
+             * ran out of its sender's time is sent again by one that has time left). */
             err = fmw_diag_set(d, e->failed, "%s", e->failure);
             goto fail;
         }
@@ -472,13 +477,16 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         c->table[b] = e;
         c->entries++;
     }
+    uint64_t sent = now_ns();
+    if (limit < sent + CALL_MIN_NS) {
+        /* No time for a call: sending one would only make those who wait on it fail too. */
+        err = fmw_diag_set(d, FMW_ETIMEDOUT, "no time left to ask the API server");
+        goto fail;
+    }
     e->fetching = true;
-    e->sent_ns = now_ns();
-    uint64_t sent = e->sent_ns;
     lru_front(c, e);
     pthread_mutex_unlock(&c->mu);
 
-    obs_inc(c->miss);
     long timeout_ms = (long)((limit > sent ? limit - sent : 0) / 1000000u);
     json_t *fetched = NULL;
     size_t bytes = 0;
@@ -494,12 +502,12 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         e->data = fetched;
         e->exists = err == FMW_OK;
         e->valid = true;
+        e->data_sent_ns = sent;
         e->failed = FMW_OK;
         e->bytes = err == FMW_OK ? bytes : 0;
         c->bytes += e->bytes;
         err = answer(e, data);
-        if (err == FMW_ENOTFOUND)
-            obs_inc(c->notfound);
+        obs_inc(err == FMW_ENOTFOUND ? c->notfound : c->miss);
     } else {
         /* What an earlier call brought is older than this failed one: no longer worth keeping. */
         replaced = e->data;

@@ -65,11 +65,12 @@ FMW_NODISCARD enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *p
 /* ---- the ConfigMap cache ---- */
 
 struct fmw_cm_cache_config {
-    unsigned ttl_ms;          /* a found ConfigMap is served without an API call this long; 5000 */
-    unsigned negative_ttl_ms; /* a missing one; 2000 */
-    unsigned stale_ms;        /* when the API fails, an entry this young is served; 300000 */
-    unsigned lookup_timeout_ms; /* one API lookup at most; 2000 */
-    size_t max_entries;         /* 1024 */
+    /* A lookup may be answered by a read sent this long before it began; 0 (the default): only
+     * by a read sent after it began, so nothing older than what the API server held then. */
+    unsigned ttl_ms;
+    unsigned negative_ttl_ms;   /* the same for "does not exist"; 0 */
+    unsigned lookup_timeout_ms; /* one lookup at most, waiting included; 2000 */
+    size_t max_entries;         /* answers kept (within their TTL, or while lookups wait); 1024 */
     size_t max_bytes;           /* ConfigMap data kept, by what its tree costs; 16 MiB */
     size_t max_object;          /* one ConfigMap's JSON, and the most its tree may cost; 4 MiB */
 };
@@ -79,9 +80,9 @@ void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg);
 struct fmw_cm_cache;
 
 /*
- * A cache of ConfigMap data in front of `client` (borrowed; must outlive the cache). A steady
- * stream of admissions for an unchanged ConfigMap makes one API call per ttl; concurrent misses
- * of one key share one call; memory is bounded (LRU). Metrics go to `metrics` (may be NULL).
+ * ConfigMap reads in front of `client` (borrowed; must outlive the cache). Lookups of one key
+ * that arrive while a read is in flight wait for it and share the next one: one API call at a
+ * time per key. Memory is bounded (LRU). Metrics go to `metrics` (may be NULL).
  */
 FMW_NODISCARD enum fmw_err fmw_cm_cache_new(struct fmw_kube_client *client,
                                             const struct fmw_cm_cache_config *cfg,
@@ -91,9 +92,9 @@ void fmw_cm_cache_free(struct fmw_cm_cache *c);
 
 /*
  * The data of ConfigMap ns/name, a NEW reference in *data, answering by CLOCK_MONOTONIC
- * `deadline_ns` at the latest (0: the lookup timeout alone). FMW_ENOTFOUND when it does not
- * exist; FMW_ETIMEDOUT or FMW_EIO (with the reason) when the API could not answer and no recent
- * copy is held. Thread-safe.
+ * `deadline_ns` at the latest (0: the lookup timeout alone), from a read sent after the lookup
+ * began (or within the TTL before). FMW_ENOTFOUND when it does not exist; FMW_ETIMEDOUT or
+ * FMW_EIO (with the reason) when the API could not answer: no older copy stands in. Thread-safe.
  */
 FMW_NODISCARD enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns,
                                             const char *name, uint64_t deadline_ns, json_t **data,

@@ -447,6 +447,9 @@ static struct handle *handle_take(struct kube_http *h)
     }
     CURL *e = k->easy;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for lookups */
+    /* A name lookup still running at the deadline is left to finish on its thread instead of
+     * being waited for: the deadline covers the lookup too. */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, k->errbuf);
     curl_easy_setopt(e, CURLOPT_SHARE, h->share);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -462,9 +465,14 @@ static struct handle *handle_take(struct kube_http *h)
         curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
-        /* Without a CA of its own, libcurl's default bundle (the system's) is used. */
-        if (h->ca.len)
+        /* The cluster's CA alone when one is given: the blob replaces only the default bundle
+         * file, so the default CA directory (the system's certificates) is turned off too.
+         * Without a CA of its own, the system's are used. */
+        if (h->ca.len) {
             curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &h->ca);
+            curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+            curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        }
         if (h->cert.len) {
             curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &h->cert);
             curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");

@@ -8,6 +8,7 @@ KUBE_GET names the binary (the Makefile sets it; `make asan` runs a sanitized on
 import base64
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -348,6 +349,25 @@ def test_no_answer_times_out(pki, serve, tmp_path):
     assert 250 <= r["ms"] < 1500, r
 
 
+def test_name_lookup_is_within_the_deadline(tmp_path):
+    """A resolver that takes 3 s (tests/kube/slowdns.c, preloaded): the request gives up at its
+    300 ms deadline, the lookup left to finish on its own thread (before: libcurl waited for the
+    lookup, 3 s)."""
+    lib = os.path.abspath(os.environ.get("KUBE_SLOWDNS", "build/tests/libslowdns.so"))
+    kc = kubeconfig(tmp_path, "https://api.slow.test:6443", user={"token": "t"})
+    t0 = time.time()
+    p = subprocess.run([KUBE_GET, "--kubeconfig", kc, "--timeout-ms", "300"], capture_output=True,
+                       text=True, timeout=30, env=dict(
+                           os.environ, LD_PRELOAD=lib,
+                           # a sanitized kube-get wants its runtime first; the shim only wraps
+                           ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"))
+    took = time.time() - t0
+    assert p.returncode == 0, p.stderr
+    (r,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert r["err"] == "ETIMEDOUT" and r["ms"] < 1500, r
+    assert took < 2.5, took  # the process does not wait for the lookup at exit either
+
+
 def test_slow_trickle_times_out(pki, serve, tmp_path):
     # Bytes keep coming, but the whole answer is not there by the deadline.
     trickle = [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"] + [b"x", 0.05] * 100
@@ -409,6 +429,43 @@ def test_unknown_ca_is_refused(pki, serve, tmp_path):
     (r,) = kube_get(kc)
     assert r["err"] == "EIO" and "certificate" in r["msg"], r
     assert srv.requests == []
+
+
+def test_a_configured_ca_is_the_only_one_trusted(pki, serve, tmp_path):
+    """A kubeconfig's (or the service account's) CA is the only one trusted: a server whose CA is
+    among the system's is refused when another CA is configured. The system's CAs here are a
+    private /etc/ssl/certs (bundle file and hashed directory) holding the test CA, mounted in a
+    mount namespace of its own. Before: libcurl took the CA as the bundle file only and still
+    searched the system's directory, so the server was accepted."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private /etc/ssl/certs")
+    srv = serve(lambda c, n, r: [ok()], pki=pki)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(pki.ca, certs / "ca-certificates.crt")
+    shutil.copy(pki.ca, certs / "test-ca.pem")
+    run(["openssl", "rehash", str(certs)])
+
+    def get_with_private_system_cas(kc):
+        script = 'mount --bind "$1" /etc/ssl/certs && exec "$2" --kubeconfig "$3"'
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                            "sh", str(certs), os.path.abspath(KUBE_GET), kc],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout.splitlines()[0])
+
+    # No CA configured: the (private) system's are used, and they know this server.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    r = get_with_private_system_cas(kubeconfig(plain, url(srv), user={"token": "t"}))
+    assert r["err"] == "OK", r
+    # Another CA configured: it alone is trusted.
+    pinned = tmp_path / "pinned"
+    pinned.mkdir()
+    kc = kubeconfig(pinned, url(srv), user={"token": "t"},
+                    cluster_extra={"certificate-authority-data": b64(pki.other_ca)})
+    r = get_with_private_system_cas(kc)
+    assert r["err"] == "EIO" and "certificate" in r["msg"], r
 
 
 def test_no_ca_configured_uses_the_systems(pki, serve, tmp_path):
@@ -521,6 +578,16 @@ def test_lookups_share_a_read_only_when_it_was_sent_after_they_began(pki, serve,
     assert [r["err"] for r in rs] == ["OK"] * 4, rs
     assert [r["data"]["n"] for r in rs] == ["1", "2", "2", "2"], rs
     assert len(srv.requests) == 2
+
+
+def test_a_lookup_is_never_answered_by_a_read_sent_before_it_began():
+    """tests/kube/cacherace.c: a lookup that began while an old read was in flight, and reached
+    the cache only after the next read was sent, gets the next read's data (before: the old
+    read's, since the entry's send time had moved on while its data had not)."""
+    exe = os.environ.get("KUBE_CACHE_RACE", "build/tests/kube-cache-race")
+    p = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"L0": "0", "W1": "1", "L2": "1", "reads": 2}, p.stdout
 
 
 def test_a_ttl_lets_later_lookups_use_an_earlier_read(pki, serve, tmp_path):

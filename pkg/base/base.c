@@ -222,6 +222,8 @@ char *fmw_buf_spare(struct fmw_buf *b, size_t *room)
 
 void fmw_buf_commit(struct fmw_buf *b, size_t n)
 {
+    if (n == 0 || !b->data || n > b->alloc - b->len - 1)
+        return; /* nothing written, or more than fmw_buf_spare() offered: not counted */
     b->len += n;
     b->data[b->len] = '\0';
 }

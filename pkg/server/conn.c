@@ -59,7 +59,6 @@ void srv_conn_arm_timer(struct srv_conn *c, unsigned ms)
     evtimer_add(&c->timer, &tv);
 }
 
-/* True while the connection can still be answered. */
 void srv_conn_stop_timer(struct srv_conn *c)
 {
     event_del(&c->timer);
@@ -82,6 +81,7 @@ void srv_conn_resume_reading(struct srv_conn *c)
     }
 }
 
+/* True while the connection can still be answered. */
 bool srv_conn_usable(const struct srv_conn *c)
 {
     return c && c->state != SRV_C_CLOSED && c->state != SRV_C_LINGER;
@@ -518,19 +518,33 @@ static int kernel_unsent(const struct srv_conn *c)
     return ioctl(c->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 ? unsent : 0;
 }
 
+/* What of the answers the client has not taken yet: the part not written, and what the kernel
+ * still holds of what was. */
+static size_t answer_left(const struct srv_conn *c)
+{
+    size_t unwritten = c->state == SRV_C_WRITING ? c->out.len - c->out_off : 0;
+    return unwritten + (size_t)kernel_unsent(c);
+}
+
+/* Progress in an idle timeout: a quarter of what was left, or 256 KiB, taken. A client whose
+ * kernel only fills its receive window, or that reads a trickle, is not reading. */
+#define DRAIN_MIN ((size_t)256 * 1024)
+
 /*
  * At an idle timeout while an answer is being written, or with one still leaving the kernel:
- * true when the client took some of it since the last look, and the connection gets another
- * idle timeout. A socket buffer holds megabytes and epoll reports it writable only once a good
- * part has drained, so a reader that is slow but steady can leave the socket "full" for longer
- * than the idle timeout; only one that takes nothing for a whole idle timeout is closed (and an
- * idle connection is not closed under its last answer's tail, which the kernel might drop).
+ * true when the client took enough of it since the last look (DRAIN_MIN), and the connection gets
+ * another idle timeout. A socket buffer holds megabytes and epoll reports it writable only once a
+ * good part has drained, so a reader that is slow but steady can leave the socket "full" for
+ * longer than the idle timeout; one that takes too little in a whole idle timeout is closed (and
+ * an idle connection is not closed under its last answer's tail, which the kernel might drop).
+ * What is left shrinks by a quarter or 256 KiB each time, so the extensions are bounded.
  */
 static bool still_sending(struct srv_conn *c)
 {
-    int unsent = c->request_started ? 0 : kernel_unsent(c);
-    bool progress = unsent > 0 && (c->unsent == 0 || unsent < c->unsent);
-    c->unsent = unsent;
+    size_t left = c->request_started ? 0 : answer_left(c);
+    size_t need = c->left / 4 < DRAIN_MIN ? c->left / 4 : DRAIN_MIN;
+    bool progress = left > 0 && c->left > left && c->left - left >= (need ? need : 1);
+    c->left = left;
     return progress;
 }
 
@@ -539,9 +553,13 @@ static bool still_sending(struct srv_conn *c)
  * again). */
 static void wait_writable(struct srv_conn *c)
 {
-    c->unsent = kernel_unsent(c); /* what the client's progress is measured from */
     event_add(&c->wev, NULL);
-    srv_conn_arm_timer(c, c->srv->cfg.idle_timeout_ms);
+    /* One look per idle timeout, however often the socket drains a little and fills again:
+     * the timer is armed (with what is left as the baseline) only when it is not running. */
+    if (!evtimer_pending(&c->timer, NULL)) {
+        c->left = answer_left(c);
+        srv_conn_arm_timer(c, c->srv->cfg.idle_timeout_ms);
+    }
     if (!c->read_paused) {
         event_del(&c->rev);
         c->read_paused = true;
@@ -569,6 +587,7 @@ void srv_conn_write(struct srv_conn *c)
             }
             if (e == SSL_ERROR_WANT_READ) {
                 c->write_wants_read = true;
+                c->left = answer_left(c); /* the baseline for this timeout */
                 srv_conn_arm_timer(c, srv->cfg.idle_timeout_ms);
                 if (c->read_paused) {
                     event_add(&c->rev, NULL);
@@ -593,9 +612,10 @@ void srv_conn_write(struct srv_conn *c)
         srv_conn_close(c);
         return;
     }
-    /* Written: what comes next is HTTP's to say. */
+    /* Written: what comes next is HTTP's to say. What the kernel still holds is the baseline of
+     * the next idle timeout. */
     event_del(&c->timer);
-    c->unsent = 0;
+    c->left = answer_left(c);
     srv_h1_sent(c);
 }
 
@@ -613,6 +633,17 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deadlines ---- */
 
+/* Closes a connection whose client does not take its answer with a reset (SO_LINGER 0): the
+ * kernel drops what it still holds of the answer at once, rather than trickling it on to that
+ * client for hours from an orphaned socket charged to this process's memory (nginx's
+ * reset_timedout_connection). */
+static void close_abortive(struct srv_conn *c)
+{
+    struct linger reset = {1, 0};
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    srv_conn_close(c);
+}
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_conn *c = arg;
@@ -629,14 +660,17 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
                 fmw_logf(FMW_LOG_DEBUG, "request not complete within %u ms, closing connection",
                          c->srv->cfg.request_timeout_ms);
         }
-        srv_conn_close(c);
+        if (c->left > 0)
+            close_abortive(c); /* its last answer's tail, not taken */
+        else
+            srv_conn_close(c);
         break;
     case SRV_C_WRITING: /* the client stopped reading, or reads slowly */
         if (still_sending(c)) {
             srv_conn_arm_timer(c, c->srv->cfg.idle_timeout_ms);
             break;
         }
-        srv_conn_close(c);
+        close_abortive(c);
         break;
     case SRV_C_LINGER:
         srv_conn_close(c);

@@ -257,6 +257,9 @@ void srv_conn_gone(struct fmw_server *srv, struct srv_conn *c)
 static void finish_job(struct fmw_server *srv, struct srv_job *job)
 {
     struct srv_conn *c = job->conn;
+    /* Released first: answering may run the next pipelined request, whose job holds it anew
+     * (the memory stays until the reaper, which runs after this callback). */
+    c->job_holds = false;
     srv->jobs_active--;
     fmw_obs_gauge_add(srv->m.in_flight, -1);
     srv_schedule_trim(srv); /* what the review allocated is free now */
@@ -278,7 +281,6 @@ static void finish_job(struct fmw_server *srv, struct srv_job *job)
     }
     job->conn = NULL;
     srv_job_put(srv, job);
-    c->job_holds = false;
     if (c->state == SRV_C_CLOSED)
         srv_conn_reap_soon(srv); /* the client left while the worker had it */
 }
@@ -901,7 +903,7 @@ void fmw_server_free(struct fmw_server *srv)
         event_del(&srv->rest[0].timer);
         event_del(&srv->rest[1].timer);
     }
-    /* Runs the pending finalizers, which free the remaining connections' SSL objects. */
+    /* Frees the base and its events (the connections are gone: srv_conn_reap above). */
     if (srv->base)
         event_base_free(srv->base);
     if (srv->wake_fd >= 0)

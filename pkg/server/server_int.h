@@ -81,7 +81,7 @@ enum srv_conn_state {
 
 /*
  * One connection, TLS (the handler listener) or plain (the health listener). The loop thread
- * owns it; a job on a worker holds a reference, so the memory outlives an early close.
+ * owns it; a job on a worker holds it (job_holds), so the memory outlives an early close.
  */
 struct srv_conn {
     struct fmw_server *srv;
@@ -121,7 +121,7 @@ struct srv_conn {
 
     struct fmw_buf out; /* the response being written, from out_off */
     size_t out_off;
-    int unsent; /* bytes of written answers the kernel had not sent at the last idle timeout */
+    size_t left; /* bytes of the answers not yet taken by the client at the last look */
     char remote[64];
 };
 

@@ -971,8 +971,9 @@ def test_stalled_reader_closed_after_idle_timeout():
 
 
 def test_slow_steady_reader_gets_the_whole_answer():
-    """A client that reads the 3 MB answer slowly but keeps reading: every drained socket starts
-    the idle timeout again, so it is never closed under it."""
+    """A client that reads the 3 MB answer slowly but steadily (about 1 MB/s, so the whole takes
+    longer than the idle timeout, and the server's socket stays full): each idle timeout it took
+    more than the 256 KiB asked, so it is never closed under it."""
     d = Daemon("--idle-timeout-ms", "1000")
     try:
         s = slow_reader_socket(d)
@@ -982,13 +983,44 @@ def test_slow_steady_reader_gets_the_whole_answer():
             data += s.recv(65536)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
+        paced = 0
         while len(body) < 3000000:
             chunk = s.recv(256 * 1024)
             assert chunk, "closed after %d bytes, %.2f s" % (len(body), time.time() - t0)
             body += chunk
-            time.sleep(0.05)  # 3 MB at about 5 MB/s at most: longer than the idle timeout in all
+            paced += len(chunk)
+            if paced >= 64 * 1024:
+                paced = 0
+                time.sleep(0.05)  # at most about 1.3 MB/s
         assert len(body) == 3000000 and time.time() - t0 > 1.0
         s.close()
+    finally:
+        assert d.stop() == 0
+
+
+def test_trickle_reader_is_closed():
+    """A client that reads a trickle of a 3 MB answer (8 KB every 0.5 s, about 16 KB/s) keeps
+    taking bytes but not enough: at least a quarter of what is left, or 256 KiB, must go per idle
+    timeout, so it is closed within a few timeouts instead of holding the connection for hours."""
+    d = Daemon("--idle-timeout-ms", "1000")
+    try:
+        s = slow_reader_socket(d)
+        s.sendall(BIG_REQUEST)
+        got, t0, closed = 0, time.time(), False
+        while time.time() - t0 < 15 * SLOW:
+            try:
+                chunk = s.recv(8192)
+            except (ConnectionError, ssl.SSLError):
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            got += len(chunk)
+            time.sleep(0.5)
+        s.close()
+        assert closed and got < 3000000, (closed, got, time.time() - t0)
+        assert post(d, "/echo")[0] == 200
     finally:
         assert d.stop() == 0
 

@@ -58,7 +58,7 @@ asan-unit:
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    scripts/run-unit.sh $(ASAN_UNITS)
 
-asan-e2e: asan-bins pydeps tools
+asan-e2e: asan-bins pydeps tools $(ASAN_DIR)/tests/kube-get
 	@tests/cluster/with-cluster.sh asan-e2e tests/asan/run-e2e.sh $(ASAN_DIR)
 
 CLUSTER_SUITES += asan

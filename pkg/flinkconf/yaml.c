@@ -641,6 +641,10 @@ out:
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
+    if (!text) { /* an empty file's text; libyaml asserts a non-NULL input */
+        text = "";
+        len = 0;
+    }
     struct flattener f = {{text, len, 0, 0}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");

@@ -142,7 +142,9 @@ enum fmw_err fmw_kube_yaml_load(const char *text, size_t len, json_t **docs, str
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return FMW_ENOMEM;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    /* libyaml asserts a non-NULL input, which an empty file's text may not have. */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
+                                 text ? len : 0);
     json_t *all = json_array();
     enum fmw_err err = all ? FMW_OK : FMW_ENOMEM;
     while (!err) {

@@ -107,13 +107,6 @@ static void on_signal(int sig)
         fmw_server_shutdown(g_server);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void log_decision(const struct fmw_server_request *req, const struct fmw_decision *dec,
                          uint64_t took_ns)
 {
@@ -160,7 +153,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
                            struct fmw_server_response *resp)
 {
     struct app *a = ctx;
-    uint64_t start = now_ns();
+    uint64_t start = fmw_now_ns();
     /* On the loop thread only what the cache holds is read; a lookup that would wait sends the
      * whole review to a worker (FMW_EAGAIN), before anything is logged or counted. */
     struct fmw_cm_cache_source cs = {a->cache, 0, !req->may_block, false, 0, 0};
@@ -201,7 +194,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
         fmw_logf(FMW_LOG_ERROR, "request %llu: %s", (unsigned long long)req->id, fmw_diag_msg(&d));
         fmw_obs_inc(fmw_obs_series2(a->decisions, "error", ""));
     } else {
-        log_decision(req, &dec, now_ns() - start);
+        log_decision(req, &dec, fmw_now_ns() - start);
         fmw_obs_inc(fmw_obs_series2(a->decisions, dec.outcome, kind_label(dec.kind)));
     }
     fmw_diag_cleanup(&d);

@@ -75,13 +75,6 @@ static enum fmw_err url_escape(const char *s, struct fmw_buf *out)
     return err;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static const char *memory_of(json_t *container, const char *section)
 {
     json_t *m = json_object_get(json_object_get(json_object_get(container, "resources"), section),
@@ -117,7 +110,7 @@ static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
     const char *name = json_string_value(json_object_get(meta, "name"));
     struct fmw_cm_cache_source cs = {
-        cache, now_ns() + (uint64_t)timeout_ms * 1000000u, false, false, 0, 0};
+        cache, fmw_now_ns() + (uint64_t)timeout_ms * 1000000u, false, false, 0, 0};
     struct fmw_cm_source src;
     fmw_cm_cache_source(&cs, &src);
     struct fmw_plan plan;

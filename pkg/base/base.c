@@ -3,6 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+uint64_t fmw_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 const char *fmw_strerror(enum fmw_err err)
 {
@@ -109,14 +117,7 @@ static enum fmw_err buf_reserve(struct fmw_buf *b, size_t extra)
     size_t alloc = b->alloc ? b->alloc : 64;
     while (alloc < need)
         alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
-    if (alloc > b->max + 1)
-        alloc = b->max + 1;
-    char *p = realloc(b->data, alloc);
-    if (!p)
-        return FMW_ENOMEM;
-    b->data = p;
-    b->alloc = alloc;
-    return FMW_OK;
+    return fmw_buf_resize(b, alloc > b->max + 1 ? b->max + 1 : alloc);
 }
 
 enum fmw_err fmw_buf_add(struct fmw_buf *b, const void *p, size_t n)

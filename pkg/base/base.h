@@ -42,6 +42,9 @@ enum fmw_err {
 /* A short stable name for a code, e.g. "EINVAL"; never NULL. */
 const char *fmw_strerror(enum fmw_err err);
 
+/* CLOCK_MONOTONIC, in nanoseconds: deadlines and durations (a wall clock set back moves none). */
+uint64_t fmw_now_ns(void);
+
 /*
  * Details of a failure. `msg` is owned by the diag (NULL when nothing was said); parsers also set
  * `line`/`column` (1-based, 0 when unknown). A diag must be released with fmw_diag_cleanup().

@@ -57,13 +57,6 @@ struct fmw_cm_cache {
     struct fmw_obs_series *latency, *size_entries;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void fmw_cm_cache_config_defaults(struct fmw_cm_cache_config *cfg)
 {
     cfg->ttl_ms = 0;
@@ -253,7 +246,7 @@ static bool spent(const struct fmw_cm_cache *c, const struct entry *e, uint64_t 
  * recently used ones (never one being fetched or waited on) until within the caps. */
 static void evict(struct fmw_cm_cache *c, struct entry **graveyard)
 {
-    uint64_t now = now_ns();
+    uint64_t now = fmw_now_ns();
     struct entry *e = c->tail;
     while (e) {
         struct entry *prev = e->prev;
@@ -360,10 +353,10 @@ static enum fmw_err fetch(struct fmw_cm_cache *c, const char *ns, const char *na
     struct fmw_buf body;
     fmw_buf_init(&body, c->cfg.max_object);
     long status = 0;
-    uint64_t start = now_ns();
+    uint64_t start = fmw_now_ns();
     enum fmw_err err = fmw_kube_get(c->client, path, timeout_ms, &status, &body, d);
     if (c->latency)
-        fmw_obs_observe(c->latency, now_ns() - start);
+        fmw_obs_observe(c->latency, fmw_now_ns() - start);
     *data = NULL;
     *bytes = body.len;
     if (err)
@@ -415,7 +408,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 {
     if (!valid_name(ns) || !valid_name(name))
         return fmw_diag_set(d, FMW_EINVAL, "'%.64s/%.64s' is not a valid ConfigMap name", ns, name);
-    uint64_t begun = now_ns();
+    uint64_t begun = fmw_now_ns();
     uint64_t limit = begun + (uint64_t)c->cfg.lookup_timeout_ms * 1000000u;
     if (deadline_ns && deadline_ns < limit)
         limit = deadline_ns;
@@ -430,7 +423,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         if (e && fresh(c, e, begun)) {
             lru_front(c, e);
             err = answer(e, data);
-            if (spent(c, e, now_ns()))
+            if (spent(c, e, fmw_now_ns()))
                 unlink_entry(c, e, &graveyard); /* the last lookup that could use it */
             pthread_mutex_unlock(&c->mu);
             bury(graveyard);
@@ -438,7 +431,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
             return err;
         }
         if (e && !e->fetching && e->failed && e->failed_sent_ns >= begun &&
-            !(e->failed == FMW_ETIMEDOUT && limit > now_ns() + CALL_MIN_NS)) {
+            !(e->failed == FMW_ETIMEDOUT && limit > fmw_now_ns() + CALL_MIN_NS)) {
             /* A call sent after this lookup began failed while it waited: say why (a call that
              * ran out of its sender's time is sent again by one that has time left). */
             err = fmw_diag_set(d, e->failed, "%s", e->failure);
@@ -477,7 +470,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         c->table[b] = e;
         c->entries++;
     }
-    uint64_t sent = now_ns();
+    uint64_t sent = fmw_now_ns();
     if (limit < sent + CALL_MIN_NS) {
         /* No time for a call: sending one would only make those who wait on it fail too. */
         err = fmw_diag_set(d, FMW_ETIMEDOUT, "no time left to ask the API server");
@@ -522,7 +515,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
         snprintf(e->failure, sizeof e->failure, "%s", fmw_diag_msg(&why));
     }
     pthread_cond_broadcast(&c->cond);
-    if (e->waiters == 0 && spent(c, e, now_ns()))
+    if (e->waiters == 0 && spent(c, e, fmw_now_ns()))
         unlink_entry(c, e, &graveyard); /* no one can use it: not kept */
     evict(c, &graveyard);
     pthread_mutex_unlock(&c->mu);
@@ -533,7 +526,7 @@ enum fmw_err fmw_cm_cache_get(struct fmw_cm_cache *c, const char *ns, const char
 
 fail:
     obs_inc(c->error);
-    if (e && spent(c, e, now_ns()))
+    if (e && spent(c, e, fmw_now_ns()))
         unlink_entry(c, e, &graveyard);
     evict(c, &graveyard);
     pthread_mutex_unlock(&c->mu);
@@ -549,7 +542,7 @@ enum fmw_err fmw_cm_cache_peek(struct fmw_cm_cache *c, const char *ns, const cha
     enum fmw_err err = FMW_EAGAIN;
     pthread_mutex_lock(&c->mu);
     struct entry *e = find(c, ns, name);
-    if (e && fresh(c, e, now_ns()) && e->bytes <= max_bytes) {
+    if (e && fresh(c, e, fmw_now_ns()) && e->bytes <= max_bytes) {
         lru_front(c, e);
         err = answer(e, data);
     }

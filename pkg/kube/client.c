@@ -309,17 +309,10 @@ static char *current_token(struct fmw_kube_client *c)
     return copy;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 enum fmw_err fmw_kube_get(struct fmw_kube_client *c, const char *path, long timeout_ms,
                           long *status, struct fmw_buf *body, struct fmw_diag *d)
 {
-    uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
+    uint64_t deadline = fmw_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
     char *token = current_token(c);
     enum fmw_err err = kube_http_get(c->http, path, token, deadline, status, body, d);
     free(token);

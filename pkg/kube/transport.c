@@ -13,8 +13,6 @@
  */
 #include "pkg/kube/kube_int.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,22 +30,22 @@
 #define HEAD_MAX       (64u * 1024u) /* status lines and fields of one answer, 1xx and trailers too */
 #define CONN_MAX_AGE_S 60            /* below the API server's own idle timeout */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the endpoint ---- */
 
-static bool is_ip_literal(const char *host)
-{
-    unsigned char addr[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-}
+/* Where the API server is, from its URL ("https://host:port/base"). */
+struct kube_endpoint {
+    bool tls;        /* https (else plain http, for a local proxy) */
+    char *host;      /* name or address, without IPv6 brackets */
+    char *port;      /* decimal; 443 or 80 when the URL has none */
+    char *authority; /* host[:port] as the URL has it */
+    char *base_path; /* "" or "/prefix" (no trailing slash) put before request paths */
+};
 
-enum fmw_err kube_endpoint_parse(const char *url, struct kube_endpoint *ep, struct fmw_diag *d)
+static void kube_endpoint_cleanup(struct kube_endpoint *ep);
+
+/* FMW_EINVAL for a URL that is not http(s)://host[:port][/path]. */
+static enum fmw_err kube_endpoint_parse(const char *url, struct kube_endpoint *ep,
+                                        struct fmw_diag *d)
 {
     memset(ep, 0, sizeof *ep);
     const char *rest;
@@ -111,11 +109,10 @@ enum fmw_err kube_endpoint_parse(const char *url, struct kube_endpoint *ep, stru
         kube_endpoint_cleanup(ep);
         return FMW_ENOMEM;
     }
-    ep->host_is_ip = is_ip_literal(ep->host);
     return FMW_OK;
 }
 
-void kube_endpoint_cleanup(struct kube_endpoint *ep)
+static void kube_endpoint_cleanup(struct kube_endpoint *ep)
 {
     free(ep->host);
     free(ep->port);
@@ -199,8 +196,13 @@ out:
     return err;
 }
 
-enum fmw_err kube_tls_check(const struct fmw_buf *ca, const struct fmw_buf *cert,
-                            const struct fmw_buf *key, struct fmw_diag *d)
+/*
+ * Checks the TLS material as a client would use it: at least one certificate in the PEM CAs
+ * `ca` (when given), and a client certificate chain with its unencrypted key (when given).
+ * FMW_EINVAL with the reason otherwise.
+ */
+static enum fmw_err kube_tls_check(const struct fmw_buf *ca, const struct fmw_buf *cert,
+                                   const struct fmw_buf *key, struct fmw_diag *d)
 {
     enum fmw_err err = FMW_OK;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -236,8 +238,8 @@ struct kube_http {
     bool insecure;
     CURLSH *share; /* name lookups and TLS sessions */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-    _Atomic long last_version; /* HTTP version of the last answer: 11, 20 (CURL_HTTP_VERSION_*) */
-    pthread_mutex_t mu;        /* the idle handles */
+    _Atomic(const char *) protocol; /* the HTTP version of the last answer (NULL before any) */
+    pthread_mutex_t mu;             /* the idle handles */
     struct handle *idle[IDLE_MAX];
     size_t n_idle;
 };
@@ -332,18 +334,10 @@ static void handle_free(struct handle *k)
     free(k);
 }
 
-const char *kube_http_protocol(const struct kube_http *h)
+const char *kube_http_protocol(struct kube_http *h)
 {
-    switch (atomic_load(&((struct kube_http *)h)->last_version)) {
-    case 20:
-        return "HTTP/2";
-    case 11:
-        return "HTTP/1.1";
-    case 10:
-        return "HTTP/1.0";
-    default:
-        return "";
-    }
+    const char *p = atomic_load(&h->protocol);
+    return p ? p : "";
 }
 
 void kube_http_free(struct kube_http *h)
@@ -545,7 +539,7 @@ enum fmw_err kube_http_get(struct kube_http *h, const char *path, const char *to
                            uint64_t deadline, long *status, struct fmw_buf *body,
                            struct fmw_diag *d)
 {
-    uint64_t now = now_ns();
+    uint64_t now = fmw_now_ns();
     long timeout_ms = deadline > now ? (long)((deadline - now + 999999u) / 1000000u) : 0;
     if (timeout_ms <= 0)
         return fmw_diag_set(d, FMW_ETIMEDOUT, "no time left to ask the API server");
@@ -588,10 +582,9 @@ enum fmw_err kube_http_get(struct kube_http *h, const char *path, const char *to
         long version = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
         curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
-        atomic_store(&h->last_version, version == CURL_HTTP_VERSION_2_0   ? 20
-                                       : version == CURL_HTTP_VERSION_1_1 ? 11
-                                       : version == CURL_HTTP_VERSION_1_0 ? 10
-                                                                          : 0);
+        atomic_store(&h->protocol, version == CURL_HTTP_VERSION_2_0   ? "HTTP/2"
+                                   : version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
+                                                                      : "HTTP/1.0");
         err = FMW_OK;
     } else {
         err = failure(h, k, rc, &x, timeout_ms, d);

@@ -356,10 +356,7 @@ fail:
 struct fmw_obs_series *fmw_obs_series(struct fmw_obs_metric *m, size_t n, const char *const *values)
 {
     if (!m || n != m->n_labels || (n && !values))
-        return NULL; /* one value per label, no more and no fewer */
-    static const char *const none[FMW_OBS_MAX_LABELS] = {NULL};
-    if (n == 0)
-        values = none;
+        return NULL; /* one value per label, no more and no fewer (0 reads none) */
     struct fmw_obs_series *s = find_series(m, n, values);
     if (s)
         return s;

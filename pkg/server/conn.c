@@ -511,19 +511,15 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- writing ---- */
 
-/* Bytes of written answers the kernel has not sent yet (0 when it cannot say). */
-static int kernel_unsent(const struct srv_conn *c)
-{
-    int unsent = 0;
-    return ioctl(c->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 ? unsent : 0;
-}
-
 /* What of the answers the client has not taken yet: the part not written, and what the kernel
- * still holds of what was. */
+ * still holds of what was (SIOCOUTQ; nothing when it cannot say). */
 static size_t answer_left(const struct srv_conn *c)
 {
     size_t unwritten = c->state == SRV_C_WRITING ? c->out.len - c->out_off : 0;
-    return unwritten + (size_t)kernel_unsent(c);
+    int unsent = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &unsent) != 0 || unsent < 0)
+        unsent = 0;
+    return unwritten + (size_t)unsent;
 }
 
 /* Progress in an idle timeout: a quarter of what was left, or 256 KiB, taken. A client whose
@@ -560,10 +556,7 @@ static void wait_writable(struct srv_conn *c)
         c->left = answer_left(c);
         srv_conn_arm_timer(c, c->srv->cfg.idle_timeout_ms);
     }
-    if (!c->read_paused) {
-        event_del(&c->rev);
-        c->read_paused = true;
-    }
+    srv_conn_pause_reading(c);
 }
 
 void srv_conn_write(struct srv_conn *c)
@@ -589,10 +582,7 @@ void srv_conn_write(struct srv_conn *c)
                 c->write_wants_read = true;
                 c->left = answer_left(c); /* the baseline for this timeout */
                 srv_conn_arm_timer(c, srv->cfg.idle_timeout_ms);
-                if (c->read_paused) {
-                    event_add(&c->rev, NULL);
-                    c->read_paused = false;
-                }
+                srv_conn_resume_reading(c);
                 return;
             }
             srv_conn_close(c);

@@ -30,7 +30,7 @@ void srv_conn_respond_error(struct srv_conn *c, const struct srv_route *route, i
 static void respond_error(struct srv_conn *c, int status, const char *message)
 {
     c->close_after = true;
-    srv_conn_respond_error(c, &c->srv->unmatched, status, message, NULL, srv_now_ns());
+    srv_conn_respond_error(c, &c->srv->unmatched, status, message, NULL, fmw_now_ns());
 }
 
 static const char *error_text(int status)
@@ -207,7 +207,7 @@ void srv_h1_process(struct srv_conn *c)
                     srv_conn_stop_timer(c);
                     c->close_after = true;
                     c->state = SRV_C_HANDLING;
-                    srv_dispatch(c, "", 0, srv_now_ns());
+                    srv_dispatch(c, "", 0, fmw_now_ns());
                     break;
                 }
                 send_continue(c);
@@ -230,7 +230,7 @@ void srv_h1_process(struct srv_conn *c)
         if (!c->head.keep_alive || srv->closing)
             c->close_after = true;
         c->state = SRV_C_HANDLING;
-        srv_dispatch(c, body, body_len, srv_now_ns());
+        srv_dispatch(c, body, body_len, fmw_now_ns());
         if (c->state == SRV_C_HANDLING)
             srv_conn_pause_reading(c); /* a worker has it: no reading (nor growing `in`) */
     }
@@ -307,7 +307,7 @@ void srv_conn_respond(struct srv_conn *c, const struct srv_route *route, int sta
     char code[16];
     snprintf(code, sizeof code, "%d", status);
     fmw_obs_inc(fmw_obs_series2(srv->m.requests, route->path, code));
-    fmw_obs_observe(route->duration, srv_now_ns() - t0);
+    fmw_obs_observe(route->duration, fmw_now_ns() - t0);
     if (!srv_conn_usable(c))
         return; /* the client left while a handler ran */
     if (srv->closing)

@@ -31,7 +31,7 @@ void srv_job_run(struct srv_job *job)
     const struct srv_route *route = job->route;
     /* A request that waited past its deadline for a worker is answered at once: the client has
      * given up or is about to, and running it would only delay the requests behind it. */
-    if (srv_now_ns() >= job->req.deadline_ns) {
+    if (fmw_now_ns() >= job->req.deadline_ns) {
         job->resp.status = 503;
         job->resp.content_type = "application/json";
         fmw_buf_reset(&job->resp.body);

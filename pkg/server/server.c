@@ -26,13 +26,6 @@
 /* Cap of a /metrics page; the registry caps series, so this is generous. */
 #define METRICS_PAGE_MAX (4 * MIB)
 
-uint64_t srv_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static struct timeval ms_tv(unsigned ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -178,7 +171,7 @@ void srv_conn_accept_error(struct evconnlistener *l, void *arg)
         victim = srv_conn_victim(srv, false, NULL);
     if (victim)
         srv_conn_close(victim);
-    uint64_t now = srv_now_ns();
+    uint64_t now = fmw_now_ns();
     bool recent = r->backoff_ms && now - r->error_ns < 5000000000u;
     r->error_ns = now;
     r->backoff_ms = recent ? r->backoff_ms * 2 : SRV_ACCEPT_BACKOFF_MIN_MS;

@@ -270,7 +270,7 @@ struct fmw_server {
         bool tls;
         struct event timer;
         unsigned backoff_ms;
-        uint64_t error_ns; /* the last error, srv_now_ns() */
+        uint64_t error_ns; /* the last error, fmw_now_ns() */
         bool resting;
     } rest[2];
 
@@ -333,7 +333,6 @@ struct srv_job *srv_pool_take_done(struct fmw_server *srv);
 void srv_wake(struct fmw_server *srv);
 
 /* server.c */
-uint64_t srv_now_ns(void);
 /* A complete request on `c` (its head in c->head, its body contiguous and NUL-terminated): routes
  * it, answers built-in routes and errors, hands handler routes to their handler. */
 void srv_dispatch(struct srv_conn *c, const char *body, size_t body_len, uint64_t t0);

@@ -89,8 +89,8 @@ void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN])
         return;
     }
     if (isinf(d)) {
-        memcpy(out, d < 0 ? "-Infinity" : "Infinity",
-               d < 0 ? sizeof "-Infinity" : sizeof "Infinity");
+        const char *inf = d < 0 ? "-Infinity" : "Infinity";
+        memcpy(out, inf, strlen(inf) + 1);
         return;
     }
     char *o = out;

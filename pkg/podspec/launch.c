@@ -200,26 +200,28 @@ bool fmw_launch_is_jobmanager(const struct launch *l)
     return l->kind != L_NONE && l->kind != L_TASKMANAGER;
 }
 
+/* jobmanager.sh [host] [webui-port] -D … (1.15+): where the properties start, a bare -D in one
+ * of the first three positions; `end` when there is none (everything is host and port then). */
+static size_t jm_dynamic_start(const struct cmdline *cl, const struct launch *l)
+{
+    for (size_t k = l->rest; k < l->end && k < l->rest + 3; k++) {
+        if (strcmp(cl->words[k].text, "-D") == 0)
+            return k;
+    }
+    return l->end;
+}
+
 bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
                               struct fmw_flink_version v, char *msg, size_t size)
 {
     if (l->kind != L_ENTRY_JM && l->kind != L_SCRIPT_JM)
         return false;
-    size_t r = l->rest, end = l->end;
-    const char *a2 = r < end ? cl->words[r].text : "";
-    const char *a3 = r + 1 < end ? cl->words[r + 1].text : "";
-    const char *host = NULL, *port = NULL;
-    if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0) {
-        /* start [-D …] | start HOST [-D …] | start HOST PORT [-D …] */
-        if (*a2 && strcmp(a2, "-D") != 0) {
-            host = a2;
-            if (*a3 && strcmp(a3, "-D") != 0)
-                port = a3;
-        }
-    } else {
-        host = *a2 ? a2 : NULL; /* HOST=$2 WEBUIPORT=$3, whatever they are */
-        port = host && *a3 ? a3 : NULL;
-    }
+    size_t r = l->rest;
+    bool bare_d = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0;
+    /* 1.15+: the words before the properties; before: HOST=$2 WEBUIPORT=$3, whatever they are */
+    size_t positional_end = bare_d ? jm_dynamic_start(cl, l) : l->end;
+    const char *host = r < positional_end ? cl->words[r].text : NULL;
+    const char *port = r + 1 < positional_end ? cl->words[r + 1].text : NULL;
     const char *bad = host && strncmp(host, "-D", 2) == 0   ? host
                       : port && strncmp(port, "-D", 2) == 0 ? port
                                                             : NULL;
@@ -231,9 +233,7 @@ bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
         "(jobmanager.sh passes %.128s as the %s, --%s %.128s; the JobManager does not start%s)",
         bad == host ? 'h' : 'r', bad, bad == host ? "host" : "web UI port",
         bad == host ? "host" : "webui-port", bad,
-        fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0
-            ? ": write -D key=value, a bare -D first"
-            : "");
+        bare_d ? ": write -D key=value, a bare -D first" : "");
     return true;
 }
 
@@ -286,15 +286,7 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
     case L_SCRIPT_JM: {
         if (!has_dynamic(cl, l->rest, end))
             return FMW_OK;
-        /* jobmanager.sh [host] [webui-port] -D …: the properties must start with a bare -D
-         * in one of the first three positions; anything else is taken as host and port. */
-        size_t start = end;
-        for (size_t k = l->rest; k < end && k < l->rest + 3; k++) {
-            if (strcmp(cl->words[k].text, "-D") == 0) {
-                start = k;
-                break;
-            }
-        }
+        size_t start = jm_dynamic_start(cl, l);
         bool accepted = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0 && start < end;
         bool forwarded = accepted && (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
                                       (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||

@@ -706,8 +706,7 @@ static enum fmw_err plan_resources(struct ctx *c)
 
     /* A limit above Flink's: kept where the policy or a known operator says so. */
     uint64_t want_limit = flink_lim;
-    bool above = has_limit && limit > flink_lim;
-    if (above) {
+    if (has_limit && limit > flink_lim) {
         enum fmw_headroom_policy policy = headroom_policy(c);
         const char *why = NULL;
         if (policy == FMW_HEADROOM_KEEP)
@@ -763,9 +762,9 @@ static enum fmw_err plan_resources(struct ctx *c)
         snprintf(text, sizeof text, "Flink's limit: %s x " FMW_JM_LIMIT_FACTOR_KEY " %s", base,
                  num);
         err = note(c, text);
+        if (err)
+            return err;
     }
-    if (err)
-        return err;
     char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
     fmw_quantity_format(want_limit, lq);
     fmw_quantity_format(want_request, rq);

@@ -648,11 +648,12 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         const struct env_var *v = fmw_env_find(in->env, in->nenv, names[i]);
         char key[512], text_note[640];
         bitnami_key(names[i], key, sizeof key);
-        if ((!v->value || v->opaque_ref) && memory_key(key, strlen(key))) {
+        bool from_value_from = !v->value || v->opaque_ref;
+        if (from_value_from && memory_key(key, strlen(key))) {
             unreadable(g, "%.256s comes from valueFrom: the %.256s it sets is not known here",
                        names[i], key);
             refused = true;
-        } else if (!v->value || v->opaque_ref) {
+        } else if (from_value_from) {
             snprintf(text_note, sizeof text_note, "%.256s comes from valueFrom and was not read",
                      names[i]);
             note(g, text_note);

@@ -117,32 +117,20 @@ enum fmw_err fmw_expand_charge(size_t bytes, size_t scans)
     return charge(bytes, scans);
 }
 
-/* The last definition of `name`: *value its literal value (NULL when it comes from valueFrom),
- * *defined whether there is one, *entry the entry itself when `entry` is not NULL. Charged to
- * the budget: the entries it may compare. */
-static enum fmw_err env_lookup_entry(const struct env_var *env, size_t nenv, struct fmw_str name,
-                                     const char **value, bool *defined,
-                                     const struct env_var **entry)
+/* The last definition of `name` in *var (NULL when there is none; its value is NULL when it
+ * comes from valueFrom). Charged to the budget: the entries it may compare. */
+static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,
+                               const struct env_var **var)
 {
-    *value = NULL;
-    *defined = false;
+    *var = NULL;
     enum fmw_err err = charge(0, nenv);
     for (size_t i = nenv; !err && i-- > 0;) {
         if (fmw_str_eq_c(name, env[i].name)) {
-            *value = env[i].value;
-            *defined = true;
-            if (entry)
-                *entry = &env[i];
+            *var = &env[i];
             break;
         }
     }
     return err;
-}
-
-static enum fmw_err env_lookup(const struct env_var *env, size_t nenv, struct fmw_str name,
-                               const char **value, bool *defined)
-{
-    return env_lookup_entry(env, nenv, name, value, defined, NULL);
 }
 
 /* Appends a variable's value, charged to the budget. */
@@ -173,16 +161,13 @@ char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, con
             while (is_name_char((unsigned char)*e))
                 e++;
             if (e > n && (!braced || *e == '}')) {
-                const char *v;
-                bool defined;
-                const struct env_var *var = NULL;
-                err = env_lookup_entry(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &v,
-                                       &defined, &var);
+                const struct env_var *var;
+                err = env_lookup(env, nenv, (struct fmw_str){n, (size_t)(e - n)}, &var);
                 /* valueFrom, or a value that names one: not what the container gets. */
-                if (!err && defined && unknown && !*unknown && (!v || var->opaque_ref))
+                if (!err && var && unknown && !*unknown && (!var->value || var->opaque_ref))
                     *unknown = var->name;
-                if (!err && v)
-                    err = add_value(&out, v);
+                if (!err && var && var->value)
+                    err = add_value(&out, var->value);
                 p = braced ? e : e - 1;
                 continue;
             }
@@ -213,12 +198,12 @@ static enum fmw_err k8s_expand_ex(struct fmw_buf *out, struct fmw_str s, const s
             const char *close = memchr(s.ptr + i + 2, ')', s.len - i - 2);
             if (close) {
                 struct fmw_str name = {s.ptr + i + 2, (size_t)(close - s.ptr - i - 2)};
-                const char *v;
-                bool defined;
-                err = env_lookup(env, nenv, name, &v, &defined);
+                const struct env_var *var;
+                err = env_lookup(env, nenv, name, &var);
                 if (err)
                     break;
-                if (!v && opaque && defined) {
+                const char *v = var ? var->value : NULL;
+                if (var && !v && opaque) {
                     *opaque = true;
                     if (i == 0 || isspace((unsigned char)s.ptr[i - 1]))
                         *opaque_word = true;
@@ -371,9 +356,9 @@ static enum fmw_err split_script(struct cmdline *cl, size_t elem, const char *s,
                 while (e < n && is_name_char((unsigned char)s[e]))
                     e++;
                 if (e > a && (!braced || (e < n && s[e] == '}'))) {
-                    const char *v;
-                    bool defined;
-                    err = env_lookup(env, nenv, (struct fmw_str){s + a, e - a}, &v, &defined);
+                    const struct env_var *var;
+                    err = env_lookup(env, nenv, (struct fmw_str){s + a, e - a}, &var);
+                    const char *v = var ? var->value : NULL;
                     if (!err && v)
                         err = charge(strlen(v), 0);
                     for (; !err && v && *v; v++) {

@@ -48,10 +48,12 @@ static void run_case(json_t *c, struct outcome *o)
     {
         /* Set directly: the harness already split "key=value" as commons-cli does. */
         json_t *k = json_array_get(kv, 0), *v = json_array_get(kv, 1);
-        if (fmw_conf_set(&conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
-                         (struct fmw_str){json_string_value(v), json_string_length(v)},
-                         FMW_CONF_STRING, 0) != FMW_OK) {
-            fmw_diag_set(&o->d, FMW_ENOMEM, "runner: cannot set a dynamic property");
+        enum fmw_err set_err = fmw_conf_set(
+            &conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
+            (struct fmw_str){json_string_value(v), json_string_length(v)}, FMW_CONF_STRING, 0);
+        if (set_err != FMW_OK) {
+            fmw_diag_set(&o->d, set_err, "runner: cannot set a dynamic property: %s",
+                         fmw_strerror(set_err));
             goto out;
         }
     }

@@ -47,6 +47,49 @@ pid_of() {
     esac
 }
 
+# ---- certificates, for up.sh and tests/node/up.sh ----
+gen_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+
+# sign NAME SUBJECT EXTENSION...: a key and a certificate signed by the CA, valid for 7 days.
+sign() {
+    local name=$1 subject=$2
+    shift 2
+    local ext=() e
+    for e in "$@"; do ext+=(-addext "$e"); done
+    gen_key "$pki_dir/$name.key"
+    openssl req -new -key "$pki_dir/$name.key" -subj "$subject" "${ext[@]}" \
+        -out "$pki_dir/$name.csr" 2>/dev/null
+    openssl x509 -req -in "$pki_dir/$name.csr" -CA "$pki_dir/ca.crt" -CAkey "$pki_dir/ca.key" \
+        -CAcreateserial -copy_extensions copyall -days 7 -out "$pki_dir/$name.crt" 2>/dev/null
+    rm -f "$pki_dir/$name.csr"
+}
+
+# write_kubeconfig FILE USER: a kubeconfig for the apiserver with USER's client certificate inline.
+write_kubeconfig() {
+    local b64="base64 -w0"
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fmw-local
+  cluster:
+    server: $apiserver_url
+    certificate-authority-data: $($b64 <"$pki_dir/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $($b64 <"$pki_dir/$2.crt")
+    client-key-data: $($b64 <"$pki_dir/$2.key")
+contexts:
+- name: fmw-local
+  context:
+    cluster: fmw-local
+    user: $2
+current-context: fmw-local
+EOF
+    chmod 600 "$1"
+}
+
 # port_in_use PORT: true if something accepts connections on 127.0.0.1:PORT.
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

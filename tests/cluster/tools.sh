@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control plane's tools from the Go modules pinned in tests/cluster/go.mod into
-# build/tools/bin: etcd, kube-apiserver, kube-controller-manager, kubectl, helm.
+# build/tools/bin: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and the node's
+# kubelet and kube-scheduler (tests/node), all of one k8s.io/kubernetes version.
 #
 # The Go module and build caches are Go's defaults (under $HOME, outside the repo), so a second
 # build is quick; and when build/tools/stamp already names this exact go.mod, go.sum, Go version
@@ -17,11 +18,13 @@ bin=$out/bin
 kube_version=v1.37.2
 helm_version=v3.22.0
 
-tools=(etcd kube-apiserver kube-controller-manager kubectl helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl helm)
 packages=(
     go.etcd.io/etcd/server/v3
     k8s.io/kubernetes/cmd/kube-apiserver
     k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler
+    k8s.io/kubernetes/cmd/kubelet
     k8s.io/kubernetes/cmd/kubectl
     helm.sh/helm/v3/cmd/helm
 )
@@ -65,7 +68,7 @@ if [ "$want" = "$have" ] && [ $complete = yes ]; then
 fi
 
 check_versions
-echo "tools: building etcd, kube-apiserver, kube-controller-manager, kubectl ($kube_version)" \
+echo "tools: building etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl ($kube_version)" \
     "and helm ($helm_version); the first build takes a while (about 20 minutes on 2 cores)"
 start=$(date +%s)
 mkdir -p "$bin"
@@ -88,7 +91,7 @@ if ! (cd "$here" && go list -deps -f '{{.ImportPath}}' "${packages[@]}") >"$tmp/
 fi
 total=$(wc -l <"$tmp/packages")
 
-# Step 2: one go build for all five, so the shared packages compile once and both cores stay busy.
+# Step 2: one go build for all seven, so the shared packages compile once and both cores stay busy.
 # CGO off, as upstream builds these binaries: static, and nothing from the C toolchain needed.
 # -v names each package as it is compiled (cached ones are not named): a line every 30 seconds
 # says how far it is, so a long first build is not mistaken for a hang.

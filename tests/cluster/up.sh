@@ -49,22 +49,6 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- certificates: a throwaway CA, the apiserver's serving cert, two client certs, SA keys ----
-gen_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
-
-# sign NAME SUBJECT EXTENSION...: a key and a certificate signed by the CA, valid for 7 days.
-sign() {
-    local name=$1 subject=$2
-    shift 2
-    local ext=() e
-    for e in "$@"; do ext+=(-addext "$e"); done
-    gen_key "$pki_dir/$name.key"
-    openssl req -new -key "$pki_dir/$name.key" -subj "$subject" "${ext[@]}" \
-        -out "$pki_dir/$name.csr" 2>/dev/null
-    openssl x509 -req -in "$pki_dir/$name.csr" -CA "$pki_dir/ca.crt" -CAkey "$pki_dir/ca.key" \
-        -CAcreateserial -copy_extensions copyall -days 7 -out "$pki_dir/$name.crt" 2>/dev/null
-    rm -f "$pki_dir/$name.csr"
-}
-
 gen_key "$pki_dir/ca.key"
 openssl req -x509 -new -key "$pki_dir/ca.key" -subj "/CN=flink-memory-webhook local CA" -days 7 \
     -addext "basicConstraints=critical,CA:TRUE" \
@@ -85,31 +69,6 @@ sign controller-manager "/CN=system:kube-controller-manager" \
 gen_key "$pki_dir/sa.key"
 openssl pkey -in "$pki_dir/sa.key" -pubout -out "$pki_dir/sa.pub" 2>/dev/null
 
-# write_kubeconfig FILE USER: a kubeconfig for the apiserver with USER's client certificate inline.
-write_kubeconfig() {
-    local b64="base64 -w0"
-    cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: fmw-local
-  cluster:
-    server: $apiserver_url
-    certificate-authority-data: $($b64 <"$pki_dir/ca.crt")
-users:
-- name: $2
-  user:
-    client-certificate-data: $($b64 <"$pki_dir/$2.crt")
-    client-key-data: $($b64 <"$pki_dir/$2.key")
-contexts:
-- name: fmw-local
-  context:
-    cluster: fmw-local
-    user: $2
-current-context: fmw-local
-EOF
-    chmod 600 "$1"
-}
 write_kubeconfig "$cluster_dir/controller-manager.kubeconfig" controller-manager
 
 # start NAME ARGS...: runs build/tools/bin/NAME in its own session (so a Ctrl-C to make does not
@@ -157,7 +116,11 @@ wait_for etcd 30 etcd_healthy
 # Admission: Kubernetes' default plugins stay on; these are named as well, the ones our webhook
 # meets in a real cluster, so that a change of defaults cannot silently drop one. The "kubernetes"
 # Service's endpoints would be 127.0.0.1, which endpoints may not hold, so its reconciler is off:
-# nothing here needs that Service.
+# nothing here needs that Service (tests/node forwards its address to the apiserver itself).
+# For the node (tests/node): the apiserver calls a webhook Service's endpoints directly (the
+# aggregator's routing: no kube-proxy on this path), reaches kubelets by their InternalIP (a node
+# name would be a DNS query leaving the machine) and checks their serving certificates against
+# the CA, as the admin identity (logs, exec).
 admission=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,Priority
 admission+=,PodSecurity,MutatingAdmissionPolicy,MutatingAdmissionWebhook
 admission+=,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota
@@ -175,6 +138,10 @@ start kube-apiserver \
     --authorization-mode RBAC \
     --enable-admission-plugins "$admission" \
     --allow-privileged=true \
+    --enable-aggregator-routing=true \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-certificate-authority "$pki_dir/ca.crt" \
+    --kubelet-client-certificate "$pki_dir/admin.crt" --kubelet-client-key "$pki_dir/admin.key" \
     --profiling=false \
     --v 1
 wait_for kube-apiserver 120 apiserver_ready

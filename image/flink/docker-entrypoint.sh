@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The official Flink image's ENTRYPOINT (/docker-entrypoint.sh), as this suite models it for the
-# containers of tests/real/test_real_start.py. Written for this suite from flink-docker's
+# The official Flink image's ENTRYPOINT (/docker-entrypoint.sh), as this project models it: the
+# entrypoint of the node's Flink images (image/flink/build.sh, README.md there) and of the
+# containers tests/real/test_real_start.py starts without an engine. Written from flink-docker's
 # documented behaviour (its docker-entrypoint.sh of each release line), not copied from it.
 #
 # What it models, by the Flink line found in /opt/flink/lib/flink-dist*.jar:
@@ -26,8 +27,12 @@
 #     command); anything else runs as given (pass-through), and in 1.12 with config.sh sourced
 #     and FLINK_CLASSPATH exported first.
 #
-# What it leaves out: dropping to the flink user with gosu (everything runs as root here; the
-# conf edits run as root in the image too); LD_PRELOAD of jemalloc (not installed here; it changes
+#   - dropping to the flink user for what it starts, when it runs as root (the image's gosu; here
+#     util-linux's setpriv, with the flink user's uid, gid and groups); the conf edits run before,
+#     as root, as in the image. Where no flink user exists (tests/real's sandbox runs the host's
+#     /etc as root) everything runs as the caller.
+#
+# What it leaves out: LD_PRELOAD of jemalloc (not installed here; it changes
 # no JVM flag); ENABLE_BUILT_IN_PLUGINS; history-server and sql-gateway; 1.12's disable-jemalloc
 # argument is only dropped; the image build's own edits of the default conf file (bind addresses:
 # no memory option).
@@ -129,6 +134,12 @@ flink_classpath_for_pass_through() { # 1.12: config.sh's classpath, exported for
     export FLINK_CLASSPATH="$(constructFlinkClassPath):$INTERNAL_HADOOP_CLASSPATHS"
 }
 
+drop_privs_cmd() { # the command prefix that runs the rest as flink, or nothing
+    if [ "$(id -u)" = 0 ] && grep -q '^flink:' /etc/passwd 2>/dev/null; then
+        echo "setpriv --reuid=flink --regid=flink --init-groups"
+    fi
+}
+
 # Before 1.13 only the start commands edit the conf; from 1.13 on every command does, first.
 if line_ge 1 13; then
     prepare
@@ -149,20 +160,20 @@ case "$command" in
         line_ge 1 13 || prepare
         echo "Starting Job Manager"
         if [ "$command" = jobmanager ]; then
-            exec "$FLINK_HOME/bin/jobmanager.sh" start-foreground "$@"
+            exec $(drop_privs_cmd) "$FLINK_HOME/bin/jobmanager.sh" start-foreground "$@"
         fi
-        exec "$FLINK_HOME/bin/standalone-job.sh" start-foreground "$@"
+        exec $(drop_privs_cmd) "$FLINK_HOME/bin/standalone-job.sh" start-foreground "$@"
         ;;
     taskmanager)
         line_ge 1 13 || prepare
         echo "Starting Task Manager"
-        exec "$FLINK_HOME/bin/taskmanager.sh" start-foreground "$@"
+        exec $(drop_privs_cmd) "$FLINK_HOME/bin/taskmanager.sh" start-foreground "$@"
         ;;
     native-k8s)
         if [ "$LINE" = "1.12" ]; then
             flink_classpath_for_pass_through
             echo "Start command: $*"
-            exec bash -c "$@"
+            exec $(drop_privs_cmd) bash -c "$@"
         fi
         ;;
 esac
@@ -171,4 +182,4 @@ esac
 if [ "$LINE" = "1.12" ]; then
     flink_classpath_for_pass_through
 fi
-exec "$command" "$@"
+exec $(drop_privs_cmd) "$command" "$@"

@@ -9,7 +9,11 @@
 // (image/image.sh).
 //
 //	oci-image -rootfs DIR -layout DIR -archive FILE -created UNIX_SECONDS -user UID:GID
-//	          -entrypoint PATH [-label K=V]... [-expose PORT/tcp]... [-ref-name NAME]
+//	          -entrypoint PATH [-cmd ARG]... [-env K=V]... [-workdir DIR] [-label K=V]...
+//	          [-expose PORT/tcp]... [-ref-name NAME] [-created-by TEXT]
+//
+// Without -env the environment is what an engine gives a `FROM scratch` image (PATH only); the
+// node's test images (tests/node/images.sh) set their own.
 //
 // Prints the image's manifest digest (sha256:...) on success.
 package main
@@ -52,9 +56,10 @@ func main() {
 
 func run() error {
 	var (
-		rootfs, layoutDir, archive, user, entrypoint, refName, platform string
-		created                                                         int64
-		labels, exposed, cmd                                            list
+		rootfs, layoutDir, archive, user, entrypoint, refName, platform, workdir string
+		createdBy                                                                string
+		created                                                                  int64
+		labels, exposed, cmd, env                                                list
 	)
 	flag.StringVar(&rootfs, "rootfs", "", "root filesystem directory (image/rootfs.sh)")
 	flag.StringVar(&layoutDir, "layout", "", "OCI image layout directory to write (replaced)")
@@ -63,6 +68,10 @@ func run() error {
 	flag.StringVar(&user, "user", "", "user the container runs as (UID:GID)")
 	flag.StringVar(&entrypoint, "entrypoint", "", "the image's entrypoint (an absolute path in the rootfs)")
 	flag.Var(&cmd, "cmd", "default argument (repeat for several)")
+	flag.Var(&env, "env", "environment variable KEY=VALUE (repeat; replaces the default PATH)")
+	flag.StringVar(&workdir, "workdir", "", "the container's working directory")
+	flag.StringVar(&createdBy, "created-by", "image/rootfs.sh (the webhook, its shared libraries, CA certificates, passwd)",
+		"the layer's history entry")
 	flag.Var(&labels, "label", "image label KEY=VALUE (repeat)")
 	flag.Var(&exposed, "expose", "exposed port PORT/tcp (repeat)")
 	flag.StringVar(&refName, "ref-name", "", "org.opencontainers.image.ref.name of the layout's entry")
@@ -102,7 +111,7 @@ func run() error {
 		MediaType: types.OCILayer,
 		History: v1.History{
 			Created:   v1.Time{Time: stamp},
-			CreatedBy: "image/rootfs.sh (the webhook, its shared libraries, CA certificates, passwd)",
+			CreatedBy: createdBy,
 		},
 	})
 	if err != nil {
@@ -120,6 +129,15 @@ func run() error {
 	cf.Config.Cmd = cmd
 	// What an engine's build gives a `FROM scratch` image (image/Dockerfile describes the same).
 	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if len(env) > 0 {
+		for _, kv := range env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return fmt.Errorf("-env %q is not KEY=VALUE", kv)
+			}
+		}
+		cf.Config.Env = env
+	}
+	cf.Config.WorkingDir = workdir
 	if len(labels) > 0 {
 		cf.Config.Labels = map[string]string{}
 		for _, kv := range labels {

@@ -10,7 +10,7 @@ image would start it, without a container engine: in new mount, UTS and PID name
 from PyPI at /opt/flink (fetch-flink.sh), the pod's ConfigMaps written at their mount paths as the
 kubelet writes them (items, subPath, projected sources, read-only), the environment as Kubernetes
 expands it (kubelet.py), init containers run first, the image's ENTRYPOINT modelled by
-entrypoint.sh, and the container's command and args. Flink's scripts run for real, BashJavaUtils
+image/flink/docker-entrypoint.sh, and the container's command and args. Flink's scripts run for real, BashJavaUtils
 included; the java that would run the JobManager's entrypoint class runs instead with the same
 options and -XX:+PrintFlagsFinal -version (java-wrapper.sh). Before that, what the entrypoint's
 main does first runs for real with the release's own classes (ParseArgs.java, compiled with the
@@ -75,7 +75,7 @@ _spec.loader.exec_module(harness)
 
 FETCH = os.path.join(HERE, "fetch-flink.sh")
 SANDBOX = os.path.join(HERE, "sandbox.py")
-ENTRYPOINT = os.path.join(HERE, "entrypoint.sh")
+ENTRYPOINT = os.path.join(HERE, "..", "..", "image", "flink", "docker-entrypoint.sh")
 JAVA_WRAPPER = os.path.join(HERE, "java-wrapper.sh")
 PARSE_ARGS = os.path.join(HERE, "ParseArgs.java")
 CACHE = os.environ.get("FLINK_REAL_CACHE") or os.path.join(

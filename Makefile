@@ -19,7 +19,7 @@ PKG_CONFIG ?= pkg-config
 # compile nothing do not install anything. DEPS=build installs only what the binaries need
 # (image/Dockerfile's build stage); the default, all, what every test needs too.
 DEP_MODULES := jansson yaml-0.1 libevent libevent_openssl openssl libcurl
-NODEPS_GOALS := clean deps format help
+NODEPS_GOALS := clean deps format help print-version node-down
 DEPS ?= all
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NODEPS_GOALS),$(MAKECMDGOALS)),all),)
 include $(BUILD)/deps-$(DEPS).mk
@@ -99,7 +99,7 @@ $(BUILD)/bin/flink-memory: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/flink-
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-.PHONY: all deps test unit run bench install clean format format-check lint
+.PHONY: all deps test unit run bench install clean format format-check lint print-version
 all: deps-check $(BINS)
 
 # deps: installs the Debian packages the build and tests need (as root), or says what is missing.
@@ -158,6 +158,9 @@ test:
 # (scripts/run.sh, mk/chart.mk).
 run: all tools
 	@scripts/run.sh
+
+print-version:
+	@echo $(VERSION)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

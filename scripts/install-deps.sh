@@ -4,7 +4,10 @@
 #
 #   scripts/install-deps.sh          everything: building, testing, the oracle, the benchmarks,
 #                                    real-start (a JDK with javac; unshare, mount, flock, envsubst
-#                                    and hostname, which its sandbox and Flink's scripts call)
+#                                    and hostname, which its sandbox and Flink's scripts call),
+#                                    the node (containerd, runc, the CNI plugins, iproute2, and
+#                                    socat, which forwards the API's Service address to the API
+#                                    server: tests/node/README.md)
 #   scripts/install-deps.sh build    only what compiling the two binaries needs (image/Dockerfile)
 set -euo pipefail
 
@@ -19,6 +22,7 @@ packages=("${build_packages[@]}"
   openssl ca-certificates curl jq
   maven default-jdk-headless
   util-linux mount gettext-base hostname
+  containerd runc containernetworking-plugins iproute2 socat
 )
 case ${1:-all} in
   all) ;;

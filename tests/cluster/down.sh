@@ -8,6 +8,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
+# A node beside the control plane goes first (tests/node/down.sh undoes its host changes too).
+if [ -d "$cluster_root/build/node-host" ] || [ -d "$cluster_root/build/node/pids" ]; then
+    "$cluster_root/tests/node/down.sh" --quiet || exit 1
+fi
+
 stopped=()
 for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     name=${components[i]}

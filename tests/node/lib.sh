@@ -23,10 +23,13 @@ scheduler_port=$((port_base + 259))
 cgroup_parent=fmw-node
 containerd_sock=$node_dir/containerd/containerd.sock
 ctr=(ctr --address "$containerd_sock" --namespace k8s.io)
-# The sysctls the kubelet sets at start (its container manager's kernel tunables); node-up puts
-# back what it found as soon as the kubelet has set them.
+# The sysctls the kubelet sets once, when its container manager starts, and the values it sets
+# (pkg/kubelet/cm/container_manager_linux.go, setupKernelTunables, with component-helpers'
+# node/util/sysctl constants); node-up puts back what it found as soon as the kubelet has set
+# them, and node-down again.
 kubelet_sysctls=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
     kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+kubelet_sysctl_values=(1 0 10 1 1000000 25000000)
 # The processes node-up starts, in start order; down.sh stops them in reverse.
 node_components=(containerd api-forward kubelet kube-scheduler)
 

@@ -12,6 +12,8 @@ skipped_dir=$cluster_root/build/suites-skipped
 rm -f "$skipped_dir/node"
 mkdir -p "$node_dir/logs"
 
+# A node left by a run that was cut short is cleaned first, so the note is of the host itself.
+"$here/down.sh" --quiet || exit 1
 "$here/host-state.sh" >"$node_dir/logs/host-before.txt"
 up_err=$node_dir/logs/up.err
 "$here/up.sh" 2> >(tee "$up_err" >&2)

@@ -229,8 +229,16 @@ node_ready() {
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 await kubelet 90 node_ready
-# The kubelet has set its kernel tunables by now (its container manager does so before the node
-# can be Ready); what this machine had is put back, and down.sh checks it again.
+# The kubelet sets its kernel tunables once, when its container manager starts, which can be a
+# moment after the node is Ready: once all of them have its values, what this machine had is
+# put back (down.sh writes them back again at the end).
+kubelet_tuned() {
+    local i
+    for i in "${!kubelet_sysctls[@]}"; do
+        [ "$(cat "/proc/sys/${kubelet_sysctls[i]}")" = "${kubelet_sysctl_values[i]}" ] || return 1
+    done
+}
+await kubelet 30 kubelet_tuned
 "$here/down.sh" --restore-sysctls
 
 start kube-scheduler "$tools_bin/kube-scheduler" --kubeconfig "$node_dir/scheduler.kubeconfig" \

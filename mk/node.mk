@@ -10,7 +10,7 @@
 #   make node-images   the Flink images alone (image/flink/build.sh), without importing them
 .PHONY: node-up node-down node node-images
 
-NODE_FLINK_VERSIONS ?= 1.18.1 2.2.1
+NODE_FLINK_VERSIONS ?= 1.18.1 2.1.0
 export NODE_FLINK_VERSIONS
 
 CLUSTER_SUITES += node

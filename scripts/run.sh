@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# run.sh [--once]: `make run`. Starts the local control plane (unless one is up), runs the webhook
-# as a local process, installs the Helm chart pointed at it (webhook.url: there are no nodes, so
-# the chart's own pods stay Pending), applies the Flink examples from manifests/examples, and
-# prints what the JobManager pods received. Then it keeps serving until Ctrl-C, and stops what it
-# started. --once (or FMW_RUN_ONCE=1) stops right after the report and exits non-zero unless every
-# JobManager pod was sized by the webhook: the form the tests run.
+# run.sh [--once]: `make run`. Starts the local control plane (unless one is up) and, where this
+# machine can run one, a node (tests/node: containerd, runc, a kubelet); installs the Helm chart,
+# applies the Flink examples from manifests/examples, and prints what the JobManager pods
+# received. With the node, the chart's own pods serve admission and the examples' JobManagers
+# run on it (images built here, tests/node/images.sh), and the report puts each JVM's heap next
+# to its limit. Without one (up.sh says why in one line; FMW_RUN_NODE=0 asks for this), the
+# webhook runs as a local process and the chart points at it (webhook.url). Then it keeps
+# serving until Ctrl-C, and stops what it started. --once (or FMW_RUN_ONCE=1) stops right after
+# the report and exits non-zero unless every JobManager pod was sized by the webhook (and, on the
+# node, runs with Flink's heap): the form the tests run.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/cluster/lib.sh
@@ -29,13 +33,14 @@ health_port=${FMW_RUN_HEALTH_PORT:-$((port_base + 480))}
 webhook_bin=$root/build/bin/flink-memory-webhook
 examples=(session-cluster-flink-1.18 application-mode-flink-2.1 custom-command-jobmanager)
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf "\n==> %s  [%ds]\n" "$*" "$SECONDS"; }
 fail() {
     echo "run: $*" >&2
     exit 1
 }
 
 started_cluster=no
+node=no
 webhook_pid=
 installed=no
 cleaned=no
@@ -54,6 +59,9 @@ cleanup() {
             echo "helm release $release uninstalled"
         "$FMW_KUBECTL" delete namespace "$demo_ns" "$release_ns" --ignore-not-found --wait=false \
             >/dev/null 2>&1
+    fi
+    if [ "$node" = yes ]; then
+        "$root/tests/node/down.sh" && echo "node stopped; the host's changes undone"
     fi
     if [ -n "$webhook_pid" ] && kill -0 "$webhook_pid" 2>/dev/null; then
         kill -TERM "$webhook_pid"
@@ -85,34 +93,14 @@ source "$cluster_dir/env"
 kubectl() { "$FMW_KUBECTL" "$@"; }
 helm() { "$FMW_HELM" "$@"; }
 
-step "Webhook on https://127.0.0.1:$webhook_port/mutate (a local process, like the e2e tests)"
-for p in "$webhook_port" "$health_port"; do
-    port_in_use "$p" && fail "port $p is taken; set FMW_RUN_PORT / FMW_RUN_HEALTH_PORT to free ones"
-done
-mkdir -p "$run_dir/pki"
-(
-    cd "$run_dir/pki" &&
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-            -keyout ca.key -out ca.crt -subj /CN=flink-memory-webhook-run-ca &&
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-            -out tls.csr -subj /CN=127.0.0.1 &&
-        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
-        openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
-            -out tls.crt -extfile ext.cnf
-) >"$run_dir/openssl.log" 2>&1 || fail "openssl failed: $(cat "$run_dir/openssl.log")"
-"$webhook_bin" --tls-cert-file "$run_dir/pki/tls.crt" --tls-key-file "$run_dir/pki/tls.key" \
-    --kubeconfig "${KUBECONFIG:?}" --listen-address 127.0.0.1 --port "$webhook_port" \
-    --health-port "$health_port" --drain-delay-ms 0 --cache-ttl-ms 2000 \
-    >"$run_dir/webhook.log" 2>&1 &
-webhook_pid=$!
-for _ in $(seq 100); do
-    [ "$(curl -s --max-time 1 "http://127.0.0.1:$health_port/readyz")" != "" ] && break
-    kill -0 "$webhook_pid" 2>/dev/null || fail "the webhook exited: $(tail -n 5 "$run_dir/webhook.log")"
-    sleep 0.1
-done
-curl -sf --max-time 1 "http://127.0.0.1:$health_port/readyz" >/dev/null ||
-    fail "the webhook is not ready: $(tail -n 5 "$run_dir/webhook.log")"
-echo "ready; health, readiness and metrics on http://127.0.0.1:$health_port/{healthz,readyz,metrics}"
+# The examples' Flink releases, and the images they run on the node: built here from PyPI's Flink
+# (image/flink). The custom-command example's company image is stood in for by the release of the
+# line its annotation names.
+declare -A example_image=(
+    [flink:1.18.1-scala_2.12-java11]=1.18.1
+    [flink:2.1.0-scala_2.12-java17]=2.1.0
+    [flink-platform/streaming-runtime:2024.11]=1.20.5
+)
 
 # A namespace an earlier run left terminating takes no new objects: let it go first.
 for ns in "$release_ns" "$demo_ns"; do
@@ -123,15 +111,78 @@ for ns in "$release_ns" "$demo_ns"; do
     done
 done
 
-step "helm install $release charts/flink-memory-webhook (webhook.url points at the local process)"
-helm upgrade --install "$release" "$root/charts/flink-memory-webhook" -n "$release_ns" \
-    --create-namespace --set "webhook.url=https://127.0.0.1:$webhook_port/mutate" \
-    --set "webhook.caBundle=$(base64 -w0 "$run_dir/pki/ca.crt")" >"$run_dir/helm.log" 2>&1 ||
-    fail "helm install failed: $(cat "$run_dir/helm.log")"
-installed=yes
-sed -n '1,6p' "$run_dir/helm.log"
-kubectl get mutatingwebhookconfiguration "$release" \
-    -o jsonpath='{range .webhooks[*]}webhook {.name}: {.clientConfig.url}{"\n"}{end}'
+mkdir -p "$run_dir"
+if [ "${FMW_RUN_NODE:-1}" != 0 ]; then
+    step "A node beside it (containerd and runc from Debian, a kubelet of the same version)"
+    "$root/tests/node/down.sh" --quiet || fail "a node left by an earlier run could not be cleaned"
+    "$root/tests/node/up.sh" 2>"$run_dir.node-up.err"
+    rc=$?
+    case $rc in
+    0)
+        node=yes
+        # shellcheck source=tests/node/lib.sh
+        source "$root/tests/node/lib.sh"
+        ;;
+    3) echo "$(grep -m1 'cannot run a node' "$run_dir.node-up.err"); the webhook runs as a local process instead" ;;
+    *) fail "the node did not start: $(tail -n 5 "$run_dir.node-up.err")" ;;
+    esac
+    rm -f "$run_dir.node-up.err"
+fi
+
+if [ "$node" = yes ]; then
+    step "Images, built without an engine and imported into the node's containerd"
+    "$root/tests/node/images.sh" webhook || fail "the webhook's image could not be built"
+    "$root/tests/node/images.sh" flink $(printf '%s\n' "${example_image[@]}" | sort -u) >"$run_dir/images.log" 2>&1 ||
+        fail "the Flink images could not be built: $(tail -n 5 "$run_dir/images.log")"
+    grep '^flink-image' "$run_dir/images.log"
+    step "helm install $release charts/flink-memory-webhook (its own pods, on the node)"
+    helm upgrade --install "$release" "$root/charts/flink-memory-webhook" -n "$release_ns" --create-namespace \
+        --set image.repository=localhost/flink-memory-webhook --set "image.tag=$(make -s -C "$root" print-version)" \
+        --set image.pullPolicy=Never --wait --timeout 180s >"$run_dir/helm.log" 2>&1 ||
+        fail "helm install failed: $(cat "$run_dir/helm.log")"
+    installed=yes
+    sed -n '1,6p' "$run_dir/helm.log"
+    kubectl get pods -n "$release_ns" -o wide
+else
+    step "Webhook on https://127.0.0.1:$webhook_port/mutate (a local process, like the e2e tests)"
+    for p in "$webhook_port" "$health_port"; do
+        port_in_use "$p" && fail "port $p is taken; set FMW_RUN_PORT / FMW_RUN_HEALTH_PORT to free ones"
+    done
+    mkdir -p "$run_dir/pki"
+    (
+        cd "$run_dir/pki" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+                -keyout ca.key -out ca.crt -subj /CN=flink-memory-webhook-run-ca &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
+                -out tls.csr -subj /CN=127.0.0.1 &&
+            printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
+            openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+                -out tls.crt -extfile ext.cnf
+    ) >"$run_dir/openssl.log" 2>&1 || fail "openssl failed: $(cat "$run_dir/openssl.log")"
+    "$webhook_bin" --tls-cert-file "$run_dir/pki/tls.crt" --tls-key-file "$run_dir/pki/tls.key" \
+        --kubeconfig "${KUBECONFIG:?}" --listen-address 127.0.0.1 --port "$webhook_port" \
+        --health-port "$health_port" --drain-delay-ms 0 --cache-ttl-ms 2000 \
+        >"$run_dir/webhook.log" 2>&1 &
+    webhook_pid=$!
+    for _ in $(seq 100); do
+        [ "$(curl -s --max-time 1 "http://127.0.0.1:$health_port/readyz")" != "" ] && break
+        kill -0 "$webhook_pid" 2>/dev/null || fail "the webhook exited: $(tail -n 5 "$run_dir/webhook.log")"
+        sleep 0.1
+    done
+    curl -sf --max-time 1 "http://127.0.0.1:$health_port/readyz" >/dev/null ||
+        fail "the webhook is not ready: $(tail -n 5 "$run_dir/webhook.log")"
+    echo "ready; health, readiness and metrics on http://127.0.0.1:$health_port/{healthz,readyz,metrics}"
+
+    step "helm install $release charts/flink-memory-webhook (webhook.url points at the local process)"
+    helm upgrade --install "$release" "$root/charts/flink-memory-webhook" -n "$release_ns" \
+        --create-namespace --set "webhook.url=https://127.0.0.1:$webhook_port/mutate" \
+        --set "webhook.caBundle=$(base64 -w0 "$run_dir/pki/ca.crt")" >"$run_dir/helm.log" 2>&1 ||
+        fail "helm install failed: $(cat "$run_dir/helm.log")"
+    installed=yes
+    sed -n '1,6p' "$run_dir/helm.log"
+    kubectl get mutatingwebhookconfiguration "$release" \
+        -o jsonpath='{range .webhooks[*]}webhook {.name}: {.clientConfig.url}{"\n"}{end}'
+fi
 
 # The API server watches webhook configurations: wait until it calls ours.
 kubectl create namespace "$demo_ns" >/dev/null 2>&1 || true
@@ -150,10 +201,38 @@ done
 echo "the API server calls the webhook"
 
 step "kubectl apply -n $demo_ns -f manifests/examples/ (Flink's own manifests, sized by hand)"
-for ex in "${examples[@]}"; do
-    echo "\$ kubectl apply -f manifests/examples/$ex.yaml"
-    kubectl apply -n "$demo_ns" -f "$root/manifests/examples/$ex.yaml" 2>&1 | sed 's/^/  /'
-done
+if [ "$node" = yes ]; then
+    # On the node: each Flink image named by a local one of the same release, the application
+    # example's usrlib (an emptyDir for a user's jar) a host directory with a stand-in job, and
+    # the TaskManagers at 0 replicas (no cluster DNS here for them to find their JobManager).
+    usrlib=$run_dir/usrlib
+    mkdir -p "$usrlib"
+    cp "$root/build/node-images/job-${example_image[flink:2.1.0-scala_2.12-java17]}.jar" "$usrlib/job.jar"
+    images_json=$(for k in "${!example_image[@]}"; do
+        jq -n --arg k "$k" --arg v "${example_image[$k]}" '{($k): $v}'
+    done | jq -s add)
+    for ex in "${examples[@]}"; do
+        echo "\$ kubectl apply -f manifests/examples/$ex.yaml   (images as built here)"
+        kubectl create --dry-run=client -o json -f "$root/manifests/examples/$ex.yaml" |
+            jq -s --argjson images "$images_json" --arg usrlib "$usrlib" '
+              def local: .containers |= map(if $images[.image] then
+                    .image = "localhost/flink:" + $images[.image] | .imagePullPolicy = "Never" else . end) |
+                  .volumes |= ((. // []) | map(if .name == "job-artifacts-volume" and .emptyDir then
+                    {name, hostPath: {path: $usrlib, type: "Directory"}} else . end));
+              {apiVersion: "v1", kind: "List", items: [.[] | (.items // [.])[] | del(.metadata.namespace) |
+                if .kind == "Pod" then .spec |= local
+                elif .spec.template.spec then .spec.template.spec |= local else . end |
+                if .kind == "Deployment" and .spec.template.metadata.labels.component == "taskmanager"
+                then .spec.replicas = 0 else . end]}' |
+            kubectl apply -n "$demo_ns" -f - 2>&1 | sed 's/^/  /'
+    done
+    for k in "${!example_image[@]}"; do echo "  image $k -> localhost/flink:${example_image[$k]}"; done
+else
+    for ex in "${examples[@]}"; do
+        echo "\$ kubectl apply -f manifests/examples/$ex.yaml"
+        kubectl apply -n "$demo_ns" -f "$root/manifests/examples/$ex.yaml" 2>&1 | sed 's/^/  /'
+    done
+fi
 
 # The examples' ConfigMaps also go to namespace default, where no example runs: there, a
 # `kubectl apply --dry-run=server -f manifests/examples/X.yaml` creates (rather than updates) the
@@ -198,23 +277,85 @@ kubectl get pods -n "$demo_ns" -l component=taskmanager -o json | jq -r '
 echo
 echo "$sized of ${#examples[@]} JobManager pods sized by the webhook ($total found)"
 
+ok=0
+[ "$sized" -eq ${#examples[@]} ] || ok=1
+
+if [ "$node" = yes ]; then
+    step "On the node: each JobManager's JVM next to its limit"
+    jm_json() { kubectl get pod -n "$demo_ns" "$1" -o json; }
+    jcmd_as_jvm='o=$(stat -c "%u %g" /proc/1); if [ "$(id -u)" = "${o% *}" ]; then exec /opt/java/openjdk/bin/jcmd 1 VM.flags; fi; exec setpriv --reuid="${o% *}" --regid="${o#* }" --clear-groups /opt/java/openjdk/bin/jcmd 1 VM.flags'
+
+    for pod in $(jq -r '.items[].metadata.name' <<<"$pods_json" | sort); do
+        up=no
+        for _ in $(seq 360); do
+            p=$(jm_json "$pod") || break
+            state=$(jq -r '[.status.containerStatuses[]? | select(.name == "jobmanager" or .name == "flink")][0].state | keys[0] // "waiting"' <<<"$p")
+            if [ "$state" = running ] && curl -sf --max-time 2 "http://$(jq -r .status.podIP <<<"$p"):8081/overview" |
+                jq -e '."flink-version"' >/dev/null 2>&1; then
+                up=yes
+                break
+            fi
+            sleep 0.5
+        done
+        if [ $up = no ]; then
+            echo "pod $pod: not running ($(jq -c '[.status.containerStatuses[]?.state][0]' <<<"$p"))"
+            kubectl logs -n "$demo_ns" "$pod" --tail 5 2>&1 | sed 's/^/  /'
+            ok=1
+            continue
+        fi
+        limit=$(jq -r '[.spec.containers[] | select(.name == "jobmanager" or .name == "flink")][0].resources.limits.memory' <<<"$p")
+        heap=$(jq -r '.metadata.annotations["flink-memory-webhook/resolved"] | fromjson | .heap' <<<"$p")
+        total=$(jq -r '.metadata.annotations["flink-memory-webhook/resolved"] | fromjson | .totalProcess' <<<"$p")
+        cgroup=$(kubectl exec -n "$demo_ns" "$pod" -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)
+        # jcmd as the JVM's own user (PID 1 of the container): the attach mechanism wants the same
+        # uid; kubectl exec runs as the container's user, which can be another (root).
+        for _ in 1 2 3 4 5; do
+            flags=$(kubectl exec -n "$demo_ns" "$pod" -- sh -c "$jcmd_as_jvm" 2>&1) && break
+            sleep 1
+        done
+        maxheap=$(grep -o -- '-XX:MaxHeapSize=[0-9]*' <<<"$flags" | head -n1 | cut -d= -f2)
+        [ -n "$maxheap" ] || echo "  jcmd 1 VM.flags: $(tail -n 3 <<<"$flags")"
+        # What the same JVM, with the same collector, makes of -Xmx<Flink's heap>: it rounds the
+        # heap up to its alignment. Run in the container without the variables that add options.
+        gc=$(grep -o -- '-XX:+Use[A-Za-z]*GC' <<<"$flags" | head -n1)
+        want=$(kubectl exec -n "$demo_ns" "$pod" -- env -u _JAVA_OPTIONS -u JAVA_TOOL_OPTIONS -u JDK_JAVA_OPTIONS \
+            /opt/java/openjdk/bin/java $gc "-Xmx$heap" -XX:+PrintFlagsFinal -version 2>/dev/null |
+            awk '$2 == "MaxHeapSize" {print $4}')
+        version=$(curl -s --max-time 3 "http://$(jq -r .status.podIP <<<"$p"):8081/overview" | jq -r '."flink-version" // "?"')
+        same="="
+        [ -n "$maxheap" ] && [ "$maxheap" = "$want" ] || { same="!="; ok=1; }
+        echo "pod $pod: Running, Flink $version"
+        echo "  memory limit $limit (the container's cgroup: ${cgroup:-?} bytes) = Flink's total process $total"
+        echo "  JVM MaxHeapSize ${maxheap:-?} (jcmd VM.flags) $same ${want:-?}, the same JVM's -Xmx$heap (Flink's heap)"
+    done
+fi
+
 step "Try it yourself (in another terminal)"
 cat <<EOF
 export KUBECONFIG=$KUBECONFIG PATH=$FMW_TOOLS_BIN:\$PATH
 kubectl get pods -n $demo_ns -l component=jobmanager -o custom-columns='POD:.metadata.name,LIMIT:.spec.containers[0].resources.limits.memory,REQUEST:.spec.containers[0].resources.requests.memory'
 kubectl apply --dry-run=server -o yaml -f manifests/examples/custom-command-jobmanager.yaml
 build/bin/flink-memory explain -f manifests/examples/session-cluster-flink-1.18.yaml
-tail -f ${run_dir#"$root"/}/webhook.log
 EOF
+if [ "$node" = yes ]; then
+    echo "kubectl logs -n $release_ns -l app.kubernetes.io/name=flink-memory-webhook -f"
+    echo "kubectl logs -n $demo_ns -l component=jobmanager --tail 20"
+else
+    echo "tail -f ${run_dir#"$root"/}/webhook.log"
+fi
 echo "(The dry run stores nothing; the examples' ConfigMaps are in namespace default for it.)"
 
-ok=0
-[ "$sized" -eq ${#examples[@]} ] || ok=1
 if [ "$once" = 1 ]; then
     exit $ok
 fi
 echo
 echo "Serving until Ctrl-C."
+if [ "$node" = yes ]; then
+    # The chart's pods serve; this waits for Ctrl-C, or for the kubelet to stop.
+    while node_pid kubelet >/dev/null; do sleep 2; done
+    echo "run: the node's kubelet stopped (logs: build/node/logs)" >&2
+    exit 1
+fi
 wait "$webhook_pid"
 rc=$?
 webhook_pid=

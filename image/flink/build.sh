@@ -4,13 +4,15 @@
 #
 #   OUT/rootfs          the root filesystem
 #   OUT/flink.oci.tar   the OCI archive (image/oci's oci-image), tag VERSION
+#   OUT/inputs          the hash of everything it was built from
 #
 # The pieces: Flink's distribution (bin/, conf/, lib/, plugins/) of that release from PyPI's
 # apache-flink and apache-flink-libraries packages (tests/real/fetch-flink.sh, cached outside the
 # repository); a Java runtime made by jlink from this machine's Debian JDK (cached beside it);
 # bash, coreutils and the other programs Flink's scripts and the entrypoint call, with the shared
 # libraries they load, copied from this Debian system; the entrypoint, docker-entrypoint.sh here.
-# Rebuilt only when one of them changed (OUT/inputs records them).
+# Built once per set of inputs: the result is kept in the cache beside the downloads
+# (images/VERSION-HASH, one per release) and OUT is a link to it, so a new checkout reuses it.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,11 +75,20 @@ inputs=$({
     done
     ls -l "$dist/lib"
 } | sha256sum | cut -d' ' -f1)
-if [ -f "$out/flink.oci.tar" ] && [ "$(cat "$out/inputs" 2>/dev/null)" = "$inputs" ]; then
+built=$(cd "$cache/.." && pwd)/images/$version-${inputs:0:16}
+link_out() {
+    rm -rf "$out"
+    mkdir -p "$(dirname "$out")"
+    ln -s "$built" "$out"
+}
+if [ -f "$built/flink.oci.tar" ] && [ "$(cat "$built/inputs" 2>/dev/null)" = "$inputs" ]; then
+    [ "$(readlink "$out" 2>/dev/null)" = "$built" ] || link_out
     say "$version: up to date (${out#"$root"/}/flink.oci.tar)"
     exit 0
 fi
-
+# Other builds of this release are outdated.
+rm -rf "$(dirname "$built")/$version"-*
+out=$built.tmp
 rootfs=$out/rootfs
 rm -rf "$out"
 mkdir -p "$rootfs"/{usr/bin,usr/sbin,usr/lib,etc,tmp,opt/flink,opt/java,root,proc,sys,dev}
@@ -168,4 +179,7 @@ digest=$("$tools_dir/oci-image" -rootfs "$rootfs" -layout "$out/oci" -archive "$
     -created-by "image/flink/build.sh $version (Flink from PyPI, jlink of $jdk_release, Debian programs)") ||
     die "oci-image failed"
 echo "$inputs" >"$out/inputs"
-say "$version: ${out#"$root"/}/flink.oci.tar $digest ($(du -sh "$rootfs" | cut -f1), Java $jdk_release)"
+mv "$out" "$built"
+out=$2
+link_out
+say "$version: ${out#"$root"/}/flink.oci.tar $digest ($(du -sh "$built/rootfs" | cut -f1), Java $jdk_release)"

@@ -9,7 +9,8 @@
 #                              and the test jars the JobManager pods mount from the host:
 #                              build/node-images/fill.jar (tests/node/java/Fill.java, an agent
 #                              that fills the heap) and build/node-images/job-VERSION.jar
-#                              (IdleJob.java, compiled against that release's flink-dist)
+#                              (java/com/example/StreamingJob.java, compiled against that
+#                              release's lib/)
 #
 # An image whose archive has not changed since it was imported is not imported again.
 set -euo pipefail
@@ -61,12 +62,12 @@ jar_of() {
     local jar=$1 cp=$2 src=$3 manifest=${4:-} tmp
     [ -f "$jar" ] && [ "$jar" -nt "$src" ] && return 0
     tmp=$(mktemp -d)
-    javac --release 11 -nowarn -cp "$cp" -d "$tmp" "$src" || node_die "javac $src failed"
+    javac --release 11 -nowarn -cp "$cp" -d "$tmp/classes" "$src" || node_die "javac $src failed"
     if [ -n "$manifest" ]; then
         printf '%s\n' "$manifest" >"$tmp/manifest"
-        jar --create --file "$jar" --manifest "$tmp/manifest" -C "$tmp" fmw
+        jar --create --file "$jar" --manifest "$tmp/manifest" -C "$tmp/classes" .
     else
-        jar --create --file "$jar" -C "$tmp" fmw
+        jar --create --file "$jar" -C "$tmp/classes" .
     fi
     rm -rf "$tmp"
 }
@@ -78,7 +79,7 @@ flink_images() {
         "$cluster_root/image/flink/build.sh" "$v" "$out/flink-$v"
         import "$out/flink-$v/flink.oci.tar" "localhost/flink:$v"
         lib=$out/flink-$v/rootfs/opt/flink/lib
-        jar_of "$out/job-$v.jar" "$lib/*" "$here/java/IdleJob.java"
+        jar_of "$out/job-$v.jar" "$lib/*" "$here/java/com/example/StreamingJob.java"
     done
 }
 

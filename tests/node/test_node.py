@@ -39,7 +39,7 @@ IMAGES = os.path.join(ROOT, "build", "node-images")
 KUBECTL = os.environ.get("FMW_KUBECTL", "kubectl")
 HELM = os.environ.get("FMW_HELM", "helm")
 RESOLVED = "flink-memory-webhook/resolved"
-VERSIONS = os.environ.get("NODE_FLINK_VERSIONS", "1.18.1 2.2.1").split()
+VERSIONS = os.environ.get("NODE_FLINK_VERSIONS", "1.18.1 2.1.0").split()
 RELEASE, WEBHOOK_NS = "fmw", "flink-memory-webhook"
 JM_NS = "fmw-node-" + uuid.uuid4().hex[:6]
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -223,7 +223,7 @@ def jobmanager(name, v, layout, limit="2Gi", process="1000m", annotations=None, 
     if layout == "session":          # Flink's docs, "Kubernetes Setup": session cluster
         container["args"] = ["jobmanager"]
     elif layout == "application":    # Flink's docs: application cluster, the job in usrlib
-        container["args"] = ["standalone-job", "--job-classname", "fmw.IdleJob"]
+        container["args"] = ["standalone-job", "--job-classname", "com.example.StreamingJob"]
         container["volumeMounts"].append({"name": "job", "mountPath": "/opt/flink/usrlib/job.jar"})
         volumes.append({"name": "job", "hostPath": {"path": os.path.join(IMAGES, f"job-{v}.jar"), "type": "File"}})
     elif layout == "custom":         # a command of one's own, and a JVM option in the environment
@@ -263,28 +263,32 @@ def running(name):
 
 
 def rest_overview(pod):
-    """The JobManager's /overview from this host (on the pods' bridge), or None (not yet)."""
+    """The JobManager's /overview from this host (on the pods' bridge), or None (not yet up)."""
     if not pod:
         return None
     ip = pod["status"]["podIP"]
     p = run("curl", "-s", "--max-time", "3", f"http://{ip}:8081/overview", check=False)
     try:
-        return json.loads(p.stdout) if p.returncode == 0 else None
+        body = json.loads(p.stdout) if p.returncode == 0 else {}
     except json.JSONDecodeError:
         return None
+    # Before its leader election the REST endpoint answers {"errors": [...]}.
+    return body if "flink-version" in body else None
 
 
 def exec_(name, *cmd):
     return kubectl("exec", "-n", JM_NS, name, "--", *cmd).stdout
 
 
+# jcmd as PID 1's user: directly when kubectl exec already runs as that user, else by setpriv.
+JCMD_AS_JVM = (r'''o=$(stat -c "%u %g" /proc/1); if [ "$(id -u)" = "${o% *}" ]; then exec /opt/java/openjdk/bin/jcmd 1 VM.flags; fi; exec setpriv --reuid="${o% *}" --regid="${o#* }" --clear-groups /opt/java/openjdk/bin/jcmd 1 VM.flags''')
+
+
 def vm_flags(name):
     """The JobManager JVM's flags, from jcmd inside the container (the JVM is PID 1), run as the
     JVM's own user (the attach mechanism wants the same uid: flink after the entrypoint, root when
-    a command of one's own starts the JVM)."""
-    uid, gid = exec_(name, "stat", "-c", "%u %g", "/proc/1").split()
-    out = exec_(name, "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                "/opt/java/openjdk/bin/jcmd", "1", "VM.flags")
+    a command of one's own starts the JVM, the pod's runAsUser when it sets one)."""
+    out = exec_(name, "sh", "-c", JCMD_AS_JVM)
     return dict(re.findall(r"-XX:([A-Za-z0-9]+)=(\S+)", out)), set(re.findall(r"-XX:\+([A-Za-z0-9]+)", out))
 
 

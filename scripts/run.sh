@@ -61,6 +61,12 @@ cleanup() {
             >/dev/null 2>&1
     fi
     if [ "$node" = yes ]; then
+        # Pods go while their kubelet still runs (a pod whose node is gone stays Terminating and
+        # holds its namespace); whatever remains after 60 s is removed from the API by force.
+        "$FMW_KUBECTL" wait --for=delete namespace "$demo_ns" "$release_ns" --timeout=60s >/dev/null 2>&1 ||
+            for ns in "$demo_ns" "$release_ns"; do
+                "$FMW_KUBECTL" delete pods -n "$ns" --all --force --grace-period=0 >/dev/null 2>&1
+            done
         "$root/tests/node/down.sh" && echo "node stopped; the host's changes undone"
     fi
     if [ -n "$webhook_pid" ] && kill -0 "$webhook_pid" 2>/dev/null; then
@@ -107,6 +113,8 @@ for ns in "$release_ns" "$demo_ns"; do
     for _ in $(seq 240); do
         phase=$(kubectl get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) || break
         [ "$phase" = Terminating ] || break
+        # Pods of a node that is gone never finish terminating: removed from the API by force.
+        kubectl delete pods -n "$ns" --all --force --grace-period=0 >/dev/null 2>&1
         sleep 0.5
     done
 done

@@ -35,7 +35,7 @@ finish() {
         cat "$node_dir/logs/host-diff.txt" >&2
         rc=1
     else
-        echo "node: after node-down the host is as before ($(wc -l <"$node_dir/logs/host-before.txt") facts compared)"
+        echo "node: after node-down the host is as before (host-state.sh: $(wc -l <"$node_dir/logs/host-before.txt") lines, the same)"
     fi
     exit "$rc"
 }

@@ -17,15 +17,12 @@ build/node/env sourced, the images imported). What it shows, from the running co
 - a helm upgrade that renews the serving certificate and rolls the webhook's pods while
   JobManager pods are being created, with failurePolicy Fail: no admission request fails.
 """
-import base64
-import concurrent.futures
 import http.client
 import json
 import os
 import re
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 import uuid

@@ -40,7 +40,7 @@ pid_of() {
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     # The first word, or the second while the pid is still the setsid that start() runs and has
     # not yet exec'd the tool (a moment, longer on a loaded machine).
-    exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n2) || return 1
+    exe=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n2) || return 1
     case $exe in
     "$tools_bin/$1" | "$tools_bin/$1"$'\n'* | setsid$'\n'"$tools_bin/$1") echo "$pid" ;;
     *) return 1 ;;

@@ -149,7 +149,18 @@ fi
 for l in /var/log/containers/*; do
     [ -L "$l" ] && [[ $(readlink "$l") == "$node_dir/"* ]] && rm -f "$l"
 done
-rm -f /var/lib/cni/results/fmw-pods-* 2>/dev/null
+# libcni caches each attachment as <network>-<sandbox id>-<interface>: ours are our bridge's
+# (fmw-pods) and containerd's loopback of our sandboxes, which a killed node never deleted; the
+# sandbox is ours when our containerd's root still has its directory.
+for f in /var/lib/cni/results/*; do
+    [ -f "$f" ] || continue
+    name=${f##*/}
+    id=$(sed -n 's/.*-\([0-9a-f]\{64\}\)-[^-]*$/\1/p' <<<"$name")
+    if [[ $name == fmw-pods-* ]] ||
+        { [ -n "$id" ] && [ -d "$node_dir/containerd/root/io.containerd.grpc.v1.cri/sandboxes/$id" ]; }; then
+        rm -f "$f" && done_+=("cni cache $name")
+    fi
+done
 if [ -f "$host_state/created" ]; then
     while read -r d; do
         [ -n "$d" ] && [ -d "$d" ] || continue

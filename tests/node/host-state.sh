@@ -12,7 +12,7 @@ source "$here/lib.sh"
 # anything left in our cgroups.
 for pid in $(pgrep -f "containerd|$tools_bin/kubelet|$tools_bin/kube-scheduler|socat .*$api_vip" 2>/dev/null); do
     [ "$pid" = $$ ] && continue
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
     [ -n "${cmd// /}" ] || continue
     case $cmd in *host-state.sh* | *pgrep*) continue ;; esac
     echo "process: $cmd"

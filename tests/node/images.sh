@@ -26,13 +26,15 @@ image_tools=${FMW_IMAGE_TOOLS_DIR:-$cluster_root/build/image/tools}
 import() {
     local archive=$1 name=$2 sum
     sum=$(sha256sum "$archive" | cut -d' ' -f1)
-    if "${ctr[@]}" images ls -q 2>/dev/null | grep -qx "$name" &&
+    # The list is read whole before grep looks: grep -q stops at the first match, and ctr,
+    # writing line by line, would die of SIGPIPE and fail the pipeline (pipefail).
+    if grep -qx "$name" <<<"$("${ctr[@]}" images ls -q 2>/dev/null)" &&
         [ "$(cat "$node_dir/imported-${name//[\/:]/_}" 2>/dev/null)" = "$sum" ]; then
         return 0
     fi
     "${ctr[@]}" images import --base-name "${name%:*}" "$archive" >/dev/null ||
         node_die "ctr could not import $archive as $name"
-    "${ctr[@]}" images ls -q | grep -qx "$name" || node_die "$archive did not import as $name"
+    grep -qx "$name" <<<"$("${ctr[@]}" images ls -q)" || node_die "$archive did not import as $name"
     echo "$sum" >"$node_dir/imported-${name//[\/:]/_}"
 }
 

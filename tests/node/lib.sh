@@ -46,7 +46,7 @@ node_pid() {
     pid=$(cat "$node_dir/pids/$1.pid" 2>/dev/null) || return 1
     want=$(cat "$node_dir/pids/$1.exe" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n2) || return 1
+    exe=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n2) || return 1
     case $exe in
     "$want" | "$want"$'\n'* | setsid$'\n'"$want") echo "$pid" ;;
     *) return 1 ;;

@@ -10,6 +10,7 @@
 
 #include "pkg/base/base.h"
 #include "pkg/flinkconf/flinkconf.h"
+#include "pkg/procmem/procmem.h"
 
 /* The Flink options of the JobManager memory model. */
 #define FMW_JM_PROCESS           "jobmanager.memory.process.size"
@@ -24,28 +25,6 @@
 #define FMW_JM_LEGACY_HEAP       "jobmanager.heap.size"
 #define FMW_JM_LEGACY_HEAP_MB    "jobmanager.heap.mb"
 #define FMW_JM_LEGACY_ENV        "FLINK_JM_HEAP"
-
-/* A Flink release, e.g. {1, 17, 2}; `patch` is -1 when only the line is known. The memory model
- * depends on the line only; the patch matters for a few start-script details. */
-struct fmw_flink_version {
-    int major;
-    int minor;
-    int patch;
-};
-
-/* A line with an unknown patch, e.g. FMW_FLINK_LINE(1, 19). */
-#define FMW_FLINK_LINE(major, minor) ((struct fmw_flink_version){(major), (minor), -1})
-
-/* Parses "1.17", "1.17.2" or "2.0-preview1" (patch and suffix ignored); false for text that is
- * not a version or a line we do not model (before 1.11, after 2.x). */
-bool fmw_flink_version_parse(const char *text, struct fmw_flink_version *v);
-/* The oldest and newest lines modelled, and the one assumed when nothing says otherwise. */
-extern const struct fmw_flink_version FMW_FLINK_OLDEST, FMW_FLINK_NEWEST, FMW_FLINK_DEFAULT;
-/* The newest line checked against Flink's jars (tests/oracle): what a pod whose image names no
- * version (flink:latest, no tag, a digest alone) is assumed to run, unless configured. */
-extern const struct fmw_flink_version FMW_FLINK_LATEST;
-/* <0, 0, >0 like strcmp, on the line (major.minor) only. */
-int fmw_flink_version_cmp(struct fmw_flink_version a, struct fmw_flink_version b);
 
 /*
  * Which configuration file a JobManager of line `v` reads from its conf dir (Flink's

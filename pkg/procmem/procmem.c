@@ -373,12 +373,13 @@ static enum fmw_err overhead_from_process(struct fmw_pm *pm, const struct fmw_pm
             char fs[FMW_MEMSIZE_STRLEN];
             fmw_java_double_str(rg.fraction, fs);
             fmw_pm_logf(pm, "INFO",
-                        "The derived JVM %s size (%s) does not match the configured or default "
-                        "JVM Overhead fraction (%s) from the configured Total Process Memory size "
-                        "(%s). The derived JVM Overhead size will be used.",
+                        "The derived JVM Overhead size (%s) does not match the configured or "
+                        "default JVM Overhead fraction (%s) from the configured Total Process "
+                        "Memory size (%s). The derived JVM %s size will be used.",
+                        v, fs, p,
+                        /* The misspelling is Flink's, fixed in 1.16. */
                         fmw_flink_version_cmp(pm->version, FMW_FLINK_LINE(1, 16)) < 0 ? "OVerhead"
-                                                                                      : "Overhead",
-                        v, fs, p);
+                                                                                      : "Overhead");
         }
     }
     s->total_process = process;

@@ -247,3 +247,41 @@ Test(jmmem, kubernetes_memory_truncates_like_java)
     cr_expect_not(fmw_jm_kubernetes_memory((uint64_t)1 << 52, 1.5, &req, &lim),
                   "more MiB than an int holds");
 }
+
+/* ProcessMemoryUtils.sanityCheckJvmOverhead's INFO line: before 1.16 Flink misspells the last
+ * "Overhead" ("OVerhead"), not the first. The configuration is ProcessMemoryUtilsTestBase's
+ * testConfigJvmOverheadDeriveFromProcessAndFlinkMemorySize. */
+Test(jmmem, overhead_fraction_mismatch_line_by_line)
+{
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_PROCESS "=1000m")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_FLINK "=800m")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_METASPACE "=100m")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_MIN "=50m")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_MAX "=200m")));
+    OK(fmw_conf_apply_dynamic(&conf, fmw_str_c(FMW_JM_OVERHEAD_FRACTION "=0.5")));
+    static const char *const want[] = {
+        "INFO The derived JVM Overhead size (100.000mb (104857600 bytes)) does not match the "
+        "configured or default JVM Overhead fraction (0.5) from the configured Total Process "
+        "Memory size (1000.000mb (1048576000 bytes)). The derived JVM OVerhead size will be "
+        "used.\n",
+        "INFO The derived JVM Overhead size (100.000mb (104857600 bytes)) does not match the "
+        "configured or default JVM Overhead fraction (0.5) from the configured Total Process "
+        "Memory size (1000.000mb (1048576000 bytes)). The derived JVM Overhead size will be "
+        "used.\n"};
+    static const struct fmw_flink_version lines[] = {{1, 15, -1}, {1, 16, -1}};
+    for (size_t i = 0; i < 2; i++) {
+        struct fmw_jm_result r;
+        struct fmw_diag d = FMW_DIAG_INIT;
+        fmw_jm_result_init(&r);
+        struct fmw_jm_input in = {&conf, lines[i], FMW_LEGACY_NONE, NULL};
+        cr_assert_eq(fmw_jmmem_resolve(&in, &r, &d), FMW_OK, "%s", fmw_diag_msg(&d));
+        cr_expect_eq(r.spec.overhead, 100 * (uint64_t)1 << 20);
+        /* The heap is 800m - 128m, above the minimum: this INFO line is the only one. */
+        cr_expect_str_eq(fmw_buf_cstr(&r.log), want[i]);
+        fmw_diag_cleanup(&d);
+        fmw_jm_result_cleanup(&r);
+    }
+    fmw_conf_cleanup(&conf);
+}

@@ -51,7 +51,7 @@ LDLIBS   += $(DEP_LIBS) -lm
 
 # Packages in dependency order, lowest first; each uses only those before it (base ← memsize ←
 # flinkconf ← procmem ← jmmem, tmmem ← …).
-PACKAGES := base http1 memsize flinkconf procmem jmmem podspec kube admission obs server
+PACKAGES := base http1 memsize flinkconf procmem jmmem tmmem podspec kube admission obs server
 
 define pkg_rules
 $(1)_SRCS := $$(wildcard pkg/$(1)/*.c)
@@ -64,15 +64,16 @@ $(BUILD)/lib/libfmw_$(1).a: $$($(1)_OBJS)
 endef
 $(foreach p,$(PACKAGES),$(eval $(call pkg_rules,$(p))))
 
-# pkglibs: the archives of the named packages, given highest first (the link order). A package
-# named in PKG_NEEDS_<p> is linked right after <p> without being named: the two memory roles
-# share procmem, and link lines that name jmmem need not know that.
-PKG_NEEDS_jmmem := procmem
-pkglibs = $(foreach p,$(1),$(BUILD)/lib/libfmw_$(p).a \
-                           $(foreach q,$(PKG_NEEDS_$(p)),$(BUILD)/lib/libfmw_$(q).a))
-CORE_LIBS := $(call pkglibs,jmmem flinkconf memsize base)
+# pkglibs: the archives of the named packages, given highest first (the link order). procmem,
+# which the memory roles jmmem and tmmem share, is linked right before flinkconf (the package
+# below it) wherever a role is named, so link lines that name jmmem need not name it. (One
+# archive per line: $^ keeps only the first of repeated prerequisites.)
+MEMORY_ROLES := jmmem tmmem
+pkglibs = $(foreach p,$(1),$(if $(and $(filter flinkconf,$(p)),$(filter $(MEMORY_ROLES),$(1))),\
+                               $(BUILD)/lib/libfmw_procmem.a) $(BUILD)/lib/libfmw_$(p).a)
+CORE_LIBS := $(call pkglibs,tmmem jmmem flinkconf memsize base)
 CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs http1 base)
-UNIT_LIBS := $(call pkglibs,server admission kube podspec jmmem flinkconf memsize obs http1 base)
+UNIT_LIBS := $(call pkglibs,server admission kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -313,10 +313,12 @@ enum fmw_err fmw_tm_external_resources(struct fmw_pm *pm, bool yaml_lists, struc
     size_t n = list.len;
     size_t *order = fmw_calloc(n ? n : 1, sizeof *order);
     const char **unique = fmw_calloc(n ? n : 1, sizeof *unique);
-    if (!err && (!order || !unique))
-        err = fmw_diag_set(pm->d, FMW_ENOMEM, "out of memory");
     if (err)
         goto out;
+    if (!order || !unique) {
+        err = fmw_diag_set(pm->d, FMW_ENOMEM, "out of memory");
+        goto out;
+    }
 
     /* new HashSet<>(list): duplicates keep their first place; the table is sized for the list
      * (JDK 17: max(size / .75f + 1, 16)). */
@@ -335,8 +337,10 @@ enum fmw_err fmw_tm_external_resources(struct fmw_pm *pm, bool yaml_lists, struc
     const char **kept = fmw_calloc(nu ? nu : 1, sizeof *kept);
     int64_t *amounts = fmw_calloc(nu ? nu : 1, sizeof *amounts);
     size_t nk = 0;
-    if (!kept || !amounts)
+    if (!kept || !amounts) {
         err = fmw_diag_set(pm->d, FMW_ENOMEM, "out of memory");
+        goto out_kept;
+    }
     for (size_t i = 0; i < nu && !err; i++) {
         const char *name = unique[order[i]];
         char *key = NULL;
@@ -367,10 +371,10 @@ enum fmw_err fmw_tm_external_resources(struct fmw_pm *pm, bool yaml_lists, struc
     }
     if (!err && nk) {
         r->resources = fmw_calloc(nk, sizeof *r->resources);
-        if (!r->resources)
+        if (!r->resources) {
             err = fmw_diag_set(pm->d, FMW_ENOMEM, "out of memory");
-    }
-    if (!err && nk) {
+            goto out_kept;
+        }
         (void)fmw_java_hashmap_order(kept, nk, 0, order);
         for (size_t i = 0; i < nk && !err; i++) {
             char *name = fmw_strdup(kept[order[i]]);
@@ -382,6 +386,7 @@ enum fmw_err fmw_tm_external_resources(struct fmw_pm *pm, bool yaml_lists, struc
             r->resources[r->n_resources++].amount = fmw_tm_resource_amount(amounts[order[i]]);
         }
     }
+out_kept:
     free(kept);
     free(amounts);
 out:

@@ -97,6 +97,7 @@ void fmw_tm_result_init(struct fmw_tm_result *r)
     r->resources = NULL;
     r->n_resources = 0;
     fmw_buf_init(&r->log, 64 * 1024);
+    r->exception = NULL;
 }
 
 static void free_resources(struct fmw_tm_result *r)
@@ -203,7 +204,7 @@ static enum fmw_err check_network(struct fmw_pm *pm, const struct tm *tm, uint64
 {
     enum fmw_err err;
     if (using_legacy_network(pm, tm)) {
-        uint64_t configured;
+        uint64_t configured = 0;
         err = legacy_network_size(pm, tm, &configured);
         if (err)
             return err;
@@ -298,7 +299,7 @@ static enum fmw_err check_total_flink(struct fmw_pm *pm, const struct fmw_tm_spe
 {
     if (!fmw_pm_contains(pm, &OPT_FLINK))
         return FMW_OK;
-    uint64_t configured, derived;
+    uint64_t configured = 0, derived = 0;
     enum fmw_err err = fmw_pm_get_size(pm, &OPT_FLINK, &configured);
     if (!err)
         err = flink_total(pm, s, &derived);
@@ -495,8 +496,9 @@ static double resource_value_8(double d)
     return strtod(buf, NULL);
 }
 
-/* TaskExecutorProcessUtils.getCpuCoresWithFallback(config, -1.0), then new CPUResource. */
-static enum fmw_err cpu_cores(struct fmw_pm *pm, struct fmw_tm_spec *s)
+/* TaskExecutorProcessUtils.getCpuCoresWithFallback(config, -1.0), then new CPUResource.
+ * `exception` receives the class of the one error that is not its code's usual class. */
+static enum fmw_err cpu_cores(struct fmw_pm *pm, struct fmw_tm_spec *s, const char **exception)
 {
     double cpu;
     bool set;
@@ -514,11 +516,13 @@ static enum fmw_err cpu_cores(struct fmw_pm *pm, struct fmw_tm_spec *s)
                             "Please configure " FMW_TM_CPU_CORES " accordingly.");
     /* BigDecimal.valueOf(NaN or Infinity) is new BigDecimal("NaN" / "Infinity"): its first
      * character is refused (JDK 11 and 17; JDK 21+ says "Infinite or NaN"). */
-    if (!isfinite(cpu))
+    if (!isfinite(cpu)) {
+        *exception = "NumberFormatException";
         return fmw_diag_set(pm->d, FMW_EINVAL,
                             "Character %c is neither a decimal digit number, decimal point, nor "
                             "\"e\" notation exponential mark.",
                             isnan(cpu) ? 'N' : 'I');
+    }
     s->cpu_cores = fmw_flink_version_cmp(pm->version, FMW_FLINK_LINE(1, 14)) >= 0
                        ? resource_value_8(cpu)
                        : cpu;
@@ -531,7 +535,7 @@ static enum fmw_err cpu_cores(struct fmw_pm *pm, struct fmw_tm_spec *s)
 static enum fmw_err process_resources(struct fmw_pm *pm, const struct fmw_tm_input *in,
                                       struct fmw_tm_result *r)
 {
-    enum fmw_err err = cpu_cores(pm, &r->spec);
+    enum fmw_err err = cpu_cores(pm, &r->spec, &r->exception);
     if (err || fmw_flink_version_cmp(in->version, FMW_FLINK_LINE(1, 13)) < 0)
         return err;
     err = fmw_pm_get_int(pm, &OPT_SLOTS, 1, &r->spec.slots, NULL);
@@ -648,6 +652,7 @@ enum fmw_err fmw_tmmem_resolve(const struct fmw_tm_input *in, struct fmw_tm_resu
     free_resources(r);
     r->jvm_args[0] = '\0';
     fmw_buf_reset(&r->dynamic_configs);
+    r->exception = NULL;
 
     /* BashJavaUtils (1.x): the legacy heap options map to total Flink memory first. */
     if (in->version.major < 2 && in->legacy != FMW_TM_LEGACY_NONE) {
@@ -686,6 +691,11 @@ enum fmw_err fmw_tmmem_resolve(const struct fmw_tm_input *in, struct fmw_tm_resu
     else if (err)
         err = fmw_diag_set(d, err, "out of memory");
 out:
+    if (err && !r->exception)
+        r->exception = err == FMW_ECONFIG     ? "IllegalConfigurationException"
+                       : err == FMW_EINVAL    ? "IllegalArgumentException"
+                       : err == FMW_EOVERFLOW ? "ArithmeticException"
+                                              : NULL;
     if (err) { /* a failed resolution leaves no half of a result */
         memset(&r->spec, 0, sizeof r->spec);
         r->jvm_args[0] = '\0';

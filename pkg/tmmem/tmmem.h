@@ -114,6 +114,9 @@ struct fmw_tm_result {
     size_t n_resources;
     /* Flink's INFO/WARN lines of this resolution, one per line as "INFO <text>". */
     struct fmw_buf log;
+    /* After a failure with one of Flink's errors: the simple name of the Java exception Flink
+     * throws (static text); NULL otherwise. */
+    const char *exception;
 };
 
 void fmw_tm_result_init(struct fmw_tm_result *r);
@@ -122,7 +125,7 @@ void fmw_tm_result_cleanup(struct fmw_tm_result *r);
 /*
  * Resolves the TaskManager memory as Flink's GET_TM_RESOURCE_PARAMS does (with `in->legacy`
  * FMW_TM_LEGACY_FLINK in 1.x). On failure `d` holds Flink's message (getMessage() of what
- * Flink throws), byte for byte, and the code tells the Java class: FMW_ECONFIG
+ * Flink throws), byte for byte, `r->exception` its class, and the code the kind: FMW_ECONFIG
  * (IllegalConfigurationException), FMW_EINVAL (IllegalArgumentException and its subclass
  * NumberFormatException), FMW_EOVERFLOW (ArithmeticException "long overflow"). FMW_ENOMEM and
  * FMW_ETOOBIG (a cap above) are ours. `r` must be initialised; its log is filled even on error.

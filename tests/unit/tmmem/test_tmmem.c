@@ -115,7 +115,7 @@ static enum fmw_err class_code(const char *cls)
 {
     if (strcmp(cls, "IllegalConfigurationException") == 0)
         return FMW_ECONFIG;
-    if (strcmp(cls, "IllegalArgumentException") == 0)
+    if (strcmp(cls, "IllegalArgumentException") == 0 || strcmp(cls, "NumberFormatException") == 0)
         return FMW_EINVAL;
     cr_assert_str_eq(cls, "ArithmeticException");
     return FMW_EOVERFLOW;
@@ -179,10 +179,10 @@ static void check_group(json_t *c, json_t *g, size_t line_index, const struct ru
     json_t *expect = json_object_get(g, "expect");
     const char *error = json_string_value(json_object_get(expect, "error"));
     if (error) {
+        const char *cls = json_string_value(json_object_get(expect, "error_class"));
         cr_expect_str_eq(fmw_diag_msg(&run->d), error, "%s", where);
-        cr_expect_eq(run->err,
-                     class_code(json_string_value(json_object_get(expect, "error_class"))), "%s",
-                     where);
+        cr_expect_eq(run->err, class_code(cls), "%s", where);
+        cr_expect_str_eq(run->r.exception ? run->r.exception : "(none)", cls, "%s", where);
     } else {
         cr_assert_eq(run->err, FMW_OK, "%s: %s", where, fmw_diag_msg(&run->d));
         for (size_t i = 0; i < sizeof SIZE_FIELDS / sizeof SIZE_FIELDS[0]; i++)

@@ -144,11 +144,12 @@ enum fmw_err fmw_memsize_mul(uint64_t bytes, double m, uint64_t *product)
         *product = 0;
         return FMW_OK;
     }
-    /* m's decimal digits D × 10^(e - (n-1)); the product bytes × D fits in 128 bits
-     * (2^63 × 10^17 < 2^120), then the power of ten is applied exactly, truncating. */
+    /* m's decimal digits D × 10^(e - (n-1)) as Double.toString writes them (BigDecimal.valueOf);
+     * the product bytes × D fits in 128 bits (D has at most 18 digits: 2^63 × 10^18 < 2^123),
+     * then the power of ten is applied exactly, truncating. */
     char digits[FMW_DIGITS_MAX + 1];
     int e;
-    int n = fmw_shortest_digits(m, digits, &e);
+    int n = fmw_java_digits(m, true, digits, &e);
     fmw_u128 mant = 0;
     for (int i = 0; i < n; i++)
         mant = mant * 10 + (unsigned)(digits[i] - '0');

@@ -42,7 +42,8 @@ FMW_NODISCARD enum fmw_err fmw_memsize_add(uint64_t a, uint64_t b, uint64_t *sum
  */
 FMW_NODISCARD enum fmw_err fmw_memsize_mul(uint64_t bytes, double m, uint64_t *product);
 
-/* Java Double.toString(d): "0.10000000149011612", "1.0", "1.0E-5", "NaN", "-Infinity". */
+/* Java Double.toString(d) as JDK 8 to 18 write it (FloatingDecimal): "0.10000000149011612", "1.0",
+ * "1.0E-5", "NaN", "-Infinity", "9.999999999999999E22" (1e23). */
 void fmw_java_double_str(double d, char out[FMW_MEMSIZE_STRLEN]);
 
 /*

@@ -129,6 +129,9 @@ Test(memsize, multiply_uses_decimal_digits_of_the_double)
     cr_expect_eq(fmw_memsize_mul(FMW_MEMSIZE_MAX, 1.5, &out), FMW_EOVERFLOW);
     cr_expect_eq(fmw_memsize_mul(10, -0.5, &out), FMW_EINVAL);
     cr_expect_eq(fmw_memsize_mul(10, NAN, &out), FMW_EINVAL);
+    /* BigDecimal.valueOf(2^62) is 4.6116860184273879E18 on JDK 17 (FloatingDecimal's digits). */
+    cr_expect_eq(fmw_memsize_mul(1, 4611686018427387904.0, &out), FMW_OK);
+    cr_expect_eq(out, 4611686018427387900u);
     cr_expect_eq(fmw_memsize_mul(FMW_MEMSIZE_MAX, 1.0, &out), FMW_OK);
     cr_expect_eq(out, FMW_MEMSIZE_MAX);
 }
@@ -160,6 +163,19 @@ Test(memsize, java_double_to_string)
         {NAN, "NaN"},
         {-INFINITY, "-Infinity"},
         {(double)-0.1f, "-0.10000000149011612"},
+        /* Where JDK 8 to 18's FloatingDecimal (Flink's JVMs, and the oracle's JDK 17) is not the
+         * shortest decimal: integers below 2^63 keep the digits their 53 bits make significant,
+         * the symmetric stopping test, subnormals, a carry at the last digit. */
+        {4611686018427387904.0, "4.6116860184273879E18"},
+        {282879384806159008.0, "2.82879384806159008E17"},
+        {1e23, "9.999999999999999E22"},
+        {8.41e21, "8.409999999999999E21"},
+        {5.684341886080802e-14, "5.6843418860808015E-14"},
+        {4.9e-324, "4.9E-324"},
+        {32 * 4.9e-324, "1.58E-322"},
+        {9007199254740993.0, "9.007199254740992E15"},
+        {9223372036854775807.0, "9.223372036854776E18"},
+        {1.7976931348623157e308, "1.7976931348623157E308"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[FMW_MEMSIZE_STRLEN];

@@ -158,11 +158,85 @@ static bool yaml_null(struct fmw_str s)
 }
 
 /*
+ * A collection inside the list, "[fpga, 'q;r']" or "{a: 1}", from `*p` (its opening bracket) to
+ * its closing one; a quote opens a quoted scalar only where a scalar starts (a plain one may hold
+ * quotes: it's). False when it is not closed on this text.
+ */
+static bool skip_flow_collection(const char **p, const char *end)
+{
+    int depth = 0;
+    bool scalar_start = true;
+    while (*p < end) {
+        char c = *(*p)++;
+        if (c == '[' || c == '{') {
+            depth++;
+            scalar_start = true;
+        } else if (c == ']' || c == '}') {
+            if (--depth == 0)
+                return true;
+            scalar_start = false;
+        } else if (c == ',' || (c == ':' && (*p == end || **p == ' ' || **p == '\t'))) {
+            scalar_start = true;
+        } else if (c == '\'' && scalar_start) {
+            while (*p < end && !(**p == '\'' && (*p + 1 >= end || (*p)[1] != '\'')))
+                *p += **p == '\'' ? 2 : 1;
+            if (*p >= end)
+                return false;
+            (*p)++;
+            scalar_start = false;
+        } else if (c == '"' && scalar_start) {
+            while (*p < end && **p != '"')
+                *p += **p == '\\' && *p + 1 < end ? 2 : 1;
+            if (*p >= end)
+                return false;
+            (*p)++;
+            scalar_start = false;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            scalar_start = false;
+        }
+    }
+    return false;
+}
+
+/*
+ * The item a nested collection becomes: ConfigurationUtils.convertToString gives a list's or a
+ * map's YamlParserUtils.toYAMLString, the flow text snakeyaml dumps ("[fpga, q;r]", "[null]",
+ * "{a: [1, 2]}"). That is the text pkg/flinkconf keeps a YAML list in, so the collection is read
+ * as the one item of a list and the list's brackets taken off. FMW_EINVAL: not YAML.
+ */
+static enum fmw_err nested_item(struct fmw_str collection, struct fmw_buf *item)
+{
+    struct fmw_buf doc;
+    fmw_buf_init(&doc, FMW_CONF_MAX_TEXT);
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    struct fmw_diag d = FMW_DIAG_INIT;
+    enum fmw_err err = fmw_buf_adds(&doc, "v: [");
+    if (!err)
+        err = fmw_buf_add(&doc, collection.ptr, collection.len);
+    if (!err)
+        err = fmw_buf_adds(&doc, "]\n");
+    if (!err)
+        err = fmw_conf_parse_yaml(&conf, fmw_buf_cstr(&doc), doc.len, &d, NULL);
+    const struct fmw_conf_entry *e = err ? NULL : fmw_conf_get(&conf, "v");
+    size_t len = e ? strlen(e->text) : 0;
+    if (!err && (!e || e->type != FMW_CONF_LIST || len < 2))
+        err = FMW_EINVAL;
+    if (!err)
+        err = fmw_buf_add(item, e->text + 1, len - 2);
+    fmw_diag_cleanup(&d);
+    fmw_conf_cleanup(&conf);
+    fmw_buf_free(&doc);
+    return err;
+}
+
+/*
  * ConfigurationUtils.convertToList's YAML step (2.x; 1.19 and 1.20 with config.yaml): the text
- * as a YAML flow sequence of scalars, "[gpu, 'fp;ga', \"x\"]" (the form pkg/flinkconf keeps a
- * YAML list in). False when it is not one — Flink's YAML step then fails and the legacy
- * splitter reads the text — and for the forms not modelled here (nested collections, escapes
- * other than \\ and \", anchors, tags, comments), which take the same way.
+ * as a YAML flow sequence, "[gpu, 'fp;ga', \"x\", [fpga]]" (the form pkg/flinkconf keeps a YAML
+ * list in): scalars as their text, nested collections as their YAML text. False when it is not
+ * one — Flink's YAML step then fails and the legacy splitter reads the text — and for the forms
+ * not modelled here (escapes other than \\ and \", anchors, tags, comments), which take the same
+ * way.
  */
 static bool yaml_flow_list(const char *text, struct names *out, enum fmw_err *err)
 {
@@ -187,7 +261,16 @@ static bool yaml_flow_list(const char *text, struct names *out, enum fmw_err *er
             break;
         }
         fmw_buf_reset(&item);
-        if (p < end && (*p == '\'' || *p == '"')) {
+        if (p < end && (*p == '[' || *p == '{')) {
+            const char *start = p;
+            if (!skip_flow_collection(&p, end))
+                break;
+            *err = nested_item((struct fmw_str){start, (size_t)(p - start)}, &item);
+            if (*err == FMW_EINVAL)
+                *err = FMW_OK; /* not YAML: the legacy splitter reads the text */
+            if (*err || item.len == 0)
+                break;
+        } else if (p < end && (*p == '\'' || *p == '"')) {
             char quote = *p++;
             bool closed = false;
             while (p < end && !*err) {

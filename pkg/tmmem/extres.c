@@ -7,6 +7,7 @@
 
 #include "pkg/memsize/memsize.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,44 +200,53 @@ static bool skip_flow_collection(const char **p, const char *end)
 }
 
 /*
- * The item a nested collection becomes: ConfigurationUtils.convertToString gives a list's or a
- * map's YamlParserUtils.toYAMLString, the flow text snakeyaml dumps ("[fpga, q;r]", "[null]",
- * "{a: [1, 2]}"). That is the text pkg/flinkconf keeps a YAML list in, so the collection is read
- * as the one item of a list and the list's brackets taken off. FMW_EINVAL: not YAML.
+ * YamlParserUtils.convertToObject(text, List.class), the first step of
+ * ConfigurationUtils.convertToList for standard YAML: the text as a YAML document, which must be a
+ * list ("[gpu, fpga]", "- gpu", "[gpu, [fpga]]  # c"). Our YAML reader is pkg/flinkconf's, which
+ * takes documents whose root is a mapping: the text is read as the value of one key, each of its
+ * lines indented under it, and the list comes back as the flow text Flink's emitter writes
+ * (snakeyaml's dump: "[gpu, fpga]", "[gpu, [fpga]]", "[a'b, 'x;y']"). False when the text is not
+ * YAML or not a list: Flink then reads it with the legacy splitter. (A text with document markers,
+ * "--- [a]", is not modelled: indented they are content.)
  */
-static enum fmw_err nested_item(struct fmw_str collection, struct fmw_buf *item)
+static bool yaml_list_text(const char *text, struct fmw_buf *flow, enum fmw_err *err)
 {
     struct fmw_buf doc;
     fmw_buf_init(&doc, FMW_CONF_MAX_TEXT);
     struct fmw_conf conf;
     fmw_conf_init(&conf);
     struct fmw_diag d = FMW_DIAG_INIT;
-    enum fmw_err err = fmw_buf_adds(&doc, "v: [");
-    if (!err)
-        err = fmw_buf_add(&doc, collection.ptr, collection.len);
-    if (!err)
-        err = fmw_buf_adds(&doc, "]\n");
-    if (!err)
-        err = fmw_conf_parse_yaml(&conf, fmw_buf_cstr(&doc), doc.len, &d, NULL);
-    const struct fmw_conf_entry *e = err ? NULL : fmw_conf_get(&conf, "v");
-    size_t len = e ? strlen(e->text) : 0;
-    if (!err && (!e || e->type != FMW_CONF_LIST || len < 2))
-        err = FMW_EINVAL;
-    if (!err)
-        err = fmw_buf_add(item, e->text + 1, len - 2);
+    *err = fmw_buf_adds(&doc, "v:\n");
+    for (const char *line = text; !*err && line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        *err = fmw_buf_adds(&doc, "  ");
+        if (!*err)
+            *err = fmw_buf_add(&doc, line, len);
+        if (!*err)
+            *err = fmw_buf_addc(&doc, '\n');
+        line = nl ? nl + 1 : NULL;
+    }
+    bool list = false;
+    if (!*err && fmw_conf_parse_yaml(&conf, fmw_buf_cstr(&doc), doc.len, &d, NULL) == FMW_OK) {
+        const struct fmw_conf_entry *e = fmw_conf_get(&conf, "v");
+        list = e && e->type == FMW_CONF_LIST;
+        if (list)
+            *err = fmw_buf_adds(flow, e->text);
+    }
+    if (*err == FMW_ETOOBIG) /* a text past the reader's caps: not modelled, the legacy way */
+        *err = FMW_OK;
     fmw_diag_cleanup(&d);
     fmw_conf_cleanup(&conf);
     fmw_buf_free(&doc);
-    return err;
+    return list && !*err;
 }
 
 /*
- * ConfigurationUtils.convertToList's YAML step (2.x; 1.19 and 1.20 with config.yaml): the text
- * as a YAML flow sequence, "[gpu, 'fp;ga', \"x\", [fpga]]" (the form pkg/flinkconf keeps a YAML
- * list in): scalars as their text, nested collections as their YAML text. False when it is not
- * one — Flink's YAML step then fails and the legacy splitter reads the text — and for the forms
- * not modelled here (escapes other than \\ and \", anchors, tags, comments), which take the same
- * way.
+ * The items of a list in the flow text yaml_list_text gives: plain and quoted scalars as their
+ * text, and a collection inside the list as its own flow text, "[fpga]" or "{a: 1}" (what
+ * ConfigurationUtils.convertToString makes of a list or a map: YamlParserUtils.toYAMLString).
+ * False when the text is not such a list.
  */
 static bool yaml_flow_list(const char *text, struct names *out, enum fmw_err *err)
 {
@@ -265,10 +275,8 @@ static bool yaml_flow_list(const char *text, struct names *out, enum fmw_err *er
             const char *start = p;
             if (!skip_flow_collection(&p, end))
                 break;
-            *err = nested_item((struct fmw_str){start, (size_t)(p - start)}, &item);
-            if (*err == FMW_EINVAL)
-                *err = FMW_OK; /* not YAML: the legacy splitter reads the text */
-            if (*err || item.len == 0)
+            *err = fmw_buf_add(&item, start, (size_t)(p - start));
+            if (*err)
                 break;
         } else if (p < end && (*p == '\'' || *p == '"')) {
             char quote = *p++;
@@ -282,10 +290,22 @@ static bool yaml_flow_list(const char *text, struct names *out, enum fmw_err *er
                     closed = true;
                     break;
                 } else if (quote == '"' && *p == '\\') {
-                    if (p + 1 >= end || (p[1] != '\\' && p[1] != '"'))
+                    /* The escapes the emitter writes (pkg/flinkconf's emit_string). */
+                    char c = p + 1 < end ? p[1] : '\0';
+                    unsigned hex;
+                    if (c == '\\' || c == '"') {
+                        *err = fmw_buf_addc(&item, c);
+                        p += 2;
+                    } else if (c == 'n' || c == 't' || c == 'r') {
+                        *err = fmw_buf_addc(&item, c == 'n' ? '\n' : c == 't' ? '\t' : '\r');
+                        p += 2;
+                    } else if (c == 'x' && end - p >= 4 && sscanf(p + 2, "%2x", &hex) == 1 &&
+                               isxdigit((unsigned char)p[2]) && isxdigit((unsigned char)p[3])) {
+                        *err = fmw_buf_addc(&item, (char)hex);
+                        p += 4;
+                    } else {
                         break;
-                    *err = fmw_buf_addc(&item, p[1]);
-                    p += 2;
+                    }
                 } else if (*p == '\n' || *p == '\r') {
                     break;
                 } else {
@@ -382,7 +402,11 @@ enum fmw_err fmw_tm_external_resources(struct fmw_pm *pm, bool yaml_lists, struc
         return FMW_OK;
     struct names list = {NULL, 0};
     enum fmw_err err = FMW_OK;
-    bool done = yaml_lists && yaml_flow_list(text, &list, &err);
+    struct fmw_buf flow;
+    fmw_buf_init(&flow, FMW_CONF_MAX_TEXT);
+    bool done = yaml_lists && yaml_list_text(text, &flow, &err) &&
+                yaml_flow_list(fmw_buf_cstr(&flow), &list, &err);
+    fmw_buf_free(&flow);
     if (!err && !done)
         err = split_escaped(text, &list);
     if (err == FMW_EINVAL)

@@ -1,10 +1,14 @@
 /*
  * The C side of the differential test: replays cases that Flink's own jars resolved (JSON Lines
- * written by the Java harness beside this file) through our resolver and compares every field.
- * Prints the seed and the first mismatch of each file in full; exits 1 on any mismatch.
+ * written by the Java harness beside this file) through our resolvers — JobManager cases through
+ * pkg/jmmem, TaskManager cases ("role":"taskmanager") through pkg/tmmem — and compares every
+ * field; a case of pkg/tmmem's unit-test data also has the data's own expectation checked against
+ * the jars. Prints the seed and the first mismatch of each file in full (ORACLE_SHOW=N: the first
+ * N); exits 1 on any mismatch.
  */
 #include "pkg/flinkconf/flinkconf.h"
 #include "pkg/jmmem/jmmem.h"
+#include "pkg/tmmem/tmmem.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -17,6 +21,47 @@ struct outcome {
     struct fmw_diag d;
 };
 
+/*
+ * The configuration of a case as the harness gave it to Flink: its file (none: the empty file
+ * the harness writes, config.yaml in 2.x), then its -D properties. `standard_yaml` tells whether
+ * that file is config.yaml. FMW_EUSAGE for a case the runner cannot read; a file Flink's loader
+ * would reject fails with flinkconf's error.
+ */
+static enum fmw_err load_conf(json_t *c, struct fmw_conf *conf, struct fmw_flink_version *version,
+                              bool *standard_yaml, struct fmw_diag *d)
+{
+    if (!fmw_flink_version_parse(json_string_value(json_object_get(c, "line")), version))
+        return fmw_diag_set(d, FMW_EUSAGE, "runner: bad line");
+    json_t *file = json_object_get(c, "file"); /* borrowed */
+    const char *name =
+        json_is_object(file) ? json_string_value(json_object_get(file, "name")) : NULL;
+    *standard_yaml = name ? strcmp(name, "config.yaml") == 0 : version->major >= 2;
+    if (json_is_object(file)) {
+        json_t *text = json_object_get(file, "text");
+        const char *t = json_string_value(text);
+        size_t len = json_string_length(text);
+        enum fmw_err err = name && strcmp(name, "config.yaml") == 0
+                               ? fmw_conf_parse_yaml(conf, t, len, d, NULL)
+                               : fmw_conf_parse_legacy(conf, t, len, d);
+        if (err)
+            return err;
+    }
+    size_t i;
+    json_t *kv;
+    json_array_foreach(json_object_get(c, "dynamic"), i, kv)
+    {
+        /* Set directly: the harness already split "key=value" as commons-cli does. */
+        json_t *k = json_array_get(kv, 0), *v = json_array_get(kv, 1);
+        enum fmw_err set_err = fmw_conf_set(
+            conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
+            (struct fmw_str){json_string_value(v), json_string_length(v)}, FMW_CONF_STRING, 0);
+        if (set_err != FMW_OK)
+            return fmw_diag_set(d, FMW_EUSAGE, "runner: cannot set a dynamic property: %s",
+                                fmw_strerror(set_err));
+    }
+    return FMW_OK;
+}
+
 static void run_case(json_t *c, struct outcome *o)
 {
     struct fmw_conf conf;
@@ -26,37 +71,9 @@ static void run_case(json_t *c, struct outcome *o)
     o->ok = false;
 
     struct fmw_flink_version version;
-    if (!fmw_flink_version_parse(json_string_value(json_object_get(c, "line")), &version)) {
-        fmw_diag_set(&o->d, FMW_EUSAGE, "runner: bad line");
+    bool standard_yaml;
+    if (load_conf(c, &conf, &version, &standard_yaml, &o->d) != FMW_OK)
         goto out;
-    }
-    json_t *file = json_object_get(c, "file"); /* borrowed */
-    if (json_is_object(file)) {
-        const char *name = json_string_value(json_object_get(file, "name"));
-        json_t *text = json_object_get(file, "text");
-        const char *t = json_string_value(text);
-        size_t len = json_string_length(text);
-        enum fmw_err err = name && strcmp(name, "config.yaml") == 0
-                               ? fmw_conf_parse_yaml(&conf, t, len, &o->d, NULL)
-                               : fmw_conf_parse_legacy(&conf, t, len, &o->d);
-        if (err)
-            goto out;
-    }
-    size_t i;
-    json_t *kv;
-    json_array_foreach(json_object_get(c, "dynamic"), i, kv)
-    {
-        /* Set directly: the harness already split "key=value" as commons-cli does. */
-        json_t *k = json_array_get(kv, 0), *v = json_array_get(kv, 1);
-        enum fmw_err set_err = fmw_conf_set(
-            &conf, (struct fmw_str){json_string_value(k), json_string_length(k)},
-            (struct fmw_str){json_string_value(v), json_string_length(v)}, FMW_CONF_STRING, 0);
-        if (set_err != FMW_OK) {
-            fmw_diag_set(&o->d, set_err, "runner: cannot set a dynamic property: %s",
-                         fmw_strerror(set_err));
-            goto out;
-        }
-    }
     const char *target = json_string_value(json_object_get(c, "legacy_target"));
     struct fmw_jm_input in = {
         &conf, version,
@@ -125,6 +142,218 @@ static bool same(json_t *c, const struct outcome *o, struct fmw_buf *why)
     return ok;
 }
 
+struct tm_outcome {
+    bool ok;
+    /* Where a failure came from: the configuration file (Flink's loader throws a
+     * RuntimeException), the runner itself (no Java class), or pkg/tmmem (r.exception). */
+    enum { TM_FAILED_CONF, TM_FAILED_RUNNER, TM_FAILED_RESOLVE } failed;
+    struct fmw_tm_result r;
+    struct fmw_diag d;
+};
+
+static void run_tm_case(json_t *c, struct tm_outcome *o)
+{
+    struct fmw_conf conf;
+    fmw_conf_init(&conf);
+    fmw_tm_result_init(&o->r);
+    o->d = (struct fmw_diag)FMW_DIAG_INIT;
+    o->ok = false;
+    o->failed = TM_FAILED_RUNNER;
+
+    struct fmw_flink_version version;
+    bool standard_yaml;
+    enum fmw_err err = load_conf(c, &conf, &version, &standard_yaml, &o->d);
+    if (err) {
+        o->failed = err == FMW_EUSAGE ? TM_FAILED_RUNNER : TM_FAILED_CONF;
+        goto out;
+    }
+    const char *target = json_string_value(json_object_get(c, "legacy_target"));
+    enum fmw_tm_legacy legacy;
+    if (!target || strcmp(target, "flink") == 0) {
+        legacy = FMW_TM_LEGACY_FLINK;
+    } else if (strcmp(target, "process") == 0) {
+        legacy = FMW_TM_LEGACY_PROCESS;
+    } else if (strcmp(target, "none") == 0) {
+        legacy = FMW_TM_LEGACY_NONE;
+    } else {
+        fmw_diag_set(&o->d, FMW_EUSAGE, "runner: unknown legacy_target %s", target);
+        goto out;
+    }
+    struct fmw_tm_input in = {
+        &conf, version, legacy,
+        json_string_value(json_object_get(json_object_get(c, "env"), FMW_TM_LEGACY_ENV)),
+        standard_yaml};
+    o->failed = TM_FAILED_RESOLVE;
+    o->ok = fmw_tmmem_resolve(&in, &o->r, &o->d) == FMW_OK;
+out:
+    fmw_conf_cleanup(&conf);
+}
+
+/* The simple name of the Java exception our failure stands for, or "(none)". */
+static const char *tm_exception(const struct tm_outcome *o)
+{
+    if (o->failed == TM_FAILED_CONF)
+        return "RuntimeException"; /* GlobalConfiguration: "Error parsing YAML configuration." */
+    if (o->failed == TM_FAILED_RESOLVE && o->r.exception)
+        return o->r.exception;
+    return "(none)";
+}
+
+/* Compares one TaskManager case; on a mismatch appends a description to `why`. */
+static bool same_tm(json_t *c, const struct tm_outcome *o, struct fmw_buf *why)
+{
+    json_t *res = json_object_get(c, "result");
+    const char *want_error = json_string_value(json_object_get(res, "error"));
+    if (want_error) {
+        const char *want_class = json_string_value(json_object_get(res, "exception"));
+        if (o->ok) {
+            (void)fmw_buf_addf(why, "Flink failed with %s \"%s\", we resolved (jvm_args %s)",
+                               want_class ? want_class : "?", want_error, o->r.jvm_args);
+            return false;
+        }
+        if (strcmp(want_error, fmw_diag_msg(&o->d)) != 0 ||
+            strcmp(want_class ? want_class : "", tm_exception(o)) != 0) {
+            (void)fmw_buf_addf(why, "error differs:\n  flink: %s: %s\n  ours:  %s: %s",
+                               want_class ? want_class : "?", want_error, tm_exception(o),
+                               fmw_diag_msg(&o->d));
+            return false;
+        }
+        return true;
+    }
+    if (!o->ok) {
+        (void)fmw_buf_addf(why, "Flink resolved, we failed (%s): %s", tm_exception(o),
+                           fmw_diag_msg(&o->d));
+        return false;
+    }
+    const struct fmw_tm_spec *s = &o->r.spec;
+    const struct {
+        const char *name;
+        uint64_t ours;
+    } sizes[] = {{"framework_heap", s->framework_heap},
+                 {"framework_off_heap", s->framework_off_heap},
+                 {"task_heap", s->task_heap},
+                 {"task_off_heap", s->task_off_heap},
+                 {"network", s->network},
+                 {"managed", s->managed},
+                 {"total_flink", s->total_flink},
+                 {"metaspace", s->metaspace},
+                 {"overhead", s->overhead},
+                 {"total_process", s->total_process},
+                 {"jvm_heap", s->jvm_heap},
+                 {"jvm_direct", s->jvm_direct}};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        json_t *want = json_object_get(res, sizes[i].name);
+        if (!json_is_integer(want) || (uint64_t)json_integer_value(want) != sizes[i].ours) {
+            (void)fmw_buf_addf(why, "%s: flink %lld, ours %llu\n", sizes[i].name,
+                               (long long)json_integer_value(want),
+                               (unsigned long long)sizes[i].ours);
+            ok = false;
+        }
+    }
+    const char *cpu = json_string_value(json_object_get(res, "cpu_cores"));
+    if (!cpu || strcmp(cpu, s->cpu_cores_text) != 0) {
+        (void)fmw_buf_addf(why, "cpu_cores: flink %s, ours %s\n", cpu ? cpu : "(null)",
+                           s->cpu_cores_text);
+        ok = false;
+    }
+    /* Slots and external resources are in the spec from 1.13; the harness omits them before. */
+    json_t *slots = json_object_get(res, "slots");
+    if (slots && json_integer_value(slots) != s->slots) {
+        (void)fmw_buf_addf(why, "slots: flink %lld, ours %d\n",
+                           (long long)json_integer_value(slots), (int)s->slots);
+        ok = false;
+    }
+    json_t *resources = json_object_get(res, "resources");
+    if (resources) {
+        bool same_resources = json_array_size(resources) == o->r.n_resources;
+        for (size_t i = 0; same_resources && i < o->r.n_resources; i++) {
+            json_t *pair = json_array_get(resources, i);
+            const char *name = json_string_value(json_array_get(pair, 0));
+            same_resources =
+                name && strcmp(name, o->r.resources[i].name) == 0 &&
+                json_integer_value(json_array_get(pair, 1)) == o->r.resources[i].amount;
+        }
+        if (!same_resources) {
+            char *want = json_dumps(resources, JSON_COMPACT);
+            (void)fmw_buf_addf(why, "resources: flink %s, ours", want ? want : "?");
+            for (size_t i = 0; i < o->r.n_resources; i++)
+                (void)fmw_buf_addf(why, " %s=%lld", o->r.resources[i].name,
+                                   (long long)o->r.resources[i].amount);
+            (void)fmw_buf_addf(why, "\n");
+            free(want);
+            ok = false;
+        }
+    }
+    const char *jvm = json_string_value(json_object_get(res, "jvm_args"));
+    if (!jvm || strcmp(jvm, o->r.jvm_args) != 0) {
+        (void)fmw_buf_addf(why, "jvm_args:\n  flink: %s\n  ours:  %s\n", jvm ? jvm : "(null)",
+                           o->r.jvm_args);
+        ok = false;
+    }
+    const char *dyn = json_string_value(json_object_get(res, "dynamic_configs"));
+    const char *ours_dyn = fmw_buf_cstr(&o->r.dynamic_configs);
+    if (!dyn || strcmp(dyn, ours_dyn) != 0) {
+        (void)fmw_buf_addf(why, "dynamic_configs:\n  flink: %s\n  ours:  %s\n",
+                           dyn ? dyn : "(null)", ours_dyn);
+        ok = false;
+    }
+    return ok;
+}
+
+/*
+ * A case of pkg/tmmem's unit-test data (tests/data/tmmem-*.json) carries what the data expects on
+ * its line ("expect"): that must be what Flink's jars gave, field by field, so that a wrong
+ * expected value in the data is found here and not only where our model happens to differ.
+ */
+static bool same_data_expectation(json_t *c, struct fmw_buf *why)
+{
+    json_t *expect = json_object_get(c, "expect");
+    json_t *res = json_object_get(c, "result");
+    const char *want_error = json_string_value(json_object_get(expect, "error"));
+    const char *flink_error = json_string_value(json_object_get(res, "error"));
+    if (want_error || flink_error) {
+        const char *want_class = json_string_value(json_object_get(expect, "error_class"));
+        const char *flink_class = json_string_value(json_object_get(res, "exception"));
+        if (want_error && flink_error && strcmp(want_error, flink_error) == 0 && want_class &&
+            flink_class && strcmp(want_class, flink_class) == 0)
+            return true;
+        (void)fmw_buf_addf(why, "the data expects %s: %s\n  Flink gives %s: %s\n",
+                           want_class ? want_class : "(no error)", want_error ? want_error : "",
+                           flink_class ? flink_class : "(no error)",
+                           flink_error ? flink_error : "");
+        return false;
+    }
+    bool ok = true;
+    const char *key;
+    json_t *want;
+    json_object_foreach(expect, key, want)
+    {
+        json_t *got = json_object_get(res, key);
+        if (strcmp(key, "resources") == 0) {
+            /* The data lists {"name","amount"} objects; the harness [name, amount] pairs. */
+            bool same_list = json_array_size(want) == json_array_size(got);
+            for (size_t i = 0; same_list && i < json_array_size(want); i++) {
+                json_t *w = json_array_get(want, i), *g = json_array_get(got, i);
+                same_list = json_equal(json_object_get(w, "name"), json_array_get(g, 0)) &&
+                            json_equal(json_object_get(w, "amount"), json_array_get(g, 1));
+            }
+            if (same_list)
+                continue;
+        } else if (got && json_equal(want, got)) {
+            continue;
+        }
+        char *w = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *g = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        (void)fmw_buf_addf(why, "%s: the data expects %s, Flink gives %s\n", key, w ? w : "?",
+                           g ? g : "(nothing)");
+        free(w);
+        free(g);
+        ok = false;
+    }
+    return ok;
+}
+
 /* A case of Flink's KubernetesUtils.getResourceRequirements (Kube.java): the request and limit
  * for a process size and a limit factor, against fmw_jm_kubernetes_memory. */
 static bool same_kubernetes(json_t *c, struct fmw_buf *why)
@@ -148,6 +377,16 @@ static bool same_kubernetes(json_t *c, struct fmw_buf *why)
 
 /* How many mismatches per file are printed in full: ORACLE_SHOW (default 1, the first). */
 static size_t show = 1;
+
+/* Cases and mismatches per kind of case: JobManager, TaskManager, Kubernetes sizing. */
+static struct role_count {
+    const char *name;
+    size_t cases;
+    size_t mismatches;
+} counts[] = {{"jobmanager", 0, 0},
+              {"taskmanager", 0, 0},
+              {"kubernetes-memory", 0, 0},
+              {"taskmanager unit-test data vs Flink", 0, 0}};
 
 static int replay(const char *path, size_t *total, size_t *mismatches)
 {
@@ -175,18 +414,39 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
             seed = json_integer_value(json_object_get(c, "seed"));
             flink = json_string_value(json_object_get(c, "flink"));
         }
-        struct outcome o;
         const char *kind = json_string_value(json_object_get(c, "kind"));
+        const char *role = json_string_value(json_object_get(c, "role"));
         bool kube = kind && strcmp(kind, "kubernetes-memory") == 0;
-        if (kube) {
-            fmw_jm_result_init(&o.r);
-            o.d = (struct fmw_diag)FMW_DIAG_INIT;
-        } else {
-            run_case(c, &o);
-        }
+        bool tm = role && strcmp(role, "taskmanager") == 0;
         struct fmw_buf why;
         fmw_buf_init(&why, 1 << 20);
-        if (kube ? !same_kubernetes(c, &why) : !same(c, &o, &why)) {
+        bool agrees;
+        if (kube) {
+            agrees = same_kubernetes(c, &why);
+        } else if (tm) {
+            struct tm_outcome o;
+            run_tm_case(c, &o);
+            agrees = same_tm(c, &o, &why);
+            fmw_diag_cleanup(&o.d);
+            fmw_tm_result_cleanup(&o.r);
+            if (json_object_get(c, "expect")) {
+                bool data_agrees = same_data_expectation(c, &why);
+                counts[3].cases++;
+                if (!data_agrees)
+                    counts[3].mismatches++;
+                agrees = agrees && data_agrees;
+            }
+        } else {
+            struct outcome o;
+            run_case(c, &o);
+            agrees = same(c, &o, &why);
+            fmw_diag_cleanup(&o.d);
+            fmw_jm_result_cleanup(&o.r);
+        }
+        struct role_count *count = &counts[kube ? 2 : tm ? 1 : 0];
+        count->cases++;
+        if (!agrees) {
+            count->mismatches++;
             if (bad < show) {
                 char *input = json_dumps(c, JSON_COMPACT);
                 printf("MISMATCH in %s (seed %lld, case %lld):\n%s\n%s\n", path, (long long)seed,
@@ -197,8 +457,6 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
             bad++;
         }
         fmw_buf_free(&why);
-        fmw_diag_cleanup(&o.d);
-        fmw_jm_result_cleanup(&o.r);
         json_decref(c);
         cases++;
     }
@@ -226,6 +484,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (replay(argv[i], &total, &mismatches) != 0)
             failed_files++;
+    }
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        if (counts[i].cases)
+            printf("oracle: %s: %zu cases, %zu mismatches\n", counts[i].name, counts[i].cases,
+                   counts[i].mismatches);
     }
     printf("oracle: %zu passed, %zu failed\n", total - mismatches,
            mismatches + (size_t)failed_files);

@@ -5,17 +5,34 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** One oracle case: what a JobManager would see, before it is resolved. */
+/** One oracle case: what a JobManager or a TaskManager would see, before it is resolved. */
 final class Case {
+    static final String JOBMANAGER = "jobmanager", TASKMANAGER = "taskmanager";
+
+    /** JOBMANAGER or TASKMANAGER. A JobManager case's JSON has no "role" (the schema before
+     * TaskManagers), so its lines stay as they were. */
+    String role = JOBMANAGER;
     /** "flink-conf.yaml" or "config.yaml"; null: no file content at all (see fileNameFor). */
     String fileName;
     String fileText;
     /** -D properties in command-line order, each {key, value}. */
     final List<String[]> dynamic = new ArrayList<>();
-    /** FLINK_JM_HEAP as the process sees it; null: not set. */
+    /** The role's legacy heap variable (envName()) as the process sees it; null: not set. */
     String envHeap;
-    /** "heap", "process" or "none". */
+    /** JobManager: "heap", "process" or "none"; TaskManager: "flink" (the scripts' reading of the
+     * legacy heap), "process" or "none". */
     String target;
+    /** Where a curated case comes from (a data file and index); not part of the input. */
+    String source;
+
+    boolean isTaskManager() {
+        return TASKMANAGER.equals(role);
+    }
+
+    /** The environment variable Flink reads the role's legacy heap from. */
+    String envName() {
+        return isTaskManager() ? "FLINK_TM_HEAP" : "FLINK_JM_HEAP";
+    }
 
     /**
      * The file written into the conf dir for a case without a file (-D properties only). Flink
@@ -34,6 +51,12 @@ final class Case {
         m.put("id", (long) id);
         m.put("flink", flink);
         m.put("line", line);
+        if (isTaskManager()) {
+            m.put("role", role);
+        }
+        if (source != null) {
+            m.put("source", source);
+        }
         if (fileName == null) {
             m.put("file", null);
         } else {
@@ -49,7 +72,7 @@ final class Case {
         m.put("dynamic", d);
         Map<String, Object> env = new LinkedHashMap<>();
         if (envHeap != null) {
-            env.put("FLINK_JM_HEAP", envHeap);
+            env.put(envName(), envHeap);
         }
         m.put("env", env);
         m.put("legacy_target", target);
@@ -59,6 +82,13 @@ final class Case {
     @SuppressWarnings("unchecked")
     static Case fromJson(Map<String, Object> m) {
         Case c = new Case();
+        if (m.get("role") != null) {
+            c.role = (String) m.get("role");
+            if (!JOBMANAGER.equals(c.role) && !TASKMANAGER.equals(c.role)) {
+                throw new IllegalArgumentException("unknown role " + c.role);
+            }
+        }
+        c.source = (String) m.get("source");
         Object f = m.get("file");
         if (f != null) {
             c.fileName = (String) ((Map<String, Object>) f).get("name");
@@ -73,9 +103,10 @@ final class Case {
         }
         Object env = m.get("env");
         if (env != null) {
-            c.envHeap = (String) ((Map<String, Object>) env).get("FLINK_JM_HEAP");
+            c.envHeap = (String) ((Map<String, Object>) env).get(c.envName());
         }
-        c.target = m.get("legacy_target") == null ? "heap" : (String) m.get("legacy_target");
+        String script = c.isTaskManager() ? "flink" : "heap";
+        c.target = m.get("legacy_target") == null ? script : (String) m.get("legacy_target");
         return c;
     }
 }

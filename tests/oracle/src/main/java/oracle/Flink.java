@@ -100,7 +100,7 @@ final class Flink {
         }
     }
 
-    private static Method accessible(Method m) {
+    static Method accessible(Method m) {
         m.setAccessible(true);
         return m;
     }

@@ -18,25 +18,33 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The differential-test oracle: Flink's own jars resolve JobManager memory for generated (or
- * given) configurations, and every result is written as one JSON line for the C runner.
+ * The differential-test oracle: Flink's own jars resolve JobManager and TaskManager memory for
+ * generated (or given) configurations, and every result is written as one JSON line for the C
+ * runner.
  *
  * <pre>
  * java --add-opens java.base/java.util=ALL-UNNAMED -cp HARNESS:FLINK_JARS oracle.Oracle MODE ...
- *   generate --line 1.20 --flink 1.20.5 --seed N --cases N --out FILE
+ *   generate --line 1.20 --flink 1.20.5 --seed N --cases N --out FILE [--role taskmanager]
  *   replay   --flink 1.20.5 [--in FILE] [--out FILE] [--real-env] [--causes] [--compatible-only]
  *                                             cases in, the same cases with results out
  *   vectors  --flink 1.20.5 --vectors flink-cases.json              compare the shared vectors
- *   envcheck --flink 1.20.5                                         FLINK_JM_HEAP edit vs. real env
- *   line     (the options of generate) --curated IN --curated-out OUT
- *            envcheck, generate, then replay --compatible-only of IN, in one JVM
+ *   envcheck --flink 1.20.5                          FLINK_JM_HEAP / FLINK_TM_HEAP edit vs. real env
+ *   line     [(the options of generate) --curated IN --curated-out OUT [--k8s-out OUT]]
+ *            [--tm-out OUT [--tm-cases N] --tm-curated IN --tm-curated-out OUT
+ *             --tm-data A.json,B.json --tm-data-out OUT]
+ *            envcheck, generate, then replay --compatible-only of IN, in one JVM, for JobManagers
+ *            when --out is given and for TaskManagers when --tm-out is (with the cases of the
+ *            unit-test data files)
  * </pre>
  *
  * Output schema (one case per line):
- * {"seed","id","flink","line","file":null|{"name","text"},"dynamic":[[k,v],...],
- *  "env":{}|{"FLINK_JM_HEAP":raw},"legacy_target":"heap"|"process"|"none",
- *  "result":{"total_process","total_flink","heap","off_heap","metaspace","overhead",
- *            "jvm_args","dynamic_configs"(null before 1.12)} | {"error","exception"}}
+ * {"seed","id","flink","line",["role":"taskmanager",]["source",]"file":null|{"name","text"},
+ *  "dynamic":[[k,v],...],"env":{}|{"FLINK_JM_HEAP" or "FLINK_TM_HEAP":raw},"legacy_target",
+ *  "result": JobManager: {"total_process","total_flink","heap","off_heap","metaspace","overhead",
+ *            "jvm_args","dynamic_configs"(null before 1.12)}
+ *          | TaskManager: {"framework_heap",...,"jvm_direct" (FlinkTm.SIZE_NAMES),"cpu_cores",
+ *            ["slots","resources":[[name,amount],...] (1.13+),]"jvm_args","dynamic_configs"}
+ *          | {"error","exception"}}
  */
 public final class Oracle {
     private Oracle() {}
@@ -60,36 +68,71 @@ public final class Oracle {
             }
         }
         Flink flink = new Flink(opt.get("flink"));
+        FlinkTm tm = new FlinkTm(flink);
         String line = flink.major + "." + flink.minor;
         Path work = Files.createTempDirectory("flink-jm-oracle-");
         try {
             switch (argv[0]) {
                 case "generate":
-                    generate(flink, line, opt, work);
+                    generate(flink, tm, line, opt, work);
                     break;
                 case "replay":
-                    replay(flink, line, opt, work);
+                    replay(flink, tm, line, opt, work);
                     break;
                 case "vectors":
                     System.exit(Vectors.check(flink, opt.get("vectors"), work) ? 0 : 1);
                     break;
-                case "envcheck":
-                    System.exit(envSelfCheck(flink, line, work) ? 0 : 1);
+                case "envcheck": {
+                    boolean jm = envSelfCheck(flink, tm, line, work, Case.JOBMANAGER);
+                    boolean tms = envSelfCheck(flink, tm, line, work, Case.TASKMANAGER);
+                    System.exit(jm && tms ? 0 : 1);
                     break;
+                }
                 case "line": {
-                    if (!envSelfCheck(flink, line, work)) {
-                        System.exit(1);
+                    // Each role runs where its output is named (--out, --tm-out): the environment
+                    // check, the random cases, the curated cases; each role's part is timed.
+                    StringBuilder times = new StringBuilder();
+                    if (opt.containsKey("out")) {
+                        long start = System.nanoTime();
+                        if (!envSelfCheck(flink, tm, line, work, Case.JOBMANAGER)) {
+                            System.exit(1);
+                        }
+                        generate(flink, tm, line, opt, work);
+                        Map<String, String> curated = new HashMap<>();
+                        curated.put("in", opt.get("curated"));
+                        curated.put("out", opt.get("curated-out"));
+                        curated.put("compatible-only", "true");
+                        replay(flink, tm, line, curated, work);
+                        if (opt.containsKey("k8s-out")
+                                && !Kube.check(flink.version, Long.parseLong(opt.get("seed")), 2000, opt.get("k8s-out"))) {
+                            Files.deleteIfExists(Paths.get(opt.get("k8s-out")));
+                        }
+                        times.append(String.format("jobmanager %.1fs", (System.nanoTime() - start) / 1e9));
                     }
-                    generate(flink, line, opt, work);
-                    Map<String, String> curated = new HashMap<>();
-                    curated.put("in", opt.get("curated"));
-                    curated.put("out", opt.get("curated-out"));
-                    curated.put("compatible-only", "true");
-                    replay(flink, line, curated, work);
-                    if (opt.containsKey("k8s-out")
-                            && !Kube.check(flink.version, Long.parseLong(opt.get("seed")), 2000, opt.get("k8s-out"))) {
-                        Files.deleteIfExists(Paths.get(opt.get("k8s-out")));
+                    if (opt.containsKey("tm-out")) {
+                        long start = System.nanoTime();
+                        if (!envSelfCheck(flink, tm, line, work, Case.TASKMANAGER)) {
+                            System.exit(1);
+                        }
+                        Map<String, String> tmOpt = new HashMap<>(opt);
+                        tmOpt.put("role", Case.TASKMANAGER);
+                        tmOpt.put("out", opt.get("tm-out"));
+                        tmOpt.put("cases", opt.getOrDefault("tm-cases", opt.getOrDefault("cases", "10000")));
+                        generate(flink, tm, line, tmOpt, work);
+                        if (opt.containsKey("tm-curated")) {
+                            Map<String, String> tmCurated = new HashMap<>();
+                            tmCurated.put("in", opt.get("tm-curated"));
+                            tmCurated.put("out", opt.get("tm-curated-out"));
+                            tmCurated.put("compatible-only", "true");
+                            replay(flink, tm, line, tmCurated, work);
+                        }
+                        if (opt.containsKey("tm-data")) {
+                            unitTestData(flink, tm, line, opt.get("tm-data").split(","), opt.get("tm-data-out"), work);
+                        }
+                        times.append(times.length() > 0 ? ", " : "")
+                            .append(String.format("taskmanager %.1fs", (System.nanoTime() - start) / 1e9));
                     }
+                    System.err.printf("oracle %s (Flink %s): %s%n", line, flink.version, times);
                     break;
                 }
                 default:
@@ -105,21 +148,28 @@ public final class Oracle {
         System.exit(2);
     }
 
-    private static void generate(Flink flink, String line, Map<String, String> opt, Path work) throws IOException {
+    private static void generate(Flink flink, FlinkTm tm, String line, Map<String, String> opt, Path work)
+            throws IOException {
         long seed = Long.parseLong(opt.get("seed"));
         int cases = Integer.parseInt(opt.getOrDefault("cases", "10000"));
         if (opt.containsKey("line") && !opt.get("line").equals(line)) {
             throw new IllegalArgumentException("--line " + opt.get("line") + " but the jars are " + flink.version);
         }
+        String role = opt.getOrDefault("role", Case.JOBMANAGER);
+        boolean taskManager = Case.TASKMANAGER.equals(role);
+        if (!taskManager && !Case.JOBMANAGER.equals(role)) {
+            throw new IllegalArgumentException("unknown role " + role);
+        }
         Gen gen = new Gen(flink.major, flink.minor);
+        TmGen tmGen = new TmGen(flink.major, flink.minor);
         long start = System.nanoTime();
         int ok = 0;
         Map<String, Integer> errors = new LinkedHashMap<>();
         try (Writer w = output(opt.get("out"))) {
             for (int id = 0; id < cases; id++) {
-                Case c = gen.generate(seed, id);
+                Case c = taskManager ? tmGen.generate(seed, id) : gen.generate(seed, id);
                 Map<String, Object> json = c.toJson(seed, id, flink.version, line);
-                Map<String, Object> result = resolve(flink, c, work, false);
+                Map<String, Object> result = resolve(flink, tm, c, work, false);
                 json.put("result", result);
                 w.write(Json.write(json));
                 w.write('\n');
@@ -130,12 +180,109 @@ public final class Oracle {
                 }
             }
         }
-        System.err.printf("oracle %s (Flink %s): %d cases, seed %d, %d resolved, errors %s, %.1fs%n",
-            line, flink.version, cases, seed, ok, errors, (System.nanoTime() - start) / 1e9);
+        System.err.printf("oracle %s (Flink %s)%s: %d cases, seed %d, %d resolved, errors %s, %.1fs%n",
+            line, flink.version, taskManager ? " taskmanager" : "", cases, seed, ok, errors,
+            (System.nanoTime() - start) / 1e9);
+    }
+
+    /**
+     * The cases of pkg/tmmem's unit-test data (tests/data/tmmem-*.json: Flink's own tests and the
+     * edges beyond them) through this line's jars: each case's settings as -D properties, its
+     * "legacy" reading as the target, its FLINK_TM_HEAP, and for "standard_yaml" an empty
+     * config.yaml (1.19 and 1.20 then read list options as YAML). Seed 0, id the index in its
+     * file. Where a group of the case's "by_line" names this line, its expected values go along
+     * as "expect", so that the runner checks the data itself against Flink, not only our model.
+     */
+    @SuppressWarnings("unchecked")
+    private static void unitTestData(Flink flink, FlinkTm tm, String line, String[] files, String out, Path work)
+            throws IOException {
+        int n = 0;
+        try (Writer w = output(out)) {
+            for (String file : files) {
+                Path path = Paths.get(file);
+                Map<String, Object> data = (Map<String, Object>) Json.parse(
+                    new String(Files.readAllBytes(path), StandardCharsets.UTF_8));
+                List<Object> cases = (List<Object>) data.get("cases");
+                for (int i = 0; i < cases.size(); i++) {
+                    Map<String, Object> given = (Map<String, Object>) cases.get(i);
+                    Case c = new Case();
+                    c.role = Case.TASKMANAGER;
+                    c.source = path.getFileName() + "#" + i;
+                    for (Map.Entry<String, Object> e : ((Map<String, Object>) given.get("config")).entrySet()) {
+                        c.dynamic.add(new String[] {e.getKey(), (String) e.getValue()});
+                    }
+                    c.target = given.get("legacy") == null ? "none" : (String) given.get("legacy");
+                    Object env = given.get("env");
+                    if (env != null) {
+                        c.envHeap = (String) ((Map<String, Object>) env).get(c.envName());
+                    }
+                    if (Boolean.TRUE.equals(given.get("standard_yaml")) && flink.major == 1 && flink.minor >= 19) {
+                        c.fileName = "config.yaml";
+                        c.fileText = "";
+                    }
+                    if (!compatible(flink, tm, c)) {
+                        continue;
+                    }
+                    Map<String, Object> json = c.toJson(0, i, flink.version, line);
+                    Map<String, Object> expect = expectation(given, line);
+                    if (expect != null) {
+                        json.put("expect", expect);
+                    }
+                    json.put("result", resolve(flink, tm, c, work, false));
+                    w.write(Json.write(json));
+                    w.write('\n');
+                    n++;
+                }
+            }
+        }
+        System.err.printf("oracle %s (Flink %s) taskmanager: %d cases of the unit-test data%n", line, flink.version, n);
+    }
+
+    /** The lines the unit-test data names, oldest first (tests/unit/tmmem's LINES). */
+    private static final List<String> DATA_LINES = List.of("1.11", "1.12", "1.13", "1.14", "1.15", "1.16", "1.17",
+        "1.18", "1.19", "1.20", "2.0", "2.1", "2.2", "2.3");
+
+    /**
+     * What a unit-test data case expects on `line`: the "expect" of the by_line group whose
+     * range ("1.11-2.3", "1.17") holds the line, with its "jvm_args" and the "dynamic_configs" of
+     * the newest line at or before this one; null when no group names the line.
+     */
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> expectation(Map<String, Object> given, String line) {
+        Object groups = given.get("by_line");
+        int at = DATA_LINES.indexOf(line);
+        if (!(groups instanceof List) || at < 0) {
+            return null;
+        }
+        for (Object o : (List<Object>) groups) {
+            Map<String, Object> g = (Map<String, Object>) o;
+            String[] range = ((String) g.get("lines")).split("-");
+            int first = DATA_LINES.indexOf(range[0]);
+            int last = DATA_LINES.indexOf(range[range.length - 1]);
+            if (first < 0 || last < 0) {
+                throw new IllegalArgumentException("unknown lines " + g.get("lines"));
+            }
+            if (at < first || at > last) {
+                continue;
+            }
+            Map<String, Object> expect = new LinkedHashMap<>((Map<String, Object>) g.get("expect"));
+            if (g.get("jvm_args") != null) {
+                expect.put("jvm_args", g.get("jvm_args"));
+            }
+            Map<String, Object> dynamic = (Map<String, Object>) g.get("dynamic_configs");
+            for (int i = 0; dynamic != null && i <= at; i++) {
+                if (dynamic.get(DATA_LINES.get(i)) != null) {
+                    expect.put("dynamic_configs", dynamic.get(DATA_LINES.get(i)));
+                }
+            }
+            return expect;
+        }
+        return null;
     }
 
     @SuppressWarnings("unchecked")
-    private static void replay(Flink flink, String line, Map<String, String> opt, Path work) throws IOException {
+    private static void replay(Flink flink, FlinkTm tm, String line, Map<String, String> opt, Path work)
+            throws IOException {
         boolean realEnv = opt.containsKey("real-env");
         boolean causes = opt.containsKey("causes");
         BufferedReader in = opt.containsKey("in")
@@ -150,14 +297,14 @@ public final class Oracle {
                 }
                 Map<String, Object> given = (Map<String, Object>) Json.parse(text);
                 Case c = Case.fromJson(given);
-                if (opt.containsKey("compatible-only") && !compatible(flink, c)) {
+                if (opt.containsKey("compatible-only") && !compatible(flink, tm, c)) {
                     n++;
                     continue;
                 }
                 long seed = given.get("seed") instanceof Long ? (Long) given.get("seed") : 0L;
                 long id = given.get("id") instanceof Long ? (Long) given.get("id") : n;
                 Map<String, Object> json = c.toJson(seed, (int) id, flink.version, line);
-                json.put("result", resolve(flink, c, work, realEnv));
+                json.put("result", resolve(flink, tm, c, work, realEnv));
                 if (causes && lastError != null) {
                     // Debugging aid, not part of the schema: the cause chain under the message.
                     List<Object> chain = new ArrayList<>();
@@ -174,13 +321,17 @@ public final class Oracle {
     }
 
     /** Whether a hand-written case applies to this line (its file name and legacy target). */
-    static boolean compatible(Flink flink, Case c) {
+    static boolean compatible(Flink flink, FlinkTm tm, Case c) {
         boolean standardYaml = flink.major >= 2 || flink.minor >= 19;
         if ("config.yaml".equals(c.fileName) && !standardYaml) {
             return false;
         }
         if ("flink-conf.yaml".equals(c.fileName) && flink.major >= 2) {
             return false;
+        }
+        if (c.isTaskManager()) {
+            // "flink" is the scripts' path in every line; 2.x has no legacy step to take.
+            return "flink".equals(c.target) || "none".equals(c.target) || ("process".equals(c.target) && tm.hasLegacy());
         }
         return flink.hasLegacy() || "none".equals(c.target);
     }
@@ -196,8 +347,12 @@ public final class Oracle {
         return Files.newBufferedWriter(p, StandardCharsets.UTF_8);
     }
 
-    /** Writes the case's file into a fresh conf dir, sets FLINK_JM_HEAP, resolves with Flink. */
-    static Map<String, Object> resolve(Flink flink, Case c, Path work, boolean realEnv) throws IOException {
+    /**
+     * Writes the case's file into a fresh conf dir, sets the role's legacy heap variable (and
+     * unsets the other role's), resolves with Flink.
+     */
+    static Map<String, Object> resolve(Flink flink, FlinkTm tm, Case c, Path work, boolean realEnv)
+            throws IOException {
         Path dir = work.resolve("conf");
         Files.createDirectories(dir);
         Files.deleteIfExists(dir.resolve("flink-conf.yaml"));
@@ -206,7 +361,13 @@ public final class Oracle {
         String text = c.fileName != null ? c.fileText : "";
         Files.write(dir.resolve(name), text.getBytes(StandardCharsets.UTF_8));
         if (!realEnv) {
-            Flink.setEnv("FLINK_JM_HEAP", c.envHeap);
+            Flink.setEnv(c.envName(), c.envHeap);
+            Flink.setEnv(c.isTaskManager() ? "FLINK_JM_HEAP" : "FLINK_TM_HEAP", null);
+        }
+        if (c.isTaskManager()) {
+            FlinkTm.Outcome o = tm.run(dir.toString(), c.dynamic, c.target);
+            lastError = o.error;
+            return toJson(o);
         }
         Flink.Outcome o = flink.run(dir.toString(), c.dynamic, c.target);
         lastError = o.error;
@@ -234,17 +395,46 @@ public final class Oracle {
         return r;
     }
 
+    static Map<String, Object> toJson(FlinkTm.Outcome o) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        if (o.error != null) {
+            r.put("error", o.error.getMessage());
+            r.put("exception", o.error.getClass().getSimpleName());
+            return r;
+        }
+        for (int i = 0; i < FlinkTm.SIZE_NAMES.length; i++) {
+            r.put(FlinkTm.SIZE_NAMES[i], o.sizes[i]);
+        }
+        r.put("cpu_cores", o.cpuCores);
+        if (o.slots != null) {
+            r.put("slots", o.slots);
+            r.put("resources", o.resources);
+        }
+        r.put("jvm_args", o.jvmArgs);
+        r.put("dynamic_configs", o.dynamicConfigs);
+        return r;
+    }
+
     /**
      * Shows that editing the environment map really changes what Flink sees: a set of cases with
-     * FLINK_JM_HEAP is resolved here (edited env) and by a child JVM that is given the variable
-     * for real; the lines must be identical, and in 1.x the variable must change some results.
+     * the role's variable (FLINK_JM_HEAP, FLINK_TM_HEAP) is resolved here (edited env) and by a
+     * child JVM that is given the variable for real; the lines must be identical, and in 1.x the
+     * variable must change some results.
      */
-    private static boolean envSelfCheck(Flink flink, String line, Path work) throws Exception {
+    private static boolean envSelfCheck(Flink flink, FlinkTm tm, String line, Path work, String role)
+            throws Exception {
+        boolean taskManager = Case.TASKMANAGER.equals(role);
         String[] values = {"768 MB", "", "1g", "2048m", "1024", " 512m ", "abc", "-1g"};
         int childRuns = 2; // a child JVM per value is slow; the first values are compared there
-        String[][] configs = {{}, {"jobmanager.memory.process.size", "1600m"},
-            {"jobmanager.heap.size", "512m"}, {"jobmanager.heap.mb", "700"}};
-        String[] targets = flink.hasLegacy() ? new String[] {"heap", "process", "none"} : new String[] {"none"};
+        String prefix = taskManager ? "taskmanager" : "jobmanager";
+        String[][] configs = {{}, {prefix + ".memory.process.size", taskManager ? "1728m" : "1600m"},
+            {prefix + ".heap.size", "512m"}, {prefix + ".heap.mb", "700"}};
+        String[] targets;
+        if (taskManager) {
+            targets = tm.hasLegacy() ? new String[] {"flink", "process", "none"} : new String[] {"flink"};
+        } else {
+            targets = flink.hasLegacy() ? new String[] {"heap", "process", "none"} : new String[] {"none"};
+        }
         boolean ok = true;
         int changed = 0;
         for (String value : values) {
@@ -252,6 +442,7 @@ public final class Oracle {
             for (String[] cfg : configs) {
                 for (String target : targets) {
                     Case c = new Case();
+                    c.role = role;
                     if (cfg.length > 0) {
                         c.dynamic.add(cfg);
                     }
@@ -266,10 +457,10 @@ public final class Oracle {
                 Case c = cases.get(i);
                 Map<String, Object> json = c.toJson(0, i, flink.version, line);
                 input.append(Json.write(json)).append('\n');
-                json.put("result", resolve(flink, c, work, false));
+                json.put("result", resolve(flink, tm, c, work, false));
                 here.add(Json.write(json));
                 c.envHeap = null;
-                Map<String, Object> without = resolve(flink, c, work, false);
+                Map<String, Object> without = resolve(flink, tm, c, work, false);
                 if (!without.equals(json.get("result"))) {
                     changed++;
                 }
@@ -278,7 +469,7 @@ public final class Oracle {
             if (childRuns-- <= 0) {
                 continue;
             }
-            List<String> child = runChild(flink, input.toString(), value);
+            List<String> child = runChild(flink, input.toString(), cases.get(0).envName(), value);
             if (!child.equals(here)) {
                 ok = false;
                 for (int i = 0; i < here.size(); i++) {
@@ -290,21 +481,24 @@ public final class Oracle {
                 }
             }
         }
+        String variable = taskManager ? "FLINK_TM_HEAP" : "FLINK_JM_HEAP";
         if (flink.hasLegacy() && changed == 0) {
-            System.err.println("FLINK_JM_HEAP changed no result: the environment edit has no effect");
+            System.err.println(variable + " changed no result: the environment edit has no effect");
             ok = false;
         }
         if (!flink.hasLegacy() && changed != 0) {
-            System.err.println("FLINK_JM_HEAP changed " + changed + " results in a 2.x line");
+            System.err.println(variable + " changed " + changed + " results in a 2.x line");
             ok = false;
         }
-        System.err.printf("envcheck %s: %s (%d of %d results depend on FLINK_JM_HEAP; a real environment "
-            + "gave the same results for %d values)%n", flink.version, ok ? "ok" : "FAILED", changed,
-            values.length * configs.length * targets.length, 2);
+        System.err.printf("envcheck %s %s: %s (%d of %d results depend on %s; a real environment "
+            + "gave the same results for %d values)%n", flink.version, role, ok ? "ok" : "FAILED", changed,
+            values.length * configs.length * targets.length, variable, 2);
         return ok;
     }
 
-    private static List<String> runChild(Flink flink, String input, String envValue) throws Exception {
+    /** Replays `input` in a child JVM whose environment really has `name`=`envValue` (and
+     * neither role's variable otherwise). */
+    private static List<String> runChild(Flink flink, String input, String name, String envValue) throws Exception {
         String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>();
         cmd.add(java);
@@ -316,7 +510,9 @@ public final class Oracle {
         cmd.add(flink.version);
         cmd.add("--real-env");
         ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("FLINK_JM_HEAP", envValue);
+        pb.environment().remove("FLINK_JM_HEAP");
+        pb.environment().remove("FLINK_TM_HEAP");
+        pb.environment().put(name, envValue);
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
         Process p = pb.start();
         try (Writer w = new OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8)) {

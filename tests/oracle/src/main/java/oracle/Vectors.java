@@ -78,7 +78,7 @@ final class Vectors {
             c.envHeap = (String) ((Map<String, Object>) v.get("env")).get("FLINK_JM_HEAP");
         }
         c.target = legacy == null ? "none" : legacy;
-        Map<String, Object> got = Oracle.resolve(flink, c, work, false);
+        Map<String, Object> got = Oracle.resolve(flink, null, c, work, false); // JobManager cases only
         Map<String, Object> expect = (Map<String, Object>) v.get("expect");
         checked++;
         int before = differing;

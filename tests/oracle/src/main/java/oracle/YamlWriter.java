@@ -11,7 +11,8 @@ import java.util.regex.Pattern;
  * ({@code jobmanager.memory.process.size: 1g}), nested ({@code jobmanager: memory: process: size:}),
  * or a mix, grouped as YAML requires; values as plain, quoted or typed scalars; comments, blank
  * lines and document markers; and, rarely, documents Flink rejects (duplicate keys, nulls,
- * non-mapping documents, tab indentation).
+ * non-mapping documents, tab indentation). A RAW value that starts with a newline is a block
+ * sequence, written below its key.
  */
 final class YamlWriter {
     private final Random r;
@@ -263,6 +264,14 @@ final class YamlWriter {
             } else {
                 Gen.Val v = (Gen.Val) c[1];
                 String s = scalar(v, false);
+                if (v.form == Gen.Form.RAW && s.startsWith("\n")) {
+                    // A block sequence (TmGen's lists, "\n- a\n- b"): its items indented below the key.
+                    for (String item : s.substring(1).split("\n", -1)) {
+                        b.append('\n').append(pad).append(" ".repeat(indent)).append(item);
+                    }
+                    b.append('\n');
+                    continue;
+                }
                 if (s.startsWith("|") || s.startsWith(">")) {
                     // Block scalar: its content lines indented below this key.
                     String[] lines = s.split("\n", -1);

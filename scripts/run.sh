@@ -291,7 +291,8 @@ ok=0
 if [ "$node" = yes ]; then
     step "On the node: each JobManager's JVM next to its limit"
     jm_json() { kubectl get pod -n "$demo_ns" "$1" -o json; }
-    jcmd_as_jvm='o=$(stat -c "%u %g" /proc/1); if [ "$(id -u)" = "${o% *}" ]; then exec /opt/java/openjdk/bin/jcmd 1 VM.flags; fi; exec setpriv --reuid="${o% *}" --regid="${o#* }" --clear-groups /opt/java/openjdk/bin/jcmd 1 VM.flags'
+    # jcmd as the JVM's own user (PID 1 of the container), by the script's text.
+    jcmd_as_jvm=$(cat "$root/tests/node/jvm-flags.sh")
 
     for pod in $(jq -r '.items[].metadata.name' <<<"$pods_json" | sort); do
         up=no
@@ -315,8 +316,6 @@ if [ "$node" = yes ]; then
         heap=$(jq -r '.metadata.annotations["flink-memory-webhook/resolved"] | fromjson | .heap' <<<"$p")
         total=$(jq -r '.metadata.annotations["flink-memory-webhook/resolved"] | fromjson | .totalProcess' <<<"$p")
         cgroup=$(kubectl exec -n "$demo_ns" "$pod" -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)
-        # jcmd as the JVM's own user (PID 1 of the container): the attach mechanism wants the same
-        # uid; kubectl exec runs as the container's user, which can be another (root).
         for _ in 1 2 3 4 5; do
             flags=$(kubectl exec -n "$demo_ns" "$pod" -- sh -c "$jcmd_as_jvm" 2>&1) && break
             sleep 1

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -23,41 +24,12 @@ import uuid
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHART = os.path.join(ROOT, "charts", "flink-memory-webhook")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
+from clusterlib import CHART, RESOLVED, ROOT, get, helm, kubectl, qty  # noqa: E402
+
 EXAMPLES = os.path.join(ROOT, "manifests", "examples")
 ROOTFS = os.path.join(ROOT, "build", "image", "rootfs")
-KUBECTL = os.environ.get("FMW_KUBECTL", "kubectl")
-HELM = os.environ.get("FMW_HELM", "helm")
-RESOLVED = "flink-memory-webhook/resolved"
 ID = uuid.uuid4().hex[:6]
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-
-
-def qty(text):
-    for suffix, n in UNITS.items():
-        if text.endswith(suffix):
-            return int(text[:-2]) * n
-    return int(text)
-
-
-def run(cmd, *args, input=None, check=True, timeout=120):
-    p = subprocess.run([cmd, *args], input=input, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{os.path.basename(cmd)} {' '.join(args)}:\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def kubectl(*args, **kw):
-    return run(KUBECTL, *args, **kw)
-
-
-def helm(*args, **kw):
-    return run(HELM, *args, **kw)
-
-
-def get(ns, kind, name):
-    return json.loads(kubectl("get", "-n", ns, kind, name, "-o", "json").stdout)
 
 
 def free_port():

@@ -16,17 +16,7 @@ fi
 stopped=()
 for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     name=${components[i]}
-    pid=$(pid_of "$name") || continue
-    kill -TERM "$pid" 2>/dev/null || true
-    # A graceful stop takes a second or two; after 15 s it is not coming.
-    for ((t = 0; t < 60; t++)); do
-        pid_of "$name" >/dev/null || break
-        sleep 0.25
-    done
-    if pid_of "$name" >/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.2
-    fi
+    proc_stop "$cluster_dir" "$name" || continue
     stopped+=("$name")
 done
 

@@ -32,20 +32,82 @@ die() {
     exit 1
 }
 
-# pid_of NAME: the pid recorded for NAME if that process is alive and still runs our binary (a
-# recycled pid belongs to someone else and is never touched); nothing otherwise.
-pid_of() {
-    local pid exe
-    pid=$(cat "$pid_dir/$1.pid" 2>/dev/null) || return 1
+# ---- processes, for up.sh/down.sh here and tests/node's: each in its own session (a Ctrl-C to
+# make does not reach it), its output in DIR/logs/NAME.log, its pid and program in
+# DIR/pids/NAME.pid and NAME.exe ----
+
+# proc_start DIR NAME PROGRAM ARGS...
+proc_start() {
+    local dir=$1 name=$2 prog
+    prog=$(command -v "$3") || {
+        echo "${dir##*/}: $3 is not installed" >&2
+        exit 1
+    }
+    shift 3
+    setsid "$prog" "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+    local pid=$! t
+    echo "$pid" >"$dir/pids/$name.pid"
+    echo "$prog" >"$dir/pids/$name.exe"
+    # Until the forked shell has exec'd (before that its cmdline is this script's, and proc_pid
+    # would take it for a recycled pid: on a loaded machine the window is long enough to see).
+    for ((t = 0; t < 200; t++)); do
+        proc_pid "$dir" "$name" >/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 0 # gone already: proc_await says so with its log
+        sleep 0.05
+    done
+}
+
+# proc_pid DIR NAME: the pid recorded for NAME while that process still runs the program recorded
+# with it (a recycled pid belongs to someone else and is never touched); nothing otherwise.
+proc_pid() {
+    local pid want exe
+    pid=$(cat "$1/pids/$2.pid" 2>/dev/null) || return 1
+    want=$(cat "$1/pids/$2.exe" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    # The first word, or the second while the pid is still the setsid that start() runs and has
-    # not yet exec'd the tool (a moment, longer on a loaded machine).
+    # The first word, or the second while the pid is still the setsid that proc_start runs and
+    # has not yet exec'd the program (a moment, longer on a loaded machine).
     exe=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n2) || return 1
     case $exe in
-    "$tools_bin/$1" | "$tools_bin/$1"$'\n'* | setsid$'\n'"$tools_bin/$1") echo "$pid" ;;
+    "$want" | "$want"$'\n'* | setsid$'\n'"$want") echo "$pid" ;;
     *) return 1 ;;
     esac
 }
+
+# proc_await DIR NAME SECONDS CHECK...: polls CHECK four times a second until it succeeds; ends
+# the script with the end of NAME's log as soon as NAME has exited, or after SECONDS.
+proc_await() {
+    local dir=$1 name=$2 limit=$3 i
+    shift 3
+    for ((i = 0; i < limit * 4; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        proc_pid "$dir" "$name" >/dev/null || {
+            echo "${dir##*/}: $name exited; the end of ${dir#"$cluster_root"/}/logs/$name.log:" >&2
+            tail -n 15 "$dir/logs/$name.log" >&2
+            exit 1
+        }
+        sleep 0.25
+    done
+    echo "${dir##*/}: $name not ready after ${limit}s; the end of ${dir#"$cluster_root"/}/logs/$name.log:" >&2
+    tail -n 15 "$dir/logs/$name.log" >&2
+    exit 1
+}
+
+# proc_stop DIR NAME: TERM, up to 15 s for a graceful stop, then KILL. Fails when NAME was not
+# running.
+proc_stop() {
+    local pid t
+    pid=$(proc_pid "$1" "$2") || return 1
+    kill -TERM "$pid" 2>/dev/null
+    for ((t = 0; t < 60; t++)); do
+        proc_pid "$1" "$2" >/dev/null || return 0
+        sleep 0.25
+    done
+    kill -KILL "$pid" 2>/dev/null
+    sleep 0.2
+}
+
+# pid_of NAME: a control plane component's pid (proc_pid).
+pid_of() { proc_pid "$cluster_dir" "$1"; }
 
 # ---- certificates, for up.sh and tests/node/up.sh ----
 gen_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }

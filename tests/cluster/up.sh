@@ -71,33 +71,13 @@ openssl pkey -in "$pki_dir/sa.key" -pubout -out "$pki_dir/sa.pub" 2>/dev/null
 
 write_kubeconfig "$cluster_dir/controller-manager.kubeconfig" controller-manager
 
-# start NAME ARGS...: runs build/tools/bin/NAME in its own session (so a Ctrl-C to make does not
-# reach it), output to logs/NAME.log, pid to pids/NAME.pid.
+# start NAME ARGS...: build/tools/bin/NAME, as a process of the control plane (lib.sh's
+# proc_start); wait_for NAME SECONDS CHECK...: until CHECK succeeds (proc_await).
 start() {
-    local name=$1
-    shift
-    setsid "$tools_bin/$name" "$@" </dev/null >"$log_dir/$name.log" 2>&1 &
-    echo $! >"$pid_dir/$name.pid"
+    proc_start "$cluster_dir" "$1" "$tools_bin/$1" "${@:2}"
     started=yes
 }
-
-# wait_for NAME SECONDS CHECK...: polls CHECK until it succeeds; fails at once if NAME has exited.
-wait_for() {
-    local name=$1 limit=$2 i
-    shift 2
-    for ((i = 0; i < limit * 4; i++)); do
-        "$@" && return 0
-        if ! pid_of "$name" >/dev/null; then
-            echo "cluster: $name exited; the end of ${log_dir#"$cluster_root"/}/$name.log:" >&2
-            tail -n 15 "$log_dir/$name.log" >&2
-            exit 1
-        fi
-        sleep 0.25
-    done
-    echo "cluster: $name not ready after ${limit}s; the end of its log:" >&2
-    tail -n 15 "$log_dir/$name.log" >&2
-    exit 1
-}
+wait_for() { proc_await "$cluster_dir" "$@"; }
 
 # ---- etcd: plain HTTP on loopback, no fsync (the data is thrown away) ----
 start etcd --name fmw-local --data-dir "$cluster_dir/etcd" \

@@ -36,18 +36,8 @@ if [ "$mode" = --restore-sysctls ]; then
     exit 0
 fi
 
-# stop NAME: TERM, up to 15 s, then KILL.
-stop() {
-    local pid t
-    pid=$(node_pid "$1") || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((t = 0; t < 60; t++)); do
-        node_pid "$1" >/dev/null || break
-        sleep 0.25
-    done
-    node_pid "$1" >/dev/null && kill -KILL "$pid" 2>/dev/null && sleep 0.2
-    done_+=("$1")
-}
+# stop NAME: proc_stop (tests/cluster/lib.sh), noted when NAME ran.
+stop() { proc_stop "$node_dir" "$1" && done_+=("$1"); }
 
 # cgroup_pids: every process in our cgroups, in any hierarchy.
 cgroup_pids() {

@@ -39,19 +39,8 @@ node_die() {
     exit 1
 }
 
-# node_pid NAME: the pid recorded for NAME while that process still runs the program recorded
-# with it (a recycled pid is never touched); nothing otherwise.
-node_pid() {
-    local pid exe want
-    pid=$(cat "$node_dir/pids/$1.pid" 2>/dev/null) || return 1
-    want=$(cat "$node_dir/pids/$1.exe" 2>/dev/null) || return 1
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    exe=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n2) || return 1
-    case $exe in
-    "$want" | "$want"$'\n'* | setsid$'\n'"$want") echo "$pid" ;;
-    *) return 1 ;;
-    esac
-}
+# node_pid NAME: a node process's pid (tests/cluster/lib.sh's proc_pid).
+node_pid() { proc_pid "$node_dir" "$1"; }
 
 # cgroup_hierarchies: the mounted cgroup v1 hierarchies (and the unified one) a pod's processes
 # join, as directories under /sys/fs/cgroup.

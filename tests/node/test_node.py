@@ -22,7 +22,7 @@ import json
 import os
 import re
 import ssl
-import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -30,57 +30,16 @@ import uuid
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHART = os.path.join(ROOT, "charts", "flink-memory-webhook")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
+from clusterlib import CHART, RESOLVED, ROOT, get, helm, kubectl, qty, run, wait  # noqa: E402
+
 IMAGES = os.path.join(ROOT, "build", "node-images")
-KUBECTL = os.environ.get("FMW_KUBECTL", "kubectl")
-HELM = os.environ.get("FMW_HELM", "helm")
-RESOLVED = "flink-memory-webhook/resolved"
 VERSIONS = os.environ.get("NODE_FLINK_VERSIONS", "1.18.1 2.1.0").split()
 RELEASE, WEBHOOK_NS = "fmw", "flink-memory-webhook"
 JM_NS = "fmw-node-" + uuid.uuid4().hex[:6]
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 pytestmark = pytest.mark.skipif("FMW_NODE_NAME" not in os.environ,
                                 reason="no node: run through make node (tests/node/run.sh)")
-
-
-def qty(text):
-    text = str(text)
-    for suffix, n in UNITS.items():
-        if text.endswith(suffix):
-            return int(text[:-2]) * n
-    return int(text)
-
-
-def run(cmd, *args, input=None, check=True, timeout=180):
-    p = subprocess.run([cmd, *args], input=input, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{os.path.basename(cmd)} {' '.join(args)}:\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def kubectl(*args, **kw):
-    return run(KUBECTL, *args, **kw)
-
-
-def helm(*args, **kw):
-    return run(HELM, *args, **kw)
-
-
-def get(ns, kind, name):
-    return json.loads(kubectl("get", "-n", ns, kind, name, "-o", "json").stdout)
-
-
-def wait(what, check, timeout=180, every=0.5):
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.time() > deadline:
-            raise AssertionError(f"{what}: not after {timeout}s")
-        time.sleep(every)
 
 
 def version():
@@ -277,8 +236,9 @@ def exec_(name, *cmd):
     return kubectl("exec", "-n", JM_NS, name, "--", *cmd).stdout
 
 
-# jcmd as PID 1's user: directly when kubectl exec already runs as that user, else by setpriv.
-JCMD_AS_JVM = (r'''o=$(stat -c "%u %g" /proc/1); if [ "$(id -u)" = "${o% *}" ]; then exec /opt/java/openjdk/bin/jcmd 1 VM.flags; fi; exec setpriv --reuid="${o% *}" --regid="${o#* }" --clear-groups /opt/java/openjdk/bin/jcmd 1 VM.flags''')
+# The flags of the container's JVM, as its own user (the script says how).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "jvm-flags.sh")) as f:
+    JCMD_AS_JVM = f.read()
 
 
 def vm_flags(name):

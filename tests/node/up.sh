@@ -93,32 +93,10 @@ EOF
 # No DNS server answers on the node's address: a pod's name lookup fails here, on the machine.
 echo "nameserver $node_ip" >"$node_dir/resolv.conf"
 
-# start NAME PROGRAM ARGS...: PROGRAM in its own session, output to logs/NAME.log.
-start() {
-    local name=$1 prog
-    prog=$(command -v "$2")
-    shift 2
-    setsid "$prog" "$@" </dev/null >"$node_dir/logs/$name.log" 2>&1 &
-    echo $! >"$node_dir/pids/$name.pid"
-    echo "$prog" >"$node_dir/pids/$name.exe"
-}
-# await NAME SECONDS CHECK...: polls CHECK; fails at once with NAME's log if NAME has exited.
-await() {
-    local name=$1 limit=$2 i
-    shift 2
-    for ((i = 0; i < limit * 4; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        node_pid "$name" >/dev/null || {
-            echo "node: $name exited; the end of build/node/logs/$name.log:" >&2
-            tail -n 15 "$node_dir/logs/$name.log" >&2
-            exit 1
-        }
-        sleep 0.25
-    done
-    echo "node: $name not ready after ${limit}s; the end of build/node/logs/$name.log:" >&2
-    tail -n 15 "$node_dir/logs/$name.log" >&2
-    exit 1
-}
+# start NAME PROGRAM ARGS...: a node process (tests/cluster/lib.sh's proc_start); await NAME
+# SECONDS CHECK...: until CHECK succeeds (proc_await).
+start() { proc_start "$node_dir" "$@"; }
+await() { proc_await "$node_dir" "$@"; }
 
 # ---- containerd: Debian's, with its own root, state and socket ----
 # restrict_oom_score_adj: without CAP_SYS_RESOURCE (as in some VMs and nested sandboxes) runc

@@ -153,6 +153,8 @@ enum fmw_err fmw_conf_parse_legacy(struct fmw_conf *conf, const char *text, size
     if (len > FMW_CONF_MAX_TEXT)
         return fmw_diag_set(d, FMW_ETOOBIG, "configuration file larger than %u bytes",
                             FMW_CONF_MAX_TEXT);
+    if (!text) /* an empty file's text: NULL + 0 is not a pointer C allows */
+        return FMW_OK;
     const char *p = text;
     const char *end = text + len;
     int line_no = 0;

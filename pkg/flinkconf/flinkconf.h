@@ -3,6 +3,9 @@
  * format, standard config.yaml (YAML 1.2 Core schema, flattened to dotted keys), "-D" dynamic
  * properties on top, and typed getters that fail with Flink's exact texts.
  *
+ * The two file parsers take a text of `len` bytes, which may be NULL when `len` is 0 (an empty
+ * file): either reads it as an empty configuration, as Flink does.
+ *
  * Values keep the Java type Flink's loader gives them, because Flink converts a value by calling
  * toString() on it: the YAML int 0x10 reads as the size "16", the YAML float 1e3 as "1000.0".
  */

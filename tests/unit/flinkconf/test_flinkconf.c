@@ -164,6 +164,67 @@ Test(flinkconf, yaml_rejections_use_flinks_text)
     }
 }
 
+/* tests/data/flinkconf-yaml-edges.json: config.yaml texts with what Flink's jars made of them. */
+Test(flinkconf, yaml_edges_read_as_flink_reads_them)
+{
+    json_t *data = fmw_test_load_json("flinkconf-yaml-edges.json");
+    json_t *cases = json_object_get(data, "cases");
+    cr_assert(json_array_size(cases) > 0);
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        json_t *text = json_object_get(c, "text");
+        json_t *config = json_object_get(c, "config");
+        struct fmw_conf conf;
+        struct fmw_diag d = FMW_DIAG_INIT;
+        struct fmw_buf detail;
+        fmw_buf_init(&detail, 4096);
+        fmw_conf_init(&conf);
+        enum fmw_err err = fmw_conf_parse_yaml(&conf, json_string_value(text),
+                                               json_string_length(text), &d, &detail);
+        if (config) {
+            cr_expect_eq(err, FMW_OK, "[%s] %s: %s", name, fmw_diag_msg(&d), fmw_buf_cstr(&detail));
+            cr_expect_eq(conf.len, json_object_size(config), "[%s] key count", name);
+            const char *key;
+            json_t *v;
+            json_object_foreach(config, key, v)
+            {
+                const char *got = text_of(&conf, key);
+                cr_expect_not_null(got, "[%s] key %s", name, key);
+                if (got)
+                    cr_expect_str_eq(got, json_string_value(v), "[%s] %s", name, key);
+            }
+        } else {
+            cr_expect_eq(err, FMW_EINVAL, "[%s] is rejected", name);
+            cr_expect_str_eq(fmw_diag_msg(&d), json_string_value(json_object_get(c, "error")),
+                             "[%s]", name);
+            cr_expect_neq(detail.len, 0, "[%s] a human detail", name);
+        }
+        fmw_buf_free(&detail);
+        fmw_diag_cleanup(&d);
+        fmw_conf_cleanup(&conf);
+    }
+    json_decref(data);
+}
+
+/* A 0-byte file's text may be no buffer at all (an empty fmw_buf has none): libyaml asserts a
+ * non-NULL input, which aborted the CLI; both formats read it as an empty configuration. */
+Test(flinkconf, no_text_is_an_empty_configuration)
+{
+    struct fmw_conf conf;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    fmw_conf_init(&conf);
+    cr_expect_eq(fmw_conf_parse_yaml(&conf, NULL, 0, &d, NULL), FMW_OK, "%s", fmw_diag_msg(&d));
+    cr_expect_eq(conf.len, 0);
+    cr_expect_eq(fmw_conf_parse_legacy(&conf, NULL, 0, &d), FMW_OK, "%s", fmw_diag_msg(&d));
+    cr_expect_eq(conf.len, 0);
+    cr_expect_eq(conf.warnings.len, 0);
+    fmw_diag_cleanup(&d);
+    fmw_conf_cleanup(&conf);
+}
+
 Test(flinkconf, yaml_null_fails_only_as_the_final_value)
 {
     /* Flink flattens first: a later entry for the same flat key replaces the null. */

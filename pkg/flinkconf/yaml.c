@@ -417,17 +417,22 @@ static enum fmw_err null_remember(struct flattener *f, const struct fmw_buf *key
 
 #define MAX_VISITS 200000
 
-static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const char *why)
+/* Fails the load with Flink's text; `line` and `column` count from 1 (0: no place). */
+static enum fmw_err fail_at(struct flattener *f, int line, int column, const char *why)
 {
     if (f->d) {
-        f->d->line = node ? (int)node->start_mark.line + 1 : 0;
-        f->d->column = node ? (int)node->start_mark.column + 1 : 0;
+        f->d->line = line;
+        f->d->column = column;
     }
-    if (f->detail)
-        (void)fmw_buf_addf(f->detail, "line %d, column %d: %s", /* a human detail, best effort */
-                           node ? (int)node->start_mark.line + 1 : 0,
-                           node ? (int)node->start_mark.column + 1 : 0, why);
+    if (f->detail) /* a human detail, best effort */
+        (void)fmw_buf_addf(f->detail, "line %d, column %d: %s", line, column, why);
     return fmw_diag_set(f->d, FMW_EINVAL, "%s", PARSE_ERROR);
+}
+
+static enum fmw_err fail(struct flattener *f, const yaml_node_t *node, const char *why)
+{
+    return fail_at(f, node ? (int)node->start_mark.line + 1 : 0,
+                   node ? (int)node->start_mark.column + 1 : 0, why);
 }
 
 /* A sequence or mapping node as snakeyaml dumps it in flow style: Flink's text of a list value. */
@@ -638,6 +643,150 @@ out:
     return err;
 }
 
+/*
+ * Tabs as Flink's YAML parser reads them. snakeyaml-engine (2.6 in every Flink line that reads
+ * config.yaml, 1.19 to 2.3) skips only spaces, comments and line breaks between two tokens
+ * (ScannerImpl.scanToNextToken), so a tab there fails the load ("found character '\t(TAB)' that
+ * cannot start any token"). libyaml skips a tab there too inside a flow collection and after a
+ * token no simple key may follow ("key:", a tag, an anchor, an alias, a quoted scalar, "---"),
+ * and takes tabs in a plain scalar's continuation lines and a block scalar's header: a file
+ * with a tab after "key:" loaded here and not in Flink. The scan below finds each such tab in
+ * libyaml's tokens. Tabs stay where both parsers take them: in comments, quoted scalars, block
+ * scalar content, inside a plain scalar's line and after it up to the line break
+ * (ScannerImpl.scanPlainSpaces takes spaces and tabs there, then only spaces after a break).
+ * Checked against Flink's jars: tests/data/flinkconf-yaml-edges.json.
+ */
+
+#define NO_TAB SIZE_MAX
+static const char TAB_WHY[] =
+    "a tab where Flink's YAML parser (snakeyaml-engine) takes only spaces: found character "
+    "'\\t(TAB)' that cannot start any token";
+
+static bool is_break(char c)
+{
+    return c == '\n' || c == '\r';
+}
+
+/* The first tab of the bytes [from, to) between two tokens that scanToNextToken would stop
+ * at; after a plain scalar, the blanks up to its line's end are the scalar's own. */
+static size_t tab_between_tokens(const char *text, size_t from, size_t to, bool after_plain)
+{
+    bool plain_line = after_plain;
+    for (size_t i = from; i < to; i++) {
+        if (text[i] == '#') { /* a comment, to the line's end */
+            while (i + 1 < to && !is_break(text[i + 1]))
+                i++;
+        } else if (is_break(text[i])) {
+            plain_line = false;
+        } else if (text[i] == '\t' && !plain_line) {
+            return i;
+        }
+    }
+    return NO_TAB;
+}
+
+/* The first tab that follows only spaces on a continuation line of a plain scalar: after a
+ * line break scanPlainSpaces takes spaces alone, the scalar ends and the tab is between
+ * tokens. */
+static size_t tab_in_plain_scalar(const char *text, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        if (!is_break(text[i]))
+            continue;
+        size_t j = i + 1;
+        while (j < to && text[j] == ' ')
+            j++;
+        if (j < to && text[j] == '\t')
+            return j;
+    }
+    return NO_TAB;
+}
+
+/* A tab on a block scalar's header line before its comment: scanBlockScalarIndicators wants a
+ * space or a line break after the indicators, scanBlockScalarIgnoredLine skips only spaces. */
+static size_t tab_in_block_header(const char *text, size_t from, size_t to)
+{
+    for (size_t i = from; i < to && !is_break(text[i]) && text[i] != '#'; i++) {
+        if (text[i] == '\t')
+            return i;
+    }
+    return NO_TAB;
+}
+
+/* A tab anywhere in a %YAML or %TAG directive: scanDirectiveName and the directives' value
+ * scanners take spaces only. */
+static size_t tab_in(const char *text, size_t from, size_t to)
+{
+    const char *tab = memchr(text + from, '\t', to - from);
+    return tab ? (size_t)(tab - text) : NO_TAB;
+}
+
+/* The source byte where snakeyaml-engine would fail on a tab that libyaml takes, or NO_TAB.
+ * A text libyaml cannot scan is left to the loader, which fails on it the same way. */
+static enum fmw_err find_rejected_tab(const struct source *in, size_t *where)
+{
+    *where = NO_TAB;
+    if (!memchr(in->text, '\t', in->len))
+        return FMW_OK;
+    struct source src = {in->text, in->len, 0, 0};
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return FMW_ENOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)src.text, src.len);
+    size_t last_end = 0;      /* where the token that ends last ends */
+    bool after_plain = false; /* and whether it is a plain scalar */
+    bool done = false;
+    while (!done && *where == NO_TAB) {
+        yaml_token_t token;
+        if (!yaml_parser_scan(&parser, &token))
+            break;
+        size_t start = byte_offset(&src, token.start_mark.index);
+        size_t end = byte_offset(&src, token.end_mark.index);
+        bool plain = false;
+        if (start > last_end)
+            *where = tab_between_tokens(src.text, last_end, start, after_plain);
+        if (*where != NO_TAB) {
+            /* found between the tokens */
+        } else if (token.type == YAML_SCALAR_TOKEN) {
+            yaml_scalar_style_t style = token.data.scalar.style;
+            plain = style == YAML_PLAIN_SCALAR_STYLE;
+            if (plain)
+                *where = tab_in_plain_scalar(src.text, start, end);
+            else if (style == YAML_LITERAL_SCALAR_STYLE || style == YAML_FOLDED_SCALAR_STYLE)
+                *where = tab_in_block_header(src.text, start, end);
+        } else if (token.type == YAML_VERSION_DIRECTIVE_TOKEN ||
+                   token.type == YAML_TAG_DIRECTIVE_TOKEN) {
+            *where = tab_in(src.text, start, end);
+        }
+        /* Tokens of no width (a simple key's KEY, BLOCK-END) sit where another token starts. */
+        if (end > last_end) {
+            last_end = end;
+            after_plain = plain;
+        }
+        done = token.type == YAML_STREAM_END_TOKEN;
+        yaml_token_delete(&token);
+    }
+    yaml_parser_delete(&parser);
+    return FMW_OK;
+}
+
+/* Fails the load at source byte `offset`, its line and column counted as libyaml counts them
+ * (characters; a line ends at \n, \r\n or \r). */
+static enum fmw_err fail_at_byte(struct flattener *f, size_t offset, const char *why)
+{
+    int line = 1, column = 1;
+    for (size_t i = 0; i < offset && i < f->src.len; i++) {
+        char c = f->src.text[i];
+        if (c == '\n' || (c == '\r' && (i + 1 >= f->src.len || f->src.text[i + 1] != '\n'))) {
+            line++;
+            column = 1;
+        } else if (c != '\r' && ((unsigned char)c & 0xC0) != 0x80) {
+            column++;
+        }
+    }
+    return fail_at(f, line, column, why);
+}
+
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
@@ -648,6 +797,11 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
     struct flattener f = {{text, len, 0, 0}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");
+    size_t tab;
+    if (find_rejected_tab(&f.src, &tab) != FMW_OK)
+        return FMW_ENOMEM;
+    if (tab != NO_TAB)
+        return fail_at_byte(&f, tab, TAB_WHY);
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser))

@@ -787,6 +787,73 @@ static enum fmw_err fail_at_byte(struct flattener *f, size_t offset, const char 
     return fail_at(f, line, column, why);
 }
 
+/*
+ * A block scalar whose first lines hold a tab after their indentation spaces: libyaml refuses
+ * the tab while it detects the indentation ("found a tab character where an indentation space
+ * is expected"), snakeyaml-engine counts the spaces and keeps the tab as content
+ * (ScannerImpl.scanBlockScalarIndentation, then scanBlockScalar). Both detect the same
+ * indentation, max(the most spaces on those lines, the parent's indentation + 1, 1), and read
+ * an explicit indicator the same way (the parent's indentation + the digit), where libyaml
+ * checks tabs only against the indentation it was given. So the text is copied with the
+ * indentation Flink detects written after the '|' or '>': a new text in `*out` (malloc'd),
+ * left NULL when the error is another or the header already has a digit.
+ */
+#define MAX_INDENT_REWRITES 8
+
+static enum fmw_err write_block_indent(const yaml_parser_t *parser, struct source *src, char **out)
+{
+    static const char TAB_PROBLEM[] = "found a tab character where an indentation space is "
+                                      "expected";
+    *out = NULL;
+    if (parser->error != YAML_SCANNER_ERROR || !parser->problem || !parser->context ||
+        strcmp(parser->problem, TAB_PROBLEM) != 0 ||
+        strcmp(parser->context, "while scanning a block scalar") != 0)
+        return FMW_OK;
+    size_t header = byte_offset(src, parser->context_mark.index);
+    size_t tab = byte_offset(src, parser->problem_mark.index);
+    const char *text = src->text;
+    if (header >= tab || tab >= src->len || text[tab] != '\t' ||
+        (text[header] != '|' && text[header] != '>'))
+        return FMW_OK;
+    size_t i = header + 1;
+    for (int k = 0; k < 2 && i < tab && strchr("+-123456789", text[i]); k++, i++) {
+        if (text[i] >= '1' && text[i] <= '9')
+            return FMW_OK; /* given: libyaml checked the tab against it, as Flink does */
+    }
+    while (i < tab && !is_break(text[i])) /* the rest of the header line */
+        i++;
+    /* Then blank lines (spaces and a break) and the tab's line (spaces and the tab). */
+    int most = 0, spaces = 0;
+    for (; i < tab; i++) {
+        if (text[i] == ' ')
+            spaces++;
+        else if (is_break(text[i]))
+            spaces = 0;
+        else
+            return FMW_OK;
+        if (spaces > most)
+            most = spaces;
+    }
+    int parent = parser->indent;
+    int indent = most;
+    if (indent < parent + 1)
+        indent = parent + 1;
+    if (indent < 1)
+        indent = 1;
+    int digit = parent >= 0 ? indent - parent : indent;
+    if (digit < 1 || digit > 9)
+        return FMW_OK;
+    char *copy = malloc(src->len + 2);
+    if (!copy)
+        return FMW_ENOMEM;
+    memcpy(copy, text, header + 1);
+    copy[header + 1] = (char)('0' + digit);
+    memcpy(copy + header + 2, text + header + 1, src->len - header - 1);
+    copy[src->len + 1] = '\0';
+    *out = copy;
+    return FMW_OK;
+}
+
 enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t len,
                                  struct fmw_diag *d, struct fmw_buf *detail)
 {
@@ -797,19 +864,32 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
     struct flattener f = {{text, len, 0, 0}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");
-    size_t tab;
-    if (find_rejected_tab(&f.src, &tab) != FMW_OK)
-        return FMW_ENOMEM;
-    if (tab != NO_TAB)
-        return fail_at_byte(&f, tab, TAB_WHY);
     yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser))
-        return FMW_ENOMEM;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    char *rewritten = NULL; /* the text with block indentation written (write_block_indent) */
     enum fmw_err err = FMW_OK;
     bool have_doc = false;
-    if (!yaml_parser_load(&parser, &doc)) {
+    for (int rewrites = 0;; rewrites++) {
+        if (!yaml_parser_initialize(&parser)) {
+            free(rewritten);
+            return FMW_ENOMEM;
+        }
+        yaml_parser_set_input_string(&parser, (const unsigned char *)f.src.text, f.src.len);
+        if (yaml_parser_load(&parser, &doc))
+            break;
+        char *next = NULL;
+        if (rewrites < MAX_INDENT_REWRITES &&
+            write_block_indent(&parser, &f.src, &next) != FMW_OK) {
+            err = FMW_ENOMEM;
+            goto out;
+        }
+        if (next) {
+            yaml_parser_delete(&parser);
+            free(rewritten);
+            rewritten = next;
+            f.src = (struct source){rewritten, f.src.len + 1, 0, 0};
+            continue;
+        }
         if (d) {
             d->line = (int)parser.problem_mark.line + 1;
             d->column = (int)parser.problem_mark.column + 1;
@@ -823,6 +903,15 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
         goto out;
     }
     have_doc = true;
+    size_t tab;
+    if (find_rejected_tab(&f.src, &tab) != FMW_OK) {
+        err = FMW_ENOMEM;
+        goto out;
+    }
+    if (tab != NO_TAB) {
+        err = fail_at_byte(&f, tab, TAB_WHY);
+        goto out;
+    }
     f.doc = &doc;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root)
@@ -868,5 +957,6 @@ out:
     if (have_doc)
         yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    free(rewritten);
     return err;
 }

@@ -861,6 +861,12 @@ enum fmw_err fmw_conf_parse_yaml(struct fmw_conf *conf, const char *text, size_t
         text = "";
         len = 0;
     }
+    /* libyaml's marks do not count a byte order mark, the source's offsets must not either (an
+     * explicit tag was missed on a file that began with one); snakeyaml-engine skips it too. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
     struct flattener f = {{text, len, 0, 0}, NULL, conf, d, detail, 0, NULL, 0};
     if (len > FMW_CONF_MAX_TEXT)
         return fail(&f, NULL, "file too large");

@@ -150,6 +150,105 @@ static void version_str(struct fmw_flink_version v, char out[16])
     snprintf(out, 16, "%d.%d", v.major, v.minor);
 }
 
+/*
+ * Paths as java.io.File makes them, since Flink's messages about the conf dir print File
+ * objects. java_path: UnixFileSystem.normalize (runs of '/' as one, no trailing '/' but in
+ * "/"); java_child: new File(parent, child).getPath() of a normalised parent
+ * (UnixFileSystem.resolve); java_absolute: getAbsolutePath(), an absolute path as it is, else
+ * joined to user.dir, the working directory as getcwd gives it (the path's own ".", ".." and
+ * links stay as written). Each is malloc'd, NULL without memory.
+ */
+static char *java_path(const char *path)
+{
+    char *out = fmw_strdup(path);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; path[i]; i++) {
+        if (path[i] == '/' && k > 0 && out[k - 1] == '/')
+            continue;
+        out[k++] = path[i];
+    }
+    if (k > 1 && out[k - 1] == '/')
+        k--;
+    out[k] = '\0';
+    return out;
+}
+
+static char *java_child(const char *parent, const char *child)
+{
+    size_t n = strlen(parent) + strlen(child) + 2;
+    char *out = malloc(n);
+    if (!out)
+        return NULL;
+    bool root = parent[0] == '\0' || strcmp(parent, "/") == 0; /* "": File's default parent */
+    snprintf(out, n, "%s/%s", root ? "" : parent, child);
+    return out;
+}
+
+static char *java_absolute(const char *path)
+{
+    char cwd[PATH_MAX];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return fmw_strdup(path);
+    return path[0] ? java_child(cwd, path) : fmw_strdup(cwd);
+}
+
+/*
+ * The file the JobManager of `o->version` reads from `o->conf_dir`, as
+ * GlobalConfiguration.loadConfiguration chooses it (flink-conf.yaml up to 1.18; in 1.19 and
+ * 1.20 flink-conf.yaml when it exists, else config.yaml; config.yaml in 2.x), or Flink's text
+ * when the dir or that file does not exist. 0 with `*path` (malloc'd), or an exit code.
+ */
+static int choose_in_conf_dir(const struct resolve_opts *o, char **path, bool *use_legacy)
+{
+    char *dir = java_path(o->conf_dir);
+    char *dir_abs = dir ? java_absolute(dir) : NULL;
+    char *legacy = dir ? java_child(dir, "flink-conf.yaml") : NULL;
+    char *standard = dir ? java_child(dir, "config.yaml") : NULL;
+    char *file_abs = NULL;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    int rc = 0;
+    *path = NULL;
+    *use_legacy = false;
+    if (!dir_abs || !legacy || !standard) {
+        rc = usage_error("out of memory");
+        goto out;
+    }
+    if (!file_exists(dir)) { /* new File(configDir).exists() */
+        fmw_flink_missing_conf_dir(o->conf_dir, dir_abs, &d);
+        fprintf(stderr, "flink-memory: %s\n", fmw_diag_msg(&d));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    *use_legacy = fmw_flink_uses_legacy_file(o->version, file_exists(legacy));
+    const char *file = *use_legacy ? legacy : standard;
+    if (!file_exists(file)) {
+        file_abs = java_absolute(file);
+        if (!file_abs) {
+            rc = usage_error("out of memory");
+            goto out;
+        }
+        fmw_flink_missing_conf_file(o->version, file, dir_abs, file_abs, &d);
+        fprintf(stderr, "flink-memory: %s\n", fmw_diag_msg(&d));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    *path = *use_legacy ? legacy : standard;
+    if (*use_legacy)
+        legacy = NULL;
+    else
+        standard = NULL;
+out:
+    free(dir);
+    free(dir_abs);
+    free(legacy);
+    free(standard);
+    free(file_abs);
+    fmw_diag_cleanup(&d);
+    return rc;
+}
+
 /* Picks the file and format the JobManager of `o->version` would read; 0 or an exit code. */
 static int choose_file(const struct resolve_opts *o, char **path, enum format *format)
 {
@@ -167,36 +266,12 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
             *format = strcmp(base, "config.yaml") == 0 ? FORMAT_YAML : FORMAT_LEGACY;
         }
     } else if (o->conf_dir) {
-        size_t n = strlen(o->conf_dir) + 32;
-        char *legacy = malloc(n), *standard = malloc(n);
-        if (!legacy || !standard) {
-            free(legacy);
-            free(standard);
-            return usage_error("out of memory");
-        }
-        snprintf(legacy, n, "%s/flink-conf.yaml", o->conf_dir);
-        snprintf(standard, n, "%s/config.yaml", o->conf_dir);
-        /* GlobalConfiguration: ≤1.18 flink-conf.yaml only; 1.19/1.20 flink-conf.yaml when it
-         * exists, else config.yaml; 2.x config.yaml only. */
-        bool use_legacy = fmw_flink_uses_legacy_file(o->version, file_exists(legacy));
-        if (use_legacy) {
-            free(standard);
-            *path = legacy;
-        } else {
-            free(legacy);
-            *path = standard;
-        }
+        bool use_legacy;
+        int rc = choose_in_conf_dir(o, path, &use_legacy);
+        if (rc)
+            return rc;
         if (*format == FORMAT_AUTO)
             *format = use_legacy ? FORMAT_LEGACY : FORMAT_YAML;
-        if (!file_exists(*path)) {
-            char abs[PATH_MAX];
-            const char *shown = realpath(o->conf_dir, abs) ? abs : o->conf_dir;
-            fprintf(stderr, "flink-memory: The Flink config file '%s' (%s/%s) does not exist.\n",
-                    *path, shown, use_legacy ? "flink-conf.yaml" : "config.yaml");
-            free(*path);
-            *path = NULL;
-            return EXIT_USAGE;
-        }
     } else {
         return 0; /* configuration from -D alone */
     }

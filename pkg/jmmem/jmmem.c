@@ -64,6 +64,24 @@ bool fmw_flink_uses_legacy_file(struct fmw_flink_version v, bool legacy_exists)
     return fmw_flink_reads_legacy_file(v) && (!fmw_flink_reads_standard_file(v) || legacy_exists);
 }
 
+/* GlobalConfiguration.loadConfiguration(String, Configuration), every line from 1.11 to 2.3. */
+void fmw_flink_missing_conf_dir(const char *given, const char *dir_abs, struct fmw_diag *d)
+{
+    fmw_diag_set(d, FMW_ENOTFOUND,
+                 "The given configuration directory name '%s' (%s) does not describe an existing "
+                 "directory.",
+                 given, dir_abs);
+}
+
+/* The same method: confDirFile.getAbsolutePath() in 1.11 and 1.12, yamlConfigFile's from 1.13. */
+void fmw_flink_missing_conf_file(struct fmw_flink_version v, const char *file, const char *dir_abs,
+                                 const char *file_abs, struct fmw_diag *d)
+{
+    bool names_dir = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 13)) < 0;
+    fmw_diag_set(d, FMW_ENOTFOUND, "The Flink config file '%s' (%s) does not exist.", file,
+                 names_dir ? dir_abs : file_abs);
+}
+
 void fmw_jm_result_init(struct fmw_jm_result *r)
 {
     memset(&r->spec, 0, sizeof r->spec);

@@ -38,6 +38,16 @@ bool fmw_flink_reads_standard_file(struct fmw_flink_version v);
 bool fmw_flink_uses_legacy_file(struct fmw_flink_version v, bool legacy_exists);
 
 /*
+ * Flink's texts (IllegalConfigurationException) when loadConfiguration finds no conf dir, or
+ * not the file it chose there. `given` is the conf dir as passed, `dir_abs` its absolute path,
+ * `file` the chosen file's path and `file_abs` its absolute path, each as java.io.File prints
+ * them; 1.11 and 1.12 put the directory where later lines put the file. The text goes to `d`.
+ */
+void fmw_flink_missing_conf_dir(const char *given, const char *dir_abs, struct fmw_diag *d);
+void fmw_flink_missing_conf_file(struct fmw_flink_version v, const char *file, const char *dir_abs,
+                                 const char *file_abs, struct fmw_diag *d);
+
+/*
  * How the deprecated jobmanager.heap.size / jobmanager.heap.mb / FLINK_JM_HEAP are read in 1.x
  * (Flink's JobManagerProcessUtils.processSpecFromConfigWithNewOptionToInterpretLegacyHeap): as
  * JVM heap (every script-started JobManager), as total process memory (the YARN/Kubernetes

@@ -285,3 +285,41 @@ Test(jmmem, overhead_fraction_mismatch_line_by_line)
     }
     fmw_conf_cleanup(&conf);
 }
+
+/* GlobalConfiguration.loadConfiguration's texts for a conf dir without the file it reads (the
+ * directory in 1.11 and 1.12, the file from 1.13) and for a conf dir that does not exist; their
+ * form checked against what Flink's jars throw (1.11.6, 1.12.7, 1.13.6, 1.19.3, 2.1.3). */
+Test(jmmem, missing_conf_dir_and_file_texts_by_line)
+{
+    struct {
+        const char *line, *file, *want;
+    } cases[] = {
+        {"1.11", "conf/flink-conf.yaml",
+         "The Flink config file 'conf/flink-conf.yaml' (/opt/flink/conf) does not exist."},
+        {"1.12.7", "conf/flink-conf.yaml",
+         "The Flink config file 'conf/flink-conf.yaml' (/opt/flink/conf) does not exist."},
+        {"1.13", "conf/flink-conf.yaml",
+         "The Flink config file 'conf/flink-conf.yaml' (/opt/flink/conf/flink-conf.yaml) does not "
+         "exist."},
+        {"1.19", "conf/config.yaml",
+         "The Flink config file 'conf/config.yaml' (/opt/flink/conf/config.yaml) does not exist."},
+        {"2.1", "conf/config.yaml",
+         "The Flink config file 'conf/config.yaml' (/opt/flink/conf/config.yaml) does not exist."},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fmw_flink_version v;
+        cr_assert(fmw_flink_version_parse(cases[i].line, &v));
+        char file_abs[256];
+        snprintf(file_abs, sizeof file_abs, "/opt/flink/%s", cases[i].file);
+        struct fmw_diag d = FMW_DIAG_INIT;
+        fmw_flink_missing_conf_file(v, cases[i].file, "/opt/flink/conf", file_abs, &d);
+        cr_expect_str_eq(fmw_diag_msg(&d), cases[i].want, "%s", cases[i].line);
+        fmw_diag_cleanup(&d);
+    }
+    struct fmw_diag d = FMW_DIAG_INIT;
+    fmw_flink_missing_conf_dir("conf/", "/opt/flink/conf", &d);
+    cr_expect_str_eq(fmw_diag_msg(&d), "The given configuration directory name 'conf/' "
+                                       "(/opt/flink/conf) does not describe an existing "
+                                       "directory.");
+    fmw_diag_cleanup(&d);
+}

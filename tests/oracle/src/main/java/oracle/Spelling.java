@@ -3,7 +3,9 @@ package oracle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
+import java.util.function.Function;
 
 /**
  * What the generators of both roles share ({@link Gen} for JobManagers, {@link TmGen} for
@@ -211,6 +213,42 @@ abstract class Spelling {
     }
 
     /** jobmanager.heap.size or FLINK_JM_HEAP: a plausible legacy heap, sometimes odd. */
+    /**
+     * The legacy heap settings of either role, one way picked (the FLINK_*_HEAP variable,
+     * {@code legacyHeapKey} or {@code legacyMbKey}) and sometimes more of them together.
+     */
+    void legacyHeap(Case c, Map<String, Val> values, String legacyHeapKey, String legacyMbKey) {
+        switch (weighted(4, 4, 3)) {
+            case 0:
+                c.envHeap = legacySize().text;
+                break;
+            case 1:
+                values.put(legacyHeapKey, legacySize());
+                break;
+            default:
+                values.put(legacyMbKey, heapMb());
+                break;
+        }
+        if (chance(0.25)) {
+            values.put(legacyMbKey, heapMb());
+        }
+        if (chance(0.15)) {
+            values.put(legacyHeapKey, legacySize());
+        }
+        if (chance(0.1)) {
+            c.envHeap = legacySize().text;
+        }
+    }
+
+    /** In some cases (11%), one of the values replaced by a bad spelling of its key's kind. */
+    void oneBadValue(Map<String, Val> values, Function<String, Val> badValue) {
+        if (!values.isEmpty() && chance(0.11)) {
+            List<String> keys = new ArrayList<>(values.keySet());
+            String key = keys.get(r.nextInt(keys.size()));
+            values.put(key, badValue.apply(key));
+        }
+    }
+
     Val legacySize() {
         switch (weighted(6, 2, 1, 1)) {
             case 0: return new Val(spell(mib(pick(1024L, 512L, 768L, 2048L, 1600L, 4096L, 10L, 256L))), Form.STRING);

@@ -263,34 +263,9 @@ final class TmGen extends Spelling {
         // Legacy heap: 1.x reads it when the target option is not set; 2.x must ignore it.
         double legacy = is1x() ? (noneOfThree ? 0.8 : 0.2) : 0.1;
         if (chance(legacy)) {
-            switch (weighted(4, 4, 3)) {
-                case 0:
-                    c.envHeap = legacySize().text;
-                    break;
-                case 1:
-                    p.values.put(LEGACY_HEAP, legacySize());
-                    break;
-                default:
-                    p.values.put(LEGACY_MB, heapMb());
-                    break;
-            }
-            if (chance(0.25)) {
-                p.values.put(LEGACY_MB, heapMb());
-            }
-            if (chance(0.15)) {
-                p.values.put(LEGACY_HEAP, legacySize());
-            }
-            if (chance(0.1)) {
-                c.envHeap = legacySize().text;
-            }
+            legacyHeap(c, p.values, LEGACY_HEAP, LEGACY_MB);
         }
-
-        // One bad spelling in some cases.
-        if (!p.values.isEmpty() && chance(0.11)) {
-            List<String> keys = new ArrayList<>(p.values.keySet());
-            String key = keys.get(r.nextInt(keys.size()));
-            p.values.put(key, badValue(key));
-        }
+        oneBadValue(p.values, this::badValue);
 
         place(c, p);
         return c;

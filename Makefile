@@ -72,7 +72,7 @@ MEMORY_ROLES := jmmem tmmem
 pkglibs = $(foreach p,$(1),$(if $(and $(filter flinkconf,$(p)),$(filter $(MEMORY_ROLES),$(1))),\
                                $(BUILD)/lib/libfmw_procmem.a) $(BUILD)/lib/libfmw_$(p).a)
 CORE_LIBS := $(call pkglibs,tmmem jmmem flinkconf memsize base)
-CLI_LIBS  := $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs http1 base)
+CLI_LIBS  := $(call pkglibs,admission kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 UNIT_LIBS := $(call pkglibs,server admission kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 
 $(BUILD)/obj/%.o: %.c
@@ -80,7 +80,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 BINS := $(BUILD)/bin/flink-memory $(BUILD)/bin/flink-memory-webhook
-WEBHOOK_LIBS := $(call pkglibs,server obs admission kube podspec jmmem flinkconf memsize obs http1 base)
+WEBHOOK_LIBS := $(call pkglibs,server obs admission kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 
 # The daemon links jansson, libyaml and libevent statically: fewer pages are mapped and
 # relocated at start (idle RSS 8.5 -> 7.2 MB when everything but glibc was static, measured with

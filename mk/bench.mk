@@ -24,7 +24,7 @@ $(BENCH_DIR)/bin/loadgen: bench/loadgen.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs openssl)
 
-$(BENCH_DIR)/bin/micro: $(BUILD)/obj/bench/micro.o $(call pkglibs,admission kube podspec jmmem flinkconf memsize obs http1 base)
+$(BENCH_DIR)/bin/micro: $(BUILD)/obj/bench/micro.o $(call pkglibs,admission kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
 

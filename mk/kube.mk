@@ -6,7 +6,7 @@
 
 KUBE_GET := $(BUILD)/tests/kube-get
 
-$(KUBE_GET): $(BUILD)/obj/tests/kube/kubeget.o $(call pkglibs,kube podspec jmmem flinkconf memsize obs http1 base)
+$(KUBE_GET): $(BUILD)/obj/tests/kube/kubeget.o $(call pkglibs,kube podspec tmmem jmmem flinkconf memsize obs http1 base)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
 

@@ -27,9 +27,9 @@
 static const char USAGE[] =
     "usage: flink-memory-webhook [options]\n"
     "\n"
-    "A Kubernetes mutating admission webhook that sizes Apache Flink JobManager pods the way\n"
-    "Flink does: container memory limit = request = Flink's total process memory, and the JVM\n"
-    "memory flags that win on the java command line = Flink's.\n"
+    "A Kubernetes mutating admission webhook that sizes Apache Flink JobManager and TaskManager\n"
+    "pods the way Flink does: container memory limit = request = Flink's total process memory,\n"
+    "and the JVM memory flags that win on the java command line = Flink's.\n"
     "\n"
     "Every option can also be given as an environment variable, named in brackets; a flag wins\n"
     "over the variable.\n"
@@ -66,6 +66,7 @@ static const char USAGE[] =
     "                            operator leaves it on purpose, keep it always, or lower it to\n"
     "                            Flink's (default deliberate) [FMW_HEADROOM]; a pod's annotation\n"
     "                            flink-memory-webhook/headroom overrides it\n"
+    "  --roles jobmanager,taskmanager  the Flink processes sized (default both) [FMW_ROLES]\n"
     "\n"
     "Kubernetes API (ConfigMap reads):\n"
     "  --kubeconfig FILE         use this kubeconfig instead of the pod's service account\n"
@@ -204,7 +205,7 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
 /* Option values: a flag, else the environment variable, else the default. */
 struct opts {
     const char *cert, *key, *client_ca, *address, *kubeconfig, *log_level;
-    const char *mode, *on_invalid, *workloads, *default_version, *requests, *headroom;
+    const char *mode, *on_invalid, *workloads, *default_version, *requests, *headroom, *roles;
     long port, health_port, workers, max_conn, drain_ms, grace_ms, lookup_ms, ttl_ms;
     bool tls13;
 };
@@ -254,6 +255,7 @@ static int parse(int argc, char **argv, struct opts *o)
         O_VERSION,
         O_REQUESTS,
         O_HEADROOM,
+        O_ROLES,
         O_KUBECONFIG,
         O_LOOKUP,
         O_TTL,
@@ -279,6 +281,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"default-flink-version", required_argument, NULL, O_VERSION},
         {"requests", required_argument, NULL, O_REQUESTS},
         {"headroom", required_argument, NULL, O_HEADROOM},
+        {"roles", required_argument, NULL, O_ROLES},
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"lookup-timeout-ms", required_argument, NULL, O_LOOKUP},
         {"cache-ttl-ms", required_argument, NULL, O_TTL},
@@ -304,6 +307,7 @@ static int parse(int argc, char **argv, struct opts *o)
     o->default_version = env_or("FMW_DEFAULT_FLINK_VERSION", "2.3");
     o->requests = env_or("FMW_REQUESTS", "equal");
     o->headroom = env_or("FMW_HEADROOM", "deliberate");
+    o->roles = env_or("FMW_ROLES", "jobmanager,taskmanager");
     struct {
         const char *env;
         long *dst;
@@ -360,6 +364,9 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case O_HEADROOM:
             o->headroom = optarg;
+            break;
+        case O_ROLES:
+            o->roles = optarg;
             break;
         case O_KUBECONFIG:
             o->kubeconfig = optarg;
@@ -456,6 +463,10 @@ int main(int argc, char **argv)
         return usage_error("--requests takes equal or keep-lower, not '%s'", o.requests);
     if (!fmw_headroom_policy_parse(o.headroom, &app.cfg.podspec.headroom))
         return usage_error("--headroom takes deliberate, keep or remove, not '%s'", o.headroom);
+    if (!fmw_roles_parse(o.roles, &app.cfg.podspec.roles))
+        return usage_error("--roles takes jobmanager, taskmanager or both (comma-separated), "
+                           "not '%s'",
+                           o.roles);
 
     struct fmw_diag d = FMW_DIAG_INIT;
     struct fmw_obs_registry *metrics = fmw_obs_registry_new();

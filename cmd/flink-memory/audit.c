@@ -152,11 +152,11 @@ static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
         char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN], tq[FMW_MEMSIZE_STRLEN];
         fmw_quantity_format(plan.limit, lq);
         fmw_quantity_format(plan.request, rq);
-        fmw_quantity_format(plan.jm.spec.total_process, tq);
+        fmw_quantity_format(fmw_plan_total_process(&plan), tq);
         json_object_set_new(row, "flinkLimit", fmw_json_text(lq));
         json_object_set_new(row, "flinkRequest", fmw_json_text(rq));
         json_object_set_new(row, "totalProcess", fmw_json_text(tq));
-        json_object_set_new(row, "flinkJvmArgs", fmw_json_text(plan.jm.jvm_args));
+        json_object_set_new(row, "flinkJvmArgs", fmw_json_text(fmw_plan_jvm_args(&plan)));
         json_object_set_new(row, "source", fmw_json_text(plan.source));
     }
 out:

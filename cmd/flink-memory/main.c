@@ -67,16 +67,16 @@ static const char USAGE[] =
     "  --configmap FILE       ConfigMap manifests (YAML or JSON; repeatable)\n"
     "  --namespace NS         the namespace of the lookups (default: the manifest's)\n"
     "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
-    "  --headroom deliberate|keep|remove\n"
+    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager\n"
     "                         the webhook's settings, as for review\n"
     "\n"
     "review options:\n"
     "  --configmap FILE       ConfigMap manifests standing in for the API server (repeatable)\n"
     "  --mode enforce|dry-run|off, --on-invalid deny|warn, --workloads warn|patch|off,\n"
     "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
-    "  --headroom deliberate|keep|remove\n"
+    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager\n"
     "                         the webhook's settings (defaults: enforce, deny, warn, 2.3, equal,\n"
-    "                         deliberate)\n"
+    "                         deliberate, both roles)\n"
     "\n"
     "size options:\n"
     "  flink-memory size TEXT [--output text|json]\n"
@@ -578,6 +578,7 @@ enum {
     OPT_DEFAULT_VERSION,
     OPT_REQUESTS,
     OPT_HEADROOM,
+    OPT_ROLES,
     OPT_NAMESPACE
 };
 
@@ -589,6 +590,7 @@ static const struct option WEBHOOK_LONG[] = {
     {"default-flink-version", required_argument, NULL, OPT_DEFAULT_VERSION},
     {"requests", required_argument, NULL, OPT_REQUESTS},
     {"headroom", required_argument, NULL, OPT_HEADROOM},
+    {"roles", required_argument, NULL, OPT_ROLES},
     {"namespace", required_argument, NULL, OPT_NAMESPACE},
     {"filename", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
@@ -635,6 +637,12 @@ static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, boo
         case OPT_HEADROOM:
             if (!fmw_headroom_policy_parse(optarg, &o->cfg.podspec.headroom))
                 rc = usage_error("--headroom takes deliberate, keep or remove, not '%s'", optarg);
+            break;
+        case OPT_ROLES:
+            if (!fmw_roles_parse(optarg, &o->cfg.podspec.roles))
+                rc = usage_error("--roles takes jobmanager, taskmanager or both "
+                                 "(comma-separated), not '%s'",
+                                 optarg);
             break;
         case OPT_NAMESPACE:
             o->ns = optarg;
@@ -726,10 +734,11 @@ static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *pla
         name = json_string_value(json_object_get(meta, "generateName"));
     printf("%s %s/%s", kind, ns, name ? name : "(unnamed)");
     if (plan->status == FMW_PLAN_SKIP) {
-        printf(": no JobManager container, the webhook leaves it alone\n");
+        printf(": no JobManager or TaskManager container, the webhook leaves it alone\n");
         return;
     }
-    printf(", container %s\n", plan->container);
+    printf(", container %s (%s)\n", plan->container,
+           plan->role == FMW_ROLE_TASKMANAGER ? "TaskManager" : "JobManager");
     printf("Flink %d.%d (%s), configuration from %s\n", plan->version.major, plan->version.minor,
            plan->version_source, plan->source[0] ? plan->source : "(not read)");
     size_t i;
@@ -754,13 +763,13 @@ static void explain_plan(json_t *obj, const char *ns, const struct fmw_plan *pla
     }
     struct fmw_buf block;
     fmw_buf_init(&block, 1 << 16);
-    if (fmw_jmmem_format_block(&plan->jm.spec, &block) != FMW_OK)
+    if (fmw_plan_format_block(plan, &block) != FMW_OK)
         fmw_buf_reset(&block); /* out of memory: the table is left out, the rest still says it */
     char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
     fmw_quantity_format(plan->limit, lq);
     fmw_quantity_format(plan->request, rq);
     printf("\n%sJVM memory flags:   %s\nKubernetes memory:  limit %s, request %s\n",
-           fmw_buf_cstr(&block), plan->jm.jvm_args, lq, rq);
+           fmw_buf_cstr(&block), fmw_plan_jvm_args(plan), lq, rq);
     fmw_buf_free(&block);
     if (json_array_size(plan->changes) == 0) {
         printf("\nNo change: the pod already matches Flink.\n");

@@ -19,6 +19,7 @@ void fmw_admission_config_defaults(struct fmw_admission_config *cfg)
     cfg->podspec.default_version = FMW_FLINK_LATEST;
     cfg->podspec.requests = FMW_REQUESTS_EQUAL;
     cfg->podspec.headroom = FMW_HEADROOM_DELIBERATE;
+    cfg->podspec.roles = FMW_ROLES_ALL;
 }
 
 bool fmw_mode_parse(const char *text, enum fmw_mode *mode)
@@ -312,11 +313,11 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
         break;
     }
     char q[FMW_MEMSIZE_STRLEN];
-    fmw_quantity_format(plan->jm.spec.total_process, q);
-    dec->total_process = plan->jm.spec.total_process;
+    fmw_quantity_format(fmw_plan_total_process(plan), q);
+    dec->total_process = fmw_plan_total_process(plan);
     dec->changes = json_array_size(plan->changes);
     json_object_set_new(a->audit, "total-process-memory", fmw_json_text(q));
-    json_object_set_new(a->audit, "jvm-args", fmw_json_text(plan->jm.jvm_args));
+    json_object_set_new(a->audit, "jvm-args", fmw_json_text(fmw_plan_jvm_args(plan)));
     if (plan->annotation[0])
         json_object_set_new(a->audit, "resolved", fmw_json_text(plan->annotation));
     bool patch = mode == FMW_MODE_ENFORCE && (!workload || cfg->workloads == FMW_WORKLOADS_PATCH);

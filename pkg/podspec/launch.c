@@ -1,10 +1,11 @@
 /*
  * How a container starts Flink, and which "-D" arguments really reach the memory calculation.
  * The rules are the start scripts' (flink-docker's docker-entrypoint.sh; Flink's bin/jobmanager.sh,
- * standalone-job.sh and kubernetes-jobmanager.sh): docker-entrypoint.sh dispatches
- * `jobmanager` / `standalone-job`; jobmanager.sh forwards dynamic properties only from 1.16.3 /
- * 1.17.2 / 1.18.0 and only when they start right after its optional host and port; the others
- * forward every -D.
+ * standalone-job.sh, kubernetes-jobmanager.sh, taskmanager.sh and kubernetes-taskmanager.sh):
+ * docker-entrypoint.sh dispatches `jobmanager` / `standalone-job` / `taskmanager`; jobmanager.sh
+ * forwards dynamic properties only from 1.16.3 / 1.17.2 / 1.18.0 and only when they start right
+ * after its optional host and port; the others forward every -D (taskmanager.sh passes all its
+ * arguments after start|start-foreground to BashJavaUtils GET_TM_RESOURCE_PARAMS in every line).
  */
 #include "pkg/podspec/podspec_int.h"
 
@@ -33,6 +34,28 @@ static bool is_jm_class(const char *cls)
     const char *b = strrchr(cls, '.');
     b = b ? b + 1 : cls;
     return strstr(b, "ClusterEntrypoint") || strstr(b, "ClusterEntryPoint");
+}
+
+/* Flink's TaskManager entry points: org.apache.flink.runtime.taskexecutor.TaskManagerRunner,
+ * org.apache.flink.kubernetes.taskmanager.KubernetesTaskExecutorRunner (the java command of
+ * 1.11/1.12 native Kubernetes TaskManagers), org.apache.flink.yarn.YarnTaskExecutorRunner. */
+static bool is_tm_class(const char *cls)
+{
+    const char *b = strrchr(cls, '.');
+    b = b ? b + 1 : cls;
+    size_t n = strlen(b);
+    static const char *const ENDS[] = {"TaskManagerRunner", "TaskExecutorRunner"};
+    for (size_t i = 0; i < sizeof ENDS / sizeof ENDS[0]; i++) {
+        size_t e = strlen(ENDS[i]);
+        if (n >= e && strcmp(b + n - e, ENDS[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum launcher java_kind(const char *cls)
+{
+    return is_jm_class(cls) ? L_JAVA : is_tm_class(cls) ? L_JAVA_TM : L_OTHER;
 }
 
 /* The java launcher's options whose value is the next word (`java --help`, `--help-extra`);
@@ -98,8 +121,13 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
                 l->rest = i + 1;
                 return;
             }
-            if (strcmp(t, "taskmanager") == 0 || strcmp(t, "history-server") == 0) {
-                l->kind = L_TASKMANAGER;
+            if (strcmp(t, "taskmanager") == 0) {
+                l->kind = L_ENTRY_TM;
+                l->rest = i + 1;
+                return;
+            }
+            if (strcmp(t, "history-server") == 0) {
+                l->kind = L_OTHER;
                 return;
             }
             /* Anything else is exec'ed as is: keep looking at what it runs. */
@@ -114,9 +142,18 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
             l->rest = i + 2 <= end ? i + 2 : end; /* after kubernetes-session|-application */
             return;
         }
-        if (is(t, "taskmanager.sh") || is(t, "kubernetes-taskmanager.sh") ||
-            is(t, "historyserver.sh") || is(t, "sql-gateway.sh")) {
-            l->kind = L_TASKMANAGER;
+        if (is(t, "taskmanager.sh")) {
+            l->kind = L_SCRIPT_TM;
+            l->rest = skip_start(cl, i + 1, end);
+            return;
+        }
+        if (is(t, "kubernetes-taskmanager.sh")) {
+            l->kind = L_K8S_TM;
+            l->rest = i + 1;
+            return;
+        }
+        if (is(t, "historyserver.sh") || is(t, "sql-gateway.sh")) {
+            l->kind = L_OTHER;
             return;
         }
         if (is(t, "java")) {
@@ -135,7 +172,7 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
                     const char *cls = strchr(module, '/');
                     l->main_class = k;
                     l->rest = module == a + 9 ? k + 1 : k + 2;
-                    l->kind = cls && is_jm_class(cls + 1) ? L_JAVA : L_TASKMANAGER;
+                    l->kind = cls ? java_kind(cls + 1) : L_OTHER;
                     return;
                 }
                 if (java_option_has_value(a)) {
@@ -146,7 +183,7 @@ void fmw_launch_detect(const struct cmdline *cl, struct launch *l)
                     continue;
                 l->main_class = k;
                 l->rest = k + 1;
-                l->kind = is_jm_class(a) ? L_JAVA : L_TASKMANAGER;
+                l->kind = java_kind(a);
                 return;
             }
             /* No class (`java -version && exec java ...`): the next command may start Flink. */
@@ -168,8 +205,10 @@ void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launc
         l->kind = L_SCRIPT_JM;
     else if (strcmp(mode, "standalone-job") == 0)
         l->kind = L_SCRIPT_SAJ;
+    else if (strcmp(mode, "taskmanager") == 0)
+        l->kind = L_SCRIPT_TM; /* taskmanager.sh start-foreground */
     else
-        l->kind = L_TASKMANAGER; /* taskmanager, history-server; anything else fails to start */
+        l->kind = L_OTHER; /* history-server; anything else fails to start */
 }
 
 bool fmw_launch_bitnami_image(const char *image)
@@ -195,9 +234,31 @@ bool fmw_launch_bitnami_image(const char *image)
     return strncmp(org, "bitnami", 7) == 0;
 }
 
-bool fmw_launch_is_jobmanager(const struct launch *l)
+unsigned fmw_launch_role(const struct launch *l)
 {
-    return l->kind != L_NONE && l->kind != L_TASKMANAGER;
+    switch (l->kind) {
+    case L_ENTRY_JM:
+    case L_ENTRY_SAJ:
+    case L_SCRIPT_JM:
+    case L_SCRIPT_SAJ:
+    case L_K8S_JM:
+    case L_JAVA:
+        return FMW_ROLE_JOBMANAGER;
+    case L_ENTRY_TM:
+    case L_SCRIPT_TM:
+    case L_K8S_TM:
+    case L_JAVA_TM:
+        return FMW_ROLE_TASKMANAGER;
+    case L_NONE:
+    case L_OTHER:
+        break;
+    }
+    return 0;
+}
+
+bool fmw_launch_scripted(const struct launch *l)
+{
+    return l->kind != L_JAVA && l->kind != L_JAVA_TM && l->kind != L_K8S_TM;
 }
 
 /* jobmanager.sh [host] [webui-port] -D … (1.15+): where the properties start, a bare -D in one
@@ -277,6 +338,10 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
     case L_ENTRY_SAJ:
     case L_SCRIPT_SAJ:
     case L_JAVA:
+    case L_ENTRY_TM:
+    case L_SCRIPT_TM:
+    case L_K8S_TM:
+    case L_JAVA_TM:
         return filter_dynamic(cl, l->rest, end, props);
     case L_K8S_JM:
         if (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 13)) < 0)
@@ -299,7 +364,7 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
         return filter_dynamic(cl, start, end, props);
     }
     case L_NONE:
-    case L_TASKMANAGER:
+    case L_OTHER:
         break;
     }
     return FMW_OK;

@@ -1,7 +1,7 @@
 /*
- * The plan for one pod: find the JobManager container, its Flink version and configuration,
- * resolve it, and write the smallest JSON Patch that makes the container memory equal Flink's
- * total process memory and the winning JVM memory flags equal Flink's.
+ * The plan for one pod: find the JobManager or TaskManager container, its Flink version and
+ * configuration, resolve it, and write the smallest JSON Patch that makes the container memory
+ * equal Flink's total process memory and the winning JVM memory flags equal Flink's.
  */
 #include "pkg/podspec/podspec_int.h"
 
@@ -23,7 +23,9 @@ void fmw_plan_init(struct fmw_plan *plan)
     memset(plan, 0, sizeof *plan);
     plan->status = FMW_PLAN_SKIP;
     plan->container_index = -1;
+    plan->role = FMW_ROLE_JOBMANAGER;
     fmw_jm_result_init(&plan->jm);
+    fmw_tm_result_init(&plan->tm);
     plan->patch = json_array();
     plan->changes = json_array();
     plan->notes = json_array();
@@ -32,11 +34,54 @@ void fmw_plan_init(struct fmw_plan *plan)
 void fmw_plan_cleanup(struct fmw_plan *plan)
 {
     fmw_jm_result_cleanup(&plan->jm);
+    fmw_tm_result_cleanup(&plan->tm);
     fmw_diag_cleanup(&plan->message);
     json_decref(plan->patch);
     json_decref(plan->changes);
     json_decref(plan->notes);
     plan->patch = plan->changes = plan->notes = NULL;
+}
+
+uint64_t fmw_plan_total_process(const struct fmw_plan *plan)
+{
+    return plan->role == FMW_ROLE_TASKMANAGER ? plan->tm.spec.total_process
+                                              : plan->jm.spec.total_process;
+}
+
+const char *fmw_plan_jvm_args(const struct fmw_plan *plan)
+{
+    return plan->role == FMW_ROLE_TASKMANAGER ? plan->tm.jvm_args : plan->jm.jvm_args;
+}
+
+enum fmw_err fmw_plan_format_block(const struct fmw_plan *plan, struct fmw_buf *out)
+{
+    return plan->role == FMW_ROLE_TASKMANAGER ? fmw_tmmem_format_block(&plan->tm.spec, out)
+                                              : fmw_jmmem_format_block(&plan->jm.spec, out);
+}
+
+const char *fmw_role_name(enum fmw_role role)
+{
+    return role == FMW_ROLE_TASKMANAGER ? "taskmanager" : "jobmanager";
+}
+
+bool fmw_roles_parse(const char *text, unsigned *roles)
+{
+    unsigned v = 0;
+    const char *p = text ? text : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 10 && strncmp(p, "jobmanager", n) == 0)
+            v |= FMW_ROLE_JOBMANAGER;
+        else if (n == 11 && strncmp(p, "taskmanager", n) == 0)
+            v |= FMW_ROLE_TASKMANAGER;
+        else
+            return false;
+        p += n + (p[n] ? 1 : 0);
+    }
+    if (!v)
+        return false;
+    *roles = v;
+    return true;
 }
 
 enum fmw_err fmw_json_pointer_append(struct fmw_buf *pointer, const char *segment)
@@ -164,6 +209,7 @@ struct ctx {
     struct fmw_conf file_conf;   /* the conf file as the scripts read it */
     const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
     struct fmw_buf base;         /* JSON Pointer of the container */
+    bool standard_yaml;          /* the conf file read is config.yaml, standard YAML */
 };
 
 static enum fmw_err change(struct ctx *c, const char *fmt, ...)
@@ -398,7 +444,36 @@ static enum fmw_err add_env_from(struct ctx *c)
     return err;
 }
 
-/* Which container: the annotation, then a conventional name, then a JobManager command line. */
+static const char *label(struct ctx *c, const char *key)
+{
+    json_t *v =
+        json_object_get(json_object_get(json_object_get(c->pod, "metadata"), "labels"), key);
+    return json_string_value(v);
+}
+
+/*
+ * The role of a container whose command does not say (it is started some way the webhook does
+ * not model): its conventional name, else the pod's component label, which Flink's native
+ * Kubernetes pods (KubernetesTaskManagerFactory: component=taskmanager), the Flink Kubernetes
+ * Operator's and the flink-on-k8s-operator's carry; else a JobManager, as before TaskManagers
+ * were sized.
+ */
+static enum fmw_role unmodelled_role(struct ctx *c, const char *name)
+{
+    if (strcmp(name, "taskmanager") == 0)
+        return FMW_ROLE_TASKMANAGER;
+    if (strcmp(name, "jobmanager") == 0)
+        return FMW_ROLE_JOBMANAGER;
+    const char *component = label(c, "component");
+    return component && strcmp(component, "taskmanager") == 0 ? FMW_ROLE_TASKMANAGER
+                                                              : FMW_ROLE_JOBMANAGER;
+}
+
+/*
+ * Which container: the annotation, then a conventional name (flink-docker's and Flink's docs'
+ * jobmanager and taskmanager, native Kubernetes' flink-main-container), then a command line that
+ * starts a JobManager or a TaskManager. Its role comes from how it starts.
+ */
 static enum fmw_err choose_container(struct ctx *c, bool *found)
 {
     json_t *containers = json_object_get(c->spec, "containers");
@@ -414,16 +489,17 @@ static enum fmw_err choose_container(struct ctx *c, bool *found)
                 continue;
             if (pass == 0 && !(wanted && strcmp(name, wanted) == 0))
                 continue;
-            if (pass == 1 && strcmp(name, "jobmanager") != 0 &&
+            if (pass == 1 && strcmp(name, "jobmanager") != 0 && strcmp(name, "taskmanager") != 0 &&
                 strcmp(name, "flink-main-container") != 0)
                 continue;
             err = load_container(c, i);
             if (err)
                 break;
-            bool jm = pass == 0 || (pass == 1 ? c->launch.kind != L_TASKMANAGER
-                                              : fmw_launch_is_jobmanager(&c->launch));
-            if (jm) {
+            unsigned role = fmw_launch_role(&c->launch);
+            bool ours = pass == 0 || (pass == 1 ? c->launch.kind != L_OTHER : role != 0);
+            if (ours) {
                 *found = true;
+                c->plan->role = role ? (enum fmw_role)role : unmodelled_role(c, name);
                 c->plan->container_index = (int)i;
                 snprintf(c->plan->container, sizeof c->plan->container, "%s", name);
             }
@@ -482,6 +558,7 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
             continue;
         struct source_in other = *in;
         other.version = alt;
+        other.yaml_out = NULL; /* the pod's own reading stands */
         struct fmw_conf scratch;
         fmw_conf_init(&scratch);
         struct fmw_diag msg = FMW_DIAG_INIT;
@@ -603,35 +680,29 @@ static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_reque
            pod_budget_short(c, "request", req, pod_request, "containers'", need);
 }
 
-static const char *label(struct ctx *c, const char *key)
-{
-    json_t *v =
-        json_object_get(json_object_get(json_object_get(c->pod, "metadata"), "labels"), key);
-    return json_string_value(v);
-}
-
 /*
  * Headroom a known operator leaves below the limit on purpose: why, or NULL.
- *  - The Spotify/GCP flink-on-k8s-operator (FlinkCluster) labels its JobManager pods app=flink,
- *    cluster=NAME, component=jobmanager and writes jobmanager.memory.process.size as
- *    memoryProcessRatio (default 80) percent of the container's limit
- *    (controllers/flinkcluster/flinkcluster_converter.go, calProcessMemorySize).
+ *  - The Spotify/GCP flink-on-k8s-operator (FlinkCluster) labels its pods app=flink,
+ *    cluster=NAME, component=jobmanager|taskmanager and writes jobmanager.memory.process.size
+ *    and taskmanager.memory.process.size as memoryProcessRatio (default 80) percent of the
+ *    container's limit (controllers/flinkcluster/flinkcluster_converter.go,
+ *    calProcessMemorySize).
  *  - Lyft's flinkk8soperator (FlinkApplication) labels them flink-app=NAME,
- *    flink-deployment-type=jobmanager and sizes Flink from the request less
+ *    flink-deployment-type=jobmanager|taskmanager and sizes Flink from the request less
  *    systemMemoryFraction (default 0.2) (pkg/controller/flink/config.go).
  * Flink's native mode and the Flink Kubernetes Operator ask for headroom through
- * kubernetes.jobmanager.memory.limit-factor instead, which is Flink's limit itself.
+ * kubernetes.<role>.memory.limit-factor instead, which is Flink's limit itself.
  */
 static const char *deliberate_headroom(struct ctx *c)
 {
+    const char *role = fmw_role_name(c->plan->role);
     const char *app = label(c, "app"), *cluster = label(c, "cluster");
     const char *component = label(c, "component");
-    if (app && strcmp(app, "flink") == 0 && cluster && component &&
-        strcmp(component, "jobmanager") == 0)
+    if (app && strcmp(app, "flink") == 0 && cluster && component && strcmp(component, role) == 0)
         return "the flink-on-k8s-operator (labels app=flink, cluster) sizes Flink at a share of "
                "the limit on purpose";
     const char *type = label(c, "flink-deployment-type");
-    if (label(c, "flink-app") && type && strcmp(type, "jobmanager") == 0)
+    if (label(c, "flink-app") && type && strcmp(type, role) == 0)
         return "Lyft's flinkk8soperator (label flink-app) sizes Flink below its request on "
                "purpose";
     return NULL;
@@ -648,33 +719,37 @@ static enum fmw_headroom_policy headroom_policy(struct ctx *c)
 }
 
 /*
- * Flink's own limit: kubernetes.jobmanager.memory.limit-factor in the configuration the
- * JobManager reads (Flink's native mode and the Flink Kubernetes Operator write it there, the
- * operator from a FlinkDeployment's limits and requests) makes the limit that many times the
- * process size and leaves the request at the process size. Sets p->limit_factor when it applies.
+ * Flink's own limit: kubernetes.jobmanager.memory.limit-factor (JobManagers) or
+ * kubernetes.taskmanager.memory.limit-factor (TaskManagers) in the configuration the process
+ * reads (Flink's native mode and the Flink Kubernetes Operator write it there, the operator from
+ * a FlinkDeployment's limits and requests) makes the limit that many times the process size and
+ * leaves the request at the process size; both roles by KubernetesUtils.getResourceRequirements.
+ * Sets p->limit_factor when it applies.
  */
 static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *flink_request)
 {
     struct fmw_plan *p = c->plan;
-    uint64_t total = p->jm.spec.total_process;
+    uint64_t total = fmw_plan_total_process(p);
+    const char *key =
+        p->role == FMW_ROLE_TASKMANAGER ? FMW_TM_LIMIT_FACTOR_KEY : FMW_JM_LIMIT_FACTOR_KEY;
     *limit = total;
     *flink_request = total;
     if (fmw_flink_version_cmp(p->version, FMW_JM_LIMIT_FACTOR_SINCE) < 0 ||
-        !fmw_conf_has(c->conf, FMW_JM_LIMIT_FACTOR_KEY))
+        !fmw_conf_has(c->conf, key))
         return FMW_OK;
     double factor;
     struct fmw_diag d = FMW_DIAG_INIT;
     char text[FMW_PLAN_TEXT];
     enum fmw_err err = FMW_OK;
-    if (fmw_conf_get_double(c->conf, FMW_JM_LIMIT_FACTOR_KEY, 1.0, &factor, NULL, &d) != FMW_OK) {
-        snprintf(text, sizeof text, FMW_JM_LIMIT_FACTOR_KEY " not applied: %s", fmw_diag_msg(&d));
+    if (fmw_conf_get_double(c->conf, key, 1.0, &factor, NULL, &d) != FMW_OK) {
+        snprintf(text, sizeof text, "%s not applied: %s", key, fmw_diag_msg(&d));
         err = note(c, text);
     } else if (!(factor >= 1.0)) {
-        /* KubernetesJobManagerParameters.getJobManagerMemoryLimitFactor: checkArgument >= 1. */
+        /* KubernetesJobManagerParameters.getJobManagerMemoryLimitFactor and
+         * KubernetesTaskManagerParameters.getMemoryLimitFactor: checkArgument >= 1. */
         char num[FMW_MEMSIZE_STRLEN];
         fmw_java_double_str(factor, num);
-        snprintf(text, sizeof text,
-                 FMW_JM_LIMIT_FACTOR_KEY " %s is below 1, which Flink refuses: not applied", num);
+        snprintf(text, sizeof text, "%s %s is below 1, which Flink refuses: not applied", key, num);
         err = note(c, text);
     } else {
         uint64_t req, lim;
@@ -691,7 +766,7 @@ static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *flink_
 static enum fmw_err plan_resources(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
-    uint64_t total = p->jm.spec.total_process;
+    uint64_t total = fmw_plan_total_process(p);
     uint64_t flink_lim, flink_req;
     enum fmw_err err = flink_limit(c, &flink_lim, &flink_req);
     if (err)
@@ -759,7 +834,9 @@ static enum fmw_err plan_resources(struct ctx *c)
         char num[FMW_MEMSIZE_STRLEN], base[FMW_MEMSIZE_STRLEN], text[FMW_PLAN_TEXT];
         fmw_java_double_str(p->limit_factor, num);
         fmw_quantity_format(flink_req, base);
-        snprintf(text, sizeof text, "Flink's limit: %s x " FMW_JM_LIMIT_FACTOR_KEY " %s", base,
+        snprintf(text, sizeof text, "Flink's limit: %s x %s %s", base,
+                 p->role == FMW_ROLE_TASKMANAGER ? FMW_TM_LIMIT_FACTOR_KEY
+                                                 : FMW_JM_LIMIT_FACTOR_KEY,
                  num);
         err = note(c, text);
         if (err)
@@ -851,6 +928,13 @@ static char *config_jm_opts(const struct fmw_conf *conf, struct fmw_flink_versio
                        conf_text(conf, "env.java.opts.jobmanager"));
 }
 
+/* The TaskManager's own options from the conf file (config.sh, FLINK_ENV_JAVA_OPTS_TM). */
+static char *config_tm_opts(const struct fmw_conf *conf, struct fmw_flink_version v)
+{
+    return script_opts(conf, v, "env.java.default-opts.taskmanager",
+                       conf_text(conf, "env.java.opts.taskmanager"));
+}
+
 /* An option source: its text, and the env var of that name (set, maybe empty). */
 struct opts_source {
     char *text;
@@ -930,44 +1014,94 @@ static void flag_value_text(uint64_t bytes, char out[32])
         snprintf(out, 32, "%" PRIu64, bytes);
 }
 
-/* Scripts: java $JVM_ARGS <Flink's flags> $FLINK_ENV_JAVA_OPTS $FLINK_ENV_JAVA_OPTS_JM, then
- * _JAVA_OPTIONS, which the JVM reads after the command line. */
+/*
+ * Scripts: java $JVM_ARGS <Flink's flags> $FLINK_ENV_JAVA_OPTS $FLINK_ENV_JAVA_OPTS_JM (or _TM),
+ * then _JAVA_OPTIONS, which the JVM reads after the command line (flink-console.sh). Flink's
+ * flags are BashJavaUtils' and always right, except under kubernetes-taskmanager.sh, which puts
+ * $FLINK_TM_JVM_MEM_OPTS there: the flags Flink's resource manager wrote into the pod
+ * (InitTaskManagerDecorator). That variable is checked like the others, and a flag it lacks is
+ * one the JVM would size from the container.
+ */
 static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_COUNT],
                                       const bool set[FLAG_COUNT])
 {
-    struct opts_source all, jm, jo;
+    bool tm = c->plan->role == FMW_ROLE_TASKMANAGER;
+    const char *role_env = tm ? "FLINK_ENV_JAVA_OPTS_TM" : "FLINK_ENV_JAVA_OPTS_JM";
+    const char *role_key = tm ? "env.java.opts.taskmanager" : "env.java.opts.jobmanager";
+    bool k8s_tm = c->launch.kind == L_K8S_TM;
+    struct opts_source all, jm, jo, mem;
     memset(&jm, 0, sizeof jm); /* freed below even when an earlier load failed */
     memset(&jo, 0, sizeof jo);
+    memset(&mem, 0, sizeof mem);
     enum fmw_err err = load_source(c, &all, "FLINK_ENV_JAVA_OPTS", config_all_opts);
     if (!err)
-        err = load_source(c, &jm, "FLINK_ENV_JAVA_OPTS_JM", config_jm_opts);
+        err = load_source(c, &jm, role_env, tm ? config_tm_opts : config_jm_opts);
     if (!err)
         err = load_source(c, &jo, "_JAVA_OPTIONS", NULL);
+    if (!err && k8s_tm)
+        err = load_source(c, &mem, "FLINK_TM_JVM_MEM_OPTS", NULL);
     bool fix_jo[FLAG_COUNT] = {false}, fix_jm[FLAG_COUNT] = {false}, fix_all[FLAG_COUNT] = {false};
-    bool any_jo = false, any_jm = false, any_all = false;
+    bool fix_mem[FLAG_COUNT] = {false};
+    bool any_jo = false, any_jm = false, any_all = false, any_mem = false;
     for (int f = 0; f < FLAG_COUNT && !err; f++) {
         if (!set[f])
             continue;
         struct opts_source *winner = jo.found[f]    ? &jo
                                      : jm.found[f]  ? &jm
                                      : all.found[f] ? &all
+                                     : mem.found[f] ? &mem
                                                     : NULL;
+        if (!winner && k8s_tm) {
+            any_mem = fix_mem[f] = true;
+            err = change(c, "%s added to FLINK_TM_JVM_MEM_OPTS: %" PRIu64, FLAG_LABEL[f], want[f]);
+            continue;
+        }
         if (!winner || winner->bytes[f] == want[f])
             continue;
         char was[32];
         flag_value_text(winner->bytes[f], was);
-        const char *where =
-            winner == &jo   ? "_JAVA_OPTIONS"
-            : winner == &jm ? (jm.from_env ? "FLINK_ENV_JAVA_OPTS_JM" : "env.java.opts.jobmanager")
-            : all.from_env  ? "FLINK_ENV_JAVA_OPTS"
-                            : "env.java.opts.all";
+        const char *where = winner == &jo    ? "_JAVA_OPTIONS"
+                            : winner == &mem ? "FLINK_TM_JVM_MEM_OPTS"
+                            : winner == &jm  ? (jm.from_env ? role_env : role_key)
+                            : all.from_env   ? "FLINK_ENV_JAVA_OPTS"
+                                             : "env.java.opts.all";
         err = change(c, "%s in %s %s -> %" PRIu64, FLAG_LABEL[f], where, was, want[f]);
         if (winner == &jo)
             any_jo = fix_jo[f] = true;
+        else if (winner == &mem)
+            any_mem = fix_mem[f] = true;
         else if (winner == &jm)
             any_jm = fix_jm[f] = true;
         else
             any_all = fix_all[f] = true;
+    }
+    /* FLINK_TM_JVM_MEM_OPTS: its flags rewritten, the missing ones added. One from valueFrom
+     * cannot be rewritten (an env entry holds a value or a valueFrom, not both). */
+    if (!err && any_mem && mem.env && !mem.env->value) {
+        c->plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&c->plan->message, FMW_EINVAL,
+                     "FLINK_TM_JVM_MEM_OPTS comes from valueFrom: cannot rewrite");
+    } else if (!err && any_mem && !mem.found[FLAG_XMX] && !mem.found[FLAG_XMS] &&
+               !mem.found[FLAG_METASPACE] && !mem.found[FLAG_DIRECT] &&
+               strspn(mem.text, " \t\n") == strlen(mem.text)) {
+        /* Unset or blank: Flink's own text, as the resource manager writes it. */
+        err = set_env(c, mem.env, "FLINK_TM_JVM_MEM_OPTS", fmw_plan_jvm_args(c->plan));
+    } else if (!err && any_mem) {
+        char *v = fmw_jvm_rewrite(mem.text, want, fix_mem);
+        struct fmw_buf out;
+        fmw_buf_init(&out, 1 << 22);
+        err = v ? fmw_buf_adds(&out, v) : FMW_ENOMEM;
+        for (int f = 0; f < FLAG_COUNT && !err; f++) {
+            if (fix_mem[f] && !mem.found[f]) {
+                char flag[64];
+                fmw_jvm_flag_format((enum jvm_flag)f, want[f], flag);
+                err = fmw_buf_addf(&out, "%s%s", out.len ? " " : "", flag);
+            }
+        }
+        if (!err)
+            err = set_env(c, mem.env, "FLINK_TM_JVM_MEM_OPTS", fmw_buf_cstr(&out));
+        fmw_buf_free(&out);
+        free(v);
     }
     /* _JAVA_OPTIONS and a FLINK_ENV_JAVA_OPTS of the user's are fixed where they stand. */
     if (!err && any_jo && jo.from_env) {
@@ -982,9 +1116,10 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
         any_all = false;
         memset(fix_all, 0, sizeof fix_all);
     }
-    /* Flags from the conf file are overridden through FLINK_ENV_JAVA_OPTS_JM, which the scripts
-     * use instead of env.java.opts.jobmanager and put after every other source: its value keeps
-     * all the JobManager options, rewritten, plus the flags that env.java.opts.all got wrong. */
+    /* Flags from the conf file are overridden through FLINK_ENV_JAVA_OPTS_JM (_TM), which the
+     * scripts use instead of env.java.opts.jobmanager (.taskmanager) and put after every other
+     * source: its value keeps all the role's options, rewritten, plus the flags that
+     * env.java.opts.all got wrong. */
     if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value)) {
         char *v = fmw_jvm_rewrite(jm.text, want, fix_jm);
         struct fmw_buf out;
@@ -998,13 +1133,14 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
             }
         }
         if (!err)
-            err = set_env(c, jm.env, "FLINK_ENV_JAVA_OPTS_JM", fmw_buf_cstr(&out));
+            err = set_env(c, jm.env, role_env, fmw_buf_cstr(&out));
         fmw_buf_free(&out);
         free(v);
     }
     free(all.text);
     free(jm.text);
     free(jo.text);
+    free(mem.text);
     return err;
 }
 
@@ -1201,11 +1337,19 @@ static bool command_sets_jvm_memory(const struct cmdline *cl)
 
 /* The first variable the webhook reads that the command itself assigns (`export X=...` in a
  * script, `env X=... cmd`), or NULL: what the JVM gets is then not what the pod spec says. */
-static const char *command_assigns(const struct cmdline *cl)
+static const char *command_assigns(const struct cmdline *cl, enum fmw_role role)
 {
-    static const char *const READ[] = {"FLINK_ENV_JAVA_OPTS_JM", "FLINK_ENV_JAVA_OPTS",
-                                       "_JAVA_OPTIONS",          "FLINK_CONF_DIR",
-                                       "FLINK_PROPERTIES",       FMW_JM_LEGACY_ENV};
+    static const char *const READ_JM[] = {"FLINK_ENV_JAVA_OPTS_JM",
+                                          "FLINK_ENV_JAVA_OPTS",
+                                          "_JAVA_OPTIONS",
+                                          "FLINK_CONF_DIR",
+                                          "FLINK_PROPERTIES",
+                                          FMW_JM_LEGACY_ENV,
+                                          NULL};
+    static const char *const READ_TM[] = {
+        "FLINK_ENV_JAVA_OPTS_TM", "FLINK_ENV_JAVA_OPTS", "_JAVA_OPTIONS",         "FLINK_CONF_DIR",
+        "FLINK_PROPERTIES",       FMW_TM_LEGACY_ENV,     "FLINK_TM_JVM_MEM_OPTS", NULL};
+    const char *const *read = role == FMW_ROLE_TASKMANAGER ? READ_TM : READ_JM;
     /* Assignments stand where a command starts (after an operator), before the command's name
      * or after export, readonly, declare, typeset, local or env; elsewhere NAME=... is an
      * argument (echo "FLINK_CONF_DIR=$FLINK_CONF_DIR"). */
@@ -1224,10 +1368,9 @@ static const char *command_assigns(const struct cmdline *cl)
             continue;
         const char *eq = strchr(t, '=');
         if (eq && eq > t) {
-            for (size_t k = 0; k < sizeof READ / sizeof READ[0]; k++) {
-                if ((size_t)(eq - t) == strlen(READ[k]) &&
-                    strncmp(t, READ[k], (size_t)(eq - t)) == 0)
-                    return READ[k];
+            for (const char *const *k = read; *k; k++) {
+                if ((size_t)(eq - t) == strlen(*k) && strncmp(t, *k, (size_t)(eq - t)) == 0)
+                    return *k;
             }
             continue; /* another assignment: still before the command */
         }
@@ -1241,7 +1384,7 @@ static const char *command_assigns(const struct cmdline *cl)
 
 static enum fmw_err plan_flags(struct ctx *c)
 {
-    const char *assigned = command_assigns(&c->cl);
+    const char *assigned = command_assigns(&c->cl, c->plan->role);
     if (assigned) {
         c->plan->status = FMW_PLAN_UNREADABLE;
         fmw_diag_set(&c->plan->message, FMW_EINVAL, "the command sets %s itself", assigned);
@@ -1256,19 +1399,35 @@ static enum fmw_err plan_flags(struct ctx *c)
                      "JVM memory flags in a start command not modelled");
         return FMW_OK;
     }
-    const struct fmw_jm_spec *s = &c->plan->jm.spec;
-    uint64_t want[FLAG_COUNT] = {s->heap, s->heap, s->metaspace, s->off_heap};
-    bool set[FLAG_COUNT] = {true, true, true, s->direct_memory_limit};
-    return c->launch.kind == L_JAVA ? plan_java_flags(c, want, set)
-                                    : plan_script_flags(c, want, set);
+    uint64_t want[FLAG_COUNT];
+    bool set[FLAG_COUNT] = {true, true, true, true};
+    if (c->plan->role == FMW_ROLE_TASKMANAGER) {
+        /* TaskExecutorProcessUtils: -Xmx = -Xms = framework + task heap, direct memory =
+         * framework + task off-heap + network, always limited. */
+        const struct fmw_tm_spec *t = &c->plan->tm.spec;
+        want[FLAG_XMX] = want[FLAG_XMS] = t->jvm_heap;
+        want[FLAG_METASPACE] = t->metaspace;
+        want[FLAG_DIRECT] = t->jvm_direct;
+    } else {
+        const struct fmw_jm_spec *s = &c->plan->jm.spec;
+        want[FLAG_XMX] = want[FLAG_XMS] = s->heap;
+        want[FLAG_METASPACE] = s->metaspace;
+        want[FLAG_DIRECT] = s->off_heap;
+        set[FLAG_DIRECT] = s->direct_memory_limit;
+    }
+    return c->launch.kind == L_JAVA || c->launch.kind == L_JAVA_TM
+               ? plan_java_flags(c, want, set)
+               : plan_script_flags(c, want, set);
 }
 
 static enum fmw_err plan_annotation(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
     const struct fmw_jm_spec *s = &p->jm.spec;
+    const struct fmw_tm_spec *t = &p->tm.spec;
+    bool tm = p->role == FMW_ROLE_TASKMANAGER;
     char q[FMW_MEMSIZE_STRLEN];
-    fmw_quantity_format(s->total_process, q);
+    fmw_quantity_format(fmw_plan_total_process(p), q);
     /* Written out directly (it is one flat object): what json_dumps(JSON_COMPACT) would make of
      * it, at a fraction of the cost of building a tree and dumping it. */
     char ver[16];
@@ -1283,7 +1442,19 @@ static enum fmw_err plan_annotation(struct ctx *c)
         werr = fmw_buf_add_json_string(&text, ver, strlen(ver));
     if (!werr && p->version_assumed)
         werr = fmw_buf_adds(&text, ",\"flinkVersionAssumed\":true");
-    if (!werr)
+    /* A JobManager's fields are as they were before TaskManagers were sized; a TaskManager's
+     * say so first and carry its components. */
+    if (!werr && tm)
+        werr = fmw_buf_addf(
+            &text,
+            ",\"role\":\"taskmanager\",\"totalProcess\":\"%s\""
+            ",\"frameworkHeap\":%" PRIu64 ",\"taskHeap\":%" PRIu64 ",\"frameworkOffHeap\":%" PRIu64
+            ",\"taskOffHeap\":%" PRIu64 ",\"network\":%" PRIu64 ",\"managed\":%" PRIu64
+            ",\"metaspace\":%" PRIu64 ",\"overhead\":%" PRIu64
+            ",\"limit\":\"%s\",\"request\":\"%s\"",
+            q, t->framework_heap, t->task_heap, t->framework_off_heap, t->task_off_heap, t->network,
+            t->managed, t->metaspace, t->overhead, lq, rq);
+    else if (!werr)
         werr = fmw_buf_addf(&text,
                             ",\"totalProcess\":\"%s\",\"heap\":%" PRIu64 ",\"offHeap\":%" PRIu64
                             ",\"metaspace\":%" PRIu64 ",\"overhead\":%" PRIu64
@@ -1302,7 +1473,7 @@ static enum fmw_err plan_annotation(struct ctx *c)
     if (!werr)
         werr = fmw_buf_adds(&text, ",\"jvmArgs\":");
     if (!werr)
-        werr = fmw_buf_add_json_string(&text, p->jm.jvm_args, strlen(p->jm.jvm_args));
+        werr = fmw_buf_add_json_string(&text, fmw_plan_jvm_args(p), strlen(fmw_plan_jvm_args(p)));
     if (!werr)
         werr = fmw_buf_adds(&text, ",\"source\":");
     char source[sizeof p->source];
@@ -1349,6 +1520,45 @@ static enum fmw_err plan_annotation(struct ctx *c)
     return err;
 }
 
+/*
+ * A TaskManager's memory as Flink computes it for this layout. Through the scripts
+ * (taskmanager.sh, the entrypoint, Bitnami's run.sh) BashJavaUtils reads 1.x's legacy heap
+ * options as total Flink memory; a TaskManager that Flink's resource manager started
+ * (kubernetes-taskmanager.sh, or the java command of 1.11/1.12 native Kubernetes) was sized by
+ * the resource manager, which reads them as total process memory
+ * (ActiveResourceManagerFactory) and writes every component into the -D arguments.
+ */
+static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf)
+{
+    struct fmw_plan *p = c->plan;
+    const struct env_var *tm_heap = fmw_env_find(c->env, c->nenv, FMW_TM_LEGACY_ENV);
+    enum fmw_err err = FMW_OK;
+    if (tm_heap && !tm_heap->value)
+        err = note(c, FMW_TM_LEGACY_ENV " comes from valueFrom and was not read");
+    enum fmw_tm_legacy legacy = p->version.major >= 2             ? FMW_TM_LEGACY_NONE
+                                : fmw_launch_scripted(&c->launch) ? FMW_TM_LEGACY_FLINK
+                                                                  : FMW_TM_LEGACY_PROCESS;
+    /* config.yaml (1.19 on): Flink reads the external-resources list as YAML first. */
+    struct fmw_tm_input tin = {conf, p->version, legacy,
+                               tm_heap && legacy == FMW_TM_LEGACY_FLINK ? tm_heap->value : NULL,
+                               c->standard_yaml || !fmw_flink_reads_legacy_file(p->version)};
+    if (err)
+        return err;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    enum fmw_err rc = fmw_tmmem_resolve(&tin, &p->tm, &d);
+    if (rc == FMW_ENOMEM) {
+        err = rc;
+    } else if (rc == FMW_ETOOBIG) {
+        p->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&p->message, rc, "%s", fmw_diag_msg(&d));
+    } else if (rc != FMW_OK) {
+        p->status = FMW_PLAN_INVALID;
+        fmw_diag_set(&p->message, rc, "%s", fmw_diag_msg(&d));
+    }
+    fmw_diag_cleanup(&d);
+    return err;
+}
+
 enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
                               const struct fmw_podspec_options *opt,
                               const struct fmw_cm_source *src, struct fmw_plan *plan)
@@ -1385,6 +1595,12 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     }
     if (err || !found)
         goto out; /* SKIP */
+    if (!((opt->roles ? opt->roles : FMW_ROLES_ALL) & plan->role)) {
+        plan->container_index = -1; /* a role the webhook is not asked to size */
+        plan->container[0] = '\0';
+        json_array_clear(plan->notes);
+        goto out;
+    }
     choose_version(&c);
     char fatal[FMW_PLAN_TEXT];
     if (fmw_launch_jm_args_fatal(&c.cl, &c.launch, plan->version, fatal, sizeof fatal)) {
@@ -1404,9 +1620,9 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         goto out;
 
     struct source_in in = {
-        c.spec,    c.container,    c.env, c.nenv,
-        &c.launch, plan->version,  c.ns,  annotation(c.annotations, FMW_ANN_CONFIGMAP),
-        src,       c.cl.has_script};
+        c.spec,    c.container,     c.env,      c.nenv,
+        &c.launch, plan->version,   c.ns,       annotation(c.annotations, FMW_ANN_CONFIGMAP),
+        src,       c.cl.has_script, plan->role, &c.standard_yaml};
     plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
     if (plan->status != FMW_PLAN_RESOLVED)
         goto out;
@@ -1429,16 +1645,20 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     }
     if (err)
         goto out;
-    const struct env_var *jm_heap = fmw_env_find(c.env, c.nenv, FMW_JM_LEGACY_ENV);
-    if (jm_heap && !jm_heap->value)
-        err = note(&c, FMW_JM_LEGACY_ENV " comes from valueFrom and was not read");
-    struct fmw_jm_input jin = {&conf, plan->version,
-                               plan->version.major < 2 ? FMW_LEGACY_HEAP : FMW_LEGACY_NONE,
-                               jm_heap ? jm_heap->value : NULL};
-    if (!err && fmw_jmmem_resolve(&jin, &plan->jm, &plan->message) != FMW_OK) {
-        plan->status = FMW_PLAN_INVALID;
-        goto out;
+    if (!err && plan->role == FMW_ROLE_TASKMANAGER) {
+        err = resolve_tm(&c, &conf);
+    } else if (!err) {
+        const struct env_var *jm_heap = fmw_env_find(c.env, c.nenv, FMW_JM_LEGACY_ENV);
+        if (jm_heap && !jm_heap->value)
+            err = note(&c, FMW_JM_LEGACY_ENV " comes from valueFrom and was not read");
+        struct fmw_jm_input jin = {&conf, plan->version,
+                                   plan->version.major < 2 ? FMW_LEGACY_HEAP : FMW_LEGACY_NONE,
+                                   jm_heap ? jm_heap->value : NULL};
+        if (!err && fmw_jmmem_resolve(&jin, &plan->jm, &plan->message) != FMW_OK)
+            plan->status = FMW_PLAN_INVALID;
     }
+    if (err || plan->status == FMW_PLAN_INVALID)
+        goto out;
 
     c.conf = &conf;
     err = fmw_buf_adds(&c.base, c.prefix);

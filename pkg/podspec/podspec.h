@@ -1,12 +1,13 @@
 /*
- * pkg/podspec: what a JobManager pod will really run, and the smallest change that makes its
- * container memory equal Flink's total process memory.
+ * pkg/podspec: what a JobManager or TaskManager pod will really run, and the smallest change that
+ * makes its container memory equal Flink's total process memory.
  *
- * Given a pod (or a workload's pod template) it finds the JobManager container, the Flink
- * version, the configuration the JobManager will read (the ConfigMap mounted at its conf dir, or
- * the image's default) with the overlays that really reach it for that version and layout
- * (FLINK_PROPERTIES, "-D" arguments, FLINK_JM_HEAP), resolves it with pkg/jmmem, finds the JVM
- * memory flags that win on the java command line, and plans an RFC 6902 JSON Patch.
+ * Given a pod (or a workload's pod template) it finds the Flink container and its role, the
+ * Flink version, the configuration the process will read (the ConfigMap mounted at its conf dir,
+ * or the image's default) with the overlays that really reach it for that version and layout
+ * (FLINK_PROPERTIES, "-D" arguments, FLINK_JM_HEAP / FLINK_TM_HEAP), resolves it with pkg/jmmem
+ * or pkg/tmmem, finds the JVM memory flags that win on the java command line, and plans an
+ * RFC 6902 JSON Patch.
  *
  * It knows nothing of HTTP or AdmissionReview; ConfigMaps come through `struct fmw_cm_source`.
  */
@@ -15,6 +16,7 @@
 
 #include "pkg/base/base.h"
 #include "pkg/jmmem/jmmem.h"
+#include "pkg/tmmem/tmmem.h"
 
 #include <jansson.h>
 
@@ -59,7 +61,8 @@ enum fmw_requests_policy {
 
 /*
  * A memory limit above Flink's own (the total process memory, times
- * kubernetes.jobmanager.memory.limit-factor where that is set): headroom. Raising a limit below
+ * kubernetes.jobmanager.memory.limit-factor or kubernetes.taskmanager.memory.limit-factor where
+ * that is set): headroom. Raising a limit below
  * Flink's is never a question; lowering one above it is.
  */
 enum fmw_headroom_policy {
@@ -68,17 +71,31 @@ enum fmw_headroom_policy {
     FMW_HEADROOM_REMOVE      /* limit = Flink's, always */
 };
 
+/* The Flink processes the webhook sizes (a set of bits). */
+enum fmw_role {
+    FMW_ROLE_JOBMANAGER = 1,
+    FMW_ROLE_TASKMANAGER = 2,
+    FMW_ROLES_ALL = FMW_ROLE_JOBMANAGER | FMW_ROLE_TASKMANAGER
+};
+
+/* "jobmanager", "taskmanager" (one role). */
+const char *fmw_role_name(enum fmw_role role);
+/* A comma-separated list of role names ("jobmanager,taskmanager"); false for another word or an
+ * empty list. */
+bool fmw_roles_parse(const char *text, unsigned *roles);
+
 struct fmw_podspec_options {
     struct fmw_flink_version default_version; /* when neither annotation nor image tag says */
     enum fmw_requests_policy requests;
     enum fmw_headroom_policy headroom;
+    unsigned roles; /* the roles sized (enum fmw_role bits); 0 is FMW_ROLES_ALL */
 };
 
 /* "deliberate", "keep", "remove"; false for another word. */
 bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v);
 
 enum fmw_plan_status {
-    FMW_PLAN_SKIP,      /* no JobManager container: nothing to do */
+    FMW_PLAN_SKIP,      /* no Flink container of a role sized: nothing to do */
     FMW_PLAN_RESOLVED,  /* resolved; `patch` holds the change, possibly empty */
     FMW_PLAN_INVALID,   /* Flink rejects the configuration: `message` has Flink's text */
     FMW_PLAN_UNREADABLE /* the configuration cannot be read: `message` says why */
@@ -88,25 +105,33 @@ enum fmw_plan_status {
 
 struct fmw_plan {
     enum fmw_plan_status status;
-    char container[FMW_PLAN_TEXT]; /* the JobManager container's name */
+    enum fmw_role role;            /* the process the container starts (not SKIP) */
+    char container[FMW_PLAN_TEXT]; /* the Flink container's name */
     int container_index;
     struct fmw_flink_version version;
     char version_source[64];    /* "annotation", "image tag", "assumed" */
     bool version_assumed;       /* neither the annotation nor the image tag names the line */
     char source[FMW_PLAN_TEXT]; /* where the configuration came from, for humans */
-    struct fmw_jm_result jm;    /* the resolution (status RESOLVED) */
+    struct fmw_jm_result jm;    /* the resolution of a JobManager (status RESOLVED) */
+    struct fmw_tm_result tm;    /* the resolution of a TaskManager (status RESOLVED) */
     uint64_t limit, request;    /* the container's memory after the plan (RESOLVED) */
-    double limit_factor;        /* kubernetes.jobmanager.memory.limit-factor applied, else 0 */
+    double limit_factor;        /* kubernetes.<role>.memory.limit-factor applied, else 0 */
     char headroom_kept[128];    /* why a limit above Flink's stays, else "" */
     struct fmw_diag message;    /* INVALID: Flink's message; UNREADABLE: the reason */
     json_t *patch;              /* array of RFC 6902 operations; owned */
     json_t *changes;            /* array of one-line descriptions, one per change; owned */
     json_t *notes;              /* array of other one-line remarks worth a warning; owned */
-    char annotation[FMW_PLAN_TEXT * 2]; /* the value written to FMW_ANN_RESOLVED */
+    char annotation[FMW_PLAN_TEXT * 3]; /* the value written to FMW_ANN_RESOLVED */
 };
 
 void fmw_plan_init(struct fmw_plan *plan);
 void fmw_plan_cleanup(struct fmw_plan *plan);
+
+/* Of a RESOLVED plan, whichever the role: Flink's total process memory, Flink's JVM memory
+ * flags, and BashJavaUtils' "Final ... Memory configuration" block appended to `out`. */
+uint64_t fmw_plan_total_process(const struct fmw_plan *plan);
+const char *fmw_plan_jvm_args(const struct fmw_plan *plan);
+FMW_NODISCARD enum fmw_err fmw_plan_format_block(const struct fmw_plan *plan, struct fmw_buf *out);
 
 /*
  * Plans the change for `pod`, a JSON object with "metadata" and "spec" (a Pod, or the "template"

@@ -105,7 +105,7 @@ const struct env_var *fmw_env_find(const struct env_var *env, size_t nenv, const
  * not known here (valueFrom, or a value naming one), NULL when there is none. */
 char *fmw_envsubst(const char *text, const struct env_var *env, size_t nenv, const char **unknown);
 
-/* ---- launchers: how the JobManager is started ---- */
+/* ---- launchers: how the Flink process is started ---- */
 
 enum launcher {
     L_NONE,
@@ -114,8 +114,12 @@ enum launcher {
     L_SCRIPT_JM,  /* bin/jobmanager.sh start-foreground … */
     L_SCRIPT_SAJ, /* bin/standalone-job.sh start-foreground … */
     L_K8S_JM,     /* kubernetes-jobmanager.sh kubernetes-session|kubernetes-application … */
-    L_JAVA,       /* a java command line of the user's */
-    L_TASKMANAGER /* clearly a TaskManager or another Flink process: not ours */
+    L_JAVA,       /* a java command line of the user's starting a JobManager entry point */
+    L_ENTRY_TM,   /* docker-entrypoint.sh taskmanager … → taskmanager.sh start-foreground … */
+    L_SCRIPT_TM,  /* bin/taskmanager.sh start-foreground … */
+    L_K8S_TM,     /* kubernetes-taskmanager.sh … (Flink's native Kubernetes TaskManagers) */
+    L_JAVA_TM,    /* a java command line starting a TaskManager runner class */
+    L_OTHER       /* clearly another Flink process (history server, SQL gateway) or program */
 };
 
 struct launch {
@@ -124,8 +128,8 @@ struct launch {
     bool bitnami;        /* Bitnami's image: its entrypoint and run.sh start the script */
     size_t rest;         /* first word after the launcher words */
     size_t end;          /* end of this command's words (a shell operator or the end) */
-    size_t java;         /* L_JAVA: the java word */
-    size_t main_class;   /* L_JAVA: the entry-point class word */
+    size_t java;         /* L_JAVA, L_JAVA_TM: the java word */
+    size_t main_class;   /* L_JAVA, L_JAVA_TM: the entry-point class word */
 };
 
 void fmw_launch_detect(const struct cmdline *cl, struct launch *l);
@@ -139,7 +143,11 @@ void fmw_launch_bitnami(const struct cmdline *cl, const char *mode, struct launc
 /* An image of Bitnami's Flink (bitnami/flink, bitnamilegacy/flink, bitnamisecure/flink, any
  * registry). */
 bool fmw_launch_bitnami_image(const char *image);
-bool fmw_launch_is_jobmanager(const struct launch *l);
+/* The role of the process the launcher starts; 0 for L_NONE and L_OTHER. */
+unsigned fmw_launch_role(const struct launch *l);
+/* A launcher of the given role that starts through Flink's scripts (BashJavaUtils sizes the JVM
+ * from the conf file), not a java command line or kubernetes-taskmanager.sh. */
+bool fmw_launch_scripted(const struct launch *l);
 
 /*
  * jobmanager.sh's optional host and web UI port (its arguments after start): one that begins
@@ -194,6 +202,8 @@ struct source_in {
     const char *configmap_annotation; /* "NAME[/KEY]" or NULL */
     const struct fmw_cm_source *src;
     bool runs_script; /* the container runs a script of its own, which may write the conf dir */
+    enum fmw_role role;
+    bool *yaml_out; /* when not NULL: set to whether the file read is standard YAML */
 };
 
 /*

@@ -1,10 +1,12 @@
 /*
- * Which configuration file the JobManager reads, and what the entrypoint does to it first.
+ * Which configuration file the JobManager or TaskManager reads, and what the entrypoint does to
+ * it first.
  * The conf dir is FLINK_CONF_DIR or /opt/flink/conf; the file in it is chosen by the version
  * (flink-conf.yaml up to 1.18; in 1.19/1.20 flink-conf.yaml when present, else config.yaml;
  * config.yaml only from 2.0). A ConfigMap mounted there is read-only, so the entrypoint's
  * FLINK_PROPERTIES edits fail and the mounted file is used as is; without a mount the image's
- * own file (jobmanager.memory.process.size: 1600m) is edited.
+ * own file (jobmanager.memory.process.size: 1600m, taskmanager.memory.process.size: 1728m in
+ * every line's conf/flink-conf.yaml and conf/config.yaml) is edited.
  */
 #include "pkg/podspec/podspec_int.h"
 
@@ -18,9 +20,17 @@
 #define MAX_CMS          8
 
 /* The image's shipped configuration, as far as memory goes (the conf file of Flink's distribution
- * for its line). */
-static const char IMAGE_DEFAULT_KEY[] = "jobmanager.memory.process.size";
-static const char IMAGE_DEFAULT_VALUE[] = "1600m";
+ * for its line): the process size of each role. */
+static const char *image_default_key(const struct source_in *in)
+{
+    return in->role == FMW_ROLE_TASKMANAGER ? "taskmanager.memory.process.size"
+                                            : "jobmanager.memory.process.size";
+}
+
+static const char *image_default_value(const struct source_in *in)
+{
+    return in->role == FMW_ROLE_TASKMANAGER ? "1728m" : "1600m";
+}
 
 struct cm_cache {
     char *name[MAX_CMS];
@@ -35,6 +45,7 @@ struct gather {
     struct cm_cache cms;
     bool properties_applied; /* FLINK_PROPERTIES edited the file */
     bool opaque;             /* the conf file comes from a volume whose content is unknown here */
+    bool yaml;               /* the file read is standard YAML (config.yaml) */
 };
 
 static enum fmw_plan_status unreadable(struct gather *g, const char *fmt, ...)
@@ -294,6 +305,7 @@ static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, 
 {
     bool yaml = !fmw_flink_reads_legacy_file(g->in->version) ||
                 (fmw_flink_reads_standard_file(g->in->version) && strcmp(name, STANDARD_FILE) == 0);
+    g->yaml = yaml;
     struct fmw_buf detail;
     fmw_buf_init(&detail, 1024);
     enum fmw_err err = yaml ? fmw_conf_parse_yaml(conf, text, len, g->msg, &detail)
@@ -361,7 +373,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
         return FMW_PLAN_RESOLVED;
     bool entry_edits = g->in->launch->via_entrypoint &&
                        (line_at_least(g->in->version, 1, 12) || g->in->launch->kind == L_ENTRY_JM ||
-                        g->in->launch->kind == L_ENTRY_SAJ);
+                        g->in->launch->kind == L_ENTRY_SAJ || g->in->launch->kind == L_ENTRY_TM);
     if (!entry_edits || !writable) {
         note(g, !entry_edits ? "FLINK_PROPERTIES is not applied: docker-entrypoint.sh does not "
                                "start this container"
@@ -421,10 +433,9 @@ static enum fmw_plan_status image_default(struct gather *g, struct fmw_conf *con
                                           char source[FMW_PLAN_TEXT])
 {
     const char *file = fmw_flink_reads_standard_file(g->in->version) ? STANDARD_FILE : LEGACY_FILE;
-    snprintf(source, FMW_PLAN_TEXT, "the image's %s (%s: %s)", file, IMAGE_DEFAULT_KEY,
-             IMAGE_DEFAULT_VALUE);
-    if (fmw_conf_set(conf, fmw_str_c(IMAGE_DEFAULT_KEY), fmw_str_c(IMAGE_DEFAULT_VALUE),
-                     FMW_CONF_STRING, 0))
+    const char *key = image_default_key(g->in), *value = image_default_value(g->in);
+    snprintf(source, FMW_PLAN_TEXT, "the image's %s (%s: %s)", file, key, value);
+    if (fmw_conf_set(conf, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0))
         return unreadable(g, "out of memory");
     return apply_flink_properties(g, conf, true);
 }
@@ -608,9 +619,12 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
     }
     struct fmw_buf text;
     fmw_buf_init(&text, FMW_CONF_MAX_TEXT);
-    enum fmw_err err = fmw_buf_adds(&text, standard ? "jobmanager:\n  memory:\n    process:\n"
-                                                      "      size: 1600m\n"
-                                                    : "jobmanager.memory.process.size: 1600m\n");
+    bool tm = in->role == FMW_ROLE_TASKMANAGER;
+    const char *dkey = image_default_key(in), *dvalue = image_default_value(in);
+    enum fmw_err err = standard
+                           ? fmw_buf_addf(&text, "%s:\n  memory:\n    process:\n      size: %s\n",
+                                          tm ? "taskmanager" : "jobmanager", dvalue)
+                           : fmw_buf_addf(&text, "%s: %s\n", dkey, dvalue);
     const struct env_var *fp = fmw_env_find(in->env, in->nenv, "FLINK_PROPERTIES");
     bool edited = false;
     if (!err && fp && !fp->value) {
@@ -689,22 +703,36 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         return unreadable(g, "%s: out of memory", file);
     enum fmw_plan_status st = parse_file(g, conf, file, final, strlen(final));
     free(final);
-    /* Whether the assumed default still decides the size. */
-    static const char *const SIZES[] = {"jobmanager.memory.flink.size",
-                                        "jobmanager.memory.heap.size", "jobmanager.heap.size",
-                                        "jobmanager.heap.mb"};
+    /* Whether the assumed default still decides the size: the options that size the process
+     * without it (TaskExecutorProcessUtils: total Flink memory, or task heap with managed memory;
+     * JobManagerProcessUtils: total Flink memory or the JVM heap), and 1.x's legacy heap keys. */
+    static const char *const JM_SIZES[] = {"jobmanager.memory.flink.size",
+                                           "jobmanager.memory.heap.size", "jobmanager.heap.size",
+                                           "jobmanager.heap.mb", NULL};
+    static const char *const TM_SIZES[] = {"taskmanager.memory.flink.size", "taskmanager.heap.size",
+                                           "taskmanager.heap.mb", NULL};
     bool sized = false;
-    const struct fmw_conf_entry *ps = fmw_conf_get(conf, IMAGE_DEFAULT_KEY);
-    if (ps && strcmp(ps->text, IMAGE_DEFAULT_VALUE) != 0)
+    const struct fmw_conf_entry *ps = fmw_conf_get(conf, dkey);
+    if (ps && strcmp(ps->text, dvalue) != 0)
         sized = true;
-    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++)
-        sized = sized || fmw_conf_has(conf, SIZES[k]);
-    snprintf(source, FMW_PLAN_TEXT, "Bitnami's %s/%s%s%s", BITNAMI_CONF_DIR, file,
-             sized ? "" : " (conf.default taken as Flink's: jobmanager.memory.process.size 1600m)",
+    for (const char *const *k = tm ? TM_SIZES : JM_SIZES; *k; k++)
+        sized = sized || fmw_conf_has(conf, *k);
+    sized = sized || (tm && fmw_conf_has(conf, "taskmanager.memory.task.heap.size") &&
+                      fmw_conf_has(conf, "taskmanager.memory.managed.size"));
+    snprintf(source, FMW_PLAN_TEXT, "Bitnami's %s/%s%s%s%s%s", BITNAMI_CONF_DIR, file,
+             sized ? "" : " (conf.default taken as Flink's: ", sized ? "" : dkey,
+             sized ? ""
+             : tm  ? " 1728m)"
+                   : " 1600m)",
              edited ? ", edited by FLINK_PROPERTIES and FLINK_CFG_*" : "");
-    if (st == FMW_PLAN_RESOLVED && !sized)
-        note(g, "the size comes from Bitnami's conf.default, taken to be Flink's default "
-                "(1600m): set FLINK_CFG_JOBMANAGER_MEMORY_PROCESS_SIZE to make it certain");
+    if (st == FMW_PLAN_RESOLVED && !sized) {
+        char text_note[256];
+        snprintf(text_note, sizeof text_note,
+                 "the size comes from Bitnami's conf.default, taken to be Flink's default (%s): "
+                 "set FLINK_CFG_%s_MEMORY_PROCESS_SIZE to make it certain",
+                 dvalue, tm ? "TASKMANAGER" : "JOBMANAGER");
+        note(g, text_note);
+    }
     return st;
 }
 
@@ -866,7 +894,7 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
                                        char source[FMW_PLAN_TEXT], struct fmw_diag *msg,
                                        json_t *notes)
 {
-    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}, false, false};
+    struct gather g = {in, msg, notes, {{NULL}, {NULL}, 0}, false, false, false};
     enum fmw_plan_status st;
     source[0] = '\0';
     const char *ann = in->configmap_annotation;
@@ -896,8 +924,9 @@ enum fmw_plan_status fmw_source_gather(const struct source_in *in, struct fmw_co
         char text[FMW_PLAN_TEXT * 2];
         snprintf(text, sizeof text,
                  "annotation " FMW_ANN_CONFIGMAP " is not followed: the pod does not carry "
-                 "ConfigMap %.*s, and the JobManager reads %s",
-                 (int)strcspn(ann, "/"), ann, source);
+                 "ConfigMap %.*s, and the %s reads %s",
+                 (int)strcspn(ann, "/"), ann,
+                 in->role == FMW_ROLE_TASKMANAGER ? "TaskManager" : "JobManager", source);
         note(&g, text);
     }
 out:
@@ -905,6 +934,8 @@ out:
         size_t n = strlen(source);
         snprintf(source + n, FMW_PLAN_TEXT - n, ", edited by FLINK_PROPERTIES");
     }
+    if (in->yaml_out)
+        *in->yaml_out = g.yaml;
     cms_cleanup(&g.cms);
     return st;
 }

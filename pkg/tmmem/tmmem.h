@@ -46,6 +46,10 @@
 #define FMW_TM_LEGACY_HEAP            "taskmanager.heap.size"
 #define FMW_TM_LEGACY_HEAP_MB         "taskmanager.heap.mb"
 #define FMW_TM_LEGACY_ENV             "FLINK_TM_HEAP"
+/* KubernetesConfigOptions.TASK_MANAGER_MEMORY_LIMIT_FACTOR: the TaskManager container's memory
+ * limit as a multiple of its process size, from the JobManager's FMW_JM_LIMIT_FACTOR_SINCE on,
+ * by the same KubernetesUtils.getResourceRequirements (fmw_jm_kubernetes_memory). */
+#define FMW_TM_LIMIT_FACTOR_KEY "kubernetes.taskmanager.memory.limit-factor"
 
 /*
  * How the deprecated taskmanager.heap.size / taskmanager.heap.mb / FLINK_TM_HEAP are read in 1.x

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct launch l;
         fmw_launch_detect(&cl, &l);
         FUZZ_CHECK(l.end <= cl.nwords);
-        if (fmw_launch_is_jobmanager(&l)) {
+        if (fmw_launch_role(&l) != 0) {
             static const struct fmw_flink_version lines[] = {{1, 12, -1}, {1, 15, 0},  {1, 16, 2},
                                                              {1, 17, 2},  {1, 20, -1}, {2, 1, -1}};
             for (size_t v = 0; v < sizeof lines / sizeof lines[0]; v++) {

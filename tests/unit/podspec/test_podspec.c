@@ -79,7 +79,12 @@ Test(podspec, launchers)
         {"{\"args\":[\"jobmanager\"]}", L_ENTRY_JM, true},
         {"{\"command\":[\"/docker-entrypoint.sh\"],\"args\":[\"standalone-job\"]}", L_ENTRY_SAJ,
          true},
-        {"{\"args\":[\"taskmanager\"]}", L_TASKMANAGER, true},
+        {"{\"args\":[\"taskmanager\"]}", L_ENTRY_TM, true},
+        {"{\"args\":[\"history-server\"]}", L_OTHER, true},
+        {"{\"command\":[\"/opt/flink/bin/taskmanager.sh\",\"start-foreground\"]}", L_SCRIPT_TM,
+         false},
+        {"{\"command\":[\"/opt/flink/bin/historyserver.sh\",\"start-foreground\"]}", L_OTHER,
+         false},
         {"{\"command\":[\"/opt/flink/bin/jobmanager.sh\",\"start-foreground\"]}", L_SCRIPT_JM,
          false},
         {"{\"command\":[\"bash\",\"-c\",\"$FLINK_HOME/bin/kubernetes-jobmanager.sh "
@@ -87,10 +92,16 @@ Test(podspec, launchers)
          L_K8S_JM, false},
         {"{\"command\":[\"/"
          "docker-entrypoint.sh\"],\"args\":[\"bash\",\"-c\",\"kubernetes-taskmanager.sh\"]}",
-         L_TASKMANAGER, true},
+         L_K8S_TM, true},
         {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.runtime.taskexecutor."
          "TaskManagerRunner\"]}",
-         L_TASKMANAGER, false},
+         L_JAVA_TM, false},
+        {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.kubernetes.taskmanager."
+         "KubernetesTaskExecutorRunner\"]}",
+         L_JAVA_TM, false},
+        {"{\"command\":[\"java\",\"-cp\",\"x\",\"org.apache.flink.runtime.webmonitor.history."
+         "HistoryServer\"]}",
+         L_OTHER, false},
         {"{\"command\":[\"sleep\",\"infinity\"]}", L_NONE, false},
         {"{}", L_NONE, true},
     };

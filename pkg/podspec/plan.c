@@ -687,11 +687,12 @@ static bool pod_level_fits(struct ctx *c, uint64_t new_limit, uint64_t new_reque
  *    and taskmanager.memory.process.size as memoryProcessRatio (default 80) percent of the
  *    container's limit (controllers/flinkcluster/flinkcluster_converter.go,
  *    calProcessMemorySize).
- *  - Lyft's flinkk8soperator (FlinkApplication) labels them flink-app=NAME,
- *    flink-deployment-type=jobmanager|taskmanager and sizes Flink from the request less
- *    systemMemoryFraction (default 0.2) (pkg/controller/flink/config.go).
- * Flink's native mode and the Flink Kubernetes Operator ask for headroom through
- * kubernetes.<role>.memory.limit-factor instead, which is Flink's limit itself.
+ *  - Lyft's flinkk8soperator (FlinkApplication) labels them with the application's name
+ *    (flink-app=NAME or App=NAME, pkg/controller/k8s GetAppLabel, by release), flink-app-hash and
+ * flink-deployment-type=jobmanager|taskmanager, and sizes Flink from the request less
+ * systemMemoryFraction (default 0.2) (pkg/controller/flink/config.go). Flink's native mode and the
+ * Flink Kubernetes Operator ask for headroom through kubernetes.<role>.memory.limit-factor instead,
+ * which is Flink's limit itself.
  */
 static const char *deliberate_headroom(struct ctx *c)
 {
@@ -702,9 +703,10 @@ static const char *deliberate_headroom(struct ctx *c)
         return "the flink-on-k8s-operator (labels app=flink, cluster) sizes Flink at a share of "
                "the limit on purpose";
     const char *type = label(c, "flink-deployment-type");
-    if (label(c, "flink-app") && type && strcmp(type, role) == 0)
-        return "Lyft's flinkk8soperator (label flink-app) sizes Flink below its request on "
-               "purpose";
+    bool lyft_app = label(c, "flink-app") || label(c, "App") || label(c, "flink-app-hash");
+    if (lyft_app && type && strcmp(type, role) == 0)
+        return "Lyft's flinkk8soperator (label flink-deployment-type) sizes Flink below its "
+               "request on purpose";
     return NULL;
 }
 

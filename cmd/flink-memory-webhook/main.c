@@ -122,6 +122,8 @@ static void log_decision(const struct fmw_server_request *req, const struct fmw_
     fmw_log_str(&l, "decision", dec->outcome);
     if (dec->container[0])
         fmw_log_str(&l, "container", dec->container);
+    if (dec->role[0])
+        fmw_log_str(&l, "role", dec->role);
     if (dec->flink_version[0])
         fmw_log_str(&l, "flink", dec->flink_version);
     if (dec->total_process)

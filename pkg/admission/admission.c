@@ -254,9 +254,12 @@ static enum fmw_err answer_plan(const struct fmw_admission_config *cfg, enum fmw
 {
     const char *ctr = plan->container;
     copy_text(dec->container, sizeof dec->container, ctr);
-    if (plan->status != FMW_PLAN_SKIP)
+    if (plan->status != FMW_PLAN_SKIP) {
+        copy_text(dec->role, sizeof dec->role, fmw_role_name(plan->role));
+        json_object_set_new(a->audit, "role", fmw_json_text(dec->role));
         snprintf(dec->flink_version, sizeof dec->flink_version, "%d.%d", plan->version.major,
                  plan->version.minor);
+    }
     size_t i;
     json_t *n;
     json_array_foreach(plan->notes, i, n)

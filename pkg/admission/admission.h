@@ -57,6 +57,7 @@ struct fmw_decision {
     char kind[32];
     char operation[16];
     char container[64];
+    char role[16]; /* "jobmanager", "taskmanager"; "" when no Flink container was found */
     char flink_version[16];
     uint64_t total_process; /* 0 unless resolved */
     size_t changes;

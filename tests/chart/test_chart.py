@@ -7,6 +7,7 @@ Needs helm (make tools: build/tools/bin/helm, or FMW_HELM) and build/bin/flink-m
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,14 +71,17 @@ def test_every_mode_renders_the_same_objects_and_policy(mode):
              "cert-manager-issuer": ["Certificate"]}[mode]
     assert kinds == sorted(base + extra)
     mwc = one(docs, "MutatingWebhookConfiguration")
-    with open(os.path.join(CHART, "values.yaml")) as f:
-        labels = yaml.safe_load(f)["webhook"]["jobManagerLabels"]
+    jm_labels, tm_labels = default_labels()
+    labels = jm_labels + tm_labels
     *pod_hooks, workloads = mwc["webhooks"]
-    # One pod webhook per label convention of JobManager pods, and nothing else.
-    assert [w["name"].split(".")[0] for w in pod_hooks] == (
-        ["pods"] + [f"pods-{i}" for i in range(1, len(labels))])
+    # One pod webhook per label convention of JobManager pods, one per convention of TaskManager
+    # pods (both roles are sized by default), and nothing else.
+    assert [w["name"].split(".")[0] for w in pod_hooks] == hook_names(len(jm_labels), len(tm_labels))
     assert [w["objectSelector"] for w in pod_hooks] == [{"matchLabels": l} for l in labels]
-    assert {"component": "jobmanager"} in labels and {"app.kubernetes.io/component": "jobmanager"} in labels
+    assert jm_labels == [{"component": "jobmanager"}, {"app.kubernetes.io/component": "jobmanager"},
+                         {"flink-deployment-type": "jobmanager"}]
+    assert tm_labels == [{"component": "taskmanager"}, {"app.kubernetes.io/component": "taskmanager"},
+                         {"flink-deployment-type": "taskmanager"}]
     pods = pod_hooks[0]
     assert pods["name"] == f"pods.fmw-flink-memory-webhook.{NS}.svc"
     assert pods["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
@@ -92,13 +96,120 @@ def test_every_mode_renders_the_same_objects_and_policy(mode):
         assert w["namespaceSelector"] == {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NS]}]}
         assert [c["name"] for c in w["matchConditions"]] == (
-            ["not-mirror-or-opted-out"] if w is not workloads else ["jobmanager-template"])
+            ["not-mirror-or-opted-out"] if w is not workloads else ["jobmanager-or-taskmanager-template"])
     assert workloads["objectSelector"] == {}
     # The workload condition names every convention, for templates and CronJobs' job templates.
     cond = workloads["matchConditions"][0]["expression"]
     for l in labels:
         for k, v in l.items():
             assert cond.count(f"['{k}'] == '{v}'") == 2, (k, cond)
+
+
+def default_labels():
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        webhook = yaml.safe_load(f)["webhook"]
+    return webhook["jobManagerLabels"], webhook["taskManagerLabels"]
+
+
+def hook_names(jm, tm):
+    """The names of the pod webhooks for jm JobManager and tm TaskManager label sets."""
+    return ([f"pods{'-%d' % i if i else ''}" for i in range(jm)] +
+            [f"taskmanager-pods{'-%d' % i if i else ''}" for i in range(tm)])
+
+
+# The workload condition of roles=[jobmanager] as the chart rendered it before TaskManagers were
+# sized (commit 677168e): that setting must keep the JobManager behaviour byte for byte.
+JOBMANAGER_TEMPLATE = (
+    "has(object.spec) && ((has(object.spec.template) && has(object.spec.template.metadata) && "
+    "has(object.spec.template.metadata.labels) && (('component' in object.spec.template.metadata.labels && "
+    "object.spec.template.metadata.labels['component'] == 'jobmanager') || ('app.kubernetes.io/component' in "
+    "object.spec.template.metadata.labels && object.spec.template.metadata.labels['app.kubernetes.io/component'] "
+    "== 'jobmanager') || ('flink-deployment-type' in object.spec.template.metadata.labels && "
+    "object.spec.template.metadata.labels['flink-deployment-type'] == 'jobmanager'))) || "
+    "(has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) "
+    "&& has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.labels) "
+    "&& (('component' in object.spec.jobTemplate.spec.template.metadata.labels && "
+    "object.spec.jobTemplate.spec.template.metadata.labels['component'] == 'jobmanager') || "
+    "('app.kubernetes.io/component' in object.spec.jobTemplate.spec.template.metadata.labels && "
+    "object.spec.jobTemplate.spec.template.metadata.labels['app.kubernetes.io/component'] == 'jobmanager') || "
+    "('flink-deployment-type' in object.spec.jobTemplate.spec.template.metadata.labels && "
+    "object.spec.jobTemplate.spec.template.metadata.labels['flink-deployment-type'] == 'jobmanager'))))")
+
+
+def test_roles_decide_the_pod_webhooks_and_the_workload_condition():
+    jm_labels, tm_labels = default_labels()
+    for roles, jm, tm, condition in (
+            ("{jobmanager}", len(jm_labels), 0, "jobmanager-template"),
+            ("{taskmanager}", 0, len(tm_labels), "taskmanager-template"),
+            ("{taskmanager,jobmanager}", len(jm_labels), len(tm_labels), "jobmanager-or-taskmanager-template")):
+        docs = render("--set", f"roles={roles}")
+        args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        flag = ",".join(r for r in ("jobmanager", "taskmanager") if r in roles)
+        assert [a for a in args if a.startswith("--roles")] == [f"--roles={flag}"], roles
+        *pod_hooks, workloads = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+        assert [w["name"].split(".")[0] for w in pod_hooks] == hook_names(jm, tm), roles
+        sets = jm_labels[:jm] + tm_labels[:tm]
+        assert [w["objectSelector"] for w in pod_hooks] == [{"matchLabels": l} for l in sets], roles
+        [cond] = workloads["matchConditions"]
+        assert cond["name"] == condition, roles
+        # Each label set of the roles sized, for a template and a CronJob's job template; no other.
+        for l in jm_labels + tm_labels:
+            for k, v in l.items():
+                assert cond["expression"].count(f"['{k}'] == '{v}'") == (2 if l in sets else 0), (roles, k, v)
+        if roles == "{jobmanager}":
+            assert cond["expression"] == JOBMANAGER_TEMPLATE
+
+
+def test_roles_jobmanager_renders_what_the_chart_rendered_before_taskmanagers():
+    """roles=[jobmanager] with each webhook setting the chart had: every object as the default
+    rendering of that setting, less the TaskManager pod webhooks and the TaskManager label sets in
+    the workload condition; the Deployment differs only by --roles."""
+    for extra in ([], ["--set", "workloads=off"], ["--set", "webhook.objectSelector.matchLabels.flink=jm"],
+                  ["--set", "webhook.matchConditions.enabled=false"], ["--set", "mode=dry-run"]):
+        both = render(*MODES["secret"], *extra)
+        jm_only = render(*MODES["secret"], *extra, "--set", "roles={jobmanager}")
+        assert [(d["kind"], d["metadata"]["name"]) for d in both] == [(d["kind"], d["metadata"]["name"]) for d in jm_only]
+        for a, b in zip(both, jm_only):
+            if a["kind"] == "Deployment":
+                args = a["spec"]["template"]["spec"]["containers"][0]["args"]
+                args[args.index("--roles=jobmanager,taskmanager")] = "--roles=jobmanager"
+            if a["kind"] == "MutatingWebhookConfiguration":
+                a["webhooks"] = [w for w in a["webhooks"] if not w["name"].startswith("taskmanager-pods")]
+                for w in a["webhooks"]:
+                    for c in w.get("matchConditions", []):
+                        if c["name"] == "jobmanager-or-taskmanager-template":
+                            c.update(name="jobmanager-template", expression=JOBMANAGER_TEMPLATE)
+            assert a == b, (extra, a["kind"])
+
+
+def notes(*values):
+    """NOTES.txt as helm install prints it: helm template does not render it, so a copy of the
+    chart carries it as a template of its own."""
+    with tempfile.TemporaryDirectory() as d:
+        chart = os.path.join(d, "chart")
+        shutil.copytree(CHART, chart)
+        src = os.path.join(chart, "templates", "NOTES.txt")
+        with open(src) as f:
+            text = f.read()
+        os.remove(src)
+        with open(os.path.join(chart, "templates", "_notes.tpl"), "w") as f:
+            f.write('{{- define "fmw.test.notes" -}}' + text + "{{- end -}}")
+        with open(os.path.join(chart, "templates", "notes.yaml"), "w") as f:
+            f.write('text: {{ include "fmw.test.notes" . | toJson }}\n')
+        out = helm("template", "fmw", chart, "--namespace", NS, *values, "--show-only", "templates/notes.yaml").stdout
+    return yaml.safe_load(out)["text"]
+
+
+def test_notes_say_which_roles_and_labels():
+    text = notes()
+    assert "It sizes JobManager and TaskManager pods in every namespace except kube-system, fmw-system." in text
+    for label in ("component=jobmanager", "app.kubernetes.io/component=jobmanager", "flink-deployment-type=jobmanager",
+                  "component=taskmanager", "app.kubernetes.io/component=taskmanager",
+                  "flink-deployment-type=taskmanager"):
+        assert f"\n  {label}\n" in text, label
+    assert "roles=jobmanager,taskmanager mode=enforce" in text
+    text = notes("--set", "roles={jobmanager}", "--set", "webhook.objectSelector.matchLabels.flink=jm")
+    assert "It sizes JobManager pods in" in text and "\n  flink=jm\n" in text and "taskmanager" not in text
 
 
 def test_tls_generate_secret_matches_the_ca_bundle_and_the_service_name():
@@ -256,9 +367,12 @@ def test_behaviour_values_become_flags():
                                capture_output=True, text=True).stdout
     for a in args:
         assert a.split("=")[0] in help_text, a
+    assert "--roles=jobmanager,taskmanager" in one(render(), "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]["args"]
     # workloads=off: the API server does not call the webhook for workloads at all.
     mwc = one(render("--set", "workloads=off"), "MutatingWebhookConfiguration")
-    assert [w["name"].split(".")[0] for w in mwc["webhooks"]] == ["pods", "pods-1", "pods-2"]
+    assert [w["name"].split(".")[0] for w in mwc["webhooks"]] == [
+        "pods", "pods-1", "pods-2", "taskmanager-pods", "taskmanager-pods-1", "taskmanager-pods-2"]
     # A selector of the user's: one pod webhook with it.
     mwc = one(render("--set", "webhook.objectSelector.matchLabels.flink=jm"), "MutatingWebhookConfiguration")
     assert [(w["name"].split(".")[0], w["objectSelector"]) for w in mwc["webhooks"]] == [
@@ -303,6 +417,11 @@ def test_rbac_reads_configmaps_only():
     (["--set", "tls.mode=self-signed"], "/tls/mode"),
     (["--set", "defaultFlinkVersion=3"], "/defaultFlinkVersion"),
     (["--set", "nosuchvalue=1"], "nosuchvalue"),
+    (["--set", "roles=jobmanager"], "/roles"),
+    (["--set", "roles={jobmanager,historyserver}"], "/roles/1"),
+    (["--set", "roles={taskmanager,taskmanager}"], "/roles"),
+    (["--set-json", "roles=[]"], "/roles"),
+    (["--set-json", "webhook.taskManagerLabels=[{}]"], "/webhook/taskManagerLabels/0"),
 ])
 def test_schema_rejects_bad_values(values, message):
     p = helm("template", "fmw", CHART, *values, check=False)

@@ -398,9 +398,58 @@ def test_jobmanagers_in_a_labelled_namespace_are_sized(installed):
     # The workloads themselves stay as written (workloads: warn).
     dep = get(demo, "deployment", "flink-jobmanager")
     assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
-    # TaskManagers are not JobManagers.
-    tms = json.loads(kubectl("get", "pods", "-n", demo, "-l", "component=taskmanager", "-o", "json").stdout)["items"]
-    assert tms and all(RESOLVED not in t["metadata"].get("annotations", {}) for t in tms)
+
+
+
+def test_taskmanagers_in_a_labelled_namespace_are_sized(installed):
+    """The examples' TaskManager Deployments (applied by the test above): the chart's
+    taskmanager-pods webhook is called for their pods. Expected sizes: Flink's BashJavaUtils
+    GET_TM_RESOURCE_PARAMS on each example's ConfigMap (1.18.1: taskmanager.memory.process.size
+    1728m -> -Xmx536870902 -Xms536870902 -XX:MaxDirectMemorySize=268435458
+    -XX:MaxMetaspaceSize=268435456; 2.1: 4g -> 4096Mi)."""
+    demo = installed["demo"]
+    expect = {"flink": (1728 * 2**20, "-Xmx536870902 -Xms536870902 -XX:MaxDirectMemorySize=268435458 "
+                                      "-XX:MaxMetaspaceSize=268435456"),
+              "flink-app": (4096 * 2**20, None)}
+    deadline = time.time() + 60
+    tms = {}
+    while time.time() < deadline:
+        items = json.loads(kubectl("get", "pods", "-n", demo, "-l", "component=taskmanager", "-o", "json").stdout)[
+            "items"]
+        tms = {p["metadata"].get("labels", {}).get("app"): p for p in items}
+        if set(expect) <= set(tms):
+            break
+        time.sleep(0.5)
+    assert set(expect) <= set(tms), f"TaskManager pods of {sorted(tms)}, wanted {sorted(expect)}"
+    for app, (size, jvm_args) in expect.items():
+        c = next(c for c in tms[app]["spec"]["containers"] if c["name"] == "taskmanager")
+        assert qty(c["resources"]["limits"]["memory"]) == size, app
+        assert qty(c["resources"]["requests"]["memory"]) == size, app
+        resolved = json.loads(tms[app]["metadata"]["annotations"][RESOLVED])
+        assert resolved["role"] == "taskmanager" and resolved["totalProcess"] == f"{size >> 20}Mi", app
+        if jvm_args:
+            assert resolved["jvmArgs"] == jvm_args, app
+
+
+def test_every_label_set_of_both_roles_reaches_the_webhook(installed):
+    """A pod carrying only one label set of webhook.jobManagerLabels or webhook.taskManagerLabels
+    (the chart's defaults) is sent to the webhook, and nothing else is."""
+    demo = installed["demo"]
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        webhook = yaml.safe_load(f)["webhook"]
+    for role, sets in (("jobmanager", webhook["jobManagerLabels"]), ("taskmanager", webhook["taskManagerLabels"])):
+        for labels in sets:
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"label-{role}", "labels": labels},
+                   "spec": {"containers": [{"name": role, "image": "flink:1.18.1", "args": [role]}]}}
+            p = kubectl("apply", "--dry-run=server", "-n", demo, "-o", "json", "-f", "-", input=json.dumps(pod))
+            annotations = json.loads(p.stdout)["metadata"].get("annotations", {})
+            assert RESOLVED in annotations, (role, labels, p.stderr)
+            assert json.loads(annotations[RESOLVED]).get("role", "jobmanager") == role, (role, labels)
+    # A TaskManager labelled otherwise is not sent.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "label-other", "labels": {"component": "worker"}},
+           "spec": {"containers": [{"name": "taskmanager", "image": "flink:1.18.1", "args": ["taskmanager"]}]}}
+    p = kubectl("apply", "--dry-run=server", "-n", demo, "-o", "json", "-f", "-", input=json.dumps(pod))
+    assert RESOLVED not in json.loads(p.stdout)["metadata"].get("annotations", {})
 
 
 # Layouts from the admission corpus (tests/data/admission/cases.yaml), each with its own label
@@ -412,6 +461,9 @@ LAYOUT_CASES = [
     "spotify-operator-sizes-flink-at-80-percent-of-the-limit",
     "native-1.18-limit-factor-is-flinks-own-limit",
     "operator-standalone-mode-1.20-limit-factor-in-config-yaml",
+    "taskmanager-with-the-image-default-is-sized",
+    "bitnami-taskmanager-mode-is-sized",
+    "native-1.18-taskmanager-as-flink-made-it-is-unchanged",
 ]
 
 

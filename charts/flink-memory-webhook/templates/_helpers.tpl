@@ -147,15 +147,43 @@ keys is reused (helm upgrade keeps the CA); tls.generate.renew makes a new pair 
 {{- if $parts }}{{ join "," $parts }}{{ else }}(everything){{ end -}}
 {{- end -}}
 
+{{/* The roles sized, in the order --roles spells them: "jobmanager,taskmanager". */}}
+{{- define "fmw.roles" -}}
+{{- $roles := list -}}
+{{- range $r := list "jobmanager" "taskmanager" -}}
+{{- if has $r $.Values.roles -}}{{- $roles = append $roles $r -}}{{- end -}}
+{{- end -}}
+{{- join "," $roles -}}
+{{- end -}}
+
 {{/*
-The workload condition made from webhook.jobManagerLabels: the pod template (of a Deployment,
-StatefulSet, ReplicaSet, Job, or a CronJob's job) carries one of the label pairs.
+The label sets of the roles sized, JobManagers' first, as JSON: {"jobmanager": [...],
+"taskmanager": [...]} with only the roles listed in .Values.roles.
+*/}}
+{{- define "fmw.roleLabels" -}}
+{{- $out := dict -}}
+{{- if has "jobmanager" .Values.roles -}}{{- $_ := set $out "jobmanager" .Values.webhook.jobManagerLabels -}}{{- end -}}
+{{- if has "taskmanager" .Values.roles -}}{{- $_ := set $out "taskmanager" .Values.webhook.taskManagerLabels -}}{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The name of the workload condition: jobmanager-template, taskmanager-template, or both. */}}
+{{- define "fmw.workloadConditionName" -}}
+{{- printf "%s-template" (include "fmw.roles" . | replace "," "-or-") -}}
+{{- end -}}
+
+{{/*
+The workload condition made from the label sets of the roles sized (webhook.jobManagerLabels,
+webhook.taskManagerLabels): the pod template (of a Deployment, StatefulSet, ReplicaSet, Job, or a
+CronJob's job) carries one of the label pairs.
 */}}
 {{- define "fmw.workloadCondition" -}}
+{{- $byRole := include "fmw.roleLabels" . | fromJson -}}
+{{- $sets := concat (default list (index $byRole "jobmanager")) (default list (index $byRole "taskmanager")) -}}
 {{- $terms := list -}}
 {{- range $t := list "object.spec.template" "object.spec.jobTemplate.spec.template" -}}
 {{- $pairs := list -}}
-{{- range $set := $.Values.webhook.jobManagerLabels -}}
+{{- range $set := $sets -}}
 {{- $all := list -}}
 {{- range $k, $v := $set -}}
 {{- $all = append $all (printf "'%s' in %s.metadata.labels && %s.metadata.labels['%s'] == '%s'" $k $t $t $k $v) -}}

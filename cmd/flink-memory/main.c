@@ -13,6 +13,7 @@
 #include "pkg/kube/kube.h"
 #include "pkg/jmmem/jmmem.h"
 #include "pkg/memsize/memsize.h"
+#include "pkg/tmmem/tmmem.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -30,7 +31,7 @@
 static const char USAGE[] =
     "usage: flink-memory <command> [options]\n"
     "\n"
-    "Resolves Apache Flink JobManager memory exactly as Flink does, offline.\n"
+    "Resolves Apache Flink JobManager and TaskManager memory exactly as Flink does, offline.\n"
     "\n"
     "commands:\n"
     "  resolve   resolve a configuration: Flink's memory table, JVM flags, Kubernetes size\n"
@@ -53,12 +54,20 @@ static const char USAGE[] =
     "                         a dynamic property on top of the file (repeatable); without any\n"
     "                         file the configuration comes from -D alone\n"
     "  --flink-version X.Y    the Flink line to model, 1.11 to 2.x (default 1.20)\n"
-    "  --legacy-heap-as none|heap|process\n"
+    "  --role jobmanager|taskmanager\n"
+    "                         the process to size (default jobmanager)\n"
+    "  --legacy-heap-as none|heap|process      (jobmanager)\n"
     "                         how jobmanager.heap.size, jobmanager.heap.mb and FLINK_JM_HEAP are\n"
     "                         read: as JVM heap (default for 1.x, a script-started JobManager),\n"
     "                         as total process memory (the Kubernetes/YARN client), or ignored\n"
     "                         (2.x, which removed them)\n"
-    "  --env NAME=VALUE       an environment variable of the JobManager (FLINK_JM_HEAP)\n"
+    "  --legacy-heap-as none|flink|process     (taskmanager)\n"
+    "                         how taskmanager.heap.size, taskmanager.heap.mb and FLINK_TM_HEAP\n"
+    "                         are read: as total Flink memory (default for 1.x, a script-started\n"
+    "                         TaskManager), as total process memory (a TaskManager Flink's\n"
+    "                         Kubernetes/YARN resource manager starts), or ignored (2.x)\n"
+    "  --env NAME=VALUE       an environment variable of the process (FLINK_JM_HEAP for a\n"
+    "                         JobManager, FLINK_TM_HEAP for a TaskManager)\n"
     "  --output text|json     output format (default text)\n"
     "\n"
     "explain -f options (offline, nothing is sent anywhere):\n"
@@ -135,9 +144,13 @@ struct resolve_opts {
     const char *conf_dir;
     enum format format;
     struct fmw_flink_version version;
-    bool legacy_given;
+    bool taskmanager; /* --role taskmanager */
+    /* --legacy-heap-as as given (NULL: the role's default), checked against the role. */
+    const char *legacy_as;
     enum fmw_legacy_heap legacy;
+    enum fmw_tm_legacy tm_legacy;
     const char *env_jm_heap;
+    const char *env_tm_heap;
     bool json;
     bool explain;
     /* -D properties in order. */
@@ -195,7 +208,7 @@ static char *java_absolute(const char *path)
 }
 
 /*
- * The file the JobManager of `o->version` reads from `o->conf_dir`, as
+ * The file a JobManager or TaskManager of `o->version` reads from `o->conf_dir`, as
  * GlobalConfiguration.loadConfiguration chooses it (flink-conf.yaml up to 1.18; in 1.19 and
  * 1.20 flink-conf.yaml when it exists, else config.yaml; config.yaml in 2.x), or Flink's text
  * when the dir or that file does not exist. 0 with `*path` (malloc'd), or an exit code.
@@ -249,7 +262,8 @@ out:
     return rc;
 }
 
-/* Picks the file and format the JobManager of `o->version` would read; 0 or an exit code. */
+/* Picks the file and format Flink `o->version` would read (both roles alike); 0 or an exit
+ * code. */
 static int choose_file(const struct resolve_opts *o, char **path, enum format *format)
 {
     char ver[16];
@@ -292,16 +306,27 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
     return 0;
 }
 
-static int print_rejected(const struct resolve_opts *o, const char *msg, const char *detail)
+/*
+ * Flink's message for a configuration it rejects: {"error": …} in JSON, with "exception" (the
+ * simple name of the Java class Flink throws) where it is known, else on stderr. `detail` is
+ * ours (where in the file), on stderr. Returns EXIT_REJECTED.
+ */
+static int print_rejected(const struct resolve_opts *o, const char *msg, const char *exception,
+                          const char *detail)
 {
     if (o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "error", json_string(msg)); /* steals the new string */
+        if (exception)
+            json_object_set_new(j, "exception", json_string(exception)); /* steals */
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (s)
             puts(s);
         free(s);
         json_decref(j);
+    } else if (exception) {
+        fprintf(stderr, "flink-memory: Flink rejects this configuration (%s):\n%s\n", exception,
+                msg);
     } else {
         fprintf(stderr, "flink-memory: Flink rejects this configuration:\n%s\n", msg);
     }
@@ -310,7 +335,34 @@ static int print_rejected(const struct resolve_opts *o, const char *msg, const c
     return EXIT_REJECTED;
 }
 
-static int print_result(const struct resolve_opts *o, const struct fmw_jm_result *r)
+/* explain: Flink's log lines of the resolution ("INFO <text>", one a line), indented. */
+static void print_log(const struct fmw_buf *log)
+{
+    if (!log->len)
+        return;
+    printf("\nWhat Flink logs while resolving:\n");
+    const char *p = fmw_buf_cstr(log);
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        printf("  %.*s\n", n, p);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/* Prints one JSON object on a line and frees it; 0 or an exit code. */
+static int print_json(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return usage_error("out of memory");
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static int print_jm_result(const struct resolve_opts *o, const struct fmw_jm_result *r)
 {
     const struct fmw_jm_spec *s = &r->spec;
     char quantity[FMW_MEMSIZE_STRLEN];
@@ -330,13 +382,7 @@ static int print_result(const struct resolve_opts *o, const struct fmw_jm_result
                             r->dynamic_configs[0] ? json_string(r->dynamic_configs) : json_null());
         json_object_set_new(j, "kubernetes_memory", json_string(quantity));
         json_object_set_new(j, "flink_version", json_string(ver));
-        char *text = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        if (!text)
-            return usage_error("out of memory");
-        puts(text);
-        free(text);
-        return 0;
+        return print_json(j);
     }
     struct fmw_buf out;
     fmw_buf_init(&out, 1 << 20);
@@ -352,32 +398,137 @@ static int print_result(const struct resolve_opts *o, const struct fmw_jm_result
     printf("Kubernetes memory:  %s (limits.memory = requests.memory = total process memory)\n",
            quantity);
     printf("Flink version:      %s\n", ver);
-    if (o->explain && r->log.len) {
-        printf("\nWhat Flink logs while resolving:\n");
-        const char *p = fmw_buf_cstr(&r->log);
-        while (*p) {
-            const char *nl = strchr(p, '\n');
-            int n = nl ? (int)(nl - p) : (int)strlen(p);
-            printf("  %.*s\n", n, p);
-            p += n + (nl ? 1 : 0);
-        }
-    }
+    if (o->explain)
+        print_log(&r->log);
     return 0;
 }
 
-static int run_resolve(const struct resolve_opts *o)
+/*
+ * The container memory Flink's native mode asks for a TaskManager of `total` bytes
+ * (KubernetesUtils.getResourceRequirements from KubernetesTaskManagerParameters): request = the
+ * process size in whole MiB, limit = request × kubernetes.taskmanager.memory.limit-factor where
+ * the configuration sets one (from FMW_JM_LIMIT_FACTOR_SINCE). A factor that cannot be read, or
+ * one below 1 (KubernetesTaskManagerParameters.getTaskManagerMemoryLimitFactor's checkArgument),
+ * is not applied and is said on stderr, as the webhook notes it (pkg/podspec plan.c
+ * flink_limit). `factor` is the one applied, 0 for none; `sized` is false when the size does
+ * not fit Flink's int of MiB.
+ */
+struct tm_kubernetes {
+    bool sized;
+    uint64_t request;
+    uint64_t limit;
+    double factor;
+};
+
+static void tm_kubernetes_memory(const struct resolve_opts *o, const struct fmw_conf *conf,
+                                 uint64_t total, struct tm_kubernetes *k)
 {
-    struct fmw_conf conf;
+    const char *key = FMW_TM_LIMIT_FACTOR_KEY;
+    double factor = 1.0;
+    k->factor = 0;
+    if (fmw_flink_version_cmp(o->version, FMW_JM_LIMIT_FACTOR_SINCE) >= 0 &&
+        fmw_conf_has(conf, key)) {
+        struct fmw_diag d = FMW_DIAG_INIT;
+        double given = 1.0;
+        if (fmw_conf_get_double(conf, key, 1.0, &given, NULL, &d) != FMW_OK) {
+            fprintf(stderr, "flink-memory: %s not applied: %s\n", key, fmw_diag_msg(&d));
+        } else if (!(given >= 1.0)) {
+            char num[FMW_MEMSIZE_STRLEN];
+            fmw_java_double_str(given, num);
+            fprintf(stderr, "flink-memory: %s %s is below 1, which Flink refuses: not applied\n",
+                    key, num);
+        } else {
+            factor = given;
+            k->factor = given;
+        }
+        fmw_diag_cleanup(&d);
+    }
+    k->sized = fmw_jm_kubernetes_memory(total, factor, &k->request, &k->limit);
+}
+
+static int print_tm_result(const struct resolve_opts *o, const struct fmw_conf *conf,
+                           const struct fmw_tm_result *r)
+{
+    const struct fmw_tm_spec *s = &r->spec;
+    const char *dynamic = fmw_buf_cstr(&r->dynamic_configs);
+    struct tm_kubernetes k;
+    char request[FMW_MEMSIZE_STRLEN], limit[FMW_MEMSIZE_STRLEN];
+    char ver[16];
+    tm_kubernetes_memory(o, conf, s->total_process, &k);
+    if (k.sized) {
+        fmw_quantity_format(k.request, request);
+        fmw_quantity_format(k.limit, limit);
+    }
+    version_str(o->version, ver);
+    if (o->json) {
+        json_t *j = json_object();
+        /* json_object_set_new steals each new value. */
+        json_object_set_new(j, "role", json_string("taskmanager"));
+        json_object_set_new(j, "total_process", json_integer((json_int_t)s->total_process));
+        json_object_set_new(j, "total_flink", json_integer((json_int_t)s->total_flink));
+        json_object_set_new(j, "framework_heap", json_integer((json_int_t)s->framework_heap));
+        json_object_set_new(j, "task_heap", json_integer((json_int_t)s->task_heap));
+        json_object_set_new(j, "framework_off_heap",
+                            json_integer((json_int_t)s->framework_off_heap));
+        json_object_set_new(j, "task_off_heap", json_integer((json_int_t)s->task_off_heap));
+        json_object_set_new(j, "network", json_integer((json_int_t)s->network));
+        json_object_set_new(j, "managed", json_integer((json_int_t)s->managed));
+        json_object_set_new(j, "metaspace", json_integer((json_int_t)s->metaspace));
+        json_object_set_new(j, "overhead", json_integer((json_int_t)s->overhead));
+        json_object_set_new(j, "jvm_heap", json_integer((json_int_t)s->jvm_heap));
+        json_object_set_new(j, "jvm_direct", json_integer((json_int_t)s->jvm_direct));
+        json_object_set_new(j, "jvm_args", json_string(r->jvm_args));
+        json_object_set_new(j, "dynamic_configs", dynamic[0] ? json_string(dynamic) : json_null());
+        json_object_set_new(j, "kubernetes_request", k.sized ? json_string(request) : json_null());
+        json_object_set_new(j, "kubernetes_limit", k.sized ? json_string(limit) : json_null());
+        json_object_set_new(j, "flink_version", json_string(ver));
+        return print_json(j);
+    }
+    struct fmw_buf out;
+    fmw_buf_init(&out, 1 << 20);
+    if (fmw_tmmem_format_block(s, &out) != FMW_OK) {
+        fmw_buf_free(&out);
+        return usage_error("out of memory");
+    }
+    fputs(fmw_buf_cstr(&out), stdout);
+    fmw_buf_free(&out);
+    printf("\nJVM memory flags:   %s\n", r->jvm_args);
+    if (dynamic[0])
+        printf("Dynamic configs:    %s\n", dynamic);
+    if (!k.sized) {
+        printf("Kubernetes memory:  none: the process size does not fit Flink's int of MiB\n");
+    } else if (k.factor > 0) {
+        char num[FMW_MEMSIZE_STRLEN];
+        fmw_java_double_str(k.factor, num);
+        printf("Kubernetes memory:  limit %s, request %s (Flink's native mode: the process size "
+               "in MiB, the limit x %s %s)\n",
+               limit, request, FMW_TM_LIMIT_FACTOR_KEY, num);
+    } else {
+        printf("Kubernetes memory:  limit %s, request %s (Flink's native mode: the process size "
+               "in MiB)\n",
+               limit, request);
+    }
+    printf("Flink version:      %s\n", ver);
+    if (o->explain)
+        print_log(&r->log);
+    return 0;
+}
+
+/*
+ * Reads the configuration `o` names into `conf`: the file the process reads, if any, then the
+ * -D properties. `*standard_yaml` says the file was read as config.yaml (standard YAML). 0, or
+ * an exit code after saying why (Flink's text where Flink cannot parse the file).
+ */
+static int load_conf(const struct resolve_opts *o, struct fmw_conf *conf, bool *standard_yaml)
+{
     struct fmw_buf file, detail;
     struct fmw_diag d = FMW_DIAG_INIT;
-    struct fmw_jm_result r;
     char *path = NULL;
     enum format format;
     int rc;
-    fmw_conf_init(&conf);
     fmw_buf_init(&file, MAX_FILE);
     fmw_buf_init(&detail, 4096);
-    fmw_jm_result_init(&r);
+    *standard_yaml = false;
 
     rc = choose_file(o, &path, &format);
     if (rc)
@@ -387,13 +538,14 @@ static int run_resolve(const struct resolve_opts *o)
             rc = usage_error("%s", fmw_diag_msg(&d));
             goto out;
         }
+        *standard_yaml = format == FORMAT_YAML;
         enum fmw_err err = format == FORMAT_YAML
-                               ? fmw_conf_parse_yaml(&conf, file.data, file.len, &d, &detail)
-                               : fmw_conf_parse_legacy(&conf, file.data, file.len, &d);
+                               ? fmw_conf_parse_yaml(conf, file.data, file.len, &d, &detail)
+                               : fmw_conf_parse_legacy(conf, file.data, file.len, &d);
         if (err == FMW_EINVAL) {
             char where[PATH_MAX + 64];
             snprintf(where, sizeof where, "%s: %s", path, fmw_buf_cstr(&detail));
-            rc = print_rejected(o, fmw_diag_msg(&d), where);
+            rc = print_rejected(o, fmw_diag_msg(&d), NULL, where);
             goto out;
         }
         if (err) {
@@ -402,25 +554,71 @@ static int run_resolve(const struct resolve_opts *o)
         }
     }
     for (size_t i = 0; i < o->ndynamic; i++) {
-        if (fmw_conf_apply_dynamic(&conf, fmw_str_c(o->dynamic[i])) != FMW_OK) {
+        if (fmw_conf_apply_dynamic(conf, fmw_str_c(o->dynamic[i])) != FMW_OK) {
             rc = usage_error("cannot apply -D %s", o->dynamic[i]);
             goto out;
         }
     }
-    struct fmw_jm_input in = {&conf, o->version, o->legacy, o->env_jm_heap};
-    if (!o->legacy_given)
-        in.legacy = o->version.major >= 2 ? FMW_LEGACY_NONE : FMW_LEGACY_HEAP;
-    if (fmw_jmmem_resolve(&in, &r, &d) != FMW_OK) {
-        rc = print_rejected(o, fmw_diag_msg(&d), NULL);
-        goto out;
-    }
-    rc = print_result(o, &r);
 out:
     free(path);
-    fmw_jm_result_cleanup(&r);
     fmw_diag_cleanup(&d);
     fmw_buf_free(&detail);
     fmw_buf_free(&file);
+    return rc;
+}
+
+/* A JobManager, as GET_JM_RESOURCE_PARAMS resolves it; 0 or an exit code. */
+static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf)
+{
+    struct fmw_diag d = FMW_DIAG_INIT;
+    struct fmw_jm_result r;
+    int rc;
+    fmw_jm_result_init(&r);
+    struct fmw_jm_input in = {conf, o->version, o->legacy, o->env_jm_heap};
+    if (!o->legacy_as)
+        in.legacy = o->version.major >= 2 ? FMW_LEGACY_NONE : FMW_LEGACY_HEAP;
+    if (fmw_jmmem_resolve(&in, &r, &d) != FMW_OK)
+        rc = print_rejected(o, fmw_diag_msg(&d), NULL, NULL);
+    else
+        rc = print_jm_result(o, &r);
+    fmw_jm_result_cleanup(&r);
+    fmw_diag_cleanup(&d);
+    return rc;
+}
+
+/*
+ * A TaskManager, as GET_TM_RESOURCE_PARAMS resolves it (legacy heap options as total Flink
+ * memory in 1.x unless --legacy-heap-as says otherwise); 0 or an exit code. A failure without
+ * a Java class is ours (memory, a cap), a usage error.
+ */
+static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf, bool standard_yaml)
+{
+    struct fmw_diag d = FMW_DIAG_INIT;
+    struct fmw_tm_result r;
+    int rc;
+    fmw_tm_result_init(&r);
+    struct fmw_tm_input in = {conf, o->version, o->tm_legacy, o->env_tm_heap, standard_yaml};
+    if (!o->legacy_as)
+        in.legacy = o->version.major >= 2 ? FMW_TM_LEGACY_NONE : FMW_TM_LEGACY_FLINK;
+    if (fmw_tmmem_resolve(&in, &r, &d) == FMW_OK)
+        rc = print_tm_result(o, conf, &r);
+    else if (r.exception)
+        rc = print_rejected(o, fmw_diag_msg(&d), r.exception, NULL);
+    else
+        rc = usage_error("%s", fmw_diag_msg(&d));
+    fmw_tm_result_cleanup(&r);
+    fmw_diag_cleanup(&d);
+    return rc;
+}
+
+static int run_resolve(const struct resolve_opts *o)
+{
+    struct fmw_conf conf;
+    bool standard_yaml;
+    fmw_conf_init(&conf);
+    int rc = load_conf(o, &conf, &standard_yaml);
+    if (rc == 0)
+        rc = o->taskmanager ? resolve_tm(o, &conf, standard_yaml) : resolve_jm(o, &conf);
     fmw_conf_cleanup(&conf);
     return rc;
 }
@@ -436,6 +634,50 @@ static int parse_output(const char *arg, bool *json)
     return 0;
 }
 
+/*
+ * --legacy-heap-as for the chosen role: none|heap|process for a JobManager (FMW_LEGACY_*),
+ * none|flink|process for a TaskManager (FMW_TM_LEGACY_*); the other role's value is a usage
+ * error. 0 or an exit code.
+ */
+static int parse_legacy_as(struct resolve_opts *o)
+{
+    const char *as = o->legacy_as;
+    if (!as)
+        return 0;
+    if (strcmp(as, "none") == 0) {
+        o->legacy = FMW_LEGACY_NONE;
+        o->tm_legacy = FMW_TM_LEGACY_NONE;
+        return 0;
+    }
+    if (strcmp(as, "process") == 0) {
+        o->legacy = FMW_LEGACY_PROCESS;
+        o->tm_legacy = FMW_TM_LEGACY_PROCESS;
+        return 0;
+    }
+    if (o->taskmanager && strcmp(as, "flink") == 0) {
+        o->tm_legacy = FMW_TM_LEGACY_FLINK;
+        return 0;
+    }
+    if (!o->taskmanager && strcmp(as, "heap") == 0) {
+        o->legacy = FMW_LEGACY_HEAP;
+        return 0;
+    }
+    if (o->taskmanager)
+        return usage_error("--legacy-heap-as takes none, flink or process for a TaskManager, "
+                           "not '%s'%s",
+                           as,
+                           strcmp(as, "heap") == 0 ? " (heap is the JobManager's; a script-started "
+                                                     "TaskManager reads its legacy heap as total "
+                                                     "Flink memory: flink)"
+                                                   : "");
+    return usage_error("--legacy-heap-as takes none, heap or process for a JobManager, not "
+                       "'%s'%s",
+                       as,
+                       strcmp(as, "flink") == 0 ? " (flink is the TaskManager's: add --role "
+                                                  "taskmanager)"
+                                                : "");
+}
+
 static int cmd_resolve(int argc, char **argv, bool explain)
 {
     enum {
@@ -443,6 +685,7 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         OPT_CONF_DIR,
         OPT_FORMAT,
         OPT_VERSION,
+        OPT_ROLE,
         OPT_LEGACY,
         OPT_ENV,
         OPT_OUTPUT
@@ -452,6 +695,7 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         {"conf-dir", required_argument, NULL, OPT_CONF_DIR},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"flink-version", required_argument, NULL, OPT_VERSION},
+        {"role", required_argument, NULL, OPT_ROLE},
         {"legacy-heap-as", required_argument, NULL, OPT_LEGACY},
         {"env", required_argument, NULL, OPT_ENV},
         {"output", required_argument, NULL, OPT_OUTPUT},
@@ -491,16 +735,16 @@ static int cmd_resolve(int argc, char **argv, bool explain)
                 rc = usage_error("--flink-version: '%s' is not a Flink line from 1.11 to 2.x",
                                  optarg);
             break;
-        case OPT_LEGACY:
-            o.legacy_given = true;
-            if (strcmp(optarg, "none") == 0)
-                o.legacy = FMW_LEGACY_NONE;
-            else if (strcmp(optarg, "heap") == 0)
-                o.legacy = FMW_LEGACY_HEAP;
-            else if (strcmp(optarg, "process") == 0)
-                o.legacy = FMW_LEGACY_PROCESS;
+        case OPT_ROLE:
+            if (strcmp(optarg, "jobmanager") == 0)
+                o.taskmanager = false;
+            else if (strcmp(optarg, "taskmanager") == 0)
+                o.taskmanager = true;
             else
-                rc = usage_error("--legacy-heap-as takes none, heap or process, not '%s'", optarg);
+                rc = usage_error("--role takes jobmanager or taskmanager, not '%s'", optarg);
+            break;
+        case OPT_LEGACY:
+            o.legacy_as = optarg; /* checked once the role is known */
             break;
         case OPT_ENV: {
             const char *eq = strchr(optarg, '=');
@@ -508,6 +752,8 @@ static int cmd_resolve(int argc, char **argv, bool explain)
                 rc = usage_error("--env takes NAME=VALUE, not '%s'", optarg);
             else if (strncmp(optarg, FMW_JM_LEGACY_ENV "=", sizeof FMW_JM_LEGACY_ENV) == 0)
                 o.env_jm_heap = eq + 1;
+            else if (strncmp(optarg, FMW_TM_LEGACY_ENV "=", sizeof FMW_TM_LEGACY_ENV) == 0)
+                o.env_tm_heap = eq + 1;
             /* Other variables do not reach the memory model; they are accepted and unused. */
             break;
         }
@@ -526,6 +772,8 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         rc = usage_error("unexpected argument '%s'", argv[optind]);
     if (rc == 0 && o.config && o.conf_dir)
         rc = usage_error("--config and --conf-dir exclude each other");
+    if (rc == 0)
+        rc = parse_legacy_as(&o);
     if (rc == 0 && explain && o.json)
         rc = usage_error("explain prints text; use 'resolve --output json' for JSON");
     if (rc == 0)

@@ -32,6 +32,14 @@ def test_cli(case):
             assert list(got.keys()) == case["stdout_key_order"]
 
 
+def test_taskmanager_cases_say_where_their_values_come_from():
+    """Each --role taskmanager case names the Flink run its expected values were taken from."""
+    cases = [c for c in CASES if "taskmanager" in c["args"]]
+    assert cases
+    for case in cases:
+        assert case.get("from"), case["name"]
+
+
 def test_kubectl_plugin_name_runs_the_same_program(tmp_path):
     plugin = tmp_path / "kubectl-flink_memory"
     plugin.symlink_to(BIN)

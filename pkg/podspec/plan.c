@@ -472,17 +472,22 @@ static enum fmw_role unmodelled_role(struct ctx *c, const char *name)
 /*
  * Which container: the annotation, then a conventional name (flink-docker's and Flink's docs'
  * jobmanager and taskmanager, native Kubernetes' flink-main-container), then a command line that
- * starts a JobManager or a TaskManager. Its role comes from how it starts.
+ * starts a JobManager or a TaskManager. Its role comes from how it starts. Only roles the webhook
+ * sizes are looked for; where a pod runs both, its JobManager is the one sized (one container
+ * per plan, as before TaskManagers were sized).
  */
 static enum fmw_err choose_container(struct ctx *c, bool *found)
 {
     json_t *containers = json_object_get(c->spec, "containers");
     size_t n = json_is_array(containers) ? json_array_size(containers) : 0;
     const char *wanted = annotation(c->annotations, FMW_ANN_CONTAINER);
+    unsigned roles = c->opt->roles ? c->opt->roles : FMW_ROLES_ALL;
     enum fmw_err err = FMW_OK;
     *found = false;
     for (int pass = 0; pass < 3 && !*found && !err; pass++) {
-        for (size_t i = 0; i < n && !*found && !err; i++) {
+        /* The first container of each role in this pass (SIZE_MAX: none). */
+        size_t first_jm = SIZE_MAX, first_tm = SIZE_MAX, loaded = SIZE_MAX;
+        for (size_t i = 0; i < n && !err; i++) {
             const char *name =
                 json_string_value(json_object_get(json_array_get(containers, i), "name"));
             if (!name)
@@ -495,16 +500,43 @@ static enum fmw_err choose_container(struct ctx *c, bool *found)
             err = load_container(c, i);
             if (err)
                 break;
-            unsigned role = fmw_launch_role(&c->launch);
-            bool ours = pass == 0 || (pass == 1 ? c->launch.kind != L_OTHER : role != 0);
-            if (ours) {
+            loaded = i;
+            unsigned launched = fmw_launch_role(&c->launch);
+            if (pass > 0 && (pass == 1 ? c->launch.kind == L_OTHER : launched == 0))
+                continue;
+            enum fmw_role role = launched ? (enum fmw_role)launched : unmodelled_role(c, name);
+            if (pass == 0) {
+                /* The annotation names one container, of whichever role. */
                 *found = true;
-                c->plan->role = role ? (enum fmw_role)role : unmodelled_role(c, name);
+                c->plan->role = role;
                 c->plan->container_index = (int)i;
+                snprintf(c->plan->container, sizeof c->plan->container, "%s", name);
+                break;
+            }
+            if (!(roles & role))
+                continue;
+            if (role == FMW_ROLE_JOBMANAGER && first_jm == SIZE_MAX)
+                first_jm = i;
+            else if (role == FMW_ROLE_TASKMANAGER && first_tm == SIZE_MAX)
+                first_tm = i;
+            if (first_jm != SIZE_MAX)
+                break; /* a JobManager comes first whatever follows */
+        }
+        size_t pick = first_jm != SIZE_MAX ? first_jm : first_tm;
+        if (!err && pass > 0 && pick != SIZE_MAX) {
+            if (loaded != pick)
+                err = load_container(c, pick); /* the last one loaded was another */
+            if (!err) {
+                unsigned launched = fmw_launch_role(&c->launch);
+                const char *name =
+                    json_string_value(json_object_get(json_array_get(containers, pick), "name"));
+                *found = true;
+                c->plan->role = launched ? (enum fmw_role)launched : unmodelled_role(c, name);
+                c->plan->container_index = (int)pick;
                 snprintf(c->plan->container, sizeof c->plan->container, "%s", name);
             }
         }
-        if (pass == 0 && wanted && !*found)
+        if (pass == 0 && wanted && !*found && !err)
             err = note(c, "annotation " FMW_ANN_CONTAINER " names no container of this pod");
     }
     return err;
@@ -1659,7 +1691,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         if (!err && fmw_jmmem_resolve(&jin, &plan->jm, &plan->message) != FMW_OK)
             plan->status = FMW_PLAN_INVALID;
     }
-    if (err || plan->status == FMW_PLAN_INVALID)
+    if (err || plan->status != FMW_PLAN_RESOLVED)
         goto out;
 
     c.conf = &conf;

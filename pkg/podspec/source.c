@@ -323,11 +323,12 @@ static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, 
     return st;
 }
 
-/* Could a line of a conf file with this key change the JobManager's memory or JVM flags? Keys
+/* Could a line of a conf file with this key change the process's memory or JVM flags? Keys
  * of a nested YAML line are their last part, so the test is by words. */
 static bool memory_key(const char *key, size_t n)
 {
-    static const char *const WORDS[] = {"memory", "heap", "java.opts", "limit-factor", "size"};
+    static const char *const WORDS[] = {"memory",       "heap", "java.opts",
+                                        "limit-factor", "size", "numberOfBuffers"};
     for (size_t i = 0; i < sizeof WORDS / sizeof WORDS[0]; i++) {
         size_t w = strlen(WORDS[i]);
         for (size_t k = 0; k + w <= n; k++) {
@@ -703,22 +704,18 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         return unreadable(g, "%s: out of memory", file);
     enum fmw_plan_status st = parse_file(g, conf, file, final, strlen(final));
     free(final);
-    /* Whether the assumed default still decides the size: the options that size the process
-     * without it (TaskExecutorProcessUtils: total Flink memory, or task heap with managed memory;
-     * JobManagerProcessUtils: total Flink memory or the JVM heap), and 1.x's legacy heap keys. */
-    static const char *const JM_SIZES[] = {"jobmanager.memory.flink.size",
-                                           "jobmanager.memory.heap.size", "jobmanager.heap.size",
-                                           "jobmanager.heap.mb", NULL};
-    static const char *const TM_SIZES[] = {"taskmanager.memory.flink.size", "taskmanager.heap.size",
-                                           "taskmanager.heap.mb", NULL};
-    bool sized = false;
+    /* Whether the assumed default still decides the size. It does whenever it is the process
+     * size Flink reads: with a total Flink memory, a heap or task heap and managed memory given,
+     * Flink still checks them against the process size and takes the overhead from it
+     * (JobManagerProcessUtils, TaskExecutorProcessUtils). Only a process size of the user's
+     * (another value, FLINK_CFG_<ROLE>_MEMORY_PROCESS_SIZE, or FLINK_PROPERTIES naming it)
+     * makes the default irrelevant. */
     const struct fmw_conf_entry *ps = fmw_conf_get(conf, dkey);
-    if (ps && strcmp(ps->text, dvalue) != 0)
-        sized = true;
-    for (const char *const *k = tm ? TM_SIZES : JM_SIZES; *k; k++)
-        sized = sized || fmw_conf_has(conf, *k);
-    sized = sized || (tm && fmw_conf_has(conf, "taskmanager.memory.task.heap.size") &&
-                      fmw_conf_has(conf, "taskmanager.memory.managed.size"));
+    bool sized = ps && strcmp(ps->text, dvalue) != 0;
+    sized = sized || fmw_env_find(in->env, in->nenv,
+                                  tm ? "FLINK_CFG_TASKMANAGER_MEMORY_PROCESS_SIZE"
+                                     : "FLINK_CFG_JOBMANAGER_MEMORY_PROCESS_SIZE");
+    sized = sized || (fp && fp->value && strstr(fp->value, "process"));
     snprintf(source, FMW_PLAN_TEXT, "Bitnami's %s/%s%s%s%s%s", BITNAMI_CONF_DIR, file,
              sized ? "" : " (conf.default taken as Flink's: ", sized ? "" : dkey,
              sized ? ""

@@ -1562,16 +1562,58 @@ static enum fmw_err plan_annotation(struct ctx *c)
  * the resource manager, which reads them as total process memory
  * (ActiveResourceManagerFactory) and writes every component into the -D arguments.
  */
-static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf)
+/*
+ * The configuration the TaskManager process runs with, for TaskManagerRunner's own check
+ * (fmw_tmmem_check_runner): what BashJavaUtils read (`conf`, the file and the -D arguments), then
+ * its dynamic configs, then the -D arguments again, which taskmanager.sh puts after them from
+ * 1.12 on (1.11 puts the dynamic configs last, and they always agree).
+ */
+static enum fmw_err runner_conf(const struct fmw_conf *conf, const struct fmw_tm_result *r,
+                                json_t *props, struct fmw_conf *out)
+{
+    enum fmw_err err = fmw_conf_copy(out, conf);
+    const char *p = fmw_buf_cstr(&r->dynamic_configs);
+    while (!err && *p) {
+        /* "-D key=value" pairs, separated by spaces; values hold none. */
+        p += strspn(p, " ");
+        if (strncmp(p, "-D ", 3) != 0)
+            break;
+        p += 3;
+        size_t n = strcspn(p, " ");
+        err = fmw_conf_apply_dynamic(out, (struct fmw_str){p, n});
+        p += n;
+    }
+    size_t i;
+    json_t *prop;
+    json_array_foreach(props, i, prop)
+    {
+        if (!err)
+            err = fmw_conf_apply_dynamic(out, fmw_str_c(json_string_value(prop)));
+    }
+    return err;
+}
+
+/*
+ * A TaskManager's memory as Flink computes it for this layout. Through the scripts
+ * (taskmanager.sh, the entrypoint, Bitnami's run.sh) BashJavaUtils reads 1.x's legacy heap
+ * options as total Flink memory; a TaskManager that Flink's resource manager started
+ * (kubernetes-taskmanager.sh, or the java command of 1.11/1.12 native Kubernetes) was sized by
+ * the resource manager, which reads them as total process memory
+ * (ActiveResourceManagerFactory) and writes every component into the -D arguments. Then what
+ * the TaskManager checks itself at start: a configuration it refuses is Flink's to reject, as
+ * BashJavaUtils' is.
+ */
+static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf, json_t *props)
 {
     struct fmw_plan *p = c->plan;
     const struct env_var *tm_heap = fmw_env_find(c->env, c->nenv, FMW_TM_LEGACY_ENV);
     enum fmw_err err = FMW_OK;
     if (tm_heap && !tm_heap->value)
         err = note(c, FMW_TM_LEGACY_ENV " comes from valueFrom and was not read");
-    enum fmw_tm_legacy legacy = p->version.major >= 2             ? FMW_TM_LEGACY_NONE
-                                : fmw_launch_scripted(&c->launch) ? FMW_TM_LEGACY_FLINK
-                                                                  : FMW_TM_LEGACY_PROCESS;
+    bool scripted = fmw_launch_scripted(&c->launch);
+    enum fmw_tm_legacy legacy = p->version.major >= 2 ? FMW_TM_LEGACY_NONE
+                                : scripted            ? FMW_TM_LEGACY_FLINK
+                                                      : FMW_TM_LEGACY_PROCESS;
     /* config.yaml (1.19 on): Flink reads the external-resources list as YAML first. */
     struct fmw_tm_input tin = {conf, p->version, legacy,
                                tm_heap && legacy == FMW_TM_LEGACY_FLINK ? tm_heap->value : NULL,
@@ -1580,6 +1622,18 @@ static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf)
         return err;
     struct fmw_diag d = FMW_DIAG_INIT;
     enum fmw_err rc = fmw_tmmem_resolve(&tin, &p->tm, &d);
+    if (rc == FMW_OK && !scripted) {
+        rc = fmw_tmmem_check_runner(conf, p->version, &d);
+    } else if (rc == FMW_OK && fmw_flink_version_cmp(p->version, FMW_FLINK_LINE(1, 12)) >= 0) {
+        struct fmw_conf run;
+        fmw_conf_init(&run);
+        rc = runner_conf(conf, &p->tm, props, &run);
+        if (rc == FMW_OK)
+            rc = fmw_tmmem_check_runner(&run, p->version, &d);
+        else if (rc != FMW_ENOMEM)
+            rc = fmw_diag_set(&d, rc, "the TaskManager's dynamic configs: %s", fmw_strerror(rc));
+        fmw_conf_cleanup(&run);
+    }
     if (rc == FMW_ENOMEM) {
         err = rc;
     } else if (rc == FMW_ETOOBIG) {
@@ -1680,7 +1734,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     if (err)
         goto out;
     if (!err && plan->role == FMW_ROLE_TASKMANAGER) {
-        err = resolve_tm(&c, &conf);
+        err = resolve_tm(&c, &conf, props);
     } else if (!err) {
         const struct env_var *jm_heap = fmw_env_find(c.env, c.nenv, FMW_JM_LEGACY_ENV);
         if (jm_heap && !jm_heap->value)

@@ -706,6 +706,46 @@ out:
     return err;
 }
 
+enum fmw_err fmw_tmmem_check_runner(const struct fmw_conf *conf, struct fmw_flink_version version,
+                                    struct fmw_diag *d)
+{
+    static const char FAILED[] = "Failed to create TaskExecutorResourceSpec: ";
+    static const struct fmw_pm_option *const REQUIRED[] = {&OPT_CPU_CORES, &OPT_TASK_HEAP,
+                                                           &OPT_MANAGED};
+    struct fmw_buf log; /* contains() logs deprecated keys; nobody reads them here */
+    fmw_buf_init(&log, 4096);
+    struct fmw_pm pm = {conf, version, &log, d};
+    enum fmw_err err = FMW_OK;
+    for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0] && !err; i++) {
+        if (fmw_pm_contains(&pm, REQUIRED[i]))
+            continue;
+        char opt[FMW_PM_OPTION_STRLEN];
+        fmw_pm_option_str(REQUIRED[i], opt);
+        err = fmw_diag_set(d, FMW_ECONFIG, "%sThe required configuration option %s is not set",
+                           FAILED, opt);
+    }
+    uint64_t min = 0, max = 0;
+    const struct fmw_pm_option *network_max =
+        fmw_flink_version_cmp(version, FMW_FLINK_LINE(1, 17)) >= 0 ? &OPT_NETWORK_MAX_UNBOUNDED
+                                                                   : &OPT_NETWORK_MAX_1G;
+    if (!err)
+        err = fmw_pm_get_size_raw(&pm, &OPT_NETWORK_MIN, &min);
+    if (!err)
+        err = fmw_pm_get_size_raw(&pm, network_max, &max);
+    if (!err && min != max) {
+        char a[FMW_MEMSIZE_STRLEN], b[FMW_MEMSIZE_STRLEN];
+        fmw_memsize_flink(min, a);
+        fmw_memsize_flink(max, b);
+        err =
+            fmw_diag_set(d, FMW_ECONFIG,
+                         "%sThe network memory min (%s) and max (%s) mismatch, the network memory "
+                         "has to be resolved and set to a fixed value before task executor starts",
+                         FAILED, a, b);
+    }
+    fmw_buf_free(&log);
+    return err;
+}
+
 enum fmw_err fmw_tmmem_format_block(const struct fmw_tm_spec *s, struct fmw_buf *out)
 {
     HR(p, s->total_process);

@@ -137,6 +137,20 @@ void fmw_tm_result_cleanup(struct fmw_tm_result *r);
 FMW_NODISCARD enum fmw_err fmw_tmmem_resolve(const struct fmw_tm_input *in, struct fmw_tm_result *r,
                                              struct fmw_diag *d);
 
+/*
+ * What the TaskManager process itself checks at start (TaskManagerRunner, through
+ * TaskExecutorResourceUtils.resourceSpecFromConfig, the same in every line), on the configuration
+ * it runs with: the file, its -D arguments and, under the scripts, BashJavaUtils' dynamic
+ * configs. taskmanager.cpu.cores, taskmanager.memory.task.heap.size and
+ * taskmanager.memory.managed.size (or its deprecated key) must be set, in that order, and the
+ * network memory's min and max (their defaults when unset; the max's is the line's) equal.
+ * Flink throws "Failed to create TaskExecutorResourceSpec" caused by the finding; `d` gets both
+ * texts joined by ": " (FMW_ECONFIG), or a value that does not parse (FMW_EINVAL).
+ */
+FMW_NODISCARD enum fmw_err fmw_tmmem_check_runner(const struct fmw_conf *conf,
+                                                  struct fmw_flink_version version,
+                                                  struct fmw_diag *d);
+
 /* Appends the fourteen lines of BashJavaUtils' "Final TaskExecutor Memory configuration:" block
  * (newline-terminated), the same in every line. */
 FMW_NODISCARD enum fmw_err fmw_tmmem_format_block(const struct fmw_tm_spec *spec,

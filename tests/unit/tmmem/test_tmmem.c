@@ -451,3 +451,46 @@ Test(tmmem, long_overflow)
     fmw_tm_result_cleanup(&r);
     fmw_conf_cleanup(&conf);
 }
+
+/* TaskManagerRunner's own check at start, against what Flink's jars said for each configuration
+ * (tests/data/tmmem-runner-cases.json). */
+Test(tmmem, runner_check_as_flink)
+{
+    json_t *root = fmw_test_load_json("tmmem-runner-cases.json");
+    size_t checked = 0, i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c)
+    {
+        struct fmw_conf conf;
+        fmw_conf_init(&conf);
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(c, "config"), key, v)
+        {
+            OK(fmw_conf_set(&conf, fmw_str_c(key), fmw_str_c(json_string_value(v)), FMW_CONF_STRING,
+                            0));
+        }
+        const char *expect = json_string_value(json_object_get(c, "expect"));
+        size_t j;
+        json_t *line;
+        json_array_foreach(json_object_get(c, "lines"), j, line)
+        {
+            struct fmw_diag d = FMW_DIAG_INIT;
+            enum fmw_err err = fmw_tmmem_check_runner(&conf, line_of(json_string_value(line)), &d);
+            const char *name = json_string_value(json_object_get(c, "name"));
+            if (strcmp(expect, "OK") == 0) {
+                cr_expect_eq(err, FMW_OK, "%s on %s: %s", name, json_string_value(line),
+                             fmw_diag_msg(&d));
+            } else {
+                cr_expect_eq(err, FMW_ECONFIG, "%s on %s", name, json_string_value(line));
+                cr_expect_str_eq(fmw_diag_msg(&d), expect, "%s on %s", name,
+                                 json_string_value(line));
+            }
+            fmw_diag_cleanup(&d);
+            checked++;
+        }
+        fmw_conf_cleanup(&conf);
+    }
+    cr_expect_gt(checked, 100, "checked: %zu", checked);
+    json_decref(root);
+}

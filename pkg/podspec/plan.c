@@ -1563,6 +1563,45 @@ static enum fmw_err plan_annotation(struct ctx *c)
  * (ActiveResourceManagerFactory) and writes every component into the -D arguments.
  */
 /*
+ * A -D property of a memory key whose value names $(VAR) of a variable from valueFrom: the
+ * kubelet puts the variable's value there, which is not known here, so the size is not either
+ * (read as written it would be a size Flink cannot parse, and a false denial). True, with the
+ * plan UNREADABLE and the reason said, for such a property.
+ */
+static bool opaque_memory_prop(struct ctx *c, json_t *props)
+{
+    size_t i;
+    json_t *prop;
+    json_array_foreach(props, i, prop)
+    {
+        const char *text = json_string_value(prop);
+        const char *eq = text ? strchr(text, '=') : NULL;
+        if (!eq || !fmw_memory_key(text, (size_t)(eq - text)))
+            continue;
+        for (const char *r = strstr(eq, "$("); r; r = strstr(r + 2, "$(")) {
+            size_t n = strcspn(r + 2, ")");
+            if (r[2 + n] != ')')
+                break;
+            for (size_t k = 0; k < c->nenv; k++) {
+                const struct env_var *e = &c->env[k];
+                if (strlen(e->name) != n || strncmp(e->name, r + 2, n) != 0)
+                    continue;
+                const struct env_var *last = fmw_env_find(c->env, c->nenv, e->name);
+                if (last->value && !last->opaque_ref)
+                    break;
+                c->plan->status = FMW_PLAN_UNREADABLE;
+                fmw_diag_set(&c->plan->message, FMW_EINVAL,
+                             "-D %.*s takes $(%.*s), which comes from valueFrom: the size is not "
+                             "known here",
+                             (int)(eq - text), text, (int)n, r + 2);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/*
  * The configuration the TaskManager process runs with, for TaskManagerRunner's own check
  * (fmw_tmmem_check_runner): what BashJavaUtils read (`conf`, the file and the -D arguments), then
  * its dynamic configs, then the -D arguments again, which taskmanager.sh puts after them from
@@ -1724,6 +1763,8 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     err = fmw_conf_copy(&conf, &c.file_conf);
     if (!err)
         err = fmw_launch_dynamic_props(&c.cl, &c.launch, plan->version, props, plan->notes);
+    if (!err && opaque_memory_prop(&c, props))
+        goto out; /* UNREADABLE, said */
     size_t i;
     json_t *prop;
     json_array_foreach(props, i, prop)

@@ -189,6 +189,10 @@ void fmw_jvm_scan(const char *opts, bool found[FLAG_COUNT], uint64_t bytes[FLAG_
 
 #endif
 
+/* Could a line of a conf file, or a -D property, with this key change the process's memory or
+ * JVM flags? (Keys of a nested YAML line are their last part: the test is by words.) */
+bool fmw_memory_key(const char *key, size_t n);
+
 /* ---- configuration sources ---- */
 
 struct source_in {

@@ -325,7 +325,7 @@ static enum fmw_plan_status parse_file(struct gather *g, struct fmw_conf *conf, 
 
 /* Could a line of a conf file with this key change the process's memory or JVM flags? Keys
  * of a nested YAML line are their last part, so the test is by words. */
-static bool memory_key(const char *key, size_t n)
+bool fmw_memory_key(const char *key, size_t n)
 {
     static const char *const WORDS[] = {"memory",       "heap", "java.opts",
                                         "limit-factor", "size", "numberOfBuffers"};
@@ -350,7 +350,7 @@ static const char *unknown_in_memory_lines(const char *text, const struct env_va
     while (*line) {
         size_t n = strcspn(line, "\n");
         const char *colon = memchr(line, ':', n);
-        if (colon && memchr(line, '$', n) && memory_key(line, (size_t)(colon - line))) {
+        if (colon && memchr(line, '$', n) && fmw_memory_key(line, (size_t)(colon - line))) {
             char *one = fmw_str_dup((struct fmw_str){line, n});
             const char *unknown = NULL;
             char *done = one ? fmw_envsubst(one, env, nenv, &unknown) : NULL;
@@ -664,7 +664,7 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         char key[512], text_note[640];
         bitnami_key(names[i], key, sizeof key);
         bool from_value_from = !v->value || v->opaque_ref;
-        if (from_value_from && memory_key(key, strlen(key))) {
+        if (from_value_from && fmw_memory_key(key, strlen(key))) {
             unreadable(g, "%.256s comes from valueFrom: the %.256s it sets is not known here",
                        names[i], key);
             refused = true;

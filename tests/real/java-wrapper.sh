@@ -4,22 +4,24 @@
 # JDK named in /.real-start/real-java.
 #
 # Every call runs for real (java -version, Flink's BashJavaUtils, which computes the JobManager's
-# memory flags, config-parser-utils.sh's configuration writer), except the start of a Flink
-# process: when the main class is a Flink cluster entrypoint (…ClusterEntrypoint,
-# …ClusterEntryPoint) or a TaskManager runner, the JVM is started with the same options, and
-# `-XX:+PrintFlagsFinal -version` in place of the class and its arguments. The JVM itself still
+# and the TaskManager's memory flags, config-parser-utils.sh's configuration writer), except the
+# start of a Flink process: when the main class is a Flink cluster entrypoint (…ClusterEntrypoint,
+# …ClusterEntryPoint) or a TaskManager runner (TaskManagerRunner, KubernetesTaskExecutorRunner),
+# the JVM is started with the same options, and `-XX:+PrintFlagsFinal -version` in place of the
+# class and its arguments. The JVM itself still
 # reads _JAVA_OPTIONS, JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS from the environment, as it would.
 #
 # Before that, the whole command line runs once with --dry-run (the JVM is created and the main
 # class loaded, its main not called): a class or module that is not there fails as it would.
-# Then, when that worked, what the entrypoint's main does first runs for real with Flink's own
+# Then, when that worked, what the main class's main does first runs for real with Flink's own
 # classes: ParseArgs (tests/real/ParseArgs.java, compiled by test_real_start.py into
 # /.real-start/parse-args) is started with the same JVM options, its directory put first on the
-# command line's class path (the release's jars after it), and parses the entrypoint's program
-# arguments with Flink's parser and loads the configuration as that entrypoint's main does. When
-# Flink's main would exit there (a required option missing, a conf dir that is not there, a conf
-# file Flink cannot read), the wrapper exits with its status and prints Flink's message, as the
-# JobManager would end: the -version run does not happen.
+# command line's class path (the release's jars after it), and parses the program arguments with
+# Flink's parser and loads the configuration as that main does (for a TaskManager, also its
+# memory resource spec). When Flink's main would exit there (a required option missing, a conf dir
+# that is not there, a conf file Flink cannot read, a TaskManager configuration without its
+# fine-grained sizes), the wrapper exits with its status and prints Flink's message, as the
+# JobManager or TaskManager would end: the -version run does not happen.
 #
 # It records, in /.real-start/record/: argv (the whole command line, one NUL-terminated word
 # each), env (those three variables), dry-run and dry-run-exit (that run's output and status),
@@ -111,7 +113,7 @@ if [ $dry -eq 0 ] && [ -z "$module" ] && [ -f "$REC/parse-args/ParseArgs.class" 
     parse=$?
     echo "$parse" > "$REC/record/parse-exit"
     if [ $parse -ne 0 ]; then
-        echo "java-wrapper: $class's main ends before the JobManager starts ($parse):" >&2
+        echo "java-wrapper: $class's main ends before the JobManager or TaskManager starts ($parse):" >&2
         tail -n 40 "$REC/record/parse" >&2
         exit $parse
     fi

@@ -1,48 +1,62 @@
-"""Cases that start for real: the admission corpus's patched JobManager pods, started with Flink's
-real release scripts, and the JVM's flags compared with what the webhook wrote.
+"""Cases that start for real: the admission corpus's patched JobManager and TaskManager pods,
+started with Flink's real release scripts, and the JVM's flags compared with what the webhook
+wrote.
 
 For each case of tests/data/admission/cases.yaml, the pod is reviewed and patched exactly as
 tests/admission/test_admission.py does (its own functions: API server defaults, `flink-memory
-review`, the JSON Patch applied with jsonpatch). A case whose JobManager pod gets a patch with the
+review`, the JSON Patch applied with jsonpatch). A case whose pod gets a patch with the
 flink-memory-webhook/resolved annotation is then started the way the kubelet and the official
 image would start it, without a container engine: in new mount, UTS and PID namespaces
 (sandbox.py), on a root with Flink's bin/, conf/, lib/, plugins/ of the case's own Flink release
 from PyPI at /opt/flink (fetch-flink.sh), the pod's ConfigMaps written at their mount paths as the
 kubelet writes them (items, subPath, projected sources, read-only), the environment as Kubernetes
 expands it (kubelet.py), init containers run first, the image's ENTRYPOINT modelled by
-image/flink/docker-entrypoint.sh, and the container's command and args. Flink's scripts run for real, BashJavaUtils
-included; the java that would run the JobManager's entrypoint class runs instead with the same
-options and -XX:+PrintFlagsFinal -version (java-wrapper.sh). Before that, what the entrypoint's
-main does first runs for real with the release's own classes (ParseArgs.java, compiled with the
-JDK's javac into the cache, outside the repository): Flink's CommandLineParser with that
-entrypoint's parser factory over its program arguments, then the configuration loaded as main
-loads it (GlobalConfiguration over --configDir and the -D properties, or FLINK_CONF_DIR for the
-Kubernetes entrypoints). A pod whose JobManager would end there, as with "Missing required option:
-c" when a java command names no --configDir, cannot start, and is reported with Flink's message.
-It stops before the application entrypoints look for the job's jar and class (the releases here
-have none).
+image/flink/docker-entrypoint.sh, and the command and args of the container the webhook sized
+(the annotation's role says which: a JobManager or a TaskManager). Flink's scripts run for real,
+BashJavaUtils included (GET_JM_RESOURCE_PARAMS under jobmanager.sh, GET_TM_RESOURCE_PARAMS under
+taskmanager.sh; kubernetes-taskmanager.sh takes FLINK_TM_JVM_MEM_OPTS instead); the java that
+would run the main class (a cluster entrypoint, TaskManagerRunner or
+KubernetesTaskExecutorRunner) runs instead with the same options and -XX:+PrintFlagsFinal
+-version (java-wrapper.sh). Before that, what that main does first runs for real with the
+release's own classes (ParseArgs.java, compiled with the JDK's javac into the cache, outside the
+repository): Flink's CommandLineParser with the main class's parser factory over its program
+arguments, then the configuration loaded as main loads it (GlobalConfiguration over --configDir
+and the -D properties, or FLINK_CONF_DIR for the Kubernetes entrypoints), and for a TaskManager
+the environment its Kubernetes runner requires and the resource spec TaskManagerRunner makes
+first at start (TaskExecutorResourceUtils.resourceSpecFromConfig). A pod whose JobManager or
+TaskManager would end there, as with "Missing required option: c" when a java command names no
+--configDir, or a TaskManager configuration without its fine-grained sizes, cannot start, and is
+reported with Flink's message. It stops before the application entrypoints look for the job's jar
+and class (the releases here have none), and before a TaskManager looks for its JobManager.
 
-Compared per case, from PrintFlagsFinal: MaxHeapSize (and InitialHeapSize, when the annotation's
-jvmArgs have -Xms) with the annotation's heap, MaxMetaspaceSize with metaspace, MaxDirectMemorySize
-with offHeap when Flink sets it (the annotation's jvmArgs then carry it); "with" meaning: equal to
-what the same JDK shows when started with exactly Flink's flags for those numbers (-Xmx/-Xms heap
-and so on), so the JVM's own rounding of the heap counts on both sides. The container's memory
-limit and request after the patch with the annotation's limit and request, and the limit with
-totalProcess unless the annotation says why it is higher (kept headroom, a limit factor). And,
-where Flink's scripts pass BashJavaUtils' results to the entrypoint (-D jobmanager.memory.*), each
-of them with the annotation, and their sum with totalProcess.
+Compared per case: the annotation's jvmArgs with the flags its components make (a JobManager's
+-Xmx/-Xms heap, -XX:MaxMetaspaceSize metaspace, -XX:MaxDirectMemorySize offHeap when Flink sets it;
+a TaskManager's -Xmx/-Xms frameworkHeap + taskHeap, -XX:MaxDirectMemorySize frameworkOffHeap +
+taskOffHeap + network, -XX:MaxMetaspaceSize metaspace); then, from PrintFlagsFinal, MaxHeapSize
+(and InitialHeapSize, when the jvmArgs have -Xms), MaxMetaspaceSize and MaxDirectMemorySize (when
+the jvmArgs carry it) with those numbers, "with" meaning: equal to what the same JDK shows when
+started with exactly those flags, so the JVM's own rounding of the heap counts on both sides. The
+container's memory limit and request after the patch with the annotation's limit and request,
+and the limit with totalProcess unless the annotation says why it is higher (kept headroom, a
+limit factor). Where Flink's scripts (or, in native mode, Flink's resource manager) pass the
+resolved sizes to the main class (-D jobmanager.memory.* or -D taskmanager.memory.*=<bytes>b),
+each of them with the annotation's component, and their sum with totalProcess. And for a
+TaskManager, the sizes it runs with (its resource spec's task heap and off-heap, network and
+managed memory, and the framework heap and off-heap of its configuration) with the annotation's.
 
 A case that cannot start (a shell without an option, a missing program, a script error, an
-argument or conf dir Flink's entrypoint rejects) is a finding about the case: it is reported with
-the reason and its output's tail. Cases known to be such findings are listed in KNOWN_FINDINGS
-and reported as expected failures (strict: one that starts again must be taken off the list). The
-corpus is not edited here.
+argument, conf dir or configuration Flink's main rejects) is a finding about the case: it is
+reported with the reason and its output's tail. Cases known to be such findings are listed in
+KNOWN_FINDINGS with the realistic form of the pod and reported as expected failures (strict: one
+that starts again, or fails for another reason, must be taken off the list). The corpus is not
+edited here.
 
 What this does not do: cgroups (the JVM runs in this machine's cgroup, not one with the pod's
-limit; every JobManager here has explicit heap and metaspace flags, so its ergonomics do not
-depend on it), the flink user (root throughout), the image's Java (the JDK of this machine, 17,
-for every line; the images run 8, 11, 17 or 21), the Scala variant (1.11's PyPI jars are Scala
-2.11), Secrets (not in the corpus: taken as empty), Bitnami's image (its own layout and scripts).
+limit; every JVM here has explicit heap and metaspace flags, so its ergonomics do not depend on
+it), the flink user (root throughout), the image's Java (the JDK of this machine, 17, for every
+line; the images run 8, 11, 17 or 21), the Scala variant (1.11's PyPI jars are Scala 2.11),
+Secrets (not in the corpus: taken as empty), Bitnami's image (its own layout and scripts: its
+JobManager and TaskManager cases are skipped).
 """
 import base64
 import concurrent.futures
@@ -87,12 +101,44 @@ ONLY = [s for s in os.environ.get("REAL_START_CASES", "").split(",") if s]
 CASES = harness.CASES
 RESOLVED = harness.RESOLVED
 
-# Cases whose pods do not start for real, each with what happens and what a realistic pod would
-# have written instead. Reported as expected failures; see the module docstring.
-# Cases whose pods cannot start for real, with why and what a realistic pod writes (none now:
-# jobmanager-sh-Dk=v-is-taken-as-host, found here, is denied by the webhook with Flink's parse
-# error since).
-KNOWN_FINDINGS = {}
+# Cases whose pods cannot start for real: {name: (a part of the reason the report gives, what
+# happens and what a realistic pod writes instead)}. Reported as expected failures, strictly: one
+# that starts, or fails for another reason, fails the test, and its entry must go. The corpus is
+# not edited here. (jobmanager-sh-Dk=v-is-taken-as-host, found here earlier, is denied by the
+# webhook with Flink's parse error since.)
+_NO_POD_NODE_ID = (
+    "Flink's main ends before the TaskManager starts (exit 1): Exception in thread \"main\" "
+    "java.lang.IllegalStateException: The environment variable _POD_NODE_ID is not set")
+_POD_NODE_ID_FIX = (
+    "from 1.16 KubernetesTaskExecutorRunner requires the environment variable _POD_NODE_ID, which "
+    "Flink's own native TaskManager pods always carry (InitTaskManagerDecorator: valueFrom "
+    "fieldRef v1 spec.nodeName); a realistic pod has env {name: _POD_NODE_ID, valueFrom: "
+    "{fieldRef: {apiVersion: v1, fieldPath: spec.nodeName}}}")
+_NO_RESOURCE_SPEC = (
+    "Terminating TaskManagerRunner with exit code 1: org.apache.flink.configuration."
+    "IllegalConfigurationException: Failed to create TaskExecutorResourceSpec")
+KNOWN_FINDINGS = {
+    "native-1.18-taskmanager-as-flink-made-it-is-unchanged": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
+    "native-1.18-taskmanager-env-java-opts-taskmanager-is-overridden": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
+    "native-taskmanager-without-jvm-mem-opts-gets-them": (
+        _NO_POD_NODE_ID,
+        _POD_NODE_ID_FIX + "; and kubernetes-taskmanager.sh never runs BashJavaUtils, so without "
+        "the resource manager's -D taskmanager.memory.* and taskmanager.cpu.cores in its arguments "
+        "TaskExecutorResourceUtils.resourceSpecFromConfig refuses the configuration next "
+        "('taskmanager.cpu.cores ... is not set'): a realistic pod has both, as "
+        "native-1.18-taskmanager-as-flink-made-it-is-unchanged's arguments"),
+    "taskmanager-java-command-gets-flinks-flags": (
+        _NO_RESOURCE_SPEC,
+        "a java command that starts TaskManagerRunner itself must give the sizes BashJavaUtils "
+        "would (taskmanager.cpu.cores, the framework, task, network min = max and managed sizes: "
+        "TaskExecutorResourceUtils.resourceSpecFromConfig requires each to be set); with only "
+        "taskmanager.memory.process.size the TaskManager ends at start ('taskmanager.cpu.cores ... "
+        "is not set'). A realistic command adds Flink 1.20's -D for process 2g: cpu.cores=1.0, "
+        "framework.heap.size=134217728b, task.heap.size=563714445b, "
+        "framework.off-heap.size=134217728b, task.off-heap.size=0b, network.min and "
+        "network.max=166429984b, managed.size=665719939b (and jvm-metaspace.size=268435456b, "
+        "jvm-overhead.min and .max=214748368b)"),
+}
 
 
 _capman = None
@@ -171,6 +217,32 @@ def patched_pod(case, configmaps_file):
     return pod, json.loads(ann)
 
 
+ROLES = {"jobmanager": "JobManager", "taskmanager": "TaskManager"}
+# The conventional names of the container the webhook sizes, per role (pkg/podspec/plan.c
+# choose_container): flink-docker's and Flink's docs' jobmanager and taskmanager, native mode's
+# flink-main-container, and the short names the corpus's custom pods use.
+CONTAINER_NAMES = {"jobmanager": ("jobmanager", "flink-main-container", "jm"),
+                   "taskmanager": ("taskmanager", "flink-main-container", "tm")}
+
+
+def role_of(ann):
+    """The role the annotation names (an annotation without one is a JobManager's)."""
+    return ann.get("role") or "jobmanager"
+
+
+def flink_container(pod, role):
+    """The container the webhook sized, as tests/admission's jm_container finds it, for the role:
+    the first named as the flink-memory-webhook/container annotation says or with a conventional
+    name of the role, else the first."""
+    containers = pod["spec"]["containers"]
+    wanted = ((pod.get("metadata") or {}).get("annotations") or {}).get("flink-memory-webhook/container")
+    names = (wanted,) + CONTAINER_NAMES[role]
+    for c in containers:
+        if c["name"] in names:
+            return c
+    return containers[0]
+
+
 def image_layout(image):
     """Which image's layout this container runs: 'flink' (the official image's, also for custom
     images built on it), 'busybox', or None with the reason."""
@@ -222,6 +294,11 @@ class Plan:
         self.note = note
         self.skip = skip
         self.result = None
+        self.role = role_of(ann) if isinstance(ann, dict) else None
+
+    def container(self):
+        """The container of the pod the webhook sized (JobManager or TaskManager)."""
+        return flink_container(self.pod, self.role)
 
 
 def make_plans():
@@ -239,7 +316,7 @@ def make_plans():
             if pod is None:
                 plans.append(Plan(case, None, None, None, None, ann))
                 continue
-            container = harness.jm_container(pod)
+            container = flink_container(pod, role_of(ann))
             layout, why = image_layout(container.get("image", ""))
             if layout != "flink":
                 plans.append(Plan(case, pod, ann, None, None, why or "not a Flink image"))
@@ -329,8 +406,8 @@ class Start:
         return self.volumes[name]
 
     def fill_from_annotation(self, volume):
-        """An emptyDir at the JobManager's conf dir that nothing in the pod fills is filled as the
-        pod's flink-memory-webhook/configmap annotation says (the job of something outside the
+        """An emptyDir at the Flink container's conf dir that nothing in the pod fills is filled as
+        the pod's flink-memory-webhook/configmap annotation says (the job of something outside the
         pod: an operator, a sidecar), and said so. With an init container writing it, nothing."""
         spec = self.plan.pod["spec"]
         if spec.get("initContainers"):
@@ -339,8 +416,7 @@ class Start:
             "flink-memory-webhook/configmap")
         if not ann:
             return False
-        jm = harness.jm_container(self.plan.pod)
-        for vm in jm.get("volumeMounts") or []:
+        for vm in self.plan.container().get("volumeMounts") or []:
             if vm["name"] == volume and kubelet.clean_path(vm["mountPath"]) == "/opt/flink/conf" \
                     and not vm.get("subPath"):
                 break
@@ -475,8 +551,8 @@ class Start:
             if res["rc"] != 0:
                 return {"status": "cannot start", "notes": self.kpod.notes,
                         "reason": "init container %s exited %s" % (ic["name"], res["rc"]), "run": res}
-        jm = harness.jm_container(self.plan.pod)
-        res = self.run_container(jm, jm["name"], "flink")
+        main = self.plan.container()
+        res = self.run_container(main, main["name"], "flink")
         return {"status": "ran", "run": res, "notes": self.kpod.notes}
 
 
@@ -501,17 +577,39 @@ def jvm_args_of(ann):
     return out
 
 
-def dynamic_memory(argv_text):
-    """Flink's -D jobmanager.memory.* on the entrypoint's command line (BashJavaUtils' output)."""
+# Per role, what Flink's scripts hand the main class from BashJavaUtils (the resource manager
+# in native mode: the same generateDynamicConfigsStr): the prefix of the -D keys, each key with
+# the annotation's field it must equal, and the keys whose sum is the total process memory.
+# JobManagerProcessUtils and TaskExecutorProcessUtils set jvm-overhead.min and .max (and the
+# TaskManager's network.min and .max) both to the size they resolved.
+DYNAMIC = {
+    "jobmanager": ("jobmanager.memory.",
+                   (("heap.size", "heap"), ("off-heap.size", "offHeap"), ("jvm-metaspace.size", "metaspace"),
+                    ("jvm-overhead.min", "overhead"), ("jvm-overhead.max", "overhead")),
+                   ("heap.size", "off-heap.size", "jvm-metaspace.size", "jvm-overhead.max")),
+    "taskmanager": ("taskmanager.memory.",
+                    (("framework.heap.size", "frameworkHeap"), ("task.heap.size", "taskHeap"),
+                     ("framework.off-heap.size", "frameworkOffHeap"), ("task.off-heap.size", "taskOffHeap"),
+                     ("network.min", "network"), ("network.max", "network"), ("managed.size", "managed"),
+                     ("jvm-metaspace.size", "metaspace"), ("jvm-overhead.min", "overhead"),
+                     ("jvm-overhead.max", "overhead")),
+                    ("framework.heap.size", "task.heap.size", "framework.off-heap.size", "task.off-heap.size",
+                     "network.max", "managed.size", "jvm-metaspace.size", "jvm-overhead.max")),
+}
+
+
+def dynamic_memory(argv_text, prefix):
+    """Flink's -D <prefix>*=<bytes>b on the main class's command line (BashJavaUtils' output, or
+    the resource manager's in native mode); the last of a key wins, as in Flink's parser."""
     words = [w for w in (argv_text or "").split("\0")]
     props = {}
     for i, w in enumerate(words):
         kv = None
         if w == "-D" and i + 1 < len(words):
             kv = words[i + 1]
-        elif w.startswith("-D") and "=" in w and w[2:].startswith("jobmanager.memory."):
+        elif w.startswith("-D") and "=" in w and w[2:].startswith(prefix):
             kv = w[2:]
-        if kv and kv.startswith("jobmanager.memory.") and "=" in kv:
+        if kv and kv.startswith(prefix) and "=" in kv:
             k, v = kv.split("=", 1)
             if re.fullmatch(r"\d+b", v):
                 props[k] = int(v[:-1])
@@ -521,17 +619,36 @@ def dynamic_memory(argv_text):
 GCS = ("UseSerialGC", "UseParallelGC", "UseG1GC", "UseZGC", "UseShenandoahGC")
 _reference = {}
 _reference_lock = threading.Lock()
+JVM_FLAG_TEXT = {"Xmx": "-Xmx", "Xms": "-Xms", "MaxMetaspaceSize": "-XX:MaxMetaspaceSize",
+                 "MaxDirectMemorySize": "-XX:MaxDirectMemorySize"}
+# PrintFlagsFinal's name of what each flag sets.
+JVM_FINAL_FLAG = {"Xmx": "MaxHeapSize", "Xms": "InitialHeapSize", "MaxMetaspaceSize": "MaxMetaspaceSize",
+                  "MaxDirectMemorySize": "MaxDirectMemorySize"}
 
 
-def flinks_flags(ann):
-    """The memory flags Flink's scripts give a JobManager, from the annotation's numbers:
-    -Xmx and -Xms the heap, -XX:MaxMetaspaceSize the metaspace, and -XX:MaxDirectMemorySize the
-    off-heap size when Flink sets one (jobmanager.memory.enable-jvm-direct-memory-limit, which the
-    annotation's jvmArgs then carry)."""
-    flags = "-Xmx%d -Xms%d -XX:MaxMetaspaceSize=%d" % (ann["heap"], ann["heap"], ann["metaspace"])
+def flinks_sizes(ann):
+    """The memory flags Flink's scripts give the role, from the annotation's components, as
+    [(flag, bytes, what it is)] (ProcessMemoryUtils.generateJvmParametersStr). A JobManager: -Xmx
+    and -Xms the heap, -XX:MaxMetaspaceSize the metaspace, -XX:MaxDirectMemorySize the off-heap size
+    when Flink sets one (jobmanager.memory.enable-jvm-direct-memory-limit, which the annotation's
+    jvmArgs then carry). A TaskManager: -Xmx and -Xms the framework and task heap,
+    -XX:MaxDirectMemorySize the framework and task off-heap and the network memory (always set),
+    -XX:MaxMetaspaceSize the metaspace."""
+    if role_of(ann) == "taskmanager":
+        heap = ann["frameworkHeap"] + ann["taskHeap"]
+        direct = ann["frameworkOffHeap"] + ann["taskOffHeap"] + ann["network"]
+        return [("Xmx", heap, "frameworkHeap + taskHeap"), ("Xms", heap, "frameworkHeap + taskHeap"),
+                ("MaxDirectMemorySize", direct, "frameworkOffHeap + taskOffHeap + network"),
+                ("MaxMetaspaceSize", ann["metaspace"], "metaspace")]
+    sizes = [("Xmx", ann["heap"], "heap"), ("Xms", ann["heap"], "heap (-Xms)"),
+             ("MaxMetaspaceSize", ann["metaspace"], "metaspace")]
     if "MaxDirectMemorySize" in jvm_args_of(ann):
-        flags += " -XX:MaxDirectMemorySize=%d" % ann["offHeap"]
-    return flags
+        sizes.append(("MaxDirectMemorySize", ann["offHeap"], "offHeap"))
+    return sizes
+
+
+def flinks_flags(sizes):
+    return " ".join("%s%s%d" % (JVM_FLAG_TEXT[f], "" if f in ("Xmx", "Xms") else "=", v) for f, v, _ in sizes)
 
 
 def reference_flags(java, jvm_args, gc):
@@ -551,29 +668,43 @@ def reference_flags(java, jvm_args, gc):
         return _reference[key]
 
 
+# The TaskManager's own sizes, as ParseArgs writes them from TaskExecutorResourceUtils'
+# resourceSpecFromConfig and the configuration (tests/real/ParseArgs.java), with the annotation's
+# field each must equal.
+TM_SPEC = (("taskHeap", "taskHeap"), ("taskOffHeap", "taskOffHeap"), ("network", "network"),
+           ("managed", "managed"), ("frameworkHeap", "frameworkHeap"), ("frameworkOffHeap", "frameworkOffHeap"))
+
+
+def tm_spec(parse_result):
+    m = re.search(r"TaskExecutorResourceSpec: (.*)$", parse_result or "")
+    if not m:
+        return None
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)b", m.group(1))}
+
+
 def compare(plan, res, java):
     """[(what, want, got, ok)] for one started pod."""
     ann = plan.ann
     flags = print_flags(res["flags"])
     jargs = jvm_args_of(ann)
     gc = next((g for g in GCS if flags.get(g) == "true"), None)
-    ref = reference_flags(java, flinks_flags(ann), gc)
+    sizes = [s for s in flinks_sizes(ann) if s[0] != "Xms" or "Xms" in jargs]
+    ref = reference_flags(java, flinks_flags(flinks_sizes(ann)), gc)
     rows = []
-
-    def jvm_row(flag, what, value):
-        want, got = ref.get(flag), flags.get(flag)
-        label = "%s vs %s" % (flag, what)
+    # The annotation's jvmArgs say the flags its components make.
+    for flag, value, what in sizes:
+        rows.append(("annotation jvmArgs %s vs %s" % (JVM_FLAG_TEXT[flag], what), value, jargs.get(flag),
+                     jargs.get(flag) == value))
+    # The JVM's final flags against a JVM started with exactly those.
+    for flag, value, what in sizes:
+        final = JVM_FINAL_FLAG[flag]
+        want, got = ref.get(final), flags.get(final)
+        label = "%s vs %s" % (final, what)
         if want != str(value):
             label += " %d, as the JVM rounds it" % value
         rows.append((label, want, got, want is not None and got == want))
-    jvm_row("MaxHeapSize", "heap", ann["heap"])
-    if "Xms" in jargs:
-        jvm_row("InitialHeapSize", "heap (-Xms)", ann["heap"])
-    jvm_row("MaxMetaspaceSize", "metaspace", ann["metaspace"])
-    if "MaxDirectMemorySize" in jargs:
-        jvm_row("MaxDirectMemorySize", "offHeap", ann["offHeap"])
     # The container's memory after the patch.
-    c = harness.jm_container(plan.pod)
+    c = plan.container()
     res_ = c.get("resources") or {}
     limit = (res_.get("limits") or {}).get("memory")
     request = (res_.get("requests") or {}).get("memory")
@@ -590,21 +721,25 @@ def compare(plan, res, java):
                      ann["totalProcess"], limit, lim is not None and lim >= total))
     else:
         rows.append(("limits.memory vs totalProcess", ann["totalProcess"], limit, lim == total))
-    # What Flink's own scripts computed, when they hand it to the entrypoint.
-    dyn = dynamic_memory(res["jvm_argv"])
-    if dyn:
-        for key, field in (("jobmanager.memory.heap.size", "heap"), ("jobmanager.memory.off-heap.size", "offHeap"),
-                           ("jobmanager.memory.jvm-metaspace.size", "metaspace")):
-            if key in dyn:
-                rows.append(("-D %s vs %s" % (key, field), ann[field], dyn[key], dyn[key] == ann[field]))
-        if "jobmanager.memory.jvm-overhead.max" in dyn:
-            ov = dyn["jobmanager.memory.jvm-overhead.max"]
-            rows.append(("-D jobmanager.memory.jvm-overhead.max vs overhead", ann["overhead"], ov, ov == ann["overhead"]))
-            parts = ("jobmanager.memory.heap.size", "jobmanager.memory.off-heap.size",
-                     "jobmanager.memory.jvm-metaspace.size", "jobmanager.memory.jvm-overhead.max")
-            if all(p in dyn for p in parts):
-                s = sum(dyn[p] for p in parts)
-                rows.append(("the -D sizes' sum vs totalProcess", total, s, s == total))
+    # What Flink's own scripts computed, when they hand it to the main class.
+    prefix, fields, parts = DYNAMIC[plan.role]
+    dyn = dynamic_memory(res["jvm_argv"], prefix)
+    for key, field in fields:
+        if prefix + key in dyn:
+            got = dyn[prefix + key]
+            rows.append(("-D %s%s vs %s" % (prefix, key, field), ann[field], got, got == ann[field]))
+    if dyn and all(prefix + p in dyn for p in parts):
+        s = sum(dyn[prefix + p] for p in parts)
+        rows.append(("the -D sizes' sum vs totalProcess", total, s, s == total))
+    # What the TaskManager itself would run with (its resource spec, from Flink's classes).
+    if plan.role == "taskmanager":
+        spec = tm_spec(res["parse_result"])
+        if spec is None:
+            rows.append(("the TaskManager's resource spec (ParseArgs)", "its sizes", None, False))
+        else:
+            for key, field in TM_SPEC:
+                rows.append(("the TaskManager's %s vs %s" % (key, field), ann[field], spec.get(key),
+                             spec.get(key) == ann[field]))
     return rows
 
 
@@ -622,9 +757,10 @@ def judge(plan, out, java):
             detail = "\n  stderr (tail):\n" + tail(run["stderr"]) + "\n  stdout (tail):\n" + tail(run["stdout"], 10)
         return {"status": "cannot start", "reason": out["reason"], "detail": detail, "notes": out["notes"]}
     run = out["run"]
+    role = ROLES[plan.role]
     if run["jvm_argv"] is None:
         return {"status": "cannot start", "notes": out["notes"],
-                "reason": "the container exited %s before starting the JobManager's JVM" % run["rc"],
+                "reason": "the container exited %s before starting the %s's JVM" % (run["rc"], role),
                 "detail": "\n  stderr (tail):\n" + tail(run["stderr"]) + "\n  stdout (tail):\n" + tail(run["stdout"], 10),
                 "run": run}
     if (run["dry_run_exit"] or "").strip() != "0":
@@ -635,7 +771,7 @@ def judge(plan, out, java):
     verdict = (run["parse_result"] or "").strip()
     if not verdict:
         return {"status": "suite error", "notes": out["notes"],
-                "reason": "ParseArgs (Flink's entrypoint main's parsing) did not run or said nothing "
+                "reason": "ParseArgs (Flink's main class's parsing) did not run or said nothing "
                           "(exit %s)" % (run["parse_exit"] or "?").strip(),
                 "detail": "\n  its output (tail):\n" + tail(run["parse"], 15), "run": run}
     if verdict.startswith("error:"):
@@ -645,12 +781,12 @@ def judge(plan, out, java):
     if (run["parse_exit"] or "0").strip() != "0":
         message = verdict[len("failed: "):] if verdict.startswith("failed: ") else verdict
         return {"status": "cannot start", "notes": out["notes"],
-                "reason": "Flink's entrypoint main ends before the JobManager starts (exit %s): %s"
-                          % (run["parse_exit"].strip(), message),
+                "reason": "Flink's main ends before the %s starts (exit %s): %s"
+                          % (role, run["parse_exit"].strip(), message),
                 "detail": "\n  Flink's output (tail):\n" + tail(run["parse"], 15), "run": run}
     if (run["jvm_exit"] or "").strip() != "0":
         return {"status": "cannot start", "notes": out["notes"],
-                "reason": "the JobManager's JVM refused its options (exit %s)" % (run["jvm_exit"] or "?").strip(),
+                "reason": "the %s's JVM refused its options (exit %s)" % (role, (run["jvm_exit"] or "?").strip()),
                 "detail": "\n  JVM output (tail):\n" + tail(run["flags"], 10), "run": run}
     rows = compare(plan, run, java)
     ok = all(r[3] for r in rows)
@@ -661,7 +797,8 @@ def describe(plan):
     r = plan.result
     lines = ["%s: %s" % (plan.name, r["status"].upper() if r["status"] != "matched" else "matched")]
     if plan.version:
-        lines.append("  Flink %s from PyPI%s" % (plan.version, " (%s)" % plan.note if plan.note else ""))
+        lines.append("  %s, Flink %s from PyPI%s" % (ROLES[plan.role], plan.version,
+                                                     " (%s)" % plan.note if plan.note else ""))
     if r.get("run"):
         lines.append("  command: %s" % json.dumps(r["run"]["argv"])[:300])
     if r.get("reason"):
@@ -710,8 +847,8 @@ def started(request):
         with _log_lock:
             done[0] += 1
             n = done[0]
-        log("[%d/%d] %s: %s (Flink %s, %.1f s)" % (n, len(todo), p.name, p.result["status"],
-                                                       p.version, time.time() - t))
+        log("[%d/%d] %s: %s (%s, Flink %s, %.1f s)" % (n, len(todo), p.name, p.result["status"],
+                                                           ROLES[p.role], p.version, time.time() - t))
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as ex:
         list(ex.map(one, todo))
     counts = {}
@@ -722,6 +859,15 @@ def started(request):
     for p in plans:
         if p.result["status"] != "skipped":
             report.append(describe(p))
+    started_by = {}
+    for p in todo:
+        if p.result["status"] in ("matched", "mismatched"):
+            by_version = started_by.setdefault(p.role, {})
+            by_version[p.version] = by_version.get(p.version, 0) + 1
+    for role in sorted(started_by):
+        n = sum(started_by[role].values())
+        report.append("started and compared: %d %s pods (%s)" % (n, ROLES[role], ", ".join(
+            "%s: %d" % (v, started_by[role][v]) for v in sorted(started_by[role], key=vkey))))
     report.append("skipped:")
     for p in plans:
         if p.result["status"] == "skipped":
@@ -746,7 +892,10 @@ def test_starts_with_flinks_numbers(name, started):
     if r["status"] == "skipped":
         pytest.skip(r["reason"])
     if name in KNOWN_FINDINGS:
+        reason, why = KNOWN_FINDINGS[name]
         if r["status"] == "matched":
             pytest.fail("%s starts and matches now: take it off KNOWN_FINDINGS\n%s" % (name, describe(plan)))
-        pytest.xfail("finding: " + KNOWN_FINDINGS[name])
+        if r["status"] != "cannot start" or reason not in r.get("reason", ""):
+            pytest.fail("%s is a known finding (%s), but now: %s\n%s" % (name, reason, r["status"], describe(plan)))
+        pytest.xfail("finding: " + why)
     assert r["status"] == "matched", describe(plan)

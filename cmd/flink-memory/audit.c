@@ -1,8 +1,9 @@
 /*
- * flink-memory audit: the JobManager pods that are running (or were admitted while the webhook
- * was off), each next to what Flink resolves for it. The pods and their ConfigMaps come from the
- * API server through the kubeconfig; each pod goes through the webhook's own analysis
- * (pkg/podspec), so "differs" means exactly what the webhook would change at admission.
+ * flink-memory audit: the JobManager and TaskManager pods that are running (or were admitted
+ * while the webhook was off), each next to what Flink resolves for it. The pods and their
+ * ConfigMaps come from the API server through the kubeconfig; each pod goes through the webhook's
+ * own analysis (pkg/podspec), so "differs" means exactly what the webhook would change at
+ * admission.
  */
 #include "cmd/flink-memory/cli.h"
 
@@ -21,17 +22,20 @@
 
 static const char AUDIT_USAGE[] =
     "usage: flink-memory audit [-n NAMESPACE | -A] [--kubeconfig FILE] [--output table|json]\n"
+    "                          [--roles jobmanager,taskmanager]\n"
     "                          [--default-flink-version X.Y] [--requests equal|keep-lower]\n"
     "                          [--headroom deliberate|keep|remove] [--timeout-ms N]\n"
     "\n"
-    "Lists every JobManager pod (all namespaces, or -n NAMESPACE) with its memory limit and\n"
-    "request next to Flink's, and marks the pods whose limit, request or winning JVM memory\n"
-    "flags disagree with what Flink resolves from the configuration the pod really gets (what\n"
-    "the webhook would change if the pod were created now, with the same settings).\n"
+    "Lists every JobManager and TaskManager pod (all namespaces, or -n NAMESPACE; --roles\n"
+    "jobmanager or --roles taskmanager for one role, as the webhook's --roles) with its role,\n"
+    "its memory limit and request next to Flink's, and marks the pods whose limit, request or\n"
+    "winning JVM memory flags disagree with what Flink resolves from the configuration the pod\n"
+    "really gets (what the webhook would change if the pod were created now, with the same\n"
+    "settings).\n"
     "The kubeconfig is --kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config,\n"
     "else the pod's service account.\n"
     "\n"
-    "exit status: 0 every JobManager agrees (or its configuration cannot be read: status\n"
+    "exit status: 0 every pod listed agrees (or its configuration cannot be read: status\n"
     "unknown), 1 at least one differs or has a configuration Flink rejects, 2 bad usage or the\n"
     "API server could not be asked\n";
 
@@ -102,7 +106,8 @@ static json_t *joined(json_t *arr)
     return out;
 }
 
-/* One JobManager pod's row; NULL for a pod without one. */
+/* One pod's row, for its JobManager or TaskManager container; NULL for a pod without one of
+ * the roles asked for. */
 static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
                          struct fmw_cm_cache *cache, long timeout_ms, bool *disagrees, bool *failed)
 {
@@ -144,10 +149,11 @@ static json_t *audit_pod(json_t *pod, const struct fmw_podspec_options *opt,
         break;
     }
     *disagrees = *disagrees || strcmp(status, "differs") == 0 || strcmp(status, "invalid") == 0;
-    row = json_pack("{s:s?,s:s?,s:s,s:s,s:s,s:s,s:s,s:o?,s:O}", "namespace", ns, "pod", name,
-                    "container", plan.container, "flinkVersion", version, "limit",
-                    memory_of(container, "limits"), "request", memory_of(container, "requests"),
-                    "status", status, "why", why, "notes", plan.notes);
+    row = json_pack("{s:s?,s:s?,s:s,s:s,s:s,s:s,s:s,s:s,s:o?,s:O}", "namespace", ns, "pod", name,
+                    "role", fmw_role_name(plan.role), "container", plan.container, "flinkVersion",
+                    version, "limit", memory_of(container, "limits"), "request",
+                    memory_of(container, "requests"), "status", status, "why", why, "notes",
+                    plan.notes);
     if (row && plan.status == FMW_PLAN_RESOLVED) {
         char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN], tq[FMW_MEMSIZE_STRLEN];
         fmw_quantity_format(plan.limit, lq);
@@ -166,12 +172,12 @@ out:
 
 static void print_table(json_t *rows)
 {
-    static const char *const COLS[] = {"namespace", "pod",     "container",  "flinkVersion",
-                                       "limit",     "request", "flinkLimit", "flinkRequest",
-                                       "status",    "why"};
-    static const char *const HEAD[] = {"NAMESPACE", "POD",     "CONTAINER",   "FLINK",
-                                       "LIMIT",     "REQUEST", "FLINK-LIMIT", "FLINK-REQUEST",
-                                       "STATUS",    "WHY"};
+    static const char *const COLS[] = {"namespace",    "pod",    "role",    "container",
+                                       "flinkVersion", "limit",  "request", "flinkLimit",
+                                       "flinkRequest", "status", "why"};
+    static const char *const HEAD[] = {"NAMESPACE",     "POD",    "ROLE",    "CONTAINER",
+                                       "FLINK",         "LIMIT",  "REQUEST", "FLINK-LIMIT",
+                                       "FLINK-REQUEST", "STATUS", "WHY"};
     enum { N = sizeof COLS / sizeof COLS[0] };
     size_t width[N];
     for (size_t c = 0; c < N; c++)
@@ -204,7 +210,7 @@ static void print_table(json_t *rows)
 
 int fmw_cli_audit(int argc, char **argv)
 {
-    enum { O_KUBECONFIG = 256, O_OUTPUT, O_VERSION, O_REQUESTS, O_HEADROOM, O_TIMEOUT };
+    enum { O_KUBECONFIG = 256, O_OUTPUT, O_VERSION, O_REQUESTS, O_HEADROOM, O_ROLES, O_TIMEOUT };
     static const struct option LONG[] = {
         {"namespace", required_argument, NULL, 'n'},
         {"all-namespaces", no_argument, NULL, 'A'},
@@ -213,6 +219,7 @@ int fmw_cli_audit(int argc, char **argv)
         {"default-flink-version", required_argument, NULL, O_VERSION},
         {"requests", required_argument, NULL, O_REQUESTS},
         {"headroom", required_argument, NULL, O_HEADROOM},
+        {"roles", required_argument, NULL, O_ROLES},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -250,6 +257,12 @@ int fmw_cli_audit(int argc, char **argv)
         case O_HEADROOM:
             if (!fmw_headroom_policy_parse(optarg, &cfg.podspec.headroom))
                 return audit_error("--headroom takes deliberate, keep or remove, not '%s'", optarg);
+            break;
+        case O_ROLES:
+            if (!fmw_roles_parse(optarg, &cfg.podspec.roles))
+                return audit_error("--roles takes jobmanager, taskmanager or both "
+                                   "(comma-separated), not '%s'",
+                                   optarg);
             break;
         case O_TIMEOUT: {
             char *end;
@@ -357,7 +370,12 @@ int fmw_cli_audit(int argc, char **argv)
             puts(s);
         free(s);
     } else if (json_array_size(rows) == 0) {
-        printf("No JobManager pods found%s%s.\n", ns ? " in namespace " : "", ns ? ns : "");
+        unsigned roles = cfg.podspec.roles ? cfg.podspec.roles : FMW_ROLES_ALL;
+        printf("No %s pods found%s%s.\n",
+               roles == FMW_ROLE_JOBMANAGER    ? "JobManager"
+               : roles == FMW_ROLE_TASKMANAGER ? "TaskManager"
+                                               : "JobManager or TaskManager",
+               ns ? " in namespace " : "", ns ? ns : "");
     } else {
         print_table(rows);
     }

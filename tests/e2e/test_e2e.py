@@ -108,12 +108,14 @@ def env():
     kubectl("label", "namespace", ns, "fmw-e2e=" + mwc)
     with open(os.path.join(d, "ca.crt"), "rb") as f:
         ca = base64.b64encode(f.read()).decode()
+    # One webhook per role, as the chart makes one per label (the webhook runs with both roles,
+    # its default): JobManagers first, so /webhooks/0 is theirs.
     config = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": mwc},
         "webhooks": [{
-            "name": "jobmanager.flink-memory-webhook.apache-flink.io",
+            "name": f"{role}.flink-memory-webhook.apache-flink.io",
             "clientConfig": {"url": f"https://127.0.0.1:{wh.port}/mutate", "caBundle": ca},
             "rules": [
                 {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
@@ -121,26 +123,28 @@ def env():
                  "resources": ["deployments", "statefulsets", "replicasets"]},
             ],
             "namespaceSelector": {"matchLabels": {"fmw-e2e": mwc}},
-            "objectSelector": {"matchExpressions": [{"key": "component", "operator": "In", "values": ["jobmanager"]}]},
+            "objectSelector": {"matchExpressions": [{"key": "component", "operator": "In", "values": [role]}]},
             "failurePolicy": "Ignore",
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,
             "reinvocationPolicy": "IfNeeded",
             "matchPolicy": "Equivalent",
-        }],
+        } for role in ("jobmanager", "taskmanager")],
     }
     kubectl("apply", "-f", "-", input=json.dumps(config))
     # The API server picks up new webhook configurations asynchronously: wait until it calls us.
-    probe = pod("probe", "flink:1.18.1", labels={"component": "jobmanager"})
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        p = kubectl("apply", "--dry-run=server", "-n", ns, "-o", "json", "-f", "-", input=json.dumps(probe), check=False)
-        if p.returncode == 0 and RESOLVED in json.loads(p.stdout)["metadata"].get("annotations", {}):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the API server never called the webhook")
+    for probe in (pod("probe", "flink:1.18.1", labels={"component": "jobmanager"}),
+                  tm_pod("probe", "flink:1.18.1")):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            p = kubectl("apply", "--dry-run=server", "-n", ns, "-o", "json", "-f", "-", input=json.dumps(probe),
+                        check=False)
+            if p.returncode == 0 and RESOLVED in json.loads(p.stdout)["metadata"].get("annotations", {}):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the API server never called the webhook for " + probe["spec"]["containers"][0]["name"])
     yield {"ns": ns, "mwc": mwc, "webhook": wh, "dir": d}
     wh.stop()
     kubectl("delete", "mutatingwebhookconfiguration", mwc, "--ignore-not-found", check=False)
@@ -164,6 +168,14 @@ def pod(name, image, args=("jobmanager",), labels=None, env=None, resources=None
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": labels or {"component": "jobmanager"}},
             "spec": spec}
+
+
+def tm_pod(name, image, **kw):
+    """A TaskManager as Flink's docs write one: container taskmanager, args [taskmanager]."""
+    obj = pod(name, image, args=kw.pop("args", ("taskmanager",)),
+              labels=kw.pop("labels", {"app": "flink", "component": "taskmanager"}), **kw)
+    obj["spec"]["containers"][0]["name"] = "taskmanager"
+    return obj
 
 
 def configmap(name, data):
@@ -206,7 +218,8 @@ def test_deployment_pods_are_sized_by_the_webhook(env):
     deadline = time.time() + 60
     pods = []
     while time.time() < deadline:
-        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=flink", "-o", "json").stdout)["items"]
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=flink,component=jobmanager", "-o", "json").stdout)[
+            "items"]
         if pods:
             break
         time.sleep(0.5)
@@ -350,6 +363,141 @@ def test_server_answers_like_the_cli_with_real_configmaps(env):
     assert p.returncode == 0
     assert p.stdout == server_bytes + b"\n"
     assert b"1472Mi" in base64.b64decode(json.loads(server_bytes)["response"]["patch"])
+
+
+# Flink's docs, Kubernetes standalone session (1.18): the flink-config ConfigMap's flink-conf.yaml.
+FLINK_DOCS_CONF = """jobmanager.rpc.address: flink-jobmanager
+taskmanager.numberOfTaskSlots: 2
+blob.server.port: 6124
+jobmanager.rpc.port: 6123
+taskmanager.rpc.port: 6122
+jobmanager.memory.process.size: 1600m
+taskmanager.memory.process.size: 1728m
+parallelism.default: 2
+"""
+# What Flink 1.18.1's own BashJavaUtils prints for that file (GET_JM_RESOURCE_PARAMS and
+# GET_TM_RESOURCE_PARAMS: the JVM flags, and the sizes of its dynamic-configs line). Each role's
+# total process memory, in MiB, is the container's limit and request.
+FLINK_DOCS_JM = {"totalProcess": "1600Mi", "heap": 1073741824, "offHeap": 134217728, "metaspace": 268435456,
+                 "overhead": 201326592, "jvmArgs": "-Xmx1073741824 -Xms1073741824 -XX:MaxMetaspaceSize=268435456"}
+FLINK_DOCS_TM = {"role": "taskmanager", "totalProcess": "1728Mi", "frameworkHeap": 134217728, "taskHeap": 402653174,
+                 "frameworkOffHeap": 134217728, "taskOffHeap": 0, "network": 134217730, "managed": 536870920,
+                 "metaspace": 268435456, "overhead": 201326592,
+                 "jvmArgs": "-Xmx536870902 -Xms536870902 -XX:MaxDirectMemorySize=268435458 -XX:MaxMetaspaceSize=268435456"}
+FLINK_DOCS_TM_HEAP, FLINK_DOCS_TM_DIRECT = 536870902, 268435458
+# Flink 1.18.1's BashJavaUtils GET_TM_RESOURCE_PARAMS on taskmanager.memory.process.size: 1g with
+# taskmanager.memory.managed.size: 2g: the exception's message, which the webhook prefixes with the
+# container's name.
+FLINK_TM_REJECTED = (
+    "TaskManager memory configuration failed: Sum of configured Framework Heap Memory (128.000mb (134217728 bytes)), "
+    "Framework Off-Heap Memory (128.000mb (134217728 bytes)), Task Off-Heap Memory (0 bytes), Managed Memory "
+    "(2.000gb (2147483648 bytes)) and Network Memory (64.000mb (67108864 bytes)) exceed configured Total Flink "
+    "Memory (576.000mb (603979776 bytes)).")
+DOCS_VOLUME = [{"name": "flink-config-volume", "configMap": {"name": "flink-config", "items": [
+    {"key": "flink-conf.yaml", "path": "flink-conf.yaml"}]}}]
+DOCS_MOUNT = [{"name": "flink-config-volume", "mountPath": "/opt/flink/conf/"}]
+
+
+def mib(n):
+    return n * 2**20
+
+
+def test_session_cluster_jobmanager_and_taskmanager_are_both_sized(env):
+    """Flink's docs' session cluster, its JobManager and a TaskManager created as bare pods with
+    hand-written limits: the API server stores each sized to its own role's total process memory,
+    with the resolved annotation of its role."""
+    ns = env["ns"]
+    apply(ns, configmap("flink-config", {"flink-conf.yaml": FLINK_DOCS_CONF}))
+    apply(ns, pod("session-jm", "flink:1.18.1", labels={"app": "flink-session", "component": "jobmanager"},
+                  resources={"limits": {"memory": "2Gi"}}, mounts=DOCS_MOUNT, volumes=DOCS_VOLUME))
+    p = apply(ns, tm_pod("session-tm", "flink:1.18.1", labels={"app": "flink-session", "component": "taskmanager"},
+                         resources={"limits": {"memory": "1Gi"}}, mounts=DOCS_MOUNT, volumes=DOCS_VOLUME))
+    assert "Warning: flink-memory-webhook: taskmanager: memory limit 1Gi -> 1728Mi (Flink 1.18)" in p.stderr, p.stderr
+    jm_pod, tm = get(ns, "pod", "session-jm"), get(ns, "pod", "session-tm")
+    c = jm_pod["spec"]["containers"][0]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": mib(1600), "requests": mib(1600)}
+    resolved = json.loads(jm_pod["metadata"]["annotations"][RESOLVED])
+    assert {k: resolved.get(k) for k in FLINK_DOCS_JM} == FLINK_DOCS_JM
+    assert "role" not in resolved or resolved["role"] == "jobmanager"
+    c = tm["spec"]["containers"][0]
+    assert c["name"] == "taskmanager" and c["args"] == ["taskmanager"]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": mib(1728), "requests": mib(1728)}
+    resolved = json.loads(tm["metadata"]["annotations"][RESOLVED])
+    assert {k: resolved.get(k) for k in FLINK_DOCS_TM} == FLINK_DOCS_TM
+    assert resolved["limit"] == resolved["request"] == "1728Mi"
+    assert resolved["flinkVersion"] == "1.18" and resolved["source"] == "ConfigMap flink-config key flink-conf.yaml"
+    # Nothing in the pod sets JVM flags: Flink's own reach the JVM, and no variable is added.
+    assert "env" not in c
+
+
+def test_taskmanager_deployment_pods_are_sized(env):
+    """The docs' TaskManager Deployment (2 replicas), with a hand-written limit and a JVM flag in
+    _JAVA_OPTIONS that would override Flink's direct memory: the Deployment is left as written
+    (this suite's webhook runs with --workloads warn, the default), with warnings, and the pods
+    the controller manager creates from it are sized. The Deployment carries its template's
+    labels so that this suite's objectSelector sends it to the webhook."""
+    ns = env["ns"]
+    apply(ns, configmap("flink-config", {"flink-conf.yaml": FLINK_DOCS_CONF}))
+    labels = {"app": "flink", "component": "taskmanager"}
+    spec = tm_pod("x", "flink:1.18.1", resources={"limits": {"memory": "2Gi"}},
+                  env=[{"name": "_JAVA_OPTIONS", "value": "-XX:MaxDirectMemorySize=1g"}],
+                  mounts=DOCS_MOUNT, volumes=DOCS_VOLUME)["spec"]
+    spec["containers"][0]["securityContext"] = {"runAsUser": 9999}  # the docs': user flink of the image
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "flink-taskmanager", "labels": labels},
+           "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": spec}}}
+    p = apply(ns, dep)
+    assert "Warning: flink-memory-webhook: taskmanager: pods will get memory limit 2Gi -> 1728Mi (Flink 1.18)" in \
+        p.stderr, p.stderr
+    assert (f"pods will get -XX:MaxDirectMemorySize in _JAVA_OPTIONS 1073741824 -> {FLINK_DOCS_TM_DIRECT}"
+            in p.stderr), p.stderr
+    deadline = time.time() + 60
+    pods = []
+    while time.time() < deadline:
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=flink,component=taskmanager", "-o",
+                                  "json").stdout)["items"]
+        if len(pods) >= 2:
+            break
+        time.sleep(0.5)
+    assert len(pods) == 2, f"{len(pods)} TaskManager pods from the Deployment"
+    for tm in pods:
+        c = tm["spec"]["containers"][0]
+        assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": mib(1728), "requests": mib(1728)}
+        assert c["env"] == [{"name": "_JAVA_OPTIONS", "value": f"-XX:MaxDirectMemorySize={FLINK_DOCS_TM_DIRECT}"}]
+        resolved = json.loads(tm["metadata"]["annotations"][RESOLVED])
+        assert {k: resolved.get(k) for k in FLINK_DOCS_TM} == FLINK_DOCS_TM
+    stored = get(ns, "deployment", "flink-taskmanager")["spec"]["template"]
+    assert stored["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert RESOLVED not in stored["metadata"].get("annotations", {})
+
+
+def test_dry_run_server_previews_a_taskmanager_and_stores_nothing(env):
+    ns = env["ns"]
+    apply(ns, configmap("flink-config", {"flink-conf.yaml": FLINK_DOCS_CONF}))
+    obj = tm_pod("tm-dry", "flink:1.18.1", env=[{"name": "_JAVA_OPTIONS", "value": "-Xmx4g"}],
+                 resources={"limits": {"memory": "8Gi"}}, mounts=DOCS_MOUNT, volumes=DOCS_VOLUME)
+    p = apply(ns, obj, "--dry-run=server", "-o", "yaml")
+    shown = yaml.safe_load(p.stdout)
+    c = shown["spec"]["containers"][0]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": mib(1728), "requests": mib(1728)}
+    assert c["env"] == [{"name": "_JAVA_OPTIONS", "value": f"-Xmx{FLINK_DOCS_TM_HEAP}"}]
+    assert json.loads(shown["metadata"]["annotations"][RESOLVED])["role"] == "taskmanager"
+    # The API server defaults a request unset beside a limit to the limit before it calls the webhook.
+    for warning in ("memory limit 8Gi -> 1728Mi", "memory request 8Gi -> 1728Mi",
+                    f"-Xmx in _JAVA_OPTIONS 4294967296 -> {FLINK_DOCS_TM_HEAP}"):
+        assert f"Warning: flink-memory-webhook: taskmanager: {warning} (Flink 1.18)" in p.stderr, p.stderr
+    assert kubectl("get", "-n", ns, "pod", "tm-dry", check=False).returncode != 0
+
+
+def test_taskmanager_config_flink_rejects_is_denied_with_flinks_text(env):
+    ns = env["ns"]
+    apply(ns, configmap("tm-bad-conf", {"flink-conf.yaml":
+          "taskmanager.memory.process.size: 1g\ntaskmanager.memory.managed.size: 2g\n"}))
+    p = apply(ns, tm_pod("tm-bad", "flink:1.18.1", mounts=CONF_MOUNT, volumes=conf_volume("tm-bad-conf")), check=False)
+    assert p.returncode != 0
+    assert "denied the request: taskmanager: " + FLINK_TM_REJECTED in p.stderr, p.stderr
+    assert kubectl("get", "-n", ns, "pod", "tm-bad", check=False).returncode != 0
 
 
 def test_stopped_webhook_follows_failure_policy(env):

@@ -1,4 +1,4 @@
-"""Benchmark fixtures: realistic AdmissionReviews of JobManager pods, written as JSON files.
+"""Benchmark fixtures: realistic AdmissionReviews of Flink pods, written as JSON files.
 
 The pods are made the way the admission corpus makes them (tests/admission/test_admission.py):
 what the API server's defaulting adds to a Pod, wrapped in an AdmissionReview as the API server
@@ -11,6 +11,10 @@ the peer can answer it without an API server:
   two-container  a JobManager and a log-shipping sidecar
   jm-64k       the jm-5k pod with a large environment and annotations, about 64 KB
   jm-cm        a JobManager whose flink-conf.yaml comes from a ConfigMap (for the lookup benchmark)
+  tm-5k        a standalone TaskManager pod of a Deployment (Flink's session cluster), about 5 KB
+
+The generator draws the fixtures in this order; a new one goes last, so the random parts of the
+others stay byte for byte the same.
 
 usage: python3 bench/fixtures.py OUTDIR
 """
@@ -110,6 +114,91 @@ def jobmanager_pod(containers, annotations=None):
     }
 
 
+# The TaskManagers' configuration of a session cluster as Flink's docs lay it out (standalone
+# Kubernetes: taskmanager-session-deployment.yaml and its flink-conf.yaml), with RocksDB state,
+# 4 slots and a process size of 4g. Flink 1.18.1's BashJavaUtils prints for it -Xmx1664299798
+# -Xms1664299798 -XX:MaxDirectMemorySize=493921243 -XX:MaxMetaspaceSize=268435456.
+TM_FLINK_PROPERTIES = """jobmanager.rpc.address: flink-jobmanager
+jobmanager.rpc.port: 6123
+blob.server.port: 6124
+taskmanager.rpc.port: 6122
+queryable-state.proxy.ports: 6125
+taskmanager.numberOfTaskSlots: 4
+parallelism.default: 4
+state.backend.type: rocksdb
+state.backend.incremental: true
+state.backend.rocksdb.memory.managed: true
+state.backend.rocksdb.localdir: /opt/flink/rocksdb
+state.checkpoints.dir: s3://flink-checkpoints/sessions
+execution.checkpointing.interval: 60s
+metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
+metrics.reporter.prom.port: 9249
+taskmanager.memory.process.size: 4g
+"""
+
+
+def taskmanager_pod():
+    """A pod of the taskmanager Deployment of Flink's session cluster. Its container was sized by
+    hand (limit 3Gi for a 4g process) and FLINK_ENV_JAVA_OPTS_TM carries a -Xmx of its own."""
+    container = {
+        "name": "taskmanager",
+        "image": "flink:1.18.1-scala_2.12-java11",
+        "args": ["taskmanager"],
+        "env": [
+            {"name": "FLINK_PROPERTIES", "value": TM_FLINK_PROPERTIES},
+            {"name": "FLINK_ENV_JAVA_OPTS_TM",
+             "value": "-Xmx3g -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1",
+                                                          "fieldPath": "status.podIP"}}},
+            {"name": "TZ", "value": "UTC"},
+        ],
+        "ports": [{"containerPort": 6122, "name": "rpc", "protocol": "TCP"},
+                  {"containerPort": 6125, "name": "query-state", "protocol": "TCP"},
+                  {"containerPort": 9249, "name": "metrics", "protocol": "TCP"}],
+        "resources": {"limits": {"cpu": "2", "memory": "3Gi"},
+                      "requests": {"cpu": "2", "memory": "3Gi"}},
+        "livenessProbe": {"tcpSocket": {"port": 6122}, "initialDelaySeconds": 30,
+                          "periodSeconds": 60, "timeoutSeconds": 1, "successThreshold": 1,
+                          "failureThreshold": 3},
+        "securityContext": {"runAsUser": 9999, "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "rocksdb", "mountPath": "/opt/flink/rocksdb"},
+                         {"name": "flink-logs", "mountPath": "/opt/flink/log"},
+                         {"name": "s3-credentials", "mountPath": "/etc/s3", "readOnly": True}],
+    }
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "flink-taskmanager-5b8d6c9f7-",
+            "labels": {"app": "flink", "component": "taskmanager",
+                       "pod-template-hash": "5b8d6c9f7", "app.kubernetes.io/part-of": "streaming",
+                       "team": "data-platform"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9249"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": "flink-taskmanager-5b8d6c9f7",
+                                 "uid": "8e2b7f4d-1c3a-4f5e-9b6d-0a7c2e4f6b81",
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "tmp", "emptyDir": {}},
+                        {"name": "rocksdb", "emptyDir": {"sizeLimit": "20Gi"}},
+                        {"name": "flink-logs", "emptyDir": {"sizeLimit": "1Gi"}},
+                        {"name": "s3-credentials", "secret": {"secretName": "s3-credentials",
+                                                              "defaultMode": 420}}],
+            "serviceAccountName": "flink",
+            "serviceAccount": "flink",
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {
+                    "labelSelector": {"matchLabels": {"app": "flink", "component": "taskmanager"}},
+                    "topologyKey": "kubernetes.io/hostname"}}]}},
+        },
+    }
+
+
 def sidecar():
     return {
         "name": "log-shipper",
@@ -157,6 +246,8 @@ def fixtures():
     pod = jobmanager_pod([cm])
     pod["spec"]["volumes"].append({"name": "flink-config", "configMap": {"name": "bench-flink-config"}})
     out["jm-cm"] = review(pod)
+    # New fixtures go here, after the others: the generator's draws for those above stay the same.
+    out["tm-5k"] = review(taskmanager_pod())
     return out
 
 

@@ -5,17 +5,34 @@
 //
 // What it does, exactly (the fixtures' branch of Flink's model, nothing more):
 //   - Pod CREATE only; the JobManager container is the one named "jobmanager" or
-//     "flink-main-container"; anything else is allowed unchanged.
-//   - The total process size is jobmanager.memory.process.size from the container's
-//     FLINK_PROPERTIES ("key: value" lines), else the image default 1600m.
-//   - Flink's "only total process size given" branch with default options: metaspace 256m,
-//     off-heap 128m, JVM overhead = process x 0.1 (a Java float, multiplied in decimal as Flink's
-//     MemorySize.multiply does) clamped to [192m, 1g], heap = the rest.
+//     "flink-main-container", the TaskManager container the one named "taskmanager" (Flink's
+//     standalone manifests); anything else is allowed unchanged. Neither the command, the args nor
+//     the labels are read.
+//   - The total process size is jobmanager.memory.process.size (taskmanager.memory.process.size)
+//     from the container's FLINK_PROPERTIES ("key: value" lines), else the image default 1600m
+//     (1728m). No conf file, ConfigMap, -D argument or legacy heap option is read.
+//   - JobManager: Flink's "only total process size given" branch with default options
+//     (JobManagerProcessUtils): metaspace 256m, off-heap 128m, JVM overhead = process x 0.1
+//     clamped to [192m, 1g], heap = the rest.
+//   - TaskManager: the same branch of TaskExecutorProcessUtils with default options: metaspace
+//     256m, JVM overhead = process x 0.1 clamped to [192m, 1g], total Flink memory = the rest;
+//     from it framework heap 128m, framework off-heap 128m, task off-heap 0, managed = total Flink
+//     x 0.4, network = total Flink x 0.1 at least 64m and at most 1g up to Flink 1.16 (unbounded
+//     from 1.17), task heap = the rest (a negative rest, which Flink rejects, is allowed
+//     unchanged here). JVM flags as BashJavaUtils prints them: -Xmx and -Xms = framework + task
+//     heap, -XX:MaxDirectMemorySize = framework + task off-heap + network,
+//     -XX:MaxMetaspaceSize = metaspace.
+//   - Every fraction is a Java float multiplied in decimal and truncated, as Flink's
+//     MemorySize.multiply does (for 4g: overhead 429496736, managed 1438814063, network
+//     359703515, -Xmx1664299798, the figures Flink 1.18.1's BashJavaUtils prints).
 //   - limits.memory and requests.memory become the process size ("<n>Mi" when whole MiB) unless
-//     already equal as quantities; in the env vars _JAVA_OPTIONS and FLINK_ENV_JAVA_OPTS_JM, every
-//     -Xmx, -Xms and -XX:MaxMetaspaceSize token is set to Flink's value; the annotation
-//     flink-memory-webhook/resolved records the breakdown; one warning per change; one log line
-//     per decision.
+//     already equal as quantities; in the env vars _JAVA_OPTIONS and FLINK_ENV_JAVA_OPTS_JM
+//     (FLINK_ENV_JAVA_OPTS_TM), every -Xmx, -Xms, -XX:MaxMetaspaceSize (and, for a TaskManager,
+//     -XX:MaxDirectMemorySize) token is set to Flink's value (the webhook changes only the
+//     flags that win: with -Xmx in both variables it leaves FLINK_ENV_JAVA_OPTS_*'s, which
+//     _JAVA_OPTIONS overrides; the fixtures set one); the annotation
+//     flink-memory-webhook/resolved records the breakdown (for a TaskManager in the webhook's
+//     own words, byte for byte); one warning per change; one log line per decision.
 package main
 
 import (
@@ -50,6 +67,17 @@ const (
 	overheadMax    = 1024 * mi
 	overheadFrac   = float32(0.1)
 	warningPrefix  = "flink-memory-webhook: "
+
+	// The TaskManager's defaults (TaskManagerOptions); metaspace and overhead as above.
+	tmDefaultProcess = 1728 * mi
+	frameworkHeap    = 128 * mi
+	frameworkOffHeap = 128 * mi
+	taskOffHeap      = 0
+	managedFrac      = float32(0.4)
+	networkFrac      = float32(0.1)
+	networkMin       = 64 * mi
+	networkMax1G     = 1024 * mi              // taskmanager.memory.network.max before 1.17
+	memorySizeMax    = int64(^uint64(0) >> 1) // MemorySize.MAX_VALUE: network.max from 1.17
 )
 
 var log = ctrl.Log.WithName("peer")
@@ -67,6 +95,25 @@ type resolved struct {
 	Overhead     int64  `json:"overhead"`
 	JvmArgs      string `json:"jvmArgs"`
 	Source       string `json:"source"`
+}
+
+// tmResolved is the webhook's TaskManager annotation, its fields in the webhook's order.
+type tmResolved struct {
+	FlinkVersion     string `json:"flinkVersion"`
+	Role             string `json:"role"`
+	TotalProcess     string `json:"totalProcess"`
+	FrameworkHeap    int64  `json:"frameworkHeap"`
+	TaskHeap         int64  `json:"taskHeap"`
+	FrameworkOffHeap int64  `json:"frameworkOffHeap"`
+	TaskOffHeap      int64  `json:"taskOffHeap"`
+	Network          int64  `json:"network"`
+	Managed          int64  `json:"managed"`
+	Metaspace        int64  `json:"metaspace"`
+	Overhead         int64  `json:"overhead"`
+	Limit            string `json:"limit"`
+	Request          string `json:"request"`
+	JvmArgs          string `json:"jvmArgs"`
+	Source           string `json:"source"`
 }
 
 // flinkBytes parses a Flink memory size ("2g", "1600m", "1073741824", "1 gb").
@@ -110,19 +157,59 @@ func jvmBytes(text string) (int64, bool) {
 	return n * mult, err == nil
 }
 
-// overhead is Flink's MemorySize.multiply(fraction): the float fraction printed as Java's
-// Double.toString prints it, multiplied in decimal and truncated; then clamped.
-func overhead(process int64) int64 {
-	frac, _ := new(big.Rat).SetString(strconv.FormatFloat(float64(overheadFrac), 'g', -1, 64))
-	p := new(big.Rat).Mul(new(big.Rat).SetInt64(process), frac)
+// fraction is Flink's MemorySize.multiply(fraction) capped to [lo, hi]: the float fraction
+// printed as Java's Double.toString prints it (the same digits as Go's shortest for the default
+// fractions 0.1 and 0.4), multiplied in decimal and truncated; then clamped.
+func fraction(base int64, frac float32, lo, hi int64) int64 {
+	f, _ := new(big.Rat).SetString(strconv.FormatFloat(float64(frac), 'g', -1, 64))
+	p := new(big.Rat).Mul(new(big.Rat).SetInt64(base), f)
 	raw := new(big.Int).Quo(p.Num(), p.Denom()).Int64()
-	if raw < overheadMin {
-		return overheadMin
+	if raw < lo {
+		return lo
 	}
-	if raw > overheadMax {
-		return overheadMax
+	if raw > hi {
+		return hi
 	}
 	return raw
+}
+
+func overhead(process int64) int64 {
+	return fraction(process, overheadFrac, overheadMin, overheadMax)
+}
+
+// tmModel is TaskExecutorProcessUtils' "total process size only" branch with default options.
+type tmModel struct {
+	overhead, totalFlink, managed, network, taskHeap int64
+}
+
+func taskManagerModel(process int64, version string) tmModel {
+	var m tmModel
+	m.overhead = overhead(process)
+	m.totalFlink = process - metaspace - m.overhead
+	m.managed = fraction(m.totalFlink, managedFrac, 0, memorySizeMax)
+	m.network = fraction(m.totalFlink, networkFrac, networkMin, networkMax(version))
+	m.taskHeap = m.totalFlink - frameworkHeap - frameworkOffHeap - taskOffHeap - m.managed -
+		m.network
+	return m
+}
+
+// networkMax is taskmanager.memory.network.max's default: 1g up to 1.16, unbounded from 1.17.
+func networkMax(version string) int64 {
+	major, minor, _ := strings.Cut(version, ".")
+	if n, err := strconv.Atoi(minor); major == "1" && err == nil && n < 17 {
+		return networkMax1G
+	}
+	return memorySizeMax
+}
+
+// imageConfFile is the conf file of Flink's images: flink-conf.yaml up to 1.18, config.yaml
+// from 1.19.
+func imageConfFile(version string) string {
+	major, minor, _ := strings.Cut(version, ".")
+	if n, err := strconv.Atoi(minor); major == "1" && err == nil && n <= 18 {
+		return "flink-conf.yaml"
+	}
+	return "config.yaml"
 }
 
 func quantity(bytes int64) string {
@@ -145,6 +232,12 @@ func imageVersion(image string) string {
 	return parts[0] + "." + minor
 }
 
+// jvmFlag is a JVM option the peer rewrites: its prefix and Flink's value.
+type jvmFlag struct {
+	prefix string
+	value  int64
+}
+
 func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != "CREATE" || req.Kind.Kind != "Pod" {
 		return admission.Allowed("")
@@ -154,9 +247,12 @@ func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Res
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	var c *corev1.Container
+	tm := false
 	for i := range pod.Spec.Containers {
-		if n := pod.Spec.Containers[i].Name; n == "jobmanager" || n == "flink-main-container" {
+		n := pod.Spec.Containers[i].Name
+		if n == "jobmanager" || n == "flink-main-container" || n == "taskmanager" {
 			c = &pod.Spec.Containers[i]
+			tm = n == "taskmanager"
 			break
 		}
 	}
@@ -164,26 +260,61 @@ func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Res
 		return admission.Allowed("")
 	}
 	version := imageVersion(c.Image)
-	process, source := defaultProcess, "the image's flink-conf.yaml (jobmanager.memory.process.size: 1600m)"
+	key, process := "jobmanager.memory.process.size", defaultProcess
+	source := "the image's flink-conf.yaml (jobmanager.memory.process.size: 1600m)"
+	role, optsEnv := "jobmanager", "FLINK_ENV_JAVA_OPTS_JM"
+	if tm {
+		key, process = "taskmanager.memory.process.size", tmDefaultProcess
+		source = "the image's " + imageConfFile(version) + " (" + key + ": 1728m)"
+		role, optsEnv = "taskmanager", "FLINK_ENV_JAVA_OPTS_TM"
+	}
 	for _, e := range c.Env {
 		if e.Name != "FLINK_PROPERTIES" {
 			continue
 		}
 		for _, line := range strings.Split(e.Value, "\n") {
 			k, v, ok := strings.Cut(line, ":")
-			if ok && strings.TrimSpace(k) == "jobmanager.memory.process.size" {
+			if ok && strings.TrimSpace(k) == key {
 				if b, ok := flinkBytes(v); ok {
-					process, source = b, "FLINK_PROPERTIES (jobmanager.memory.process.size:"+v+")"
+					process = b
+					if !tm {
+						source = "FLINK_PROPERTIES (" + key + ":" + v + ")"
+					}
 				}
 			}
 		}
+		if tm {
+			source += ", edited by FLINK_PROPERTIES"
+		}
 	}
-	ovh := overhead(process)
-	heap := process - metaspace - offHeap - ovh
-	r := resolved{FlinkVersion: version, TotalProcess: quantity(process), Heap: heap,
-		OffHeap: offHeap, Metaspace: metaspace, Overhead: ovh,
-		JvmArgs: fmt.Sprintf("-Xmx%d -Xms%d -XX:MaxMetaspaceSize=%d", heap, heap, metaspace),
-		Source:  source}
+	var flags []jvmFlag
+	var annotated any
+	if tm {
+		m := taskManagerModel(process, version)
+		if m.taskHeap < 0 {
+			return admission.Allowed("")
+		}
+		heap := frameworkHeap + m.taskHeap
+		direct := frameworkOffHeap + taskOffHeap + m.network
+		flags = []jvmFlag{{"-Xmx", heap}, {"-Xms", heap}, {"-XX:MaxDirectMemorySize=", direct},
+			{"-XX:MaxMetaspaceSize=", metaspace}}
+		annotated = tmResolved{FlinkVersion: version, Role: role, TotalProcess: quantity(process),
+			FrameworkHeap: frameworkHeap, TaskHeap: m.taskHeap, FrameworkOffHeap: frameworkOffHeap,
+			TaskOffHeap: taskOffHeap, Network: m.network, Managed: m.managed,
+			Metaspace: metaspace, Overhead: m.overhead, Limit: quantity(process),
+			Request: quantity(process),
+			JvmArgs: fmt.Sprintf("-Xmx%d -Xms%d -XX:MaxDirectMemorySize=%d -XX:MaxMetaspaceSize=%d",
+				heap, heap, direct, metaspace),
+			Source: source}
+	} else {
+		ovh := overhead(process)
+		heap := process - metaspace - offHeap - ovh
+		flags = []jvmFlag{{"-Xmx", heap}, {"-Xms", heap}, {"-XX:MaxMetaspaceSize=", metaspace}}
+		annotated = resolved{FlinkVersion: version, TotalProcess: quantity(process), Heap: heap,
+			OffHeap: offHeap, Metaspace: metaspace, Overhead: ovh,
+			JvmArgs: fmt.Sprintf("-Xmx%d -Xms%d -XX:MaxMetaspaceSize=%d", heap, heap, metaspace),
+			Source:  source}
+	}
 
 	var warnings []string
 	want := resource.MustParse(quantity(process))
@@ -207,13 +338,9 @@ func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Res
 		warnings = append(warnings, fmt.Sprintf("%s%s: memory %s %s -> %s (Flink %s)",
 			warningPrefix, c.Name, kind, from, quantity(process), version))
 	}
-	flags := []struct {
-		prefix string
-		value  int64
-	}{{"-Xmx", heap}, {"-Xms", heap}, {"-XX:MaxMetaspaceSize=", metaspace}}
 	for i := range c.Env {
 		e := &c.Env[i]
-		if e.Name != "_JAVA_OPTIONS" && e.Name != "FLINK_ENV_JAVA_OPTS_JM" {
+		if e.Name != "_JAVA_OPTIONS" && e.Name != optsEnv {
 			continue
 		}
 		words := strings.Fields(e.Value)
@@ -236,7 +363,7 @@ func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Res
 			e.Value = strings.Join(words, " ")
 		}
 	}
-	annotation, err := json.Marshal(r)
+	annotation, err := json.Marshal(annotated)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
@@ -252,7 +379,7 @@ func (h *sizer) Handle(ctx context.Context, req admission.Request) admission.Res
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, marshaled)
 	resp.Warnings = warnings
 	log.Info("admission", "uid", req.UID, "namespace", req.Namespace, "name", pod.GenerateName,
-		"decision", "patched", "container", c.Name, "flink", version,
+		"decision", "patched", "container", c.Name, "role", role, "flink", version,
 		"total_process", process, "changes", len(warnings))
 	return resp
 }

@@ -114,30 +114,10 @@ _POD_NODE_ID_FIX = (
     "Flink's own native TaskManager pods always carry (InitTaskManagerDecorator: valueFrom "
     "fieldRef v1 spec.nodeName); a realistic pod has env {name: _POD_NODE_ID, valueFrom: "
     "{fieldRef: {apiVersion: v1, fieldPath: spec.nodeName}}}")
-_NO_RESOURCE_SPEC = (
-    "Terminating TaskManagerRunner with exit code 1: org.apache.flink.configuration."
-    "IllegalConfigurationException: Failed to create TaskExecutorResourceSpec")
 KNOWN_FINDINGS = {
     "native-1.18-taskmanager-as-flink-made-it-is-unchanged": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
     "native-1.18-taskmanager-env-java-opts-taskmanager-is-overridden": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
-    "native-taskmanager-without-jvm-mem-opts-gets-them": (
-        _NO_POD_NODE_ID,
-        _POD_NODE_ID_FIX + "; and kubernetes-taskmanager.sh never runs BashJavaUtils, so without "
-        "the resource manager's -D taskmanager.memory.* and taskmanager.cpu.cores in its arguments "
-        "TaskExecutorResourceUtils.resourceSpecFromConfig refuses the configuration next "
-        "('taskmanager.cpu.cores ... is not set'): a realistic pod has both, as "
-        "native-1.18-taskmanager-as-flink-made-it-is-unchanged's arguments"),
-    "taskmanager-java-command-gets-flinks-flags": (
-        _NO_RESOURCE_SPEC,
-        "a java command that starts TaskManagerRunner itself must give the sizes BashJavaUtils "
-        "would (taskmanager.cpu.cores, the framework, task, network min = max and managed sizes: "
-        "TaskExecutorResourceUtils.resourceSpecFromConfig requires each to be set); with only "
-        "taskmanager.memory.process.size the TaskManager ends at start ('taskmanager.cpu.cores ... "
-        "is not set'). A realistic command adds Flink 1.20's -D for process 2g: cpu.cores=1.0, "
-        "framework.heap.size=134217728b, task.heap.size=563714445b, "
-        "framework.off-heap.size=134217728b, task.off-heap.size=0b, network.min and "
-        "network.max=166429984b, managed.size=665719939b (and jvm-metaspace.size=268435456b, "
-        "jvm-overhead.min and .max=214748368b)"),
+    "native-taskmanager-without-jvm-mem-opts-gets-them": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
 }
 
 

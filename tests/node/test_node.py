@@ -14,6 +14,11 @@ build/node/env sourced, the images imported). What it shows, from the running co
   answers /overview;
 - a JobManager whose heap is filled (tests/node/java/Fill.java) stays under its limit, while the
   same pod with the webhook off and its conflicting -Xmx is OOMKilled (exit 137);
+- for each Flink image, a TaskManager of Flink's docs' session cluster (args taskmanager, the
+  ConfigMap at /opt/flink/conf) registered with the session JobManager: its cgroup limit is
+  Flink's total process memory and its JVM's heap, direct memory and metaspace limits are
+  Flink's; with its direct memory and heap filled it stays under the limit, while its twin with
+  the webhook off and _JAVA_OPTIONS=-Xmx2g is OOMKilled;
 - a helm upgrade that renews the serving certificate and rolls the webhook's pods while
   JobManager pods are being created, with failurePolicy Fail: no admission request fails.
 """
@@ -339,6 +344,143 @@ def test_filled_heap_fits_and_the_unpatched_twin_is_oomkilled(chart, v):
     limit = qty(p["spec"]["containers"][0]["resources"]["limits"]["memory"])
     held = int(re.search(r"held (\d+) MiB", done).group(1))
     assert held << 20 >= ann["heap"] * 0.8, (done, ann["heap"])
+    assert peak < limit
+    print(f"{on}: {done.strip()}; cgroup peak {peak >> 20} MiB of {limit >> 20} MiB; {off}: OOMKilled, exit 137")
+
+
+# ---- TaskManagers ----
+
+def taskmanager(name, v, jm_ip, limit="2Gi", process="1000m", annotations=None, env=None, fill=False):
+    """A ConfigMap and a TaskManager pod of Flink's docs' session cluster (container taskmanager,
+    args taskmanager, the ConfigMap at /opt/flink/conf), its JobManager's Service name given as a
+    host alias for the session JobManager's pod (no cluster DNS runs here)."""
+    conf = {"jobmanager.rpc.address": "flink-jobmanager", "jobmanager.rpc.port": "6123",
+            "blob.server.port": "6124", "taskmanager.rpc.port": "6122", "taskmanager.numberOfTaskSlots": "2",
+            "taskmanager.memory.process.size": process, "parallelism.default": "1"}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name + "-conf"},
+          "data": {conf_file(v): conf_text(v, conf), "log4j-console.properties": LOG4J}}
+    container = {"name": "taskmanager", "image": f"localhost/flink:{v}", "imagePullPolicy": "Never",
+                 "args": ["taskmanager"], "ports": [{"containerPort": 6122}],
+                 "resources": {"limits": {"memory": limit}, "requests": {"memory": limit, "cpu": "100m"}},
+                 "volumeMounts": [{"name": "conf", "mountPath": "/opt/flink/conf"}], "env": list(env or [])}
+    volumes = [{"name": "conf", "configMap": {"name": name + "-conf"}}]
+    if fill:
+        container["volumeMounts"].append({"name": "fill", "mountPath": "/fmw/fill.jar"})
+        volumes.append({"name": "fill", "hostPath": {"path": os.path.join(IMAGES, "fill.jar"), "type": "File"}})
+        container["env"].append({"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/fmw/fill.jar"})
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": {"app": "flink", "component": "taskmanager"},
+                        "annotations": dict(annotations or {})},
+           "spec": {"containers": [container], "volumes": volumes, "restartPolicy": "Never",
+                    "hostAliases": [{"ip": jm_ip, "hostnames": ["flink-jobmanager"]}],
+                    "terminationGracePeriodSeconds": 5}}
+    return cm, pod
+
+
+def session_jobmanager_ip(started, v):
+    """The pod IP of the session JobManager of image v, once it answers /overview."""
+    name = started[(v, "session")]
+    pod = wait(f"{name}'s REST /overview", lambda: rest_overview(running(name)) and running(name), timeout=180)
+    return pod["status"]["podIP"]
+
+
+def registered(jm_ip, tm_pod):
+    """The JobManager's /taskmanagers lists the TaskManager of this pod (by its pod IP)."""
+    if not tm_pod:
+        return None
+    p = run("curl", "-s", "--max-time", "3", f"http://{jm_ip}:8081/taskmanagers", check=False)
+    try:
+        tms = json.loads(p.stdout).get("taskmanagers", []) if p.returncode == 0 else []
+    except json.JSONDecodeError:
+        return None
+    ip = tm_pod["status"].get("podIP")
+    return next((t for t in tms if ip and ip in (t.get("path", "") + t.get("id", ""))), None)
+
+
+def jvm_args_reference(ann, gc):
+    """What this machine's JDK shows for exactly the flags in the annotation's jvmArgs (Flink's),
+    with the GC the container's JVM chose."""
+    out = run("java", f"-XX:+{gc}", *ann["jvmArgs"].split(), "-XX:+PrintFlagsFinal", "-version").stdout
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\s*\S+\s+(\w+)\s+=\s+(\S+)", out, re.M)}
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_taskmanager_runs_at_flinks_size(started, v):
+    jm_ip = session_jobmanager_ip(started, v)
+    name = f"tm-session-{v.replace('.', '-')}"
+    create(*taskmanager(name, v, jm_ip))
+    pod = wait(f"{name} Running", lambda: running(name))
+    ann = json.loads(pod["metadata"]["annotations"][RESOLVED])
+    assert ann.get("role") == "taskmanager", ann
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    total = qty(ann["totalProcess"])
+    # The pod's limit is Flink's total process memory (the user wrote 2Gi).
+    assert qty(limits["memory"]) == total, (limits, ann)
+    tm = wait(f"{name} registered with the JobManager", lambda: registered(jm_ip, running(name)), timeout=180)
+    cg = int(exec_(name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").strip())
+    assert cg == total
+    flags, on = vm_flags(name)
+    gc = next(g for g in ("UseSerialGC", "UseG1GC", "UseParallelGC", "UseZGC", "UseShenandoahGC") if g in on)
+    ref = jvm_args_reference(ann, gc)
+    for flag in ("MaxHeapSize", "MaxDirectMemorySize", "MaxMetaspaceSize"):
+        assert flags[flag] == ref[flag], (flag, flags, ann)
+    # What the TaskManager told its JobManager it has: Flink's own components.
+    mem = tm.get("memoryConfiguration") or {}
+    if mem:
+        assert mem.get("managedMemory") == ann["managed"], (mem, ann)
+        assert mem.get("networkMemory") == ann["network"], (mem, ann)
+        assert mem.get("totalProcessMemory") == total, (mem, ann)
+    print(f"{name}: limit {limits['memory']} = cgroup {cg} = totalProcess; MaxHeapSize {flags['MaxHeapSize']}"
+          f" MaxDirectMemorySize {flags['MaxDirectMemorySize']} MaxMetaspaceSize {flags['MaxMetaspaceSize']}"
+          f" ({gc}); registered as {tm.get('id')}")
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_filled_taskmanager_fits_and_the_unpatched_twin_is_oomkilled(started, v):
+    """The same TaskManager pod twice: limit 1000Mi (Flink's total process for 1000m) and
+    _JAVA_OPTIONS=-Xmx2g. Patched, the JVM's heap and direct memory are Flink's, and filling
+    both stays under the limit; opted out, the JVM fills its heap up to 2g and the kernel kills it."""
+    jm_ip = session_jobmanager_ip(started, v)
+    base = f"tm-fill-{v.replace('.', '-')}"
+    twins = {}
+    for mode in ("on", "off"):
+        ann = {"flink-memory-webhook/mode": "off"} if mode == "off" else {}
+        cm, pod = taskmanager(f"{base}-{mode}", v, jm_ip, limit="1000Mi", annotations=ann, fill=True,
+                              env=[{"name": "_JAVA_OPTIONS", "value": "-Xmx2g"}])
+        create(cm, pod)
+        twins[mode] = pod["metadata"]["name"]
+    on, off = twins["on"], twins["off"]
+    assert json.loads(pod_json(on)["metadata"]["annotations"][RESOLVED]).get("role") == "taskmanager"
+    assert RESOLVED not in pod_json(off)["metadata"].get("annotations", {})
+    for name in (on, off):
+        wait(f"{name} registered with the JobManager", lambda: registered(jm_ip, running(name)), timeout=180)
+    for name in (on, off):
+        exec_(name, "sh", "-c", "echo direct,heap > /tmp/fmw-fill")
+
+    def ended():
+        st = (pod_json(off)["status"].get("containerStatuses") or [{}])[0]
+        return st.get("state", {}).get("terminated")
+    t = wait(f"{off} to end", ended, timeout=120)
+    assert t["exitCode"] == 137 and t["reason"] == "OOMKilled", t
+
+    done = wait(f"{on}'s heap and direct memory filled",
+                lambda: kubectl("exec", "-n", JM_NS, on, "--", "cat", "/tmp/fmw-fill.done", check=False).stdout,
+                timeout=120)
+    time.sleep(3)
+    p = running(on)
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    ann = json.loads(p["metadata"]["annotations"][RESOLVED])
+    peak = int(exec_(on, "cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes").strip())
+    limit = qty(p["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    held = int(re.search(r"held (\d+) MiB", done).group(1))
+    direct = int(re.search(r"direct held (\d+) MiB", done).group(1))
+    heap = ann["frameworkHeap"] + ann["taskHeap"]
+    # The heap was filled to the JVM's own limit; a TaskManager of 1000m has a heap of 139 MiB,
+    # of which its own objects hold some tens.
+    assert "heap committed to its maximum" in done or "OutOfMemoryError" in done, done
+    assert held << 20 >= heap * 0.5, (done, heap)
+    # Flink's network buffers take their part of the direct memory at start; the rest is filled.
+    assert direct << 20 >= (ann["frameworkOffHeap"] + ann["taskOffHeap"]) * 0.5, (done, ann)
     assert peak < limit
     print(f"{on}: {done.strip()}; cgroup peak {peak >> 20} MiB of {limit >> 20} MiB; {off}: OOMKilled, exit 137")
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # run.sh [--once]: `make run`. Starts the local control plane (unless one is up) and, where this
 # machine can run one, a node (tests/node: containerd, runc, a kubelet); installs the Helm chart,
-# applies the Flink examples from manifests/examples, and prints what the JobManager pods
-# received. With the node, the chart's own pods serve admission and the examples' JobManagers
+# applies the Flink examples from manifests/examples, and prints what the JobManager and
+# TaskManager pods received. With the node, the chart's own pods serve admission and the examples' JobManagers
 # run on it (images built here, tests/node/images.sh), and the report puts each JVM's heap next
 # to its limit. Without one (up.sh says why in one line; FMW_RUN_NODE=0 asks for this), the
 # webhook runs as a local process and the chart points at it (webhook.url). Then it keeps
 # serving until Ctrl-C, and stops what it started. --once (or FMW_RUN_ONCE=1) stops right after
-# the report and exits non-zero unless every JobManager pod was sized by the webhook (and, on the
-# node, runs with Flink's heap): the form the tests run.
+# the report and exits non-zero unless every JobManager pod and every TaskManager Deployment's pod
+# was sized by the webhook (and, on the node, the JobManagers run with Flink's heap): the form the
+# tests run.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/cluster/lib.sh
@@ -279,14 +280,50 @@ jq -r '
 sized=$(jq '[.items[] | select(.metadata.annotations["flink-memory-webhook/resolved"])] | length' \
     <<<"$pods_json")
 total=$(jq '.items | length' <<<"$pods_json")
-kubectl get pods -n "$demo_ns" -l component=taskmanager -o json | jq -r '
-  .items | sort_by(.metadata.name)[] |
-  "pod \(.metadata.name): a TaskManager, left as written (limit \(.spec.containers[0].resources.limits.memory // "unset"))"'
-echo
 echo "$sized of ${#examples[@]} JobManager pods sized by the webhook ($total found)"
+
+step "The TaskManager pods"
+# Where the TaskManagers run at 0 replicas (on the node), each Deployment's pod template is sent
+# as a Pod with --dry-run=server: the API server calls the webhook and stores nothing.
+tm_json=$(kubectl get pods -n "$demo_ns" -l component=taskmanager -o json)
+tm_deployments=$(kubectl get deployments -n "$demo_ns" -o json |
+    jq '[.items[] | select(.spec.template.metadata.labels.component == "taskmanager")]')
+if [ "$(jq '.items | length' <<<"$tm_json")" -eq 0 ]; then
+    echo "(the Deployments run no TaskManager here: one pod of each template, --dry-run=server)"
+    tm_json=$(jq -c '.[] | {apiVersion: "v1", kind: "Pod",
+        metadata: (.spec.template.metadata + {name: (.metadata.name + "-preview")}),
+        spec: .spec.template.spec}' <<<"$tm_deployments" |
+        while read -r pod; do
+            kubectl create --dry-run=server -n "$demo_ns" -o json -f - <<<"$pod"
+        done | jq -s '{items: .}')
+else
+    # One pod per Deployment is enough to show what each gets.
+    tm_json=$(jq '{items: (.items | group_by(.metadata.labels.app // .metadata.generateName) | map(.[0]))}' \
+        <<<"$tm_json")
+fi
+jq -r '
+  .items | sort_by(.metadata.name)[] |
+  (.metadata.annotations["flink-memory-webhook/resolved"] // "null" | fromjson) as $r |
+  (.spec.containers[] | select(.name == "taskmanager")) as $c |
+  def mi: . / 1048576 | round | tostring + "Mi";
+  "pod \(.metadata.name) (container \($c.name))",
+  "  memory limit:   \($c.resources.limits.memory // "unset")",
+  "  memory request: \($c.resources.requests.memory // "unset")",
+  (if $r then
+    "  Flink \($r.flinkVersion): heap \($r.frameworkHeap | mi) framework + \($r.taskHeap | mi) task, off-heap \($r.frameworkOffHeap | mi) framework + \($r.taskOffHeap | mi) task, network \($r.network | mi), managed \($r.managed | mi), metaspace \($r.metaspace | mi), overhead \($r.overhead | mi) = \($r.totalProcess)",
+    "  JVM flags Flink starts it with: \($r.jvmArgs)",
+    "  configuration: \($r.source)"
+   else "  NOT sized by the webhook (no flink-memory-webhook/resolved annotation)" end)
+' <<<"$tm_json"
+tm_sized=$(jq '[.items[] | select(.metadata.annotations["flink-memory-webhook/resolved"])] | length' \
+    <<<"$tm_json")
+tm_want=$(jq 'length' <<<"$tm_deployments")
+echo
+echo "$tm_sized of $tm_want TaskManager Deployments' pods sized by the webhook"
 
 ok=0
 [ "$sized" -eq ${#examples[@]} ] || ok=1
+[ "$tm_want" -gt 0 ] && [ "$tm_sized" -eq "$tm_want" ] || ok=1
 
 if [ "$node" = yes ]; then
     step "On the node: each JobManager's JVM next to its limit"

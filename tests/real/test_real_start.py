@@ -105,20 +105,9 @@ RESOLVED = harness.RESOLVED
 # happens and what a realistic pod writes instead)}. Reported as expected failures, strictly: one
 # that starts, or fails for another reason, fails the test, and its entry must go. The corpus is
 # not edited here. (jobmanager-sh-Dk=v-is-taken-as-host, found here earlier, is denied by the
-# webhook with Flink's parse error since.)
-_NO_POD_NODE_ID = (
-    "Flink's main ends before the TaskManager starts (exit 1): Exception in thread \"main\" "
-    "java.lang.IllegalStateException: The environment variable _POD_NODE_ID is not set")
-_POD_NODE_ID_FIX = (
-    "from 1.16 KubernetesTaskExecutorRunner requires the environment variable _POD_NODE_ID, which "
-    "Flink's own native TaskManager pods always carry (InitTaskManagerDecorator: valueFrom "
-    "fieldRef v1 spec.nodeName); a realistic pod has env {name: _POD_NODE_ID, valueFrom: "
-    "{fieldRef: {apiVersion: v1, fieldPath: spec.nodeName}}}")
-KNOWN_FINDINGS = {
-    "native-1.18-taskmanager-as-flink-made-it-is-unchanged": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
-    "native-1.18-taskmanager-env-java-opts-taskmanager-is-overridden": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
-    "native-taskmanager-without-jvm-mem-opts-gets-them": (_NO_POD_NODE_ID, _POD_NODE_ID_FIX),
-}
+# webhook with Flink's parse error since; the native 1.18 TaskManager cases, found here without
+# _POD_NODE_ID, which KubernetesTaskExecutorRunner requires from 1.16, carry it since.)
+KNOWN_FINDINGS = {}
 
 
 _capman = None

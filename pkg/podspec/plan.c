@@ -1049,6 +1049,32 @@ static void flag_value_text(uint64_t bytes, char out[32])
 }
 
 /*
+ * Sets env var `name` (the source `s`) to its text with the flags of `fix` rewritten to `want`,
+ * then each flag of `add` that the text lacks appended, as fmw_jvm_flag_format spells it.
+ */
+static enum fmw_err set_rewritten(struct ctx *c, const struct opts_source *s, const char *name,
+                                  const uint64_t want[FLAG_COUNT], const bool fix[FLAG_COUNT],
+                                  const bool add[FLAG_COUNT])
+{
+    char *v = fmw_jvm_rewrite(s->text, want, fix);
+    struct fmw_buf out;
+    fmw_buf_init(&out, 1 << 22);
+    enum fmw_err err = v ? fmw_buf_adds(&out, v) : FMW_ENOMEM;
+    for (int f = 0; f < FLAG_COUNT && !err; f++) {
+        if (add[f] && !s->found[f]) {
+            char flag[64];
+            fmw_jvm_flag_format((enum jvm_flag)f, want[f], flag);
+            err = fmw_buf_addf(&out, "%s%s", out.len ? " " : "", flag);
+        }
+    }
+    if (!err)
+        err = set_env(c, s->env, name, fmw_buf_cstr(&out));
+    fmw_buf_free(&out);
+    free(v);
+    return err;
+}
+
+/*
  * Scripts: java $JVM_ARGS <Flink's flags> $FLINK_ENV_JAVA_OPTS $FLINK_ENV_JAVA_OPTS_JM (or _TM),
  * then _JAVA_OPTIONS, which the JVM reads after the command line (flink-console.sh). Flink's
  * flags are BashJavaUtils' and always right, except under kubernetes-taskmanager.sh, which puts
@@ -1121,21 +1147,7 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
         /* Unset or blank: Flink's own text, as the resource manager writes it. */
         err = set_env(c, mem.env, "FLINK_TM_JVM_MEM_OPTS", fmw_plan_jvm_args(c->plan));
     } else if (!err && any_mem) {
-        char *v = fmw_jvm_rewrite(mem.text, want, fix_mem);
-        struct fmw_buf out;
-        fmw_buf_init(&out, 1 << 22);
-        err = v ? fmw_buf_adds(&out, v) : FMW_ENOMEM;
-        for (int f = 0; f < FLAG_COUNT && !err; f++) {
-            if (fix_mem[f] && !mem.found[f]) {
-                char flag[64];
-                fmw_jvm_flag_format((enum jvm_flag)f, want[f], flag);
-                err = fmw_buf_addf(&out, "%s%s", out.len ? " " : "", flag);
-            }
-        }
-        if (!err)
-            err = set_env(c, mem.env, "FLINK_TM_JVM_MEM_OPTS", fmw_buf_cstr(&out));
-        fmw_buf_free(&out);
-        free(v);
+        err = set_rewritten(c, &mem, "FLINK_TM_JVM_MEM_OPTS", want, fix_mem, fix_mem);
     }
     /* _JAVA_OPTIONS and a FLINK_ENV_JAVA_OPTS of the user's are fixed where they stand. */
     if (!err && any_jo && jo.from_env) {
@@ -1154,23 +1166,8 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
      * scripts use instead of env.java.opts.jobmanager (.taskmanager) and put after every other
      * source: its value keeps all the role's options, rewritten, plus the flags that
      * env.java.opts.all got wrong. */
-    if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value)) {
-        char *v = fmw_jvm_rewrite(jm.text, want, fix_jm);
-        struct fmw_buf out;
-        fmw_buf_init(&out, 1 << 22);
-        err = v ? fmw_buf_adds(&out, v) : FMW_ENOMEM;
-        for (int f = 0; f < FLAG_COUNT && !err; f++) {
-            if (fix_all[f] && !jm.found[f]) {
-                char flag[64];
-                fmw_jvm_flag_format((enum jvm_flag)f, want[f], flag);
-                err = fmw_buf_addf(&out, "%s%s", out.len ? " " : "", flag);
-            }
-        }
-        if (!err)
-            err = set_env(c, jm.env, role_env, fmw_buf_cstr(&out));
-        fmw_buf_free(&out);
-        free(v);
-    }
+    if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value))
+        err = set_rewritten(c, &jm, role_env, want, fix_jm, fix_all);
     free(all.text);
     free(jm.text);
     free(jo.text);

@@ -166,6 +166,13 @@ appender.console.layout.pattern = %d{HH:mm:ss,SSS} %-5p %-60c %x - %m%n
 """
 
 
+def add_fill_agent(container, volumes):
+    """tests/node/java/Fill.java as a Java agent of the container's JVM (JAVA_TOOL_OPTIONS)."""
+    container["volumeMounts"].append({"name": "fill", "mountPath": "/fmw/fill.jar"})
+    volumes.append({"name": "fill", "hostPath": {"path": os.path.join(IMAGES, "fill.jar"), "type": "File"}})
+    container["env"].append({"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/fmw/fill.jar"})
+
+
 def jobmanager(name, v, layout, limit="2Gi", process="1000m", annotations=None, env=None,
                fill=False, restart="Never"):
     """A ConfigMap and a JobManager pod of one layout, as Flink's docs write them. No cluster DNS
@@ -193,9 +200,7 @@ def jobmanager(name, v, layout, limit="2Gi", process="1000m", annotations=None, 
     else:
         raise ValueError(layout)
     if fill:
-        container["volumeMounts"].append({"name": "fill", "mountPath": "/fmw/fill.jar"})
-        volumes.append({"name": "fill", "hostPath": {"path": os.path.join(IMAGES, "fill.jar"), "type": "File"}})
-        container["env"].append({"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/fmw/fill.jar"})
+        add_fill_agent(container, volumes)
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "labels": {"app": "flink", "component": "jobmanager"},
                         "annotations": dict(annotations or {})},
@@ -365,9 +370,7 @@ def taskmanager(name, v, jm_ip, limit="2Gi", process="1000m", annotations=None, 
                  "volumeMounts": [{"name": "conf", "mountPath": "/opt/flink/conf"}], "env": list(env or [])}
     volumes = [{"name": "conf", "configMap": {"name": name + "-conf"}}]
     if fill:
-        container["volumeMounts"].append({"name": "fill", "mountPath": "/fmw/fill.jar"})
-        volumes.append({"name": "fill", "hostPath": {"path": os.path.join(IMAGES, "fill.jar"), "type": "File"}})
-        container["env"].append({"name": "JAVA_TOOL_OPTIONS", "value": "-javaagent:/fmw/fill.jar"})
+        add_fill_agent(container, volumes)
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "labels": {"app": "flink", "component": "taskmanager"},
                         "annotations": dict(annotations or {})},

@@ -198,7 +198,9 @@ def test_heavy_reviews_leave_the_event_loop(webhook):
     for a in answers:
         r = check_review_answer(a)
         assert r["allowed"] and "patch" not in r, r
-        assert any("budget" in w for w in r.get("warnings", [])), r
+        # The per-pod budget, or, where the machine is slow enough that a review waits for a
+        # worker past its deadline (20 of them at once on 2 cores), the deadline: both say so.
+        assert any("budget" in w or "ran past the deadline" in w for w in r.get("warnings", [])), r
     assert worst < (1.5 if os.environ.get("FMW_ASAN_BIN") else 0.5), f"/healthz took {worst:.2f} s"
 
 

@@ -1552,14 +1552,6 @@ static enum fmw_err plan_annotation(struct ctx *c)
 }
 
 /*
- * A TaskManager's memory as Flink computes it for this layout. Through the scripts
- * (taskmanager.sh, the entrypoint, Bitnami's run.sh) BashJavaUtils reads 1.x's legacy heap
- * options as total Flink memory; a TaskManager that Flink's resource manager started
- * (kubernetes-taskmanager.sh, or the java command of 1.11/1.12 native Kubernetes) was sized by
- * the resource manager, which reads them as total process memory
- * (ActiveResourceManagerFactory) and writes every component into the -D arguments.
- */
-/*
  * A -D property of a memory key whose value names $(VAR) of a variable from valueFrom: the
  * kubelet puts the variable's value there, which is not known here, so the size is not either
  * (read as written it would be a size Flink cannot parse, and a false denial). True, with the
@@ -1629,6 +1621,21 @@ static enum fmw_err runner_conf(const struct fmw_conf *conf, const struct fmw_tm
     return err;
 }
 
+/* Does a -D property set taskmanager.memory.network.min or .max? */
+static bool sets_network_range(json_t *props)
+{
+    size_t i;
+    json_t *prop;
+    json_array_foreach(props, i, prop)
+    {
+        const char *t = json_string_value(prop);
+        if (t && (strncmp(t, FMW_TM_NETWORK_MIN "=", strlen(FMW_TM_NETWORK_MIN) + 1) == 0 ||
+                  strncmp(t, FMW_TM_NETWORK_MAX "=", strlen(FMW_TM_NETWORK_MAX) + 1) == 0))
+            return true;
+    }
+    return false;
+}
+
 /*
  * A TaskManager's memory as Flink computes it for this layout. Through the scripts
  * (taskmanager.sh, the entrypoint, Bitnami's run.sh) BashJavaUtils reads 1.x's legacy heap
@@ -1660,7 +1667,11 @@ static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf, json_
     enum fmw_err rc = fmw_tmmem_resolve(&tin, &p->tm, &d);
     if (rc == FMW_OK && !scripted) {
         rc = fmw_tmmem_check_runner(conf, p->version, &d);
-    } else if (rc == FMW_OK && fmw_flink_version_cmp(p->version, FMW_FLINK_LINE(1, 12)) >= 0) {
+    } else if (rc == FMW_OK && fmw_flink_version_cmp(p->version, FMW_FLINK_LINE(1, 12)) >= 0 &&
+               sets_network_range(props)) {
+        /* BashJavaUtils' dynamic configs set every option the check reads; only a -D of the
+         * network range after them can undo min = max (the check is skipped otherwise: it cost
+         * a review a copy of the configuration). */
         struct fmw_conf run;
         fmw_conf_init(&run);
         rc = runner_conf(conf, &p->tm, props, &run);

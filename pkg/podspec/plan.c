@@ -1677,8 +1677,9 @@ static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf, json_
         rc = runner_conf(conf, &p->tm, props, &run);
         if (rc == FMW_OK)
             rc = fmw_tmmem_check_runner(&run, p->version, &d);
-        else if (rc != FMW_ENOMEM)
-            rc = fmw_diag_set(&d, rc, "the TaskManager's dynamic configs: %s", fmw_strerror(rc));
+        else if (rc != FMW_ENOMEM) /* ours, not Flink's: the pod is not read, never denied */
+            rc = fmw_diag_set(&d, FMW_ETOOBIG, "the TaskManager's dynamic configs: %s",
+                              fmw_strerror(rc));
         fmw_conf_cleanup(&run);
     }
     if (rc == FMW_ENOMEM) {

@@ -311,6 +311,23 @@ def test_jobmanager_runs_at_flinks_size(started, v, layout):
           f" MaxMetaspaceSize {flags['MaxMetaspaceSize']} ({gc}); /overview flink-version {overview['flink-version']}")
 
 
+def filled(name, what):
+    """Waits for the Fill agent's line in pod `name`, then reads what it left: the line, the
+    resolved annotation, the cgroup's peak and limit, and the heap held (MiB). The container
+    must not have restarted."""
+    done = wait(f"{name}'s {what} filled",
+                lambda: kubectl("exec", "-n", JM_NS, name, "--", "cat", "/tmp/fmw-fill.done", check=False).stdout,
+                timeout=120)
+    time.sleep(3)
+    p = running(name)
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    ann = json.loads(p["metadata"]["annotations"][RESOLVED])
+    peak = int(exec_(name, "cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes").strip())
+    limit = qty(p["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    held = int(re.search(r"held (\d+) MiB", done).group(1))
+    return done, ann, peak, limit, held
+
+
 @pytest.mark.parametrize("v", VERSIONS)
 def test_filled_heap_fits_and_the_unpatched_twin_is_oomkilled(chart, v):
     """The same pod twice: limit 1000Mi (Flink's total process for 1000m, so the webhook keeps
@@ -339,15 +356,7 @@ def test_filled_heap_fits_and_the_unpatched_twin_is_oomkilled(chart, v):
     t = wait(f"{off} to end", oomkilled, timeout=120)
     assert t["exitCode"] == 137 and t["reason"] == "OOMKilled", t
 
-    done = wait(f"{on}'s heap filled", lambda: kubectl("exec", "-n", JM_NS, on, "--", "cat", "/tmp/fmw-fill.done",
-                                                       check=False).stdout, timeout=120)
-    time.sleep(3)
-    p = running(on)
-    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
-    ann = json.loads(p["metadata"]["annotations"][RESOLVED])
-    peak = int(exec_(on, "cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes").strip())
-    limit = qty(p["spec"]["containers"][0]["resources"]["limits"]["memory"])
-    held = int(re.search(r"held (\d+) MiB", done).group(1))
+    done, ann, peak, limit, held = filled(on, "heap")
     assert held << 20 >= ann["heap"] * 0.8, (done, ann["heap"])
     assert peak < limit
     print(f"{on}: {done.strip()}; cgroup peak {peak >> 20} MiB of {limit >> 20} MiB; {off}: OOMKilled, exit 137")
@@ -466,16 +475,7 @@ def test_filled_taskmanager_fits_and_the_unpatched_twin_is_oomkilled(started, v)
     t = wait(f"{off} to end", ended, timeout=120)
     assert t["exitCode"] == 137 and t["reason"] == "OOMKilled", t
 
-    done = wait(f"{on}'s heap and direct memory filled",
-                lambda: kubectl("exec", "-n", JM_NS, on, "--", "cat", "/tmp/fmw-fill.done", check=False).stdout,
-                timeout=120)
-    time.sleep(3)
-    p = running(on)
-    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
-    ann = json.loads(p["metadata"]["annotations"][RESOLVED])
-    peak = int(exec_(on, "cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes").strip())
-    limit = qty(p["spec"]["containers"][0]["resources"]["limits"]["memory"])
-    held = int(re.search(r"held (\d+) MiB", done).group(1))
+    done, ann, peak, limit, held = filled(on, "heap and direct memory")
     direct = int(re.search(r"direct held (\d+) MiB", done).group(1))
     heap = ann["frameworkHeap"] + ann["taskHeap"]
     # The heap was filled to the JVM's own limit; a TaskManager of 1000m has a heap of 139 MiB,

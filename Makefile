@@ -132,7 +132,8 @@ unit: all $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
 # The C side of the differential test against Flink's jars (mk/oracle.mk runs it).
-$(BUILD)/tests/oracle-runner: $(BUILD)/obj/tests/oracle/runner.o $(CORE_LIBS)
+$(BUILD)/tests/oracle-runner: $(BUILD)/obj/tests/oracle/runner.o $(BUILD)/obj/tests/oracle/cli.o \
+                              $(CORE_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -2,6 +2,9 @@
 # seeded random JobManager and TaskManager memory configurations for every Flink line;
 # tests/oracle/runner.c replays them through our resolvers (pkg/jmmem, pkg/tmmem), compares every
 # field, and checks pkg/tmmem's unit-test data (tests/data/tmmem-*.json) against the jars too.
+# A share of the cases, and every one whose conf dir holds both files, also runs through the built
+# flink-memory resolve with a real conf dir (tests/oracle/README.md, "Through the binary";
+# ORACLE_CLI_SHARE, default 50: one random case in 50).
 #
 #   make oracle-data      generate $(ORACLE_DIR)/<line>.jsonl (+ <line>-curated.jsonl), and for
 #                         TaskManagers <line>-tm.jsonl (+ -tm-curated.jsonl, -tm-data.jsonl)
@@ -38,8 +41,8 @@ oracle: oracle-data
 	    echo "oracle: no build rule for $(ORACLE_RUNNER) (tests/oracle/runner.c); data left in $(ORACLE_DIR)"; \
 	    exit 1; \
 	fi
-	@$(MAKE) --no-print-directory $(ORACLE_RUNNER)
-	$(ORACLE_RUNNER) $(sort $(wildcard $(ORACLE_DIR)/*.jsonl))
+	@$(MAKE) --no-print-directory $(ORACLE_RUNNER) $(BUILD)/bin/flink-memory
+	ORACLE_CLI=$(BUILD)/bin/flink-memory $(ORACLE_RUNNER) $(sort $(wildcard $(ORACLE_DIR)/*.jsonl))
 
 # Self-check: a file of vectors through every line's jars (differences are printed, not fixed).
 oracle-vectors:

@@ -15,6 +15,8 @@ final class Case {
     /** "flink-conf.yaml" or "config.yaml"; null: no file content at all (see fileNameFor). */
     String fileName;
     String fileText;
+    /** The other file in the same conf dir (SecondFile), or null: only this case's own file. */
+    String secondName, secondText;
     /** -D properties in command-line order, each {key, value}. */
     final List<String[]> dynamic = new ArrayList<>();
     /** The role's legacy heap variable (envName()) as the process sees it; null: not set. */
@@ -65,6 +67,12 @@ final class Case {
             f.put("text", fileText);
             m.put("file", f);
         }
+        if (secondName != null) {
+            Map<String, Object> f = new LinkedHashMap<>();
+            f.put("name", secondName);
+            f.put("text", secondText);
+            m.put("second_file", f);
+        }
         List<Object> d = new ArrayList<>();
         for (String[] kv : dynamic) {
             d.add(kv);
@@ -93,6 +101,11 @@ final class Case {
         if (f != null) {
             c.fileName = (String) ((Map<String, Object>) f).get("name");
             c.fileText = (String) ((Map<String, Object>) f).get("text");
+        }
+        Object second = m.get("second_file");
+        if (second != null) {
+            c.secondName = (String) ((Map<String, Object>) second).get("name");
+            c.secondText = (String) ((Map<String, Object>) second).get("text");
         }
         Object d = m.get("dynamic");
         if (d != null) {

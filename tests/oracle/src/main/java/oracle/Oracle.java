@@ -39,6 +39,7 @@ import java.util.Map;
  *
  * Output schema (one case per line):
  * {"seed","id","flink","line",["role":"taskmanager",]["source",]"file":null|{"name","text"},
+ *  ["second_file":{"name","text"} (the other file in the same conf dir: SecondFile),]
  *  "dynamic":[[k,v],...],"env":{}|{"FLINK_JM_HEAP" or "FLINK_TM_HEAP":raw},"legacy_target",
  *  "result": JobManager: {"total_process","total_flink","heap","off_heap","metaspace","overhead",
  *            "jvm_args","dynamic_configs"(null before 1.12)}
@@ -168,6 +169,7 @@ public final class Oracle {
         try (Writer w = output(opt.get("out"))) {
             for (int id = 0; id < cases; id++) {
                 Case c = taskManager ? tmGen.generate(seed, id) : gen.generate(seed, id);
+                SecondFile.maybeAdd(c, seed, id, flink.major, flink.minor);
                 Map<String, Object> json = c.toJson(seed, id, flink.version, line);
                 Map<String, Object> result = resolve(flink, tm, c, work, false);
                 json.put("result", result);
@@ -360,6 +362,9 @@ public final class Oracle {
         String name = c.fileName != null ? c.fileName : Case.fileNameFor(flink.major, flink.minor);
         String text = c.fileName != null ? c.fileText : "";
         Files.write(dir.resolve(name), text.getBytes(StandardCharsets.UTF_8));
+        if (c.secondName != null) {
+            Files.write(dir.resolve(c.secondName), c.secondText.getBytes(StandardCharsets.UTF_8));
+        }
         if (!realEnv) {
             Flink.setEnv(c.envName(), c.envHeap);
             Flink.setEnv(c.isTaskManager() ? "FLINK_JM_HEAP" : "FLINK_TM_HEAP", null);

@@ -19,8 +19,8 @@ bool oracle_cli_init(struct oracle_cli *cli, const char *path)
 {
     *cli = (struct oracle_cli){.path = path};
     const char *tmp = getenv("TMPDIR");
-    int n = snprintf(cli->dir, sizeof cli->dir, "%s/fmw-oracle-cli-XXXXXX",
-                     tmp && *tmp ? tmp : "/tmp");
+    int n =
+        snprintf(cli->dir, sizeof cli->dir, "%s/fmw-oracle-cli-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (n < 0 || (size_t)n >= sizeof cli->dir || !mkdtemp(cli->dir)) {
         fprintf(stderr, "oracle-runner: cannot make a scratch directory: %s\n", strerror(errno));
         return false;
@@ -182,8 +182,8 @@ static bool write_conf_dir(const struct oracle_cli *cli, json_t *c, struct fmw_b
                              json_string_value(text), json_string_length(text));
     } else {
         /* As the harness: an empty flink-conf.yaml in 1.x, an empty config.yaml in 2.x. */
-        ok = write_conf_file(cli, line && line[0] >= '2' ? "config.yaml" : "flink-conf.yaml", "",
-                             0);
+        ok =
+            write_conf_file(cli, line && line[0] >= '2' ? "config.yaml" : "flink-conf.yaml", "", 0);
     }
     json_t *second = json_object_get(c, "second_file");
     if (ok && json_is_object(second)) {
@@ -260,6 +260,17 @@ static void add_stderr(const struct oracle_cli *cli, struct fmw_buf *why)
         (void)fmw_buf_addf(why, "  stderr: %s\n", text);
 }
 
+void oracle_json_differs(struct fmw_buf *why, const char *prefix, const char *key,
+                         const char *a_label, json_t *a, const char *b_label, json_t *b)
+{
+    char *as = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *bs = b ? json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    (void)fmw_buf_addf(why, "%s%s: %s %s, %s %s\n", prefix, key, a_label, as ? as : "(absent)",
+                       b_label, bs ? bs : "(absent)");
+    free(as);
+    free(bs);
+}
+
 /* Flink's result against the CLI's JSON: every field both have; the fields only the harness
  * writes (the exception's class, CPU cores, slots and resources, which the CLI prints inside
  * the dynamic configs) are left to the in-process comparison. */
@@ -277,12 +288,7 @@ static bool same_fields(json_t *want, json_t *got, struct fmw_buf *why)
         json_t *g = json_object_get(got, key);
         if (skip || (json_is_null(w) && (!g || json_is_null(g))) || (g && json_equal(w, g)))
             continue;
-        char *ws = json_dumps(w, JSON_COMPACT | JSON_ENCODE_ANY);
-        char *gs = g ? json_dumps(g, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        (void)fmw_buf_addf(why, "cli: %s:\n  flink: %s\n  cli:   %s\n", key, ws ? ws : "?",
-                           gs ? gs : "(absent)");
-        free(ws);
-        free(gs);
+        oracle_json_differs(why, "cli: ", key, "flink", w, "cli", g);
         ok = false;
     }
     return ok;

@@ -31,4 +31,11 @@ void oracle_cli_cleanup(struct oracle_cli *cli);
  */
 bool oracle_cli_same(struct oracle_cli *cli, json_t *c, struct fmw_buf *why);
 
+/*
+ * Appends "<prefix><key>: <a_label> A, <b_label> B" to `why`, each value as compact JSON
+ * ("(absent)" for NULL). Both the binary's replay and the unit-test data check report so.
+ */
+void oracle_json_differs(struct fmw_buf *why, const char *prefix, const char *key,
+                         const char *a_label, json_t *a, const char *b_label, json_t *b);
+
 #endif

@@ -349,12 +349,7 @@ static bool same_data_expectation(json_t *c, struct fmw_buf *why)
         } else if (got && json_equal(want, got)) {
             continue;
         }
-        char *w = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
-        char *g = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        (void)fmw_buf_addf(why, "%s: the data expects %s, Flink gives %s\n", key, w ? w : "?",
-                           g ? g : "(nothing)");
-        free(w);
-        free(g);
+        oracle_json_differs(why, "", key, "the data expects", want, "Flink gives", got);
         ok = false;
     }
     return ok;

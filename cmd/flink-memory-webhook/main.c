@@ -67,7 +67,14 @@ static const char USAGE[] =
     "                            Flink's (default deliberate) [FMW_HEADROOM]; a pod's annotation\n"
     "                            flink-memory-webhook/headroom overrides it\n"
     "  --roles jobmanager,taskmanager  the Flink processes sized (default both) [FMW_ROLES]\n"
-    "\n"
+    "  --sizing from-config|from-limit|from-request  which way sizes go: the container's memory\n"
+    "                            from Flink's configuration, or Flink's process size from the\n"
+    "                            container's limit or request at every start (default\n"
+    "                            from-config) [FMW_SIZING]; a pod's annotation\n"
+    "                            flink-memory-webhook/sizing overrides it\n"
+    "\n";
+/* In two parts: one string literal longer than 4095 bytes is beyond what C requires. */
+static const char USAGE_MORE[] =
     "Kubernetes API (ConfigMap reads):\n"
     "  --kubeconfig FILE         use this kubeconfig instead of the pod's service account\n"
     "                            [FMW_KUBECONFIG]\n"
@@ -207,7 +214,8 @@ static enum fmw_err mutate(void *ctx, const struct fmw_server_request *req,
 /* Option values: a flag, else the environment variable, else the default. */
 struct opts {
     const char *cert, *key, *client_ca, *address, *kubeconfig, *log_level;
-    const char *mode, *on_invalid, *workloads, *default_version, *requests, *headroom, *roles;
+    const char *mode, *on_invalid, *workloads, *default_version, *requests, *headroom, *roles,
+        *sizing;
     long port, health_port, workers, max_conn, drain_ms, grace_ms, lookup_ms, ttl_ms;
     bool tls13;
 };
@@ -258,6 +266,7 @@ static int parse(int argc, char **argv, struct opts *o)
         O_REQUESTS,
         O_HEADROOM,
         O_ROLES,
+        O_SIZING,
         O_KUBECONFIG,
         O_LOOKUP,
         O_TTL,
@@ -284,6 +293,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"requests", required_argument, NULL, O_REQUESTS},
         {"headroom", required_argument, NULL, O_HEADROOM},
         {"roles", required_argument, NULL, O_ROLES},
+        {"sizing", required_argument, NULL, O_SIZING},
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"lookup-timeout-ms", required_argument, NULL, O_LOOKUP},
         {"cache-ttl-ms", required_argument, NULL, O_TTL},
@@ -310,6 +320,7 @@ static int parse(int argc, char **argv, struct opts *o)
     o->requests = env_or("FMW_REQUESTS", "equal");
     o->headroom = env_or("FMW_HEADROOM", "deliberate");
     o->roles = env_or("FMW_ROLES", "jobmanager,taskmanager");
+    o->sizing = env_or("FMW_SIZING", "from-config");
     struct {
         const char *env;
         long *dst;
@@ -370,6 +381,9 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_ROLES:
             o->roles = optarg;
             break;
+        case O_SIZING:
+            o->sizing = optarg;
+            break;
         case O_KUBECONFIG:
             o->kubeconfig = optarg;
             break;
@@ -414,6 +428,7 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case O_HELP:
             fputs(USAGE, stdout);
+            fputs(USAGE_MORE, stdout);
             return -1;
         case O_VERSION_INFO:
             printf("flink-memory-webhook %s\n", FMW_VERSION);
@@ -465,6 +480,9 @@ int main(int argc, char **argv)
         return usage_error("--requests takes equal or keep-lower, not '%s'", o.requests);
     if (!fmw_headroom_policy_parse(o.headroom, &app.cfg.podspec.headroom))
         return usage_error("--headroom takes deliberate, keep or remove, not '%s'", o.headroom);
+    if (!fmw_sizing_parse(o.sizing, &app.cfg.podspec.sizing))
+        return usage_error("--sizing takes from-config, from-limit or from-request, not '%s'",
+                           o.sizing);
     if (!fmw_roles_parse(o.roles, &app.cfg.podspec.roles))
         return usage_error("--roles takes jobmanager, taskmanager or both (comma-separated), "
                            "not '%s'",

@@ -76,16 +76,20 @@ static const char USAGE[] =
     "  --configmap FILE       ConfigMap manifests (YAML or JSON; repeatable)\n"
     "  --namespace NS         the namespace of the lookups (default: the manifest's)\n"
     "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
-    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager\n"
+    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager,\n"
+    "  --sizing from-config|from-limit|from-request\n"
     "                         the webhook's settings, as for review\n"
-    "\n"
+    "\n";
+/* In two parts: one string literal longer than 4095 bytes is beyond what C requires. */
+static const char USAGE_MORE[] =
     "review options:\n"
     "  --configmap FILE       ConfigMap manifests standing in for the API server (repeatable)\n"
     "  --mode enforce|dry-run|off, --on-invalid deny|warn, --workloads warn|patch|off,\n"
     "  --default-flink-version X.Y, --requests equal|keep-lower,\n"
-    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager\n"
+    "  --headroom deliberate|keep|remove, --roles jobmanager,taskmanager,\n"
+    "  --sizing from-config|from-limit|from-request\n"
     "                         the webhook's settings (defaults: enforce, deny, warn, 2.3, equal,\n"
-    "                         deliberate, both roles)\n"
+    "                         deliberate, both roles, from-config)\n"
     "\n"
     "size options:\n"
     "  flink-memory size TEXT [--output text|json]\n"
@@ -762,6 +766,7 @@ static int cmd_resolve(int argc, char **argv, bool explain)
             break;
         case 'h':
             fputs(USAGE, stdout);
+            fputs(USAGE_MORE, stdout);
             free(o.dynamic);
             return 0;
         default:
@@ -827,6 +832,7 @@ enum {
     OPT_REQUESTS,
     OPT_HEADROOM,
     OPT_ROLES,
+    OPT_SIZING,
     OPT_NAMESPACE
 };
 
@@ -839,6 +845,7 @@ static const struct option WEBHOOK_LONG[] = {
     {"requests", required_argument, NULL, OPT_REQUESTS},
     {"headroom", required_argument, NULL, OPT_HEADROOM},
     {"roles", required_argument, NULL, OPT_ROLES},
+    {"sizing", required_argument, NULL, OPT_SIZING},
     {"namespace", required_argument, NULL, OPT_NAMESPACE},
     {"filename", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
@@ -892,6 +899,11 @@ static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, boo
                                  "(comma-separated), not '%s'",
                                  optarg);
             break;
+        case OPT_SIZING:
+            if (!fmw_sizing_parse(optarg, &o->cfg.podspec.sizing))
+                rc = usage_error("--sizing takes from-config, from-limit or from-request, not '%s'",
+                                 optarg);
+            break;
         case OPT_NAMESPACE:
             o->ns = optarg;
             break;
@@ -900,6 +912,7 @@ static int parse_webhook_opts(int argc, char **argv, struct webhook_opts *o, boo
             break;
         case 'h':
             fputs(USAGE, stdout);
+            fputs(USAGE_MORE, stdout);
             return -1;
         default:
             rc = EXIT_USAGE;
@@ -1114,6 +1127,7 @@ static int cmd_size(int argc, char **argv)
             rc = parse_output(optarg, &json);
         else if (c == 'h') {
             fputs(USAGE, stdout);
+            fputs(USAGE_MORE, stdout);
             return 0;
         } else
             rc = EXIT_USAGE;
@@ -1172,6 +1186,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(USAGE, stdout);
+        fputs(USAGE_MORE, stdout);
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

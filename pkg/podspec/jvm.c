@@ -163,6 +163,18 @@ static void rewrite_word(void *arg, const char *opts, size_t start, size_t end)
     size_t at;
     if (!fmw_jvm_flag_of(word, &flag, &at) || !r->set[flag])
         return;
+    if (r->want[flag] == FMW_JVM_REMOVE) {
+        /* The word goes with the blanks before it (or, first in the text, after it). */
+        size_t keep = start;
+        while (keep > r->copied && isspace((unsigned char)opts[keep - 1]))
+            keep--;
+        r->err = fmw_buf_add(r->out, opts + r->copied, keep - r->copied);
+        r->copied = end;
+        if (r->out->len == 0)
+            while (isspace((unsigned char)opts[r->copied]))
+                r->copied++;
+        return;
+    }
     /* Keep the user's spelling of the option, write the value in bytes as Flink does. */
     r->err = fmw_buf_add(r->out, opts + r->copied, start + at - r->copied);
     if (!r->err)

@@ -8,6 +8,7 @@
 #include "pkg/memsize/memsize.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,26 @@ bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v)
     return true;
 }
 
+bool fmw_sizing_parse(const char *text, enum fmw_sizing *v)
+{
+    if (text && strcmp(text, "from-config") == 0)
+        *v = FMW_SIZING_CONFIG;
+    else if (text && strcmp(text, "from-limit") == 0)
+        *v = FMW_SIZING_LIMIT;
+    else if (text && strcmp(text, "from-request") == 0)
+        *v = FMW_SIZING_REQUEST;
+    else
+        return false;
+    return true;
+}
+
+const char *fmw_sizing_name(enum fmw_sizing v)
+{
+    return v == FMW_SIZING_LIMIT     ? "from-limit"
+           : v == FMW_SIZING_REQUEST ? "from-request"
+                                     : "from-config";
+}
+
 /* Everything one plan works with. */
 struct ctx {
     json_t *pod, *spec, *container, *annotations;
@@ -210,6 +231,13 @@ struct ctx {
     const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
     struct fmw_buf base;         /* JSON Pointer of the container */
     bool standard_yaml;          /* the conf file read is config.yaml, standard YAML */
+    /* Sizing from the pod: "limits.memory" or "requests.memory" as the pod asks (FMW_ANN_SIZING,
+     * else the option), NULL from the configuration; the size in bytes once it applies. */
+    const char *size_resource;
+    uint64_t pod_size;
+    /* Sized from the pod, but the container has no such size yet: the configuration's size is
+     * given to it first, and the pod follows it from then on. */
+    enum fmw_sizing sizing_later;
 };
 
 static enum fmw_err change(struct ctx *c, const char *fmt, ...)
@@ -265,7 +293,40 @@ static enum fmw_err expand_entry(struct env_var *e, const char *raw, const struc
     return FMW_OK;
 }
 
-static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n)
+/*
+ * The value the kubelet gives a variable whose valueFrom is a resourceFieldRef of `resource`
+ * (limits.memory or requests.memory) of this container: ceil(bytes / divisor), divisor 1 by
+ * default (k8s.io/kubernetes pkg/api/v1/resource ExtractContainerResourceValue,
+ * convertResourceMemoryToString, in float64 as there). Only the resource the pod is sized from
+ * is read: the webhook never changes it, so the value at admission is the value at start. False
+ * for any other reference, which stays unknown.
+ */
+static bool resource_field_value(json_t *container, json_t *value_from, const char *resource,
+                                 char out[32])
+{
+    json_t *ref = json_object_get(value_from, "resourceFieldRef");
+    const char *r = json_string_value(json_object_get(ref, "resource"));
+    const char *name = json_string_value(json_object_get(ref, "containerName"));
+    const char *own = json_string_value(json_object_get(container, "name"));
+    if (!resource || !r || strcmp(r, resource) != 0 || (name && *name && own && strcmp(name, own)))
+        return false;
+    const char *section = strncmp(resource, "limits.", 7) == 0 ? "limits" : "requests";
+    json_t *q = json_object_get(json_object_get(json_object_get(container, "resources"), section),
+                                "memory");
+    json_t *div = json_object_get(ref, "divisor");
+    uint64_t bytes, divisor = 1;
+    if (!json_is_string(q) ||
+        fmw_quantity_parse(fmw_str_c(json_string_value(q)), &bytes, NULL) != FMW_OK ||
+        (div && (!json_is_string(div) ||
+                 fmw_quantity_parse(fmw_str_c(json_string_value(div)), &divisor, NULL) != FMW_OK ||
+                 divisor == 0)))
+        return false;
+    snprintf(out, 32, "%" PRId64, (int64_t)ceil((double)bytes / (double)divisor));
+    return true;
+}
+
+static enum fmw_err build_env(json_t *container, const char *size_resource, struct env_var **out,
+                              size_t *n)
 {
     json_t *env = json_object_get(container, "env");
     size_t count = json_is_array(env) ? json_array_size(env) : 0;
@@ -286,6 +347,14 @@ static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n
             v = ""; /* an env var without value is the empty string */
         struct env_var *var = &(*out)[*n];
         *var = (struct env_var){name, v, (int)i, NULL, false};
+        char field[32];
+        if (!v && resource_field_value(container, json_object_get(e, "valueFrom"), size_resource,
+                                       field)) {
+            var->owned = fmw_strdup(field);
+            if (!var->owned)
+                return FMW_ENOMEM;
+            var->value = var->owned;
+        }
         enum fmw_err err = v ? expand_entry(var, v, *out, *n) : FMW_OK;
         if (err)
             return err;
@@ -311,6 +380,12 @@ static enum fmw_err expand_env_again(struct env_var *env, size_t n_from, size_t 
     return FMW_OK;
 }
 
+/* <role>.memory.process.size */
+static const char *process_key(const struct ctx *c)
+{
+    return c->plan->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+}
+
 static const char *annotation(json_t *annotations, const char *key)
 {
     return json_string_value(json_object_get(annotations, key));
@@ -325,7 +400,7 @@ static enum fmw_err load_container(struct ctx *c, size_t idx)
     c->nenv = 0;
     c->container = json_array_get(json_object_get(c->spec, "containers"), idx);
     c->env_array_exists = json_is_array(json_object_get(c->container, "env"));
-    enum fmw_err err = build_env(c->container, &c->env, &c->nenv);
+    enum fmw_err err = build_env(c->container, c->size_resource, &c->env, &c->nenv);
     if (!err)
         err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
     if (!err)
@@ -797,9 +872,52 @@ static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *flink_
     return err;
 }
 
+/*
+ * Sized from the pod: the size it was sized from stays as written. From its limit, the request
+ * follows the requests policy (equal: the limit); from its request, a limit the pod sets is the
+ * headroom it asks for, and one it lacks is Flink's (the request times Flink's limit factor
+ * where the configuration sets one).
+ */
+static enum fmw_err plan_resources_from_pod(struct ctx *c)
+{
+    struct fmw_plan *p = c->plan;
+    json_t *resources = json_object_get(c->container, "resources");
+    uint64_t limit = 0, request = 0;
+    bool has_limit =
+        quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &limit);
+    bool has_request =
+        quantity_of(json_object_get(json_object_get(resources, "requests"), "memory"), &request);
+    bool fix_limit = false, fix_request = false;
+    enum fmw_err err = FMW_OK;
+    if (p->sizing == FMW_SIZING_LIMIT) {
+        p->limit = limit;
+        bool equal = c->opt->requests == FMW_REQUESTS_EQUAL;
+        fix_request = !has_request || (equal ? request != limit : request > limit);
+        p->request = fix_request ? limit : request;
+    } else {
+        uint64_t flink_lim, flink_req;
+        err = flink_limit(c, &flink_lim, &flink_req);
+        p->request = request;
+        fix_limit = !has_limit;
+        p->limit = has_limit ? limit : flink_lim;
+    }
+    if (err || ((fix_limit || fix_request) && !pod_level_fits(c, p->limit, p->request)))
+        return err; /* UNREADABLE, said */
+    char lq[FMW_MEMSIZE_STRLEN], rq[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(p->limit, lq);
+    fmw_quantity_format(p->request, rq);
+    if (fix_limit)
+        err = set_resource(c, resources, "limits", lq, "memory limit");
+    if (!err && fix_request)
+        err = set_resource(c, resources, "requests", rq, "memory request");
+    return err;
+}
+
 static enum fmw_err plan_resources(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
+    if (p->sizing != FMW_SIZING_CONFIG)
+        return plan_resources_from_pod(c);
     uint64_t total = fmw_plan_total_process(p);
     uint64_t flink_lim, flink_req;
     enum fmw_err err = flink_limit(c, &flink_lim, &flink_req);
@@ -1089,6 +1207,7 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
     const char *role_env = tm ? "FLINK_ENV_JAVA_OPTS_TM" : "FLINK_ENV_JAVA_OPTS_JM";
     const char *role_key = tm ? "env.java.opts.taskmanager" : "env.java.opts.jobmanager";
     bool k8s_tm = c->launch.kind == L_K8S_TM;
+    bool pin = c->plan->sizing != FMW_SIZING_CONFIG; /* sized from the pod, not following */
     struct opts_source all, jm, jo, mem;
     memset(&jm, 0, sizeof jm); /* freed below even when an earlier load failed */
     memset(&jo, 0, sizeof jo);
@@ -1114,6 +1233,13 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
         if (!winner && k8s_tm) {
             any_mem = fix_mem[f] = true;
             err = change(c, "%s added to FLINK_TM_JVM_MEM_OPTS: %" PRIu64, FLAG_LABEL[f], want[f]);
+            continue;
+        }
+        if (!winner && pin) {
+            /* Sized once from the pod: BashJavaUtils sizes the JVM from the file, so the pod's
+             * flags go after its own, in the role's variable. */
+            any_jm = fix_jm[f] = true;
+            err = change(c, "%s added to %s: %" PRIu64, FLAG_LABEL[f], role_env, want[f]);
             continue;
         }
         if (!winner || winner->bytes[f] == want[f])
@@ -1166,8 +1292,11 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
      * scripts use instead of env.java.opts.jobmanager (.taskmanager) and put after every other
      * source: its value keeps all the role's options, rewritten, plus the flags that
      * env.java.opts.all got wrong. */
+    bool add_jm[FLAG_COUNT];
+    for (int f = 0; f < FLAG_COUNT; f++)
+        add_jm[f] = fix_all[f] || (pin && fix_jm[f]);
     if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value))
-        err = set_rewritten(c, &jm, role_env, want, fix_jm, fix_all);
+        err = set_rewritten(c, &jm, role_env, want, fix_jm, add_jm);
     free(all.text);
     free(jm.text);
     free(jo.text);
@@ -1413,6 +1542,139 @@ static const char *command_assigns(const struct cmdline *cl, enum fmw_role role)
     return NULL;
 }
 
+/*
+ * A pod that follows its container's size: Flink's scripts compute the JVM flags from the size at
+ * each start, so a hard memory flag in _JAVA_OPTIONS, FLINK_ENV_JAVA_OPTS or the role's
+ * FLINK_ENV_JAVA_OPTS_JM/_TM (or the conf file's env.java.opts.*, which those variables replace
+ * in config.sh when set) would pin the JVM to one size. Each is removed where it stands; a conf
+ * file's options are written into the variable without them. A variable left empty would send
+ * config.sh back to the conf file, so an emptied one says what was removed instead.
+ */
+static enum fmw_err plan_follow_flags(struct ctx *c)
+{
+    bool tm = c->plan->role == FMW_ROLE_TASKMANAGER;
+    const char *role_env = tm ? "FLINK_ENV_JAVA_OPTS_TM" : "FLINK_ENV_JAVA_OPTS_JM";
+    const char *role_key = tm ? "env.java.opts.taskmanager" : "env.java.opts.jobmanager";
+    struct opts_source src[3];
+    const char *names[3] = {"_JAVA_OPTIONS", "FLINK_ENV_JAVA_OPTS", role_env};
+    memset(src, 0, sizeof src);
+    enum fmw_err err = load_source(c, &src[0], names[0], NULL);
+    if (!err)
+        err = load_source(c, &src[1], names[1], config_all_opts);
+    if (!err)
+        err = load_source(c, &src[2], names[2], tm ? config_tm_opts : config_jm_opts);
+    const uint64_t gone[FLAG_COUNT] = {FMW_JVM_REMOVE, FMW_JVM_REMOVE, FMW_JVM_REMOVE,
+                                       FMW_JVM_REMOVE};
+    for (int k = 0; k < 3 && !err; k++) {
+        struct opts_source *o = &src[k];
+        bool any = false;
+        for (int f = 0; f < FLAG_COUNT && !err; f++) {
+            if (!o->found[f])
+                continue;
+            any = true;
+            const char *where = o->from_env || k == 0 ? names[k]
+                                : k == 1              ? "env.java.opts.all"
+                                                      : role_key;
+            err = change(c, "%s removed from %s: Flink's scripts size the JVM at each start",
+                         FLAG_LABEL[f], where);
+        }
+        if (err || !any)
+            continue;
+        char *v = fmw_jvm_rewrite(o->text, gone, o->found);
+        if (!v) {
+            err = FMW_ENOMEM;
+            break;
+        }
+        bool blank = strspn(v, " \t\n") == strlen(v);
+        err = set_env(c, o->env, names[k],
+                      blank && k > 0 ? "-Dflink-memory-webhook.removed=jvm-memory-flags" : v);
+        free(v);
+    }
+    for (int k = 0; k < 3; k++)
+        free(src[k].text);
+    return err;
+}
+
+/* Does the container's command or args hold "-D" followed by `prop`? */
+static bool has_dynamic_prop(json_t *container, const char *prop)
+{
+    const char *arrays[] = {"command", "args"};
+    for (int a = 0; a < 2; a++) {
+        json_t *arr = json_object_get(container, arrays[a]);
+        for (size_t i = 1; i < json_array_size(arr); i++) {
+            const char *prev = json_string_value(json_array_get(arr, i - 1));
+            const char *cur = json_string_value(json_array_get(arr, i));
+            if (prev && cur && strcmp(prev, "-D") == 0 && strcmp(cur, prop) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The size at every start: FMW_SIZE_ENV from the downward API (the container's own limit or
+ * request, divisor 1: bytes) and "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" at the end of
+ * the arguments, which the kubelet expands when it starts the container and the scripts pass to
+ * BashJavaUtils after every other -D (layout_follows). Both are added once: a patched pod has
+ * them and gets no patch.
+ */
+static enum fmw_err plan_follow(struct ctx *c)
+{
+    const char *name = json_string_value(json_object_get(c->container, "name"));
+    json_t *want = json_pack("{s:s,s:{s:{s:s,s:s,s:s}}}", "name", FMW_SIZE_ENV, "valueFrom",
+                             "resourceFieldRef", "containerName", name ? name : "", "resource",
+                             c->size_resource, "divisor", "1");
+    if (!want)
+        return FMW_ENOMEM;
+    json_t *env = json_object_get(c->container, "env");
+    size_t i;
+    json_t *e;
+    enum fmw_err err = FMW_OK;
+    bool found = false;
+    json_array_foreach(env, i, e)
+    {
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (!n || strcmp(n, FMW_SIZE_ENV) != 0)
+            continue;
+        found = true;
+        char value[32];
+        if (resource_field_value(c->container, json_object_get(e, "valueFrom"), c->size_resource,
+                                 value) &&
+            strtoull(value, NULL, 10) == c->pod_size && !json_object_get(e, "value"))
+            continue;
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "/env/%zu", i);
+        err = op(c, "replace", suffix, json_incref(want));
+        if (!err)
+            err = change(c, FMW_SIZE_ENV " -> the container's %s", c->size_resource);
+    }
+    if (!err && !found) {
+        if (!c->env_array_exists) {
+            c->env_array_exists = true;
+            err = op(c, "add", "/env", json_pack("[O]", want));
+        } else {
+            err = op(c, "add", "/env/-", json_incref(want));
+        }
+        if (!err)
+            err = change(c, FMW_SIZE_ENV " added: the container's %s in bytes", c->size_resource);
+    }
+    json_decref(want);
+    char prop[128];
+    snprintf(prop, sizeof prop, "%s=$(" FMW_SIZE_ENV ")b", process_key(c));
+    if (!err && !has_dynamic_prop(c->container, prop)) {
+        const char *arr =
+            json_is_array(json_object_get(c->container, "args")) ? "/args" : "/command";
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s/-", arr);
+        err = op(c, "add", suffix, fmw_json_text("-D"));
+        if (!err)
+            err = op(c, "add", suffix, fmw_json_text(prop));
+        if (!err)
+            err = change(c, "-D %s added to %s", prop, arr + 1);
+    }
+    return err;
+}
+
 static enum fmw_err plan_flags(struct ctx *c)
 {
     const char *assigned = command_assigns(&c->cl, c->plan->role);
@@ -1445,6 +1707,10 @@ static enum fmw_err plan_flags(struct ctx *c)
         want[FLAG_METASPACE] = s->metaspace;
         want[FLAG_DIRECT] = s->off_heap;
         set[FLAG_DIRECT] = s->direct_memory_limit;
+    }
+    if (c->plan->follows) {
+        enum fmw_err err = plan_follow_flags(c);
+        return err || c->plan->status != FMW_PLAN_RESOLVED ? err : plan_follow(c);
     }
     return c->launch.kind == L_JAVA || c->launch.kind == L_JAVA_TM
                ? plan_java_flags(c, want, set)
@@ -1496,6 +1762,9 @@ static enum fmw_err plan_annotation(struct ctx *c)
         fmw_java_double_str(p->limit_factor, num);
         werr = fmw_buf_addf(&text, ",\"limitFactor\":\"%s\"", num);
     }
+    if (!werr && p->sizing != FMW_SIZING_CONFIG)
+        werr = fmw_buf_addf(&text, ",\"sizing\":\"%s\",\"follows\":%s", fmw_sizing_name(p->sizing),
+                            p->follows ? "true" : "false");
     if (!werr && p->headroom_kept[0]) {
         werr = fmw_buf_adds(&text, ",\"headroomKept\":");
         if (!werr)
@@ -1636,6 +1905,31 @@ static bool sets_network_range(json_t *props)
     return false;
 }
 
+/* What pkg/tmmem is given for this TaskManager: 1.x's legacy heap read as this layout's Flink
+ * reads it (resolve_tm), and whether list options are read as YAML. */
+static void tm_input(struct ctx *c, const struct fmw_conf *conf, struct fmw_tm_input *tin)
+{
+    struct fmw_plan *p = c->plan;
+    const struct env_var *tm_heap = fmw_env_find(c->env, c->nenv, FMW_TM_LEGACY_ENV);
+    enum fmw_tm_legacy legacy = p->version.major >= 2             ? FMW_TM_LEGACY_NONE
+                                : fmw_launch_scripted(&c->launch) ? FMW_TM_LEGACY_FLINK
+                                                                  : FMW_TM_LEGACY_PROCESS;
+    /* config.yaml (1.19 on): Flink reads the external-resources list as YAML first. */
+    *tin = (struct fmw_tm_input){conf, p->version, legacy,
+                                 tm_heap && legacy == FMW_TM_LEGACY_FLINK ? tm_heap->value : NULL,
+                                 c->standard_yaml || !fmw_flink_reads_legacy_file(p->version)};
+}
+
+/* What pkg/jmmem is given for this JobManager: 1.x's legacy heap read as JVM heap (every
+ * script-started JobManager; 2.x has none). */
+static void jm_input(struct ctx *c, const struct fmw_conf *conf, struct fmw_jm_input *jin)
+{
+    const struct env_var *jm_heap = fmw_env_find(c->env, c->nenv, FMW_JM_LEGACY_ENV);
+    *jin = (struct fmw_jm_input){conf, c->plan->version,
+                                 c->plan->version.major < 2 ? FMW_LEGACY_HEAP : FMW_LEGACY_NONE,
+                                 jm_heap ? jm_heap->value : NULL};
+}
+
 /*
  * A TaskManager's memory as Flink computes it for this layout. Through the scripts
  * (taskmanager.sh, the entrypoint, Bitnami's run.sh) BashJavaUtils reads 1.x's legacy heap
@@ -1654,13 +1948,8 @@ static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf, json_
     if (tm_heap && !tm_heap->value)
         err = note(c, FMW_TM_LEGACY_ENV " comes from valueFrom and was not read");
     bool scripted = fmw_launch_scripted(&c->launch);
-    enum fmw_tm_legacy legacy = p->version.major >= 2 ? FMW_TM_LEGACY_NONE
-                                : scripted            ? FMW_TM_LEGACY_FLINK
-                                                      : FMW_TM_LEGACY_PROCESS;
-    /* config.yaml (1.19 on): Flink reads the external-resources list as YAML first. */
-    struct fmw_tm_input tin = {conf, p->version, legacy,
-                               tm_heap && legacy == FMW_TM_LEGACY_FLINK ? tm_heap->value : NULL,
-                               c->standard_yaml || !fmw_flink_reads_legacy_file(p->version)};
+    struct fmw_tm_input tin;
+    tm_input(c, conf, &tin);
     if (err)
         return err;
     struct fmw_diag d = FMW_DIAG_INIT;
@@ -1695,6 +1984,231 @@ static enum fmw_err resolve_tm(struct ctx *c, const struct fmw_conf *conf, json_
     return err;
 }
 
+/* ---- Sizing from the pod (from-limit, from-request) ---- */
+
+/* The sizing the pod asks for: its FMW_ANN_SIZING, else the webhook's. */
+static enum fmw_sizing wanted_sizing(struct ctx *c, bool *bad_annotation)
+{
+    enum fmw_sizing v = c->opt->sizing;
+    const char *ann = annotation(c->annotations, FMW_ANN_SIZING);
+    *bad_annotation = ann && !fmw_sizing_parse(ann, &v);
+    return v;
+}
+
+/*
+ * Can this layout be given its size at every start? The start scripts (through the image's
+ * entrypoint or called directly) pass the -D arguments after their first word to BashJavaUtils,
+ * which computes the JVM flags and the dynamic configs from them (launch.c), so a
+ * "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" appended to the container's arguments is read
+ * at each start, with the variable the kubelet computes from the container's memory then. A
+ * shell script of the user's (`sh -c`) or Bitnami's run.sh would not pass it on.
+ */
+static bool layout_follows(const struct ctx *c)
+{
+    switch (c->launch.kind) {
+    case L_ENTRY_JM:
+    case L_ENTRY_SAJ:
+    case L_SCRIPT_JM:
+    case L_SCRIPT_SAJ:
+    case L_ENTRY_TM:
+    case L_SCRIPT_TM:
+        return !c->cl.has_script && !c->launch.bitnami && c->cl.nelems > 0;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Decides whether the pod is sized from its container's memory (c->size_resource was set from
+ * the wish before the container was read, so that FMW_SIZE_ENV is read as the kubelet will give
+ * it). Where it cannot be, the plan goes on from the configuration and says why; the container is
+ * then read again without that variable's value, since the limit it names may change.
+ */
+static enum fmw_err choose_sizing(struct ctx *c)
+{
+    struct fmw_plan *p = c->plan;
+    bool bad;
+    enum fmw_sizing want = wanted_sizing(c, &bad);
+    enum fmw_err err = bad ? note(c, "annotation " FMW_ANN_SIZING
+                                     " is not from-config, from-limit or from-request: ignored")
+                           : FMW_OK;
+    if (err || want == FMW_SIZING_CONFIG)
+        return err;
+    const char *section = want == FMW_SIZING_LIMIT ? "limits" : "requests";
+    json_t *q = json_object_get(
+        json_object_get(json_object_get(c->container, "resources"), section), "memory");
+    uint64_t bytes = 0;
+    const char *why = NULL;
+    bool tm = p->role == FMW_ROLE_TASKMANAGER;
+    if (c->launch.kind == L_K8S_JM || c->launch.kind == L_K8S_TM)
+        why = "Flink's resource manager sized this pod";
+    else if (tm && !layout_follows(c))
+        /* A TaskManager reads its sizes again at start (TaskManagerRunner): flags set here
+         * would disagree with them. */
+        why = "this TaskManager's start command does not pass -D to Flink's scripts";
+    if (why) {
+        char text[FMW_PLAN_TEXT];
+        snprintf(text, sizeof text, "%s not applied: %s; sized from the configuration",
+                 fmw_sizing_name(want), why);
+        err = note(c, text);
+        c->size_resource = NULL;
+        return err ? err : load_container(c, (size_t)p->container_index);
+    }
+    p->follows = layout_follows(c);
+    if (!quantity_of(q, &bytes) || bytes == 0) {
+        /* Nothing to size from yet: the configuration sizes the container, whose new limit (or
+         * request) the pod then follows (size_from_config). */
+        c->sizing_later = want;
+        p->follows = false;
+        return err;
+    }
+    p->sizing = want;
+    c->pod_size = bytes;
+    if (!p->follows)
+        err = note(c, "sized from the container's memory once, at admission: this start command "
+                      "does not pass -D to Flink's scripts, so a later resize is not followed");
+    return err;
+}
+
+/*
+ * A pod to be sized from its container's limit (request) that has none: plan_resources gave it
+ * the configuration's size, which is from now on the size the pod follows, as it would be on
+ * the next review of the patched pod. Said, since the limit came from the configuration.
+ */
+static enum fmw_err size_from_config(struct ctx *c)
+{
+    struct fmw_plan *p = c->plan;
+    p->sizing = c->sizing_later;
+    c->pod_size = p->sizing == FMW_SIZING_LIMIT ? p->limit : p->request;
+    p->follows = layout_follows(c);
+    char text[FMW_PLAN_TEXT], size[FMW_MEMSIZE_STRLEN];
+    fmw_quantity_format(c->pod_size, size);
+    snprintf(text, sizeof text,
+             "%s: the container had no memory %s; it gets the configuration's %s, %s",
+             fmw_sizing_name(p->sizing), p->sizing == FMW_SIZING_LIMIT ? "limit" : "request", size,
+             p->follows ? "which Flink then follows at every start" : "sized once");
+    return note(c, text);
+}
+
+/*
+ * The pod's size becomes Flink's total process memory: set last, as the -D the webhook adds is
+ * (after the file and every other -D). A different process size in the configuration is
+ * overridden, which is what the pod asked for, and said.
+ */
+static enum fmw_err apply_pod_size(struct ctx *c, struct fmw_conf *conf)
+{
+    const char *key = process_key(c);
+    uint64_t had = 0;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    enum fmw_err err = FMW_OK;
+    if (fmw_conf_has(conf, key) &&
+        (fmw_conf_get_memsize(conf, key, 0, &had, NULL, &d, NULL) != FMW_OK ||
+         had != c->pod_size)) {
+        char text[FMW_PLAN_TEXT], size[FMW_MEMSIZE_STRLEN];
+        fmw_quantity_format(c->pod_size, size);
+        snprintf(text, sizeof text,
+                 "%s %.64s in the configuration gives way to the container's %s %s", key,
+                 fmw_conf_get(conf, key)->text,
+                 c->plan->sizing == FMW_SIZING_LIMIT ? "limit" : "request", size);
+        err = note(c, text);
+    }
+    fmw_diag_cleanup(&d);
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu64 "b", c->pod_size);
+    return err ? err : fmw_conf_set(conf, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0);
+}
+
+/* Does Flink accept the configuration `scratch` with its process size at `bytes`? */
+static bool size_resolves(struct ctx *c, struct fmw_conf *scratch, uint64_t bytes)
+{
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu64 "b", bytes);
+    if (fmw_conf_set(scratch, fmw_str_c(process_key(c)), fmw_str_c(value), FMW_CONF_STRING, 0))
+        return false;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    bool ok;
+    if (c->plan->role == FMW_ROLE_TASKMANAGER) {
+        struct fmw_tm_input tin;
+        struct fmw_tm_result r;
+        tm_input(c, scratch, &tin);
+        fmw_tm_result_init(&r);
+        ok = fmw_tmmem_resolve(&tin, &r, &d) == FMW_OK;
+        fmw_tm_result_cleanup(&r);
+    } else {
+        struct fmw_jm_input jin;
+        struct fmw_jm_result r;
+        jm_input(c, scratch, &jin);
+        fmw_jm_result_init(&r);
+        ok = fmw_jmmem_resolve(&jin, &r, &d) == FMW_OK;
+        fmw_jm_result_cleanup(&r);
+    }
+    fmw_diag_cleanup(&d);
+    return ok;
+}
+
+/*
+ * Flink refused the configuration at the pod's size: its message, then the smallest size it
+ * accepts. Flink's sizes are linear in the process size between fixed bounds (overhead and
+ * network clamped to their ranges, fixed components below), so the sizes it accepts form one
+ * interval; one that works is the configuration's own size (`own`: without the pod's), else a
+ * large one, and the interval's low end is found by bisection below it. Said only when found.
+ */
+static enum fmw_err say_smallest_size(struct ctx *c, const struct fmw_conf *own)
+{
+    struct fmw_plan *p = c->plan;
+    struct fmw_conf scratch;
+    fmw_conf_init(&scratch);
+    enum fmw_err err = fmw_conf_copy(&scratch, own);
+    uint64_t hi = 0;
+    if (!err && !fmw_conf_has(own, process_key(c))) {
+        /* The configuration's own size, where it fixes one (fine-grained or Total Flink). */
+        struct fmw_diag d = FMW_DIAG_INIT;
+        if (p->role == FMW_ROLE_TASKMANAGER) {
+            struct fmw_tm_input tin;
+            struct fmw_tm_result r;
+            tm_input(c, own, &tin);
+            fmw_tm_result_init(&r);
+            if (fmw_tmmem_resolve(&tin, &r, &d) == FMW_OK)
+                hi = r.spec.total_process;
+            fmw_tm_result_cleanup(&r);
+        } else {
+            struct fmw_jm_input jin;
+            struct fmw_jm_result r;
+            jm_input(c, own, &jin);
+            fmw_jm_result_init(&r);
+            if (fmw_jmmem_resolve(&jin, &r, &d) == FMW_OK)
+                hi = r.spec.total_process;
+            fmw_jm_result_cleanup(&r);
+        }
+        fmw_diag_cleanup(&d);
+    }
+    if (!err && !(hi && size_resolves(c, &scratch, hi)))
+        hi = size_resolves(c, &scratch, (uint64_t)1 << 40) ? (uint64_t)1 << 40 : 0;
+    if (!err && hi) {
+        uint64_t lo = 0; /* fails (or is 0); hi works */
+        while (hi - lo > 1) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            if (size_resolves(c, &scratch, mid))
+                hi = mid;
+            else
+                lo = mid;
+        }
+        char *flink = fmw_strdup(fmw_diag_msg(&p->message));
+        if (flink)
+            fmw_diag_set(&p->message, FMW_ECONFIG,
+                         "%s (the container's memory %s is Flink's process size here; the "
+                         "smallest that Flink accepts is %" PRIu64 " bytes, %" PRIu64
+                         "Mi rounded up)",
+                         flink, p->sizing == FMW_SIZING_LIMIT ? "limit" : "request", hi,
+                         (hi + FMW_MIB - 1) / FMW_MIB);
+        else
+            err = FMW_ENOMEM;
+        free(flink);
+    }
+    fmw_conf_cleanup(&scratch);
+    return err == FMW_ENOMEM ? err : FMW_OK;
+}
+
 enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
                               const struct fmw_podspec_options *opt,
                               const struct fmw_cm_source *src, struct fmw_plan *plan)
@@ -1715,9 +2229,21 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     fmw_expand_budget_begin(light ? FMW_EXPAND_LIGHT_BYTES : FMW_EXPAND_MAX_BYTES,
                             light ? FMW_EXPAND_LIGHT_SCANS : FMW_EXPAND_MAX_SCANS,
                             src ? src->deadline_ns : 0);
-    struct fmw_conf conf;
+    struct fmw_conf conf, own;
     fmw_conf_init(&conf);
+    fmw_conf_init(&own);
     json_t *props = json_array();
+    bool bad_sizing;
+    switch (wanted_sizing(&c, &bad_sizing)) {
+    case FMW_SIZING_LIMIT:
+        c.size_resource = "limits.memory";
+        break;
+    case FMW_SIZING_REQUEST:
+        c.size_resource = "requests.memory";
+        break;
+    case FMW_SIZING_CONFIG:
+        break;
+    }
     enum fmw_err err = plan->patch && plan->changes && plan->notes && props ? FMW_OK : FMW_ENOMEM;
     bool found = false;
 
@@ -1738,6 +2264,9 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         goto out;
     }
     choose_version(&c);
+    err = choose_sizing(&c);
+    if (err)
+        goto out;
     char fatal[FMW_PLAN_TEXT];
     if (fmw_launch_jm_args_fatal(&c.cl, &c.launch, plan->version, fatal, sizeof fatal)) {
         /* Flink's own entrypoint refuses the command line, as it would a configuration. */
@@ -1781,6 +2310,11 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         if (!err)
             err = fmw_conf_apply_dynamic(&conf, fmw_str_c(json_string_value(prop)));
     }
+    if (!err && plan->sizing != FMW_SIZING_CONFIG) {
+        err = fmw_conf_copy(&own, &conf);
+        if (!err)
+            err = apply_pod_size(&c, &conf);
+    }
     if (err)
         goto out;
     if (!err && plan->role == FMW_ROLE_TASKMANAGER) {
@@ -1789,12 +2323,13 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         const struct env_var *jm_heap = fmw_env_find(c.env, c.nenv, FMW_JM_LEGACY_ENV);
         if (jm_heap && !jm_heap->value)
             err = note(&c, FMW_JM_LEGACY_ENV " comes from valueFrom and was not read");
-        struct fmw_jm_input jin = {&conf, plan->version,
-                                   plan->version.major < 2 ? FMW_LEGACY_HEAP : FMW_LEGACY_NONE,
-                                   jm_heap ? jm_heap->value : NULL};
+        struct fmw_jm_input jin;
+        jm_input(&c, &conf, &jin);
         if (!err && fmw_jmmem_resolve(&jin, &plan->jm, &plan->message) != FMW_OK)
             plan->status = FMW_PLAN_INVALID;
     }
+    if (!err && plan->status == FMW_PLAN_INVALID && plan->sizing != FMW_SIZING_CONFIG)
+        err = say_smallest_size(&c, &own);
     if (err || plan->status != FMW_PLAN_RESOLVED)
         goto out;
 
@@ -1804,6 +2339,8 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = fmw_buf_addf(&c.base, "/spec/containers/%d", plan->container_index);
     if (!err)
         err = plan_resources(&c);
+    if (!err && plan->status == FMW_PLAN_RESOLVED && c.sizing_later != FMW_SIZING_CONFIG)
+        err = size_from_config(&c);
     if (!err && plan->status == FMW_PLAN_RESOLVED)
         err = plan_flags(&c);
     /* Every JobManager pod says what was checked, changed or not; a workload's template only
@@ -1842,6 +2379,7 @@ out:;
     }
     json_decref(props);
     fmw_conf_cleanup(&conf);
+    fmw_conf_cleanup(&own);
     fmw_conf_cleanup(&c.file_conf);
     fmw_cmdline_cleanup(&c.cl);
     fmw_env_free(c.env, c.nenv);

@@ -28,6 +28,14 @@
 #define FMW_ANN_CONFIGMAP     FMW_ANNOTATION_PREFIX "configmap"
 #define FMW_ANN_RESOLVED      FMW_ANNOTATION_PREFIX "resolved"
 #define FMW_ANN_HEADROOM      FMW_ANNOTATION_PREFIX "headroom"
+#define FMW_ANN_SIZING        FMW_ANNOTATION_PREFIX "sizing"
+
+/*
+ * The variable the webhook gives a container that is sized from its own memory (from-limit,
+ * from-request): the limit's or the request's bytes through the downward API (resourceFieldRef,
+ * divisor 1), so that the process size follows the container at every start.
+ */
+#define FMW_SIZE_ENV "FLINK_MEMORY_WEBHOOK_SIZE"
 
 /* Where ConfigMaps come from: the Kubernetes API behind a cache in the server, manifest files in
  * the CLI. */
@@ -71,6 +79,18 @@ enum fmw_headroom_policy {
     FMW_HEADROOM_REMOVE      /* limit = Flink's, always */
 };
 
+/*
+ * Which way the sizes go. From the configuration (the default): Flink's total process memory is
+ * what the configuration says, and the container's limit is made to match. From the pod (opt-in):
+ * the container's memory limit (from-limit) or request (from-request) is Flink's total process
+ * memory, given to Flink as <role>.memory.process.size, and the JVM flags follow.
+ */
+enum fmw_sizing { FMW_SIZING_CONFIG, FMW_SIZING_LIMIT, FMW_SIZING_REQUEST };
+
+/* "from-config", "from-limit", "from-request"; false for another word. */
+bool fmw_sizing_parse(const char *text, enum fmw_sizing *v);
+const char *fmw_sizing_name(enum fmw_sizing v);
+
 /* The Flink processes the webhook sizes (a set of bits). */
 enum fmw_role {
     FMW_ROLE_JOBMANAGER = 1,
@@ -88,7 +108,8 @@ struct fmw_podspec_options {
     struct fmw_flink_version default_version; /* when neither annotation nor image tag says */
     enum fmw_requests_policy requests;
     enum fmw_headroom_policy headroom;
-    unsigned roles; /* the roles sized (enum fmw_role bits); 0 is FMW_ROLES_ALL */
+    unsigned roles;         /* the roles sized (enum fmw_role bits); 0 is FMW_ROLES_ALL */
+    enum fmw_sizing sizing; /* a pod's FMW_ANN_SIZING overrides it */
 };
 
 /* "deliberate", "keep", "remove"; false for another word. */
@@ -117,10 +138,12 @@ struct fmw_plan {
     uint64_t limit, request;    /* the container's memory after the plan (RESOLVED) */
     double limit_factor;        /* kubernetes.<role>.memory.limit-factor applied, else 0 */
     char headroom_kept[128];    /* why a limit above Flink's stays, else "" */
-    struct fmw_diag message;    /* INVALID: Flink's message; UNREADABLE: the reason */
-    json_t *patch;              /* array of RFC 6902 operations; owned */
-    json_t *changes;            /* array of one-line descriptions, one per change; owned */
-    json_t *notes;              /* array of other one-line remarks worth a warning; owned */
+    enum fmw_sizing sizing;  /* how this pod was sized (FMW_SIZING_CONFIG when from-* fell back) */
+    bool follows;            /* sized from the pod through FMW_SIZE_ENV: follows every start */
+    struct fmw_diag message; /* INVALID: Flink's message; UNREADABLE: the reason */
+    json_t *patch;           /* array of RFC 6902 operations; owned */
+    json_t *changes;         /* array of one-line descriptions, one per change; owned */
+    json_t *notes;           /* array of other one-line remarks worth a warning; owned */
     char annotation[FMW_PLAN_TEXT * 3]; /* the value written to FMW_ANN_RESOLVED */
 };
 

@@ -179,7 +179,9 @@ bool fmw_jvm_flag_of(const char *word, enum jvm_flag *flag, size_t *value_at);
 void fmw_jvm_flag_format(enum jvm_flag flag, uint64_t bytes, char out[64]);
 
 /* Java's option text of one source with each memory flag rewritten to `want[flag]` (flags whose
- * `set[flag]` is false are left alone). Words are split on white space as the scripts do. */
+ * `set[flag]` is false are left alone), or removed with the blank before it where `want[flag]`
+ * is FMW_JVM_REMOVE. Words are split on white space as the scripts do. */
+#define FMW_JVM_REMOVE UINT64_MAX
 char *fmw_jvm_rewrite(const char *opts, const uint64_t want[FLAG_COUNT],
                       const bool set[FLAG_COUNT]);
 

@@ -181,6 +181,27 @@ Test(podspec, jvm_flags)
     char *out = fmw_jvm_rewrite("  -Xmx1g\t-Xms1g -XX:MaxMetaspaceSize=1g -Dx=-Xmx9g ", want, set);
     cr_expect_str_eq(out, "  -Xmx100\t-Xms1g -XX:MaxMetaspaceSize=200 -Dx=-Xmx9g ");
     free(out);
+
+    /* Removal (a pod that follows its size): the word goes with the blanks before it, or after
+     * it when it is first; other words and a flag inside another word stay. */
+    const uint64_t gone[FLAG_COUNT] = {FMW_JVM_REMOVE, FMW_JVM_REMOVE, FMW_JVM_REMOVE,
+                                       FMW_JVM_REMOVE};
+    const bool all[FLAG_COUNT] = {true, true, true, true};
+    const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"-Xmx1g", ""},
+        {"-Xmx1g -Dfoo=bar", "-Dfoo=bar"},
+        {"-Dfoo=bar -Xmx1g", "-Dfoo=bar"},
+        {"-Da=1  -Xms1g\t-Xmx2g -Db=2 ", "-Da=1 -Db=2 "},
+        {"  -XX:MaxDirectMemorySize=1g -XX:+UseG1GC -XX:MaxMetaspaceSize=256m", "-XX:+UseG1GC"},
+        {"-Dx=-Xmx9g -Xmx1g", "-Dx=-Xmx9g"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        out = fmw_jvm_rewrite(cases[i].in, gone, all);
+        cr_expect_str_eq(out, cases[i].out, "removing from '%s'", cases[i].in);
+        free(out);
+    }
 }
 
 Test(podspec, image_versions)

@@ -13,11 +13,13 @@
 #include "pkg/kube/kube.h"
 #include "pkg/jmmem/jmmem.h"
 #include "pkg/memsize/memsize.h"
+#include "pkg/podspec/podspec.h"
 #include "pkg/tmmem/tmmem.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,11 @@ static const char USAGE[] =
     "  --flink-version X.Y    the Flink line to model, 1.11 to 2.x (default 1.20)\n"
     "  --role jobmanager|taskmanager\n"
     "                         the process to size (default jobmanager)\n"
+    "  --from-limit Q, --from-request Q\n"
+    "                         a pod's memory limit or request (a Kubernetes quantity) is the\n"
+    "                         process size, as the webhook's sizing from-limit/from-request\n"
+    "                         gives it (after the file and every -D); a size Flink refuses\n"
+    "                         also gets the smallest size Flink accepts\n"
     "  --legacy-heap-as none|heap|process      (jobmanager)\n"
     "                         how jobmanager.heap.size, jobmanager.heap.mb and FLINK_JM_HEAP are\n"
     "                         read: as JVM heap (default for 1.x, a script-started JobManager),\n"
@@ -157,6 +164,8 @@ struct resolve_opts {
     const char *env_tm_heap;
     bool json;
     bool explain;
+    /* --from-limit or --from-request: the pod's size in bytes (0: not given). */
+    uint64_t pod_size;
     /* -D properties in order. */
     const char **dynamic;
     size_t ndynamic;
@@ -316,13 +325,15 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
  * ours (where in the file), on stderr. Returns EXIT_REJECTED.
  */
 static int print_rejected(const struct resolve_opts *o, const char *msg, const char *exception,
-                          const char *detail)
+                          const char *detail, uint64_t smallest)
 {
     if (o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "error", json_string(msg)); /* steals the new string */
         if (exception)
             json_object_set_new(j, "exception", json_string(exception)); /* steals */
+        if (smallest)
+            json_object_set_new(j, "smallest_process_size", json_integer((json_int_t)smallest));
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (s)
             puts(s);
@@ -336,6 +347,12 @@ static int print_rejected(const struct resolve_opts *o, const char *msg, const c
     }
     if (detail && *detail)
         fprintf(stderr, "flink-memory: %s\n", detail);
+    if (smallest && !o->json)
+        fprintf(stderr,
+                "flink-memory: the smallest %s Flink accepts here is %" PRIu64 " bytes (%" PRIu64
+                "Mi rounded up)\n",
+                o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS, smallest,
+                (smallest + FMW_MIB - 1) / FMW_MIB);
     return EXIT_REJECTED;
 }
 
@@ -549,7 +566,7 @@ static int load_conf(const struct resolve_opts *o, struct fmw_conf *conf, bool *
         if (err == FMW_EINVAL) {
             char where[PATH_MAX + 64];
             snprintf(where, sizeof where, "%s: %s", path, fmw_buf_cstr(&detail));
-            rc = print_rejected(o, fmw_diag_msg(&d), NULL, where);
+            rc = print_rejected(o, fmw_diag_msg(&d), NULL, where, 0);
             goto out;
         }
         if (err) {
@@ -571,8 +588,26 @@ out:
     return rc;
 }
 
+/*
+ * With --from-limit or --from-request, the smallest process size Flink accepts for the
+ * configuration without that size (`own`), for a refusal's message; 0 when none or not asked.
+ */
+static uint64_t smallest_size(const struct resolve_opts *o, const struct fmw_conf *own,
+                              const struct fmw_jm_input *jm, const struct fmw_tm_input *tm)
+{
+    if (!o->pod_size)
+        return 0;
+    struct fmw_size_probe probe = {o->taskmanager ? FMW_ROLE_TASKMANAGER : FMW_ROLE_JOBMANAGER, *jm,
+                                   *tm};
+    probe.jm.conf = own;
+    probe.tm.conf = own;
+    uint64_t bytes = 0;
+    return fmw_smallest_process_size(&probe, &bytes) == FMW_OK ? bytes : 0;
+}
+
 /* A JobManager, as GET_JM_RESOURCE_PARAMS resolves it; 0 or an exit code. */
-static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf)
+static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf,
+                      const struct fmw_conf *own)
 {
     struct fmw_diag d = FMW_DIAG_INIT;
     struct fmw_jm_result r;
@@ -582,7 +617,8 @@ static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf)
     if (!o->legacy_as)
         in.legacy = o->version.major >= 2 ? FMW_LEGACY_NONE : FMW_LEGACY_HEAP;
     if (fmw_jmmem_resolve(&in, &r, &d) != FMW_OK)
-        rc = print_rejected(o, fmw_diag_msg(&d), NULL, NULL);
+        rc = print_rejected(o, fmw_diag_msg(&d), NULL, NULL,
+                            smallest_size(o, own, &in, &(struct fmw_tm_input){0}));
     else
         rc = print_jm_result(o, &r);
     fmw_jm_result_cleanup(&r);
@@ -595,7 +631,8 @@ static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf)
  * memory in 1.x unless --legacy-heap-as says otherwise); 0 or an exit code. A failure without
  * a Java class is ours (memory, a cap), a usage error.
  */
-static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf, bool standard_yaml)
+static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf,
+                      const struct fmw_conf *own, bool standard_yaml)
 {
     struct fmw_diag d = FMW_DIAG_INIT;
     struct fmw_tm_result r;
@@ -607,7 +644,8 @@ static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf,
     if (fmw_tmmem_resolve(&in, &r, &d) == FMW_OK)
         rc = print_tm_result(o, conf, &r);
     else if (r.exception)
-        rc = print_rejected(o, fmw_diag_msg(&d), r.exception, NULL);
+        rc = print_rejected(o, fmw_diag_msg(&d), r.exception, NULL,
+                            smallest_size(o, own, &(struct fmw_jm_input){0}, &in));
     else
         rc = usage_error("%s", fmw_diag_msg(&d));
     fmw_tm_result_cleanup(&r);
@@ -615,14 +653,37 @@ static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf,
     return rc;
 }
 
+/*
+ * --from-limit Q or --from-request Q: the pod's size is Flink's total process memory, set last
+ * as the webhook's -D is (after the file and every -D). `own` keeps the configuration without
+ * it. 0 or an exit code.
+ */
+static int apply_pod_size(const struct resolve_opts *o, struct fmw_conf *conf, struct fmw_conf *own)
+{
+    if (!o->pod_size)
+        return 0;
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu64 "b", o->pod_size);
+    if (fmw_conf_copy(own, conf) != FMW_OK ||
+        fmw_conf_set(conf, fmw_str_c(o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS),
+                     fmw_str_c(value), FMW_CONF_STRING, 0) != FMW_OK)
+        return usage_error("out of memory");
+    return 0;
+}
+
 static int run_resolve(const struct resolve_opts *o)
 {
-    struct fmw_conf conf;
+    struct fmw_conf conf, own;
     bool standard_yaml;
     fmw_conf_init(&conf);
+    fmw_conf_init(&own);
     int rc = load_conf(o, &conf, &standard_yaml);
     if (rc == 0)
-        rc = o->taskmanager ? resolve_tm(o, &conf, standard_yaml) : resolve_jm(o, &conf);
+        rc = apply_pod_size(o, &conf, &own);
+    if (rc == 0)
+        rc =
+            o->taskmanager ? resolve_tm(o, &conf, &own, standard_yaml) : resolve_jm(o, &conf, &own);
+    fmw_conf_cleanup(&own);
     fmw_conf_cleanup(&conf);
     return rc;
 }
@@ -692,7 +753,9 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         OPT_ROLE,
         OPT_LEGACY,
         OPT_ENV,
-        OPT_OUTPUT
+        OPT_OUTPUT,
+        OPT_FROM_LIMIT,
+        OPT_FROM_REQUEST
     };
     static const struct option LONG[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -703,6 +766,8 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         {"legacy-heap-as", required_argument, NULL, OPT_LEGACY},
         {"env", required_argument, NULL, OPT_ENV},
         {"output", required_argument, NULL, OPT_OUTPUT},
+        {"from-limit", required_argument, NULL, OPT_FROM_LIMIT},
+        {"from-request", required_argument, NULL, OPT_FROM_REQUEST},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -763,6 +828,15 @@ static int cmd_resolve(int argc, char **argv, bool explain)
         }
         case OPT_OUTPUT:
             rc = parse_output(optarg, &o.json);
+            break;
+        case OPT_FROM_LIMIT:
+        case OPT_FROM_REQUEST:
+            if (o.pod_size)
+                rc = usage_error("--from-limit and --from-request: one of them, once");
+            else if (fmw_quantity_parse(fmw_str_c(optarg), &o.pod_size, NULL) != FMW_OK ||
+                     !o.pod_size)
+                rc = usage_error("--%s takes a Kubernetes memory quantity (4Gi, 3000M), not '%s'",
+                                 c == OPT_FROM_LIMIT ? "from-limit" : "from-request", optarg);
             break;
         case 'h':
             fputs(USAGE, stdout);

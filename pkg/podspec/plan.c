@@ -194,26 +194,6 @@ bool fmw_headroom_policy_parse(const char *text, enum fmw_headroom_policy *v)
     return true;
 }
 
-bool fmw_sizing_parse(const char *text, enum fmw_sizing *v)
-{
-    if (text && strcmp(text, "from-config") == 0)
-        *v = FMW_SIZING_CONFIG;
-    else if (text && strcmp(text, "from-limit") == 0)
-        *v = FMW_SIZING_LIMIT;
-    else if (text && strcmp(text, "from-request") == 0)
-        *v = FMW_SIZING_REQUEST;
-    else
-        return false;
-    return true;
-}
-
-const char *fmw_sizing_name(enum fmw_sizing v)
-{
-    return v == FMW_SIZING_LIMIT     ? "from-limit"
-           : v == FMW_SIZING_REQUEST ? "from-request"
-                                     : "from-config";
-}
-
 /* Everything one plan works with. */
 struct ctx {
     json_t *pod, *spec, *container, *annotations;
@@ -2118,95 +2098,30 @@ static enum fmw_err apply_pod_size(struct ctx *c, struct fmw_conf *conf)
     return err ? err : fmw_conf_set(conf, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0);
 }
 
-/* Does Flink accept the configuration `scratch` with its process size at `bytes`? */
-static bool size_resolves(struct ctx *c, struct fmw_conf *scratch, uint64_t bytes)
-{
-    char value[32];
-    snprintf(value, sizeof value, "%" PRIu64 "b", bytes);
-    if (fmw_conf_set(scratch, fmw_str_c(process_key(c)), fmw_str_c(value), FMW_CONF_STRING, 0))
-        return false;
-    struct fmw_diag d = FMW_DIAG_INIT;
-    bool ok;
-    if (c->plan->role == FMW_ROLE_TASKMANAGER) {
-        struct fmw_tm_input tin;
-        struct fmw_tm_result r;
-        tm_input(c, scratch, &tin);
-        fmw_tm_result_init(&r);
-        ok = fmw_tmmem_resolve(&tin, &r, &d) == FMW_OK;
-        fmw_tm_result_cleanup(&r);
-    } else {
-        struct fmw_jm_input jin;
-        struct fmw_jm_result r;
-        jm_input(c, scratch, &jin);
-        fmw_jm_result_init(&r);
-        ok = fmw_jmmem_resolve(&jin, &r, &d) == FMW_OK;
-        fmw_jm_result_cleanup(&r);
-    }
-    fmw_diag_cleanup(&d);
-    return ok;
-}
-
 /*
- * Flink refused the configuration at the pod's size: its message, then the smallest size it
- * accepts. Flink's sizes are linear in the process size between fixed bounds (overhead and
- * network clamped to their ranges, fixed components below), so the sizes it accepts form one
- * interval; one that works is the configuration's own size (`own`: without the pod's), else a
- * large one, and the interval's low end is found by bisection below it. Said only when found.
+ * Flink refused the configuration at the pod's size: its message, then the smallest size Flink
+ * accepts for it (`own`: the configuration without the pod's size), where there is one.
  */
 static enum fmw_err say_smallest_size(struct ctx *c, const struct fmw_conf *own)
 {
     struct fmw_plan *p = c->plan;
-    struct fmw_conf scratch;
-    fmw_conf_init(&scratch);
-    enum fmw_err err = fmw_conf_copy(&scratch, own);
-    uint64_t hi = 0;
-    if (!err && !fmw_conf_has(own, process_key(c))) {
-        /* The configuration's own size, where it fixes one (fine-grained or Total Flink). */
-        struct fmw_diag d = FMW_DIAG_INIT;
-        if (p->role == FMW_ROLE_TASKMANAGER) {
-            struct fmw_tm_input tin;
-            struct fmw_tm_result r;
-            tm_input(c, own, &tin);
-            fmw_tm_result_init(&r);
-            if (fmw_tmmem_resolve(&tin, &r, &d) == FMW_OK)
-                hi = r.spec.total_process;
-            fmw_tm_result_cleanup(&r);
-        } else {
-            struct fmw_jm_input jin;
-            struct fmw_jm_result r;
-            jm_input(c, own, &jin);
-            fmw_jm_result_init(&r);
-            if (fmw_jmmem_resolve(&jin, &r, &d) == FMW_OK)
-                hi = r.spec.total_process;
-            fmw_jm_result_cleanup(&r);
-        }
-        fmw_diag_cleanup(&d);
-    }
-    if (!err && !(hi && size_resolves(c, &scratch, hi)))
-        hi = size_resolves(c, &scratch, (uint64_t)1 << 40) ? (uint64_t)1 << 40 : 0;
-    if (!err && hi) {
-        uint64_t lo = 0; /* fails (or is 0); hi works */
-        while (hi - lo > 1) {
-            uint64_t mid = lo + (hi - lo) / 2;
-            if (size_resolves(c, &scratch, mid))
-                hi = mid;
-            else
-                lo = mid;
-        }
-        char *flink = fmw_strdup(fmw_diag_msg(&p->message));
-        if (flink)
-            fmw_diag_set(&p->message, FMW_ECONFIG,
-                         "%s (the container's memory %s is Flink's process size here; the "
-                         "smallest that Flink accepts is %" PRIu64 " bytes, %" PRIu64
-                         "Mi rounded up)",
-                         flink, p->sizing == FMW_SIZING_LIMIT ? "limit" : "request", hi,
-                         (hi + FMW_MIB - 1) / FMW_MIB);
-        else
-            err = FMW_ENOMEM;
-        free(flink);
-    }
-    fmw_conf_cleanup(&scratch);
-    return err == FMW_ENOMEM ? err : FMW_OK;
+    struct fmw_size_probe probe = {.role = p->role};
+    jm_input(c, own, &probe.jm);
+    tm_input(c, own, &probe.tm);
+    uint64_t hi;
+    enum fmw_err err = fmw_smallest_process_size(&probe, &hi);
+    if (err || !hi)
+        return err;
+    char *flink = fmw_strdup(fmw_diag_msg(&p->message));
+    if (!flink)
+        return FMW_ENOMEM;
+    fmw_diag_set(&p->message, FMW_ECONFIG,
+                 "%s (the container's memory %s is Flink's process size here; the smallest that "
+                 "Flink accepts is %" PRIu64 " bytes, %" PRIu64 "Mi rounded up)",
+                 flink, p->sizing == FMW_SIZING_LIMIT ? "limit" : "request", hi,
+                 (hi + FMW_MIB - 1) / FMW_MIB);
+    free(flink);
+    return FMW_OK;
 }
 
 enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,

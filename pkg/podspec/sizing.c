@@ -1,0 +1,99 @@
+/*
+ * Sizing from the pod (podspec.h, enum fmw_sizing): the words, and the smallest process size
+ * Flink accepts for a configuration, which the webhook and `flink-memory resolve --from-limit`
+ * add to Flink's message when the pod's size is refused.
+ */
+#include "pkg/podspec/podspec.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+bool fmw_sizing_parse(const char *text, enum fmw_sizing *v)
+{
+    if (text && strcmp(text, "from-config") == 0)
+        *v = FMW_SIZING_CONFIG;
+    else if (text && strcmp(text, "from-limit") == 0)
+        *v = FMW_SIZING_LIMIT;
+    else if (text && strcmp(text, "from-request") == 0)
+        *v = FMW_SIZING_REQUEST;
+    else
+        return false;
+    return true;
+}
+
+const char *fmw_sizing_name(enum fmw_sizing v)
+{
+    return v == FMW_SIZING_LIMIT     ? "from-limit"
+           : v == FMW_SIZING_REQUEST ? "from-request"
+                                     : "from-config";
+}
+
+/* Does Flink accept the probe's configuration with its process size at `bytes`? Resolved
+ * with `total` set to the total process memory; false also when out of memory. */
+static bool accepts(const struct fmw_size_probe *probe, struct fmw_conf *scratch, uint64_t bytes,
+                    bool set, uint64_t *total)
+{
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu64 "b", bytes);
+    const char *key = probe->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    if (set && fmw_conf_set(scratch, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0))
+        return false;
+    struct fmw_diag d = FMW_DIAG_INIT;
+    bool ok;
+    if (probe->role == FMW_ROLE_TASKMANAGER) {
+        struct fmw_tm_input in = probe->tm;
+        struct fmw_tm_result r;
+        in.conf = scratch;
+        fmw_tm_result_init(&r);
+        ok = fmw_tmmem_resolve(&in, &r, &d) == FMW_OK;
+        *total = r.spec.total_process;
+        fmw_tm_result_cleanup(&r);
+    } else {
+        struct fmw_jm_input in = probe->jm;
+        struct fmw_jm_result r;
+        in.conf = scratch;
+        fmw_jm_result_init(&r);
+        ok = fmw_jmmem_resolve(&in, &r, &d) == FMW_OK;
+        *total = r.spec.total_process;
+        fmw_jm_result_cleanup(&r);
+    }
+    fmw_diag_cleanup(&d);
+    return ok;
+}
+
+/*
+ * Flink's sizes are linear in the process size between fixed bounds (the overhead and the
+ * network memory clamped to their ranges, fixed components below), so the sizes it accepts form
+ * one interval. One that works: the configuration's own size where it fixes one (fine-grained
+ * sizes or Total Flink Memory, without a process size), else 1 TiB. The interval's low end lies
+ * below it and is found by bisection (about 40 resolutions, in microseconds).
+ */
+enum fmw_err fmw_smallest_process_size(const struct fmw_size_probe *probe, uint64_t *out)
+{
+    *out = 0;
+    const char *key = probe->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    const struct fmw_conf *conf =
+        probe->role == FMW_ROLE_TASKMANAGER ? probe->tm.conf : probe->jm.conf;
+    struct fmw_conf scratch;
+    fmw_conf_init(&scratch);
+    enum fmw_err err = fmw_conf_copy(&scratch, conf);
+    uint64_t hi = 0, total = 0;
+    if (!err && !fmw_conf_has(conf, key) && accepts(probe, &scratch, 0, false, &total))
+        hi = total;
+    if (!err && !(hi && accepts(probe, &scratch, hi, true, &total)))
+        hi = accepts(probe, &scratch, (uint64_t)1 << 40, true, &total) ? (uint64_t)1 << 40 : 0;
+    if (!err && hi) {
+        uint64_t lo = 0; /* refused (or 0); hi accepted */
+        while (hi - lo > 1) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            if (accepts(probe, &scratch, mid, true, &total))
+                hi = mid;
+            else
+                lo = mid;
+        }
+        *out = hi;
+    }
+    fmw_conf_cleanup(&scratch);
+    return err;
+}

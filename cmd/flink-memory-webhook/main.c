@@ -94,7 +94,8 @@ static const char USAGE_MORE[] =
     "  --log-level debug|info|warn|error  (default info) [FMW_LOG_LEVEL]\n"
     "  --help, --version\n"
     "\n"
-    "Endpoints: POST /mutate (AdmissionReview v1), /healthz, /readyz, /metrics.\n"
+    "Endpoints: POST /mutate (AdmissionReview v1; /mutate/from-limit and /mutate/from-request\n"
+    "size from the pod by default, for namespaces labelled so), /healthz, /readyz, /metrics.\n"
     "Signals: SIGTERM/SIGINT drain and exit, SIGHUP re-checks the certificate.\n";
 
 struct app {
@@ -517,7 +518,15 @@ int main(int argc, char **argv)
     if (fmw_cm_cache_new(client, &cc, metrics, &app.cache) != FMW_OK)
         goto out;
 
-    struct fmw_server_route routes[] = {{"/mutate", mutate, &app, true}};
+    /* A namespace's sizing: the chart sends the pods of namespaces labelled
+     * flink-memory-webhook/sizing=from-limit (from-request) to these paths (a pod's annotation
+     * still wins). Same cache, metrics and settings, another default sizing. */
+    struct app from_limit = app, from_request = app;
+    from_limit.cfg.podspec.sizing = FMW_SIZING_LIMIT;
+    from_request.cfg.podspec.sizing = FMW_SIZING_REQUEST;
+    struct fmw_server_route routes[] = {{"/mutate", mutate, &app, true},
+                                        {"/mutate/from-limit", mutate, &from_limit, true},
+                                        {"/mutate/from-request", mutate, &from_request, true}};
     struct fmw_server_config sc;
     fmw_server_config_defaults(&sc);
     sc.tls_host = o.address;
@@ -528,7 +537,7 @@ int main(int argc, char **argv)
     sc.client_ca_file = o.client_ca;
     sc.tls13_only = o.tls13;
     sc.routes = routes;
-    sc.n_routes = 1;
+    sc.n_routes = sizeof routes / sizeof routes[0];
     sc.workers = (unsigned)o.workers;
     sc.max_connections = (unsigned)o.max_conn;
     sc.drain_delay_ms = (unsigned)o.drain_ms;

@@ -379,6 +379,42 @@ def test_behaviour_values_become_flags():
         ("pods", {"matchLabels": {"flink": "jm"}}), ("workloads", {})]
 
 
+def test_sizing_value_and_namespace_label():
+    args = one(render("--set", "sizing=from-limit"), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--sizing=from-limit" in args
+    # from-config is the server's default: no flag, so the default render is unchanged.
+    assert not any(a.startswith("--sizing") for a in one(render(), "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]["args"])
+    plain = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    mwc = one(render("--set", "webhook.sizingNamespaceLabel=true"), "MutatingWebhookConfiguration")["webhooks"]
+    # Every webhook has a twin per label value, in that order, called at its own path.
+    assert len(mwc) == 3 * len(plain)
+    label = "flink-memory-webhook/sizing"
+    for i, w in enumerate(plain):
+        base, limit, request = mwc[3 * i:3 * i + 3]
+        assert base["name"] == w["name"]
+        assert limit["name"] == "from-limit-" + w["name"] and request["name"] == "from-request-" + w["name"]
+        assert base["clientConfig"]["service"]["path"] == "/mutate"
+        assert limit["clientConfig"]["service"]["path"] == "/mutate/from-limit"
+        assert request["clientConfig"]["service"]["path"] == "/mutate/from-request"
+        exprs = w["namespaceSelector"]["matchExpressions"]
+        assert base["namespaceSelector"]["matchExpressions"] == exprs + [
+            {"key": label, "operator": "NotIn", "values": ["from-limit", "from-request"]}]
+        assert limit["namespaceSelector"]["matchExpressions"] == exprs + [
+            {"key": label, "operator": "In", "values": ["from-limit"]}]
+        assert request["namespaceSelector"]["matchExpressions"] == exprs + [
+            {"key": label, "operator": "In", "values": ["from-request"]}]
+        for twin in (base, limit, request):
+            rest = {k: v for k, v in twin.items() if k not in ("name", "clientConfig", "namespaceSelector")}
+            assert rest == {k: v for k, v in w.items() if k not in ("name", "clientConfig", "namespaceSelector")}
+    # The development URL gets the same suffix.
+    mwc = one(render("--set", "webhook.sizingNamespaceLabel=true", "--set", "webhook.url=https://10.0.0.1:8443/mutate",
+                     "--set", "webhook.caBundle=Y2E="),
+              "MutatingWebhookConfiguration")["webhooks"]
+    assert [w["clientConfig"]["url"] for w in mwc[:3]] == [
+        "https://10.0.0.1:8443/mutate", "https://10.0.0.1:8443/mutate/from-limit", "https://10.0.0.1:8443/mutate/from-request"]
+
+
 def test_selectors_and_exclusions():
     mwc = one(render("--set", "webhook.namespaceSelector.matchLabels.flink=enabled",
                      "--set", "webhook.excludeNamespaces={kube-system,monitoring}"), "MutatingWebhookConfiguration")

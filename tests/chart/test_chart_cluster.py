@@ -508,6 +508,43 @@ def test_dry_run_server_previews_the_patch(installed):
     assert kubectl("get", "-n", demo, "pod", "preview", check=False).returncode != 0
 
 
+def test_a_namespace_labelled_from_limit_sizes_from_the_limit(installed):
+    """helm upgrade with webhook.sizingNamespaceLabel=true: a namespace labelled
+    flink-memory-webhook/sizing=from-limit gets its pods sized from their limits (the twin
+    webhook calls /mutate/from-limit), while the demo namespace, unlabelled, keeps sizing from the
+    configuration. The JobManager's flags: Flink 1.18.1's BashJavaUtils with
+    -D jobmanager.memory.process.size=3221225472b on the image's default file."""
+    release, ns, demo = installed["release"], installed["ns"], installed["demo"]
+    helm("upgrade", release, CHART, "-n", ns, *installed["values"], "--set", "webhook.sizingNamespaceLabel=true")
+    sized = f"fmwc-sized-{ID}"
+    make_namespace(sized, {"fmw-chart": ID, "flink-memory-webhook/sizing": "from-limit"})
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "jm", "labels": {"component": "jobmanager"}},
+               "spec": {"containers": [{"name": "jobmanager", "image": "flink:1.18.1", "args": ["jobmanager"],
+                                        "resources": {"limits": {"memory": "3Gi"}}}]}}
+        deadline = time.time() + 30
+        while True:  # the API server picks up the new webhooks asynchronously
+            p = kubectl("apply", "--dry-run=server", "-n", sized, "-o", "json", "-f", "-", input=json.dumps(pod))
+            shown = json.loads(p.stdout)
+            ann = json.loads(shown["metadata"].get("annotations", {}).get(RESOLVED, "{}"))
+            if ann.get("sizing") == "from-limit" or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert ann.get("sizing") == "from-limit", shown
+        c = shown["spec"]["containers"][0]
+        assert c["args"] == ["jobmanager", "-D", "jobmanager.memory.process.size=$(FLINK_MEMORY_WEBHOOK_SIZE)b"]
+        assert qty(c["resources"]["limits"]["memory"]) == 3 * 2**30
+        assert ann["totalProcess"] == "3072Mi"
+        # The unlabelled namespace still sizes from the configuration.
+        p = kubectl("apply", "--dry-run=server", "-n", demo, "-o", "json", "-f", "-", input=json.dumps(pod))
+        shown = json.loads(p.stdout)
+        assert qty(shown["spec"]["containers"][0]["resources"]["limits"]["memory"]) == 1600 * 2**20
+        assert "sizing" not in json.loads(shown["metadata"]["annotations"][RESOLVED])
+    finally:
+        kubectl("delete", "namespace", sized, "--wait=false", check=False)
+
+
 def test_chart_rbac_is_what_reads_the_configmaps(installed):
     """With rbac.namespaces naming another namespace, the chart's ServiceAccount may no longer read
     ConfigMaps in the demo namespace: a pod mounting one it has not read before (the webhook serves

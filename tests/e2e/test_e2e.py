@@ -500,6 +500,98 @@ def test_taskmanager_config_flink_rejects_is_denied_with_flinks_text(env):
     assert kubectl("get", "-n", ns, "pod", "tm-bad", check=False).returncode != 0
 
 
+SIZE_ENV = "FLINK_MEMORY_WEBHOOK_SIZE"
+
+
+def with_annotations(obj, annotations):
+    obj["metadata"]["annotations"] = annotations
+    return obj
+
+
+def test_from_limit_pod_is_stored_with_the_downward_api_size_and_needs_nothing_more(env):
+    """A JobManager sized from its limit (README, "Sizing Flink from the pod"): the API server
+    accepts the variable from the downward API and the -D, stores them, and the stored pod sent
+    through the webhook again (as the API server's reinvocation would) gets nothing more. The
+    flags are Flink 2.1.0's BashJavaUtils with -D jobmanager.memory.process.size=3221225472b
+    (tests/data/admission/cases.yaml, from-limit-jobmanager-follows-its-limit)."""
+    ns = env["ns"]
+    apply(ns, configmap("sized-conf", {"config.yaml": "jobmanager:\n  memory:\n    process:\n      size: 2g\n"}))
+    obj = with_annotations(pod("from-limit", "flink:2.1.0-java17", resources={"limits": {"memory": "3Gi"}},
+                               env=[{"name": "_JAVA_OPTIONS", "value": "-Xmx2g -Dfile.encoding=UTF-8"}],
+                               mounts=CONF_MOUNT, volumes=conf_volume("sized-conf")),
+                           {"flink-memory-webhook/sizing": "from-limit"})
+    p = apply(ns, obj)
+    assert "gives way to the container's limit 3072Mi" in p.stderr, p.stderr
+    stored = get(ns, "pod", "from-limit")
+    c = stored["spec"]["containers"][0]
+    assert c["args"] == ["jobmanager", "-D", f"jobmanager.memory.process.size=$({SIZE_ENV})b"]
+    size_env = [e for e in c["env"] if e["name"] == SIZE_ENV]
+    assert len(size_env) == 1
+    ref = size_env[0]["valueFrom"]["resourceFieldRef"]
+    assert ref["resource"] == "limits.memory" and ref["containerName"] == "jobmanager" and qty(ref["divisor"]) == 1
+    assert {"name": "_JAVA_OPTIONS", "value": "-Dfile.encoding=UTF-8"} in c["env"]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": 3 * 2**30, "requests": 3 * 2**30}
+    resolved = json.loads(stored["metadata"]["annotations"][RESOLVED])
+    assert resolved["sizing"] == "from-limit" and resolved["follows"] is True
+    assert resolved["jvmArgs"] == "-Xmx2496449736 -Xms2496449736 -XX:MaxMetaspaceSize=268435456"
+    # The stored pod, as the API server holds it, through the webhook again: nothing to change.
+    again = {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "from-limit-again", "labels": stored["metadata"]["labels"],
+                          "annotations": stored["metadata"]["annotations"]},
+             "spec": {"containers": [{k: c[k] for k in ("name", "image", "args", "env", "resources", "volumeMounts")
+                                      if k in c}],
+                      "volumes": [v for v in stored["spec"]["volumes"] if "configMap" in v]}}
+    again["spec"]["containers"][0]["volumeMounts"] = CONF_MOUNT
+    p = apply(ns, again, "--dry-run=server", "-o", "json")
+    shown = json.loads(p.stdout)["spec"]["containers"][0]
+    assert shown["args"] == c["args"] and shown["env"] == c["env"], (shown, c)
+    assert "added" not in p.stderr and "removed" not in p.stderr, p.stderr
+
+
+def test_from_limit_deployment_pods_follow_their_limit(env):
+    """A TaskManager Deployment whose template asks for from-limit: the controller manager's pods
+    carry the variable and the -D; the Deployment is left as written (workloads: warn)."""
+    ns = env["ns"]
+    apply(ns, configmap("flink-config", {"flink-conf.yaml": FLINK_DOCS_CONF}))
+    labels = {"app": "flink-from-limit", "component": "taskmanager"}
+    spec = tm_pod("x", "flink:1.18.1", resources={"limits": {"memory": "4Gi"}},
+                  mounts=DOCS_MOUNT, volumes=DOCS_VOLUME)["spec"]
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "tm-from-limit", "labels": labels},
+           "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels,
+                                              "annotations": {"flink-memory-webhook/sizing": "from-limit"}},
+                                 "spec": spec}}}
+    apply(ns, dep)
+    deadline = time.time() + 60
+    pods = []
+    while time.time() < deadline:
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=flink-from-limit", "-o", "json").stdout)["items"]
+        if pods:
+            break
+        time.sleep(0.5)
+    assert pods, "the controller manager created no pod"
+    c = pods[0]["spec"]["containers"][0]
+    assert c["args"] == ["taskmanager", "-D", f"taskmanager.memory.process.size=$({SIZE_ENV})b"]
+    assert [e["valueFrom"]["resourceFieldRef"]["resource"] for e in c["env"] if e["name"] == SIZE_ENV] == [
+        "limits.memory"]
+    assert {k: qty(v["memory"]) for k, v in c["resources"].items()} == {"limits": 4 * 2**30, "requests": 4 * 2**30}
+    resolved = json.loads(pods[0]["metadata"]["annotations"][RESOLVED])
+    assert resolved["role"] == "taskmanager" and resolved["totalProcess"] == "4096Mi"
+    stored = get(ns, "deployment", "tm-from-limit")["spec"]["template"]["spec"]["containers"][0]
+    assert stored["args"] == ["taskmanager"] and "env" not in stored
+
+
+def test_from_limit_too_small_is_denied_with_the_smallest_size(env):
+    ns = env["ns"]
+    obj = with_annotations(pod("too-small", "flink:2.1.0", resources={"limits": {"memory": "256Mi"}}),
+                           {"flink-memory-webhook/sizing": "from-limit"})
+    p = apply(ns, obj, check=False)
+    assert p.returncode != 0
+    assert "the smallest that Flink accepts is 603979777 bytes, 577Mi rounded up" in p.stderr, p.stderr
+    assert kubectl("get", "-n", ns, "pod", "too-small", check=False).returncode != 0
+
+
 def test_stopped_webhook_follows_failure_policy(env):
     """Last: stops the webhook. Ignore lets pods through unchanged; Fail refuses them."""
     ns, mwc, wh = env["ns"], env["mwc"], env["webhook"]

@@ -62,7 +62,7 @@ static const char USAGE[] =
     "                         a pod's memory limit or request (a Kubernetes quantity) is the\n"
     "                         process size, as the webhook's sizing from-limit/from-request\n"
     "                         gives it (after the file and every -D); a size Flink refuses\n"
-    "                         also gets the smallest size Flink accepts\n"
+    "                         also gets the sizes Flink accepts\n"
     "  --legacy-heap-as none|heap|process      (jobmanager)\n"
     "                         how jobmanager.heap.size, jobmanager.heap.mb and FLINK_JM_HEAP are\n"
     "                         read: as JVM heap (default for 1.x, a script-started JobManager),\n"
@@ -324,16 +324,24 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
  * simple name of the Java class Flink throws) where it is known, else on stderr. `detail` is
  * ours (where in the file), on stderr. Returns EXIT_REJECTED.
  */
+/* The process sizes Flink accepts where it refused the pod's (--from-limit, --from-request):
+ * min 0 when not asked or none; max the largest where the pod's size lies above them all. */
+struct accepted {
+    uint64_t min, max;
+};
+
 static int print_rejected(const struct resolve_opts *o, const char *msg, const char *exception,
-                          const char *detail, uint64_t smallest)
+                          const char *detail, struct accepted sizes)
 {
     if (o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "error", json_string(msg)); /* steals the new string */
         if (exception)
             json_object_set_new(j, "exception", json_string(exception)); /* steals */
-        if (smallest)
-            json_object_set_new(j, "smallest_process_size", json_integer((json_int_t)smallest));
+        if (sizes.min)
+            json_object_set_new(j, "smallest_process_size", json_integer((json_int_t)sizes.min));
+        if (sizes.max)
+            json_object_set_new(j, "largest_process_size", json_integer((json_int_t)sizes.max));
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (s)
             puts(s);
@@ -347,12 +355,18 @@ static int print_rejected(const struct resolve_opts *o, const char *msg, const c
     }
     if (detail && *detail)
         fprintf(stderr, "flink-memory: %s\n", detail);
-    if (smallest && !o->json)
+    const char *key = o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    if (sizes.max && !o->json)
+        fprintf(stderr,
+                "flink-memory: Flink accepts a %s from %" PRIu64 " to %" PRIu64
+                " bytes here (%" PRIu64 "Mi to %" PRIu64 "Mi)\n",
+                key, sizes.min, sizes.max, (sizes.min + FMW_MIB - 1) / FMW_MIB,
+                sizes.max / FMW_MIB);
+    else if (sizes.min && !o->json)
         fprintf(stderr,
                 "flink-memory: the smallest %s Flink accepts here is %" PRIu64 " bytes (%" PRIu64
                 "Mi rounded up)\n",
-                o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS, smallest,
-                (smallest + FMW_MIB - 1) / FMW_MIB);
+                key, sizes.min, (sizes.min + FMW_MIB - 1) / FMW_MIB);
     return EXIT_REJECTED;
 }
 
@@ -566,7 +580,7 @@ static int load_conf(const struct resolve_opts *o, struct fmw_conf *conf, bool *
         if (err == FMW_EINVAL) {
             char where[PATH_MAX + 64];
             snprintf(where, sizeof where, "%s: %s", path, fmw_buf_cstr(&detail));
-            rc = print_rejected(o, fmw_diag_msg(&d), NULL, where, 0);
+            rc = print_rejected(o, fmw_diag_msg(&d), NULL, where, (struct accepted){0, 0});
             goto out;
         }
         if (err) {
@@ -589,20 +603,23 @@ out:
 }
 
 /*
- * With --from-limit or --from-request, the smallest process size Flink accepts for the
- * configuration without that size (`own`), for a refusal's message; 0 when none or not asked.
+ * With --from-limit or --from-request, the process sizes Flink accepts for the configuration
+ * without that size (`own`), for a refusal's message: r->min 0 when none or not asked, r->max
+ * the largest where the pod's size lies above them all.
  */
-static uint64_t smallest_size(const struct resolve_opts *o, const struct fmw_conf *own,
-                              const struct fmw_jm_input *jm, const struct fmw_tm_input *tm)
+static struct accepted accepted_sizes(const struct resolve_opts *o, const struct fmw_conf *own,
+                                      const struct fmw_jm_input *jm, const struct fmw_tm_input *tm)
 {
+    struct accepted r = {0, 0};
     if (!o->pod_size)
-        return 0;
+        return r;
     struct fmw_size_probe probe = {o->taskmanager ? FMW_ROLE_TASKMANAGER : FMW_ROLE_JOBMANAGER, *jm,
                                    *tm};
     probe.jm.conf = own;
     probe.tm.conf = own;
-    uint64_t bytes = 0;
-    return fmw_smallest_process_size(&probe, &bytes) == FMW_OK ? bytes : 0;
+    if (fmw_accepted_process_sizes(&probe, o->pod_size, &r.min, &r.max) != FMW_OK)
+        r.min = r.max = 0;
+    return r;
 }
 
 /* A JobManager, as GET_JM_RESOURCE_PARAMS resolves it; 0 or an exit code. */
@@ -618,7 +635,7 @@ static int resolve_jm(const struct resolve_opts *o, const struct fmw_conf *conf,
         in.legacy = o->version.major >= 2 ? FMW_LEGACY_NONE : FMW_LEGACY_HEAP;
     if (fmw_jmmem_resolve(&in, &r, &d) != FMW_OK)
         rc = print_rejected(o, fmw_diag_msg(&d), NULL, NULL,
-                            smallest_size(o, own, &in, &(struct fmw_tm_input){0}));
+                            accepted_sizes(o, own, &in, &(struct fmw_tm_input){0}));
     else
         rc = print_jm_result(o, &r);
     fmw_jm_result_cleanup(&r);
@@ -645,7 +662,7 @@ static int resolve_tm(const struct resolve_opts *o, const struct fmw_conf *conf,
         rc = print_tm_result(o, conf, &r);
     else if (r.exception)
         rc = print_rejected(o, fmw_diag_msg(&d), r.exception, NULL,
-                            smallest_size(o, own, &(struct fmw_jm_input){0}, &in));
+                            accepted_sizes(o, own, &(struct fmw_jm_input){0}, &in));
     else
         rc = usage_error("%s", fmw_diag_msg(&d));
     fmw_tm_result_cleanup(&r);

@@ -298,6 +298,41 @@ bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
     return true;
 }
 
+/* jobmanager.sh forwards its -D arguments to BashJavaUtils from 1.16.3, 1.17.2 and 1.18
+ * (FLINK-32909; 1.15 accepts them after a bare -D and drops them). An unknown patch is the
+ * line's newest, which forwards them from 1.16 on. */
+static bool jm_script_forwards(struct fmw_flink_version v)
+{
+    return fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
+           (v.major == 1 && v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
+           (v.major == 1 && v.minor == 16 && (v.patch < 0 || v.patch >= 3));
+}
+
+bool fmw_launch_follow_at(const struct cmdline *cl, const struct launch *l,
+                          struct fmw_flink_version v, size_t *at)
+{
+    switch (l->kind) {
+    case L_ENTRY_JM:
+    case L_SCRIPT_JM:
+        /* Appended: it must be where jobmanager.sh looks for a bare -D (one of the three words
+         * after start-foreground, or after an earlier bare -D there). */
+        *at = l->end;
+        return jm_script_forwards(v) && (jm_dynamic_start(cl, l) < l->end || l->end - l->rest < 3);
+    case L_ENTRY_TM:
+    case L_SCRIPT_TM:
+        *at = l->end; /* taskmanager.sh passes every argument to BashJavaUtils, in order */
+        return true;
+    case L_ENTRY_SAJ:
+    case L_SCRIPT_SAJ:
+        /* Before the entry point's options: appended, it would be one of the job's program
+         * arguments (they come last, and the parser stops at the first one). */
+        *at = l->rest;
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* FlinkConfigLoader.filterCmdArgs: "-D k=v" (two words) and "-Dk=v" (one word) are kept. */
 static enum fmw_err filter_dynamic(const struct cmdline *cl, size_t from, size_t end, json_t *props)
 {
@@ -353,9 +388,7 @@ enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl, const struct lau
             return FMW_OK;
         size_t start = jm_dynamic_start(cl, l);
         bool accepted = fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 15)) >= 0 && start < end;
-        bool forwarded = accepted && (fmw_flink_version_cmp(v, FMW_FLINK_LINE(1, 18)) >= 0 ||
-                                      (v.minor == 17 && (v.patch < 0 || v.patch >= 2)) ||
-                                      (v.minor == 16 && (v.patch < 0 || v.patch >= 3)));
+        bool forwarded = accepted && jm_script_forwards(v);
         if (!accepted)
             return note(notes,
                         "jobmanager.sh ignores these -D args (it wants a bare -D, Flink 1.15+)");

@@ -211,13 +211,17 @@ struct ctx {
     const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
     struct fmw_buf base;         /* JSON Pointer of the container */
     bool standard_yaml;          /* the conf file read is config.yaml, standard YAML */
-    /* Sizing from the pod: "limits.memory" or "requests.memory" as the pod asks (FMW_ANN_SIZING,
-     * else the option), NULL from the configuration; the size in bytes once it applies. */
+    /* Sizing from the pod: "limits.memory" or "requests.memory" once it applies, else NULL;
+     * the size in bytes. */
     const char *size_resource;
     uint64_t pod_size;
     /* Sized from the pod, but the container has no such size yet: the configuration's size is
      * given to it first, and the pod follows it from then on. */
     enum fmw_sizing sizing_later;
+    /* Why the pod cannot follow its size although its launcher could pass it on, or NULL. */
+    const char *follow_blocked;
+    /* The word index of the "-D" of the webhook's own pair in the command, or -1. */
+    long own_at;
 };
 
 static enum fmw_err change(struct ctx *c, const char *fmt, ...)
@@ -273,13 +277,22 @@ static enum fmw_err expand_entry(struct env_var *e, const char *raw, const struc
     return FMW_OK;
 }
 
+static bool quantity_of(json_t *v, uint64_t *bytes)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *bytes = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) &&
+           fmw_quantity_parse(fmw_str_c(json_string_value(v)), bytes, NULL) == FMW_OK;
+}
+
 /*
  * The value the kubelet gives a variable whose valueFrom is a resourceFieldRef of `resource`
  * (limits.memory or requests.memory) of this container: ceil(bytes / divisor), divisor 1 by
  * default (k8s.io/kubernetes pkg/api/v1/resource ExtractContainerResourceValue,
- * convertResourceMemoryToString, in float64 as there). Only the resource the pod is sized from
- * is read: the webhook never changes it, so the value at admission is the value at start. False
- * for any other reference, which stays unknown.
+ * convertResourceMemoryToString, in float64 as there). False for any other reference. Used to
+ * tell whether the webhook's own FMW_SIZE_ENV entry says what the sizing needs.
  */
 static bool resource_field_value(json_t *container, json_t *value_from, const char *resource,
                                  char out[32])
@@ -295,18 +308,13 @@ static bool resource_field_value(json_t *container, json_t *value_from, const ch
                                 "memory");
     json_t *div = json_object_get(ref, "divisor");
     uint64_t bytes, divisor = 1;
-    if (!json_is_string(q) ||
-        fmw_quantity_parse(fmw_str_c(json_string_value(q)), &bytes, NULL) != FMW_OK ||
-        (div && (!json_is_string(div) ||
-                 fmw_quantity_parse(fmw_str_c(json_string_value(div)), &divisor, NULL) != FMW_OK ||
-                 divisor == 0)))
+    if (!quantity_of(q, &bytes) || (div && (!quantity_of(div, &divisor) || divisor == 0)))
         return false;
     snprintf(out, 32, "%" PRId64, (int64_t)ceil((double)bytes / (double)divisor));
     return true;
 }
 
-static enum fmw_err build_env(json_t *container, const char *size_resource, struct env_var **out,
-                              size_t *n)
+static enum fmw_err build_env(json_t *container, struct env_var **out, size_t *n)
 {
     json_t *env = json_object_get(container, "env");
     size_t count = json_is_array(env) ? json_array_size(env) : 0;
@@ -327,14 +335,6 @@ static enum fmw_err build_env(json_t *container, const char *size_resource, stru
             v = ""; /* an env var without value is the empty string */
         struct env_var *var = &(*out)[*n];
         *var = (struct env_var){name, v, (int)i, NULL, false};
-        char field[32];
-        if (!v && resource_field_value(container, json_object_get(e, "valueFrom"), size_resource,
-                                       field)) {
-            var->owned = fmw_strdup(field);
-            if (!var->owned)
-                return FMW_ENOMEM;
-            var->value = var->owned;
-        }
         enum fmw_err err = v ? expand_entry(var, v, *out, *n) : FMW_OK;
         if (err)
             return err;
@@ -380,7 +380,7 @@ static enum fmw_err load_container(struct ctx *c, size_t idx)
     c->nenv = 0;
     c->container = json_array_get(json_object_get(c->spec, "containers"), idx);
     c->env_array_exists = json_is_array(json_object_get(c->container, "env"));
-    enum fmw_err err = build_env(c->container, c->size_resource, &c->env, &c->nenv);
+    enum fmw_err err = build_env(c->container, &c->env, &c->nenv);
     if (!err)
         err = fmw_cmdline_build(c->container, c->env, c->nenv, &c->cl);
     if (!err)
@@ -676,16 +676,6 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
     return err;
 }
 
-static bool quantity_of(json_t *v, uint64_t *bytes)
-{
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *bytes = (uint64_t)json_integer_value(v);
-        return true;
-    }
-    return json_is_string(v) &&
-           fmw_quantity_parse(fmw_str_c(json_string_value(v)), bytes, NULL) == FMW_OK;
-}
-
 /* limits.memory and requests.memory: set `key` of resources to `q` when it differs. */
 static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *key, const char *q,
                                  const char *what)
@@ -854,9 +844,10 @@ static enum fmw_err flink_limit(struct ctx *c, uint64_t *limit, uint64_t *flink_
 
 /*
  * Sized from the pod: the size it was sized from stays as written. From its limit, the request
- * follows the requests policy (equal: the limit); from its request, a limit the pod sets is the
- * headroom it asks for, and one it lacks is Flink's (the request times Flink's limit factor
- * where the configuration sets one).
+ * is the pod's too (a person's, a chart's or the VerticalPodAutoscaler's: raising it to the
+ * limit would fight the autoscaler), set to the limit only where there is none; from its
+ * request, a limit the pod sets is the headroom it asks for, and one it lacks is Flink's (the
+ * request times Flink's limit factor where the configuration sets one).
  */
 static enum fmw_err plan_resources_from_pod(struct ctx *c)
 {
@@ -871,13 +862,13 @@ static enum fmw_err plan_resources_from_pod(struct ctx *c)
     enum fmw_err err = FMW_OK;
     if (p->sizing == FMW_SIZING_LIMIT) {
         p->limit = limit;
-        bool equal = c->opt->requests == FMW_REQUESTS_EQUAL;
-        fix_request = !has_request || (equal ? request != limit : request > limit);
+        fix_request = !has_request || request > limit;
         p->request = fix_request ? limit : request;
     } else {
         uint64_t flink_lim, flink_req;
         err = flink_limit(c, &flink_lim, &flink_req);
-        p->request = request;
+        fix_request = !has_request; /* a template's: its pods' request is its limit */
+        p->request = c->pod_size;
         fix_limit = !has_limit;
         p->limit = has_limit ? limit : flink_lim;
     }
@@ -899,8 +890,11 @@ static enum fmw_err plan_resources(struct ctx *c)
     if (p->sizing != FMW_SIZING_CONFIG)
         return plan_resources_from_pod(c);
     uint64_t total = fmw_plan_total_process(p);
-    uint64_t flink_lim, flink_req;
-    enum fmw_err err = flink_limit(c, &flink_lim, &flink_req);
+    uint64_t flink_lim = total, flink_req = total;
+    /* A pod to be sized from its limit from now on gets the process size as its limit: its
+     * next start gives Flink the whole limit (size_from_config). */
+    enum fmw_err err =
+        c->sizing_later == FMW_SIZING_LIMIT ? FMW_OK : flink_limit(c, &flink_lim, &flink_req);
     if (err)
         return err;
     json_t *resources = json_object_get(c->container, "resources");
@@ -1275,8 +1269,15 @@ static enum fmw_err plan_script_flags(struct ctx *c, const uint64_t want[FLAG_CO
     bool add_jm[FLAG_COUNT];
     for (int f = 0; f < FLAG_COUNT; f++)
         add_jm[f] = fix_all[f] || (pin && fix_jm[f]);
-    if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value))
+    if (!err && (any_jm || any_all) && !(jm.env && !jm.env->value)) {
         err = set_rewritten(c, &jm, role_env, want, fix_jm, add_jm);
+    } else if (!err && pin && any_jm) {
+        /* Sized once, the pod's flags go into the role's variable; one from valueFrom cannot be
+         * written, and without them the JVM keeps the file's sizes. */
+        c->plan->status = FMW_PLAN_UNREADABLE;
+        fmw_diag_set(&c->plan->message, FMW_EINVAL, "%s comes from valueFrom: cannot rewrite",
+                     role_env);
+    }
     free(all.text);
     free(jm.text);
     free(jo.text);
@@ -1575,28 +1576,44 @@ static enum fmw_err plan_follow_flags(struct ctx *c)
     return err;
 }
 
-/* Does the container's command or args hold "-D" followed by `prop`? */
-static bool has_dynamic_prop(json_t *container, const char *prop)
+static bool layout_follows(const struct ctx *c, size_t *at);
+
+/* The container's array ("/command" or "/args") and index that hold command word `w`; false
+ * when the word is not one element of its own (a script's). */
+static bool word_element(const struct ctx *c, size_t w, const char **array, int *index)
 {
-    const char *arrays[] = {"command", "args"};
-    for (int a = 0; a < 2; a++) {
-        json_t *arr = json_object_get(container, arrays[a]);
-        for (size_t i = 1; i < json_array_size(arr); i++) {
-            const char *prev = json_string_value(json_array_get(arr, i - 1));
-            const char *cur = json_string_value(json_array_get(arr, i));
-            if (prev && cur && strcmp(prev, "-D") == 0 && strcmp(cur, prop) == 0)
-                return true;
-        }
-    }
-    return false;
+    if (w >= c->cl.nwords)
+        return false;
+    const struct elem *e = &c->cl.elems[c->cl.words[w].elem];
+    if (e->expanded || (w > 0 && c->cl.words[w - 1].elem == c->cl.words[w].elem))
+        return false;
+    *array = strcmp(e->array, "command") == 0 ? "/command" : "/args";
+    *index = e->index;
+    return true;
+}
+
+/* Removes the webhook's own "-D" pair (c->own_at) from the container's command or args. */
+static enum fmw_err remove_own_pair(struct ctx *c)
+{
+    const char *array;
+    int index;
+    if (c->own_at < 0 || !word_element(c, (size_t)c->own_at, &array, &index))
+        return FMW_OK;
+    char suffix[48];
+    snprintf(suffix, sizeof suffix, "%s/%d", array, index);
+    enum fmw_err err = op(c, "remove", suffix, NULL);
+    if (!err)
+        err = op(c, "remove", suffix, NULL); /* the property, now at the same index */
+    return err;
 }
 
 /*
  * The size at every start: FMW_SIZE_ENV from the downward API (the container's own limit or
- * request, divisor 1: bytes) and "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" at the end of
- * the arguments, which the kubelet expands when it starts the container and the scripts pass to
- * BashJavaUtils after every other -D (layout_follows). Both are added once: a patched pod has
- * them and gets no patch.
+ * request, divisor 1: bytes) and "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" where the
+ * launcher passes it to BashJavaUtils after every other -D (fmw_launch_follow_at: appended, or for
+ * standalone-job before the entry point's options), which the kubelet expands when it starts the
+ * container. A pod that has both, as they should be, gets no patch; an entry of that name saying
+ * something else is replaced, and a pair elsewhere moved.
  */
 static enum fmw_err plan_follow(struct ctx *c)
 {
@@ -1614,13 +1631,14 @@ static enum fmw_err plan_follow(struct ctx *c)
     json_array_foreach(env, i, e)
     {
         const char *n = json_string_value(json_object_get(e, "name"));
-        if (!n || strcmp(n, FMW_SIZE_ENV) != 0)
+        if (err || !n || strcmp(n, FMW_SIZE_ENV) != 0)
             continue;
         found = true;
         char value[32];
-        if (resource_field_value(c->container, json_object_get(e, "valueFrom"), c->size_resource,
+        if (!json_object_get(e, "value") &&
+            resource_field_value(c->container, json_object_get(e, "valueFrom"), c->size_resource,
                                  value) &&
-            strtoull(value, NULL, 10) == c->pod_size && !json_object_get(e, "value"))
+            strtoull(value, NULL, 10) == c->pod_size)
             continue;
         char suffix[32];
         snprintf(suffix, sizeof suffix, "/env/%zu", i);
@@ -1629,30 +1647,71 @@ static enum fmw_err plan_follow(struct ctx *c)
             err = change(c, FMW_SIZE_ENV " -> the container's %s", c->size_resource);
     }
     if (!err && !found) {
-        if (!c->env_array_exists) {
-            c->env_array_exists = true;
-            err = op(c, "add", "/env", json_pack("[O]", want));
-        } else {
-            err = op(c, "add", "/env/-", json_incref(want));
-        }
+        json_t *v = c->env_array_exists ? json_incref(want) : json_pack("[O]", want);
+        err = !v ? FMW_ENOMEM : op(c, "add", c->env_array_exists ? "/env/-" : "/env", v);
+        c->env_array_exists = true;
         if (!err)
             err = change(c, FMW_SIZE_ENV " added: the container's %s in bytes", c->size_resource);
     }
     json_decref(want);
+    if (err)
+        return err;
+
+    size_t at;
+    (void)layout_follows(c, &at);
+    bool appended = at >= c->launch.end;
+    /* Where the pair stands now: right, or to be moved. */
+    if (c->own_at >= 0 &&
+        (appended ? (size_t)c->own_at + 2 == c->launch.end : (size_t)c->own_at == at))
+        return FMW_OK;
+    if (c->own_at >= 0 && (size_t)c->own_at < at && !appended)
+        return FMW_OK; /* cannot happen: the pair goes first; kept rather than moved twice */
+    err = remove_own_pair(c);
     char prop[128];
     snprintf(prop, sizeof prop, "%s=$(" FMW_SIZE_ENV ")b", process_key(c));
-    if (!err && !has_dynamic_prop(c->container, prop)) {
-        const char *arr =
-            json_is_array(json_object_get(c->container, "args")) ? "/args" : "/command";
-        char suffix[32];
-        snprintf(suffix, sizeof suffix, "%s/-", arr);
-        err = op(c, "add", suffix, fmw_json_text("-D"));
-        if (!err)
-            err = op(c, "add", suffix, fmw_json_text(prop));
-        if (!err)
-            err = change(c, "-D %s added to %s", prop, arr + 1);
+    const char *array;
+    int index;
+    char first[48], second[48];
+    if (appended || !word_element(c, at, &array, &index)) {
+        array = json_is_array(json_object_get(c->container, "args")) ? "/args" : "/command";
+        snprintf(first, sizeof first, "%s/-", array);
+        snprintf(second, sizeof second, "%s/-", array);
+    } else {
+        snprintf(first, sizeof first, "%s/%d", array, index);
+        snprintf(second, sizeof second, "%s/%d", array, index + 1);
     }
+    if (!err)
+        err = op(c, "add", first, fmw_json_text("-D"));
+    if (!err)
+        err = op(c, "add", second, fmw_json_text(prop));
+    if (!err)
+        err = change(c, "-D %s added to %s", prop, array + 1);
     return err;
+}
+
+/*
+ * A pod that does not follow its size (sized from the configuration, or once) but carries the
+ * webhook's variable and -D from an earlier review (the annotation or the namespace's label
+ * changed, the container can no longer pass it on): both go, so that what the process reads is
+ * what this plan resolved. Last in the patch, after every operation on the env entries' indexes.
+ */
+static enum fmw_err plan_unfollow(struct ctx *c)
+{
+    json_t *env = json_object_get(c->container, "env");
+    enum fmw_err err = FMW_OK;
+    bool any = c->own_at >= 0;
+    err = remove_own_pair(c);
+    for (size_t i = json_array_size(env); !err && i-- > 0;) {
+        const char *n = json_string_value(json_object_get(json_array_get(env, i), "name"));
+        if (n && strcmp(n, FMW_SIZE_ENV) == 0) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, "/env/%zu", i);
+            err = op(c, "remove", suffix, NULL);
+            any = true;
+        }
+    }
+    return !err && any ? change(c, FMW_SIZE_ENV " and its -D removed: not sized from the pod")
+                       : err;
 }
 
 static enum fmw_err plan_flags(struct ctx *c)
@@ -1981,28 +2040,31 @@ static enum fmw_sizing wanted_sizing(struct ctx *c, bool *bad_annotation)
  * which computes the JVM flags and the dynamic configs from them (launch.c), so a
  * "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" appended to the container's arguments is read
  * at each start, with the variable the kubelet computes from the container's memory then. A
- * shell script of the user's (`sh -c`) or Bitnami's run.sh would not pass it on.
+ * shell script of the user's (`sh -c`) or Bitnami's run.sh would not pass it on, nor would
+ * jobmanager.sh before 1.16.3/1.17.2 (fmw_launch_follow_at). *at: where the pair goes.
  */
-static bool layout_follows(const struct ctx *c)
+static bool layout_follows(const struct ctx *c, size_t *at)
 {
-    switch (c->launch.kind) {
-    case L_ENTRY_JM:
-    case L_ENTRY_SAJ:
-    case L_SCRIPT_JM:
-    case L_SCRIPT_SAJ:
-    case L_ENTRY_TM:
-    case L_SCRIPT_TM:
-        return !c->cl.has_script && !c->launch.bitnami && c->cl.nelems > 0;
-    default:
-        return false;
-    }
+    size_t where;
+    bool ok = !c->cl.has_script && !c->launch.bitnami && c->cl.nelems > 0 && !c->follow_blocked &&
+              fmw_launch_follow_at(&c->cl, &c->launch, c->plan->version, &where);
+    if (at)
+        *at = where;
+    return ok;
+}
+
+/* "<sizing> not applied: <why>; sized from the configuration" */
+static enum fmw_err not_applied(struct ctx *c, enum fmw_sizing want, const char *why)
+{
+    char text[FMW_PLAN_TEXT];
+    snprintf(text, sizeof text, "%s not applied: %s; sized from the configuration",
+             fmw_sizing_name(want), why);
+    return note(c, text);
 }
 
 /*
- * Decides whether the pod is sized from its container's memory (c->size_resource was set from
- * the wish before the container was read, so that FMW_SIZE_ENV is read as the kubelet will give
- * it). Where it cannot be, the plan goes on from the configuration and says why; the container is
- * then read again without that variable's value, since the limit it names may change.
+ * Decides whether the pod is sized from its container's memory, once its launcher and Flink line
+ * are known. Where it cannot be, the plan goes on from the configuration and says why.
  */
 static enum fmw_err choose_sizing(struct ctx *c)
 {
@@ -2014,40 +2076,133 @@ static enum fmw_err choose_sizing(struct ctx *c)
                            : FMW_OK;
     if (err || want == FMW_SIZING_CONFIG)
         return err;
-    const char *section = want == FMW_SIZING_LIMIT ? "limits" : "requests";
-    json_t *q = json_object_get(
-        json_object_get(json_object_get(c->container, "resources"), section), "memory");
-    uint64_t bytes = 0;
-    const char *why = NULL;
-    bool tm = p->role == FMW_ROLE_TASKMANAGER;
+    bool asked_by_pod = !bad && annotation(c->annotations, FMW_ANN_SIZING);
+    const char *operator_share = deliberate_headroom(c);
     if (c->launch.kind == L_K8S_JM || c->launch.kind == L_K8S_TM)
-        why = "Flink's resource manager sized this pod";
-    else if (tm && !layout_follows(c))
+        return not_applied(c, want, "Flink's resource manager sized this pod");
+    if (operator_share && !asked_by_pod)
+        /* The operator's own sizing of Flink against the limit, unless the pod itself asks. */
+        return not_applied(c, want, operator_share);
+    if (p->role == FMW_ROLE_TASKMANAGER && !layout_follows(c, NULL))
         /* A TaskManager reads its sizes again at start (TaskManagerRunner): flags set here
          * would disagree with them. */
-        why = "this TaskManager's start command does not pass -D to Flink's scripts";
-    if (why) {
-        char text[FMW_PLAN_TEXT];
-        snprintf(text, sizeof text, "%s not applied: %s; sized from the configuration",
-                 fmw_sizing_name(want), why);
-        err = note(c, text);
-        c->size_resource = NULL;
-        return err ? err : load_container(c, (size_t)p->container_index);
-    }
-    p->follows = layout_follows(c);
-    if (!quantity_of(q, &bytes) || bytes == 0) {
+        return not_applied(c, want,
+                           "this TaskManager's start command does not pass the size to "
+                           "Flink's scripts");
+    c->size_resource = want == FMW_SIZING_LIMIT ? "limits.memory" : "requests.memory";
+    json_t *resources = json_object_get(c->container, "resources");
+    uint64_t bytes = 0;
+    bool has = quantity_of(
+                   json_object_get(
+                       json_object_get(resources, want == FMW_SIZING_LIMIT ? "limits" : "requests"),
+                       "memory"),
+                   &bytes) &&
+               bytes > 0;
+    /* A pod's request defaults to its limit (the API server, before admission); a template's
+     * pods get the same, so its missing request is its limit too. */
+    if (!has && want == FMW_SIZING_REQUEST)
+        has =
+            quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &bytes) &&
+            bytes > 0;
+    if (!has) {
         /* Nothing to size from yet: the configuration sizes the container, whose new limit (or
          * request) the pod then follows (size_from_config). */
         c->sizing_later = want;
-        p->follows = false;
         return err;
     }
     p->sizing = want;
     c->pod_size = bytes;
-    if (!p->follows)
-        err = note(c, "sized from the container's memory once, at admission: this start command "
-                      "does not pass -D to Flink's scripts, so a later resize is not followed");
+    p->follows = layout_follows(c, NULL);
     return err;
+}
+
+/*
+ * The webhook's own "-D <key>=$(FMW_SIZE_ENV)b" in the command: its property is taken out of
+ * what BashJavaUtils reads here (the size it gives is the pod's, applied by apply_pod_size where
+ * the pod is sized from itself, and nothing where it is not: plan_unfollow then removes the pair),
+ * and where it stands is kept for plan_follow.
+ */
+static void drop_own_prop(struct ctx *c, json_t *props)
+{
+    char own[128];
+    snprintf(own, sizeof own, "%s=$(" FMW_SIZE_ENV ")b", process_key(c));
+    c->own_at = -1;
+    for (size_t i = 0; i + 1 < c->cl.nwords; i++) {
+        if (strcmp(c->cl.words[i].text, "-D") == 0 && strcmp(c->cl.words[i + 1].text, own) == 0) {
+            c->own_at = (long)i;
+            break;
+        }
+    }
+    for (size_t i = json_array_size(props); i-- > 0;) {
+        const char *t = json_string_value(json_array_get(props, i));
+        if (t && strcmp(t, own) == 0)
+            json_array_remove(props, i);
+    }
+}
+
+/*
+ * What the launcher alone does not show: where a -D of the process size in the command would come
+ * after the webhook's (standalone-job's goes first), or where env.java.opts.all in the conf file
+ * sets JVM memory flags that only FLINK_ENV_JAVA_OPTS replaces (config.sh then adds flags of its
+ * own, by Java version, that a written variable would lose), the pod cannot follow. A JobManager
+ * is then sized once, a TaskManager from its configuration.
+ */
+static enum fmw_err check_follow(struct ctx *c, json_t *props)
+{
+    struct fmw_plan *p = c->plan;
+    enum fmw_sizing want = p->sizing != FMW_SIZING_CONFIG ? p->sizing : c->sizing_later;
+    if (want == FMW_SIZING_CONFIG || !layout_follows(c, NULL))
+        return FMW_OK;
+    const char *key = process_key(c);
+    size_t n = strlen(key);
+    if (c->launch.kind == L_ENTRY_SAJ || c->launch.kind == L_SCRIPT_SAJ) {
+        size_t i;
+        json_t *prop;
+        json_array_foreach(props, i, prop)
+        {
+            const char *t = json_string_value(prop);
+            if (t && strncmp(t, key, n) == 0 && t[n] == '=')
+                c->follow_blocked = "a -D of the process size in the command would come after the "
+                                    "webhook's and win";
+        }
+    }
+    const struct env_var *all = fmw_env_find(c->env, c->nenv, "FLINK_ENV_JAVA_OPTS");
+    if (!c->follow_blocked && !(all && (!all->value || *all->value))) {
+        char *text = config_all_opts(&c->file_conf, p->version);
+        if (!text)
+            return FMW_ENOMEM;
+        bool found[FLAG_COUNT];
+        uint64_t bytes[FLAG_COUNT];
+        fmw_jvm_scan(text, found, bytes);
+        free(text);
+        for (int f = 0; f < FLAG_COUNT; f++) {
+            if (found[f])
+                c->follow_blocked = "env.java.opts.all in the configuration sets JVM memory flags, "
+                                    "which only FLINK_ENV_JAVA_OPTS would replace, without what "
+                                    "config.sh adds to it";
+        }
+    }
+    if (!c->follow_blocked)
+        return FMW_OK;
+    p->follows = false;
+    if (p->role != FMW_ROLE_TASKMANAGER)
+        return FMW_OK; /* sized once: said with the rest (say_sized_once) */
+    p->sizing = FMW_SIZING_CONFIG;
+    c->sizing_later = FMW_SIZING_CONFIG;
+    c->size_resource = NULL;
+    return not_applied(c, want, c->follow_blocked);
+}
+
+/* A JobManager sized from its container once, at admission: why it will not follow. */
+static enum fmw_err say_sized_once(struct ctx *c)
+{
+    char text[FMW_PLAN_TEXT];
+    snprintf(text, sizeof text,
+             "sized from the container's memory once, at admission (%s): a later resize is not "
+             "followed",
+             c->follow_blocked ? c->follow_blocked
+                               : "this start command does not pass the size to Flink's scripts");
+    return note(c, text);
 }
 
 /*
@@ -2060,7 +2215,7 @@ static enum fmw_err size_from_config(struct ctx *c)
     struct fmw_plan *p = c->plan;
     p->sizing = c->sizing_later;
     c->pod_size = p->sizing == FMW_SIZING_LIMIT ? p->limit : p->request;
-    p->follows = layout_follows(c);
+    p->follows = layout_follows(c, NULL);
     char text[FMW_PLAN_TEXT], size[FMW_MEMSIZE_STRLEN];
     fmw_quantity_format(c->pod_size, size);
     snprintf(text, sizeof text,
@@ -2099,27 +2254,33 @@ static enum fmw_err apply_pod_size(struct ctx *c, struct fmw_conf *conf)
 }
 
 /*
- * Flink refused the configuration at the pod's size: its message, then the smallest size Flink
- * accepts for it (`own`: the configuration without the pod's size), where there is one.
+ * Flink refused the configuration at the pod's size: its message, then the sizes Flink accepts
+ * for it (`own`: the configuration without the pod's size), where there are any.
  */
-static enum fmw_err say_smallest_size(struct ctx *c, const struct fmw_conf *own)
+static enum fmw_err say_accepted_sizes(struct ctx *c, const struct fmw_conf *own)
 {
     struct fmw_plan *p = c->plan;
     struct fmw_size_probe probe = {.role = p->role};
     jm_input(c, own, &probe.jm);
     tm_input(c, own, &probe.tm);
-    uint64_t hi;
-    enum fmw_err err = fmw_smallest_process_size(&probe, &hi);
-    if (err || !hi)
+    uint64_t min, max;
+    enum fmw_err err = fmw_accepted_process_sizes(&probe, c->pod_size, &min, &max);
+    if (err || !min)
         return err;
     char *flink = fmw_strdup(fmw_diag_msg(&p->message));
     if (!flink)
         return FMW_ENOMEM;
-    fmw_diag_set(&p->message, FMW_ECONFIG,
-                 "%s (the container's memory %s is Flink's process size here; the smallest that "
-                 "Flink accepts is %" PRIu64 " bytes, %" PRIu64 "Mi rounded up)",
-                 flink, p->sizing == FMW_SIZING_LIMIT ? "limit" : "request", hi,
-                 (hi + FMW_MIB - 1) / FMW_MIB);
+    const char *what = p->sizing == FMW_SIZING_LIMIT ? "limit" : "request";
+    if (max)
+        fmw_diag_set(&p->message, FMW_ECONFIG,
+                     "%s (the container's memory %s is Flink's process size here; Flink accepts "
+                     "%" PRIu64 " to %" PRIu64 " bytes, %" PRIu64 "Mi to %" PRIu64 "Mi)",
+                     flink, what, min, max, (min + FMW_MIB - 1) / FMW_MIB, max / FMW_MIB);
+    else
+        fmw_diag_set(&p->message, FMW_ECONFIG,
+                     "%s (the container's memory %s is Flink's process size here; the smallest "
+                     "that Flink accepts is %" PRIu64 " bytes, %" PRIu64 "Mi rounded up)",
+                     flink, what, min, (min + FMW_MIB - 1) / FMW_MIB);
     free(flink);
     return FMW_OK;
 }
@@ -2130,6 +2291,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
 {
     struct ctx c;
     memset(&c, 0, sizeof c);
+    c.own_at = -1;
     c.pod = pod;
     c.spec = json_object_get(pod, "spec");
     c.annotations = json_object_get(json_object_get(pod, "metadata"), "annotations");
@@ -2148,17 +2310,6 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     fmw_conf_init(&conf);
     fmw_conf_init(&own);
     json_t *props = json_array();
-    bool bad_sizing;
-    switch (wanted_sizing(&c, &bad_sizing)) {
-    case FMW_SIZING_LIMIT:
-        c.size_resource = "limits.memory";
-        break;
-    case FMW_SIZING_REQUEST:
-        c.size_resource = "requests.memory";
-        break;
-    case FMW_SIZING_CONFIG:
-        break;
-    }
     enum fmw_err err = plan->patch && plan->changes && plan->notes && props ? FMW_OK : FMW_ENOMEM;
     bool found = false;
 
@@ -2179,9 +2330,6 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         goto out;
     }
     choose_version(&c);
-    err = choose_sizing(&c);
-    if (err)
-        goto out;
     char fatal[FMW_PLAN_TEXT];
     if (fmw_launch_jm_args_fatal(&c.cl, &c.launch, plan->version, fatal, sizeof fatal)) {
         /* Flink's own entrypoint refuses the command line, as it would a configuration. */
@@ -2196,6 +2344,8 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = FMW_OK;
         goto out;
     }
+    if (!err && plan->status != FMW_PLAN_UNREADABLE)
+        err = choose_sizing(&c);
     if (err || plan->status == FMW_PLAN_UNREADABLE)
         goto out;
 
@@ -2216,6 +2366,8 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     err = fmw_conf_copy(&conf, &c.file_conf);
     if (!err)
         err = fmw_launch_dynamic_props(&c.cl, &c.launch, plan->version, props, plan->notes);
+    if (!err)
+        drop_own_prop(&c, props);
     if (!err && opaque_memory_prop(&c, props))
         goto out; /* UNREADABLE, said */
     size_t i;
@@ -2225,10 +2377,14 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         if (!err)
             err = fmw_conf_apply_dynamic(&conf, fmw_str_c(json_string_value(prop)));
     }
+    if (!err)
+        err = check_follow(&c, props);
     if (!err && plan->sizing != FMW_SIZING_CONFIG) {
         err = fmw_conf_copy(&own, &conf);
         if (!err)
             err = apply_pod_size(&c, &conf);
+        if (!err && !plan->follows)
+            err = say_sized_once(&c);
     }
     if (err)
         goto out;
@@ -2244,7 +2400,7 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
             plan->status = FMW_PLAN_INVALID;
     }
     if (!err && plan->status == FMW_PLAN_INVALID && plan->sizing != FMW_SIZING_CONFIG)
-        err = say_smallest_size(&c, &own);
+        err = say_accepted_sizes(&c, &own);
     if (err || plan->status != FMW_PLAN_RESOLVED)
         goto out;
 
@@ -2258,6 +2414,8 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
         err = size_from_config(&c);
     if (!err && plan->status == FMW_PLAN_RESOLVED)
         err = plan_flags(&c);
+    if (!err && plan->status == FMW_PLAN_RESOLVED && !plan->follows)
+        err = plan_unfollow(&c);
     /* Every JobManager pod says what was checked, changed or not; a workload's template only
      * with a change, since any edit of a template rolls its pods. */
     if (!err && plan->status == FMW_PLAN_RESOLVED &&

@@ -105,18 +105,20 @@ const char *fmw_role_name(enum fmw_role role);
 bool fmw_roles_parse(const char *text, unsigned *roles);
 
 /*
- * The smallest total process memory Flink accepts for a configuration when the role's
- * <role>.memory.process.size is set to it (the configuration's other sizes, legacy options and
- * environment as in the role's input, whose conf is read and not changed). *out is 0 when no
- * size is accepted. Fails only when out of memory.
+ * The process sizes Flink accepts for a configuration when the role's
+ * <role>.memory.process.size is set to them (the configuration's other sizes, legacy options and
+ * environment as in the role's input, whose conf is read and not changed): *min the smallest,
+ * and *max the largest where `refused` lies above all of them (else 0). *min is 0 when none is
+ * accepted. Fails only when out of memory.
  */
 struct fmw_size_probe {
     enum fmw_role role;
     struct fmw_jm_input jm; /* JobManager */
     struct fmw_tm_input tm; /* TaskManager */
 };
-FMW_NODISCARD enum fmw_err fmw_smallest_process_size(const struct fmw_size_probe *probe,
-                                                     uint64_t *out);
+FMW_NODISCARD enum fmw_err fmw_accepted_process_sizes(const struct fmw_size_probe *probe,
+                                                      uint64_t refused, uint64_t *min,
+                                                      uint64_t *max);
 
 struct fmw_podspec_options {
     struct fmw_flink_version default_version; /* when neither annotation nor image tag says */

@@ -163,6 +163,15 @@ bool fmw_launch_jm_args_fatal(const struct cmdline *cl, const struct launch *l,
  * launcher and version, in order, appended to `props` as "key=value" strings. Properties given
  * but not forwarded are described in `notes`.
  */
+/*
+ * Where a "-D" "key=value" pair the webhook adds to the command reaches BashJavaUtils after every
+ * other -D (sizing from the pod): *at is the word it goes before (l->end: appended). False where
+ * this launcher and line would not pass it on: jobmanager.sh before 1.16.3/1.17.2 (FLINK-32909),
+ * or with host and port words that leave no room for a bare -D; other launchers.
+ */
+bool fmw_launch_follow_at(const struct cmdline *cl, const struct launch *l,
+                          struct fmw_flink_version v, size_t *at);
+
 FMW_NODISCARD enum fmw_err fmw_launch_dynamic_props(const struct cmdline *cl,
                                                     const struct launch *l,
                                                     struct fmw_flink_version v, json_t *props,

@@ -65,26 +65,29 @@ static bool accepts(const struct fmw_size_probe *probe, struct fmw_conf *scratch
 /*
  * Flink's sizes are linear in the process size between fixed bounds (the overhead and the
  * network memory clamped to their ranges, fixed components below), so the sizes it accepts form
- * one interval. One that works: the configuration's own size where it fixes one (fine-grained
- * sizes or Total Flink Memory, without a process size), else 1 TiB. The interval's low end lies
- * below it and is found by bisection (about 40 resolutions, in microseconds).
+ * one interval: from some smallest size up, or a window where fixed sizes (Total Flink Memory,
+ * heap, task heap and managed memory) leave the overhead only its range. One size that works:
+ * the configuration's own where it fixes one (fine-grained sizes or Total Flink Memory, without a
+ * process size), else 1 TiB. The low end lies below it, and the high end, where the refused size
+ * lies above it, between the two; each is found by bisection (about 40 resolutions, microseconds).
  */
-enum fmw_err fmw_smallest_process_size(const struct fmw_size_probe *probe, uint64_t *out)
+enum fmw_err fmw_accepted_process_sizes(const struct fmw_size_probe *probe, uint64_t refused,
+                                        uint64_t *min, uint64_t *max)
 {
-    *out = 0;
+    *min = *max = 0;
     const char *key = probe->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
     const struct fmw_conf *conf =
         probe->role == FMW_ROLE_TASKMANAGER ? probe->tm.conf : probe->jm.conf;
     struct fmw_conf scratch;
     fmw_conf_init(&scratch);
     enum fmw_err err = fmw_conf_copy(&scratch, conf);
-    uint64_t hi = 0, total = 0;
+    uint64_t works = 0, total = 0;
     if (!err && !fmw_conf_has(conf, key) && accepts(probe, &scratch, 0, false, &total))
-        hi = total;
-    if (!err && !(hi && accepts(probe, &scratch, hi, true, &total)))
-        hi = accepts(probe, &scratch, (uint64_t)1 << 40, true, &total) ? (uint64_t)1 << 40 : 0;
-    if (!err && hi) {
-        uint64_t lo = 0; /* refused (or 0); hi accepted */
+        works = total;
+    if (!err && !(works && accepts(probe, &scratch, works, true, &total)))
+        works = accepts(probe, &scratch, (uint64_t)1 << 40, true, &total) ? (uint64_t)1 << 40 : 0;
+    if (!err && works) {
+        uint64_t lo = 0, hi = works; /* lo refused (or 0), hi accepted */
         while (hi - lo > 1) {
             uint64_t mid = lo + (hi - lo) / 2;
             if (accepts(probe, &scratch, mid, true, &total))
@@ -92,7 +95,19 @@ enum fmw_err fmw_smallest_process_size(const struct fmw_size_probe *probe, uint6
             else
                 lo = mid;
         }
-        *out = hi;
+        *min = hi;
+        if (refused > works) {
+            lo = works;   /* accepted */
+            hi = refused; /* refused */
+            while (hi - lo > 1) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (accepts(probe, &scratch, mid, true, &total))
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            *max = lo;
+        }
     }
     fmw_conf_cleanup(&scratch);
     return err;

@@ -2080,6 +2080,9 @@ static enum fmw_err choose_sizing(struct ctx *c)
     const char *operator_share = deliberate_headroom(c);
     if (c->launch.kind == L_K8S_JM || c->launch.kind == L_K8S_TM)
         return not_applied(c, want, "Flink's resource manager sized this pod");
+    if (c->launch.kind == L_NONE)
+        /* Chosen by its name: nothing shows which variables its command reads. */
+        return not_applied(c, want, "the start command is not one the webhook models");
     if (operator_share && !asked_by_pod)
         /* The operator's own sizing of Flink against the limit, unless the pod itself asks. */
         return not_applied(c, want, operator_share);

@@ -676,6 +676,14 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
     return err;
 }
 
+/* resources.<section>.memory ("limits", "requests") in bytes; false (and 0) when unset or not a
+ * quantity. */
+static bool memory_of(json_t *resources, const char *section, uint64_t *bytes)
+{
+    *bytes = 0;
+    return quantity_of(json_object_get(json_object_get(resources, section), "memory"), bytes);
+}
+
 /* limits.memory and requests.memory: set `key` of resources to `q` when it differs. */
 static enum fmw_err set_resource(struct ctx *c, json_t *resources, const char *key, const char *q,
                                  const char *what)
@@ -853,11 +861,9 @@ static enum fmw_err plan_resources_from_pod(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
     json_t *resources = json_object_get(c->container, "resources");
-    uint64_t limit = 0, request = 0;
-    bool has_limit =
-        quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &limit);
-    bool has_request =
-        quantity_of(json_object_get(json_object_get(resources, "requests"), "memory"), &request);
+    uint64_t limit, request;
+    bool has_limit = memory_of(resources, "limits", &limit);
+    bool has_request = memory_of(resources, "requests", &request);
     bool fix_limit = false, fix_request = false;
     enum fmw_err err = FMW_OK;
     if (p->sizing == FMW_SIZING_LIMIT) {
@@ -898,11 +904,9 @@ static enum fmw_err plan_resources(struct ctx *c)
     if (err)
         return err;
     json_t *resources = json_object_get(c->container, "resources");
-    uint64_t limit = 0, request = 0;
-    bool has_limit =
-        quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &limit);
-    bool has_request =
-        quantity_of(json_object_get(json_object_get(resources, "requests"), "memory"), &request);
+    uint64_t limit, request;
+    bool has_limit = memory_of(resources, "limits", &limit);
+    bool has_request = memory_of(resources, "requests", &request);
     bool equal = c->opt->requests == FMW_REQUESTS_EQUAL;
 
     /* A limit above Flink's: kept where the policy or a known operator says so. */
@@ -2094,19 +2098,13 @@ static enum fmw_err choose_sizing(struct ctx *c)
                            "Flink's scripts");
     c->size_resource = want == FMW_SIZING_LIMIT ? "limits.memory" : "requests.memory";
     json_t *resources = json_object_get(c->container, "resources");
-    uint64_t bytes = 0;
-    bool has = quantity_of(
-                   json_object_get(
-                       json_object_get(resources, want == FMW_SIZING_LIMIT ? "limits" : "requests"),
-                       "memory"),
-                   &bytes) &&
-               bytes > 0;
+    uint64_t bytes;
+    bool has =
+        memory_of(resources, want == FMW_SIZING_LIMIT ? "limits" : "requests", &bytes) && bytes > 0;
     /* A pod's request defaults to its limit (the API server, before admission); a template's
      * pods get the same, so its missing request is its limit too. */
     if (!has && want == FMW_SIZING_REQUEST)
-        has =
-            quantity_of(json_object_get(json_object_get(resources, "limits"), "memory"), &bytes) &&
-            bytes > 0;
+        has = memory_of(resources, "limits", &bytes) && bytes > 0;
     if (!has) {
         /* Nothing to size from yet: the configuration sizes the container, whose new limit (or
          * request) the pod then follows (size_from_config). */

@@ -18,11 +18,11 @@ final class SecondFile {
 
     private SecondFile() {}
 
-    /** Adds a second file to `c` for a share of the cases: 10% in 1.19/1.20, 3% elsewhere. */
+    /** Adds a second file to `c` for a share of the cases: 4% in 1.19/1.20, 0.5% elsewhere. */
     static void maybeAdd(Case c, long seed, int id, int major, int minor) {
         Random r = new Random(Spelling.mix(seed ^ SALT ^ (major * 100L + minor), id));
         boolean both = major == 1 && minor >= 19;
-        if (r.nextDouble() >= (both ? 0.10 : 0.03)) {
+        if (r.nextDouble() >= (both ? 0.04 : 0.005)) {
             return;
         }
         String own = c.fileName != null ? c.fileName : Case.fileNameFor(major, minor);

@@ -324,6 +324,12 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
  * simple name of the Java class Flink throws) where it is known, else on stderr. `detail` is
  * ours (where in the file), on stderr. Returns EXIT_REJECTED.
  */
+/* The process the options size. */
+static enum fmw_role role_of(const struct resolve_opts *o)
+{
+    return o->taskmanager ? FMW_ROLE_TASKMANAGER : FMW_ROLE_JOBMANAGER;
+}
+
 /* The process sizes Flink accepts where it refused the pod's (--from-limit, --from-request):
  * min 0 when not asked or none; max the largest where the pod's size lies above them all. */
 struct accepted {
@@ -355,7 +361,7 @@ static int print_rejected(const struct resolve_opts *o, const char *msg, const c
     }
     if (detail && *detail)
         fprintf(stderr, "flink-memory: %s\n", detail);
-    const char *key = o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    const char *key = fmw_process_key(role_of(o));
     if (sizes.max && !o->json)
         fprintf(stderr,
                 "flink-memory: Flink accepts a %s from %" PRIu64 " to %" PRIu64
@@ -613,8 +619,7 @@ static struct accepted accepted_sizes(const struct resolve_opts *o, const struct
     struct accepted r = {0, 0};
     if (!o->pod_size)
         return r;
-    struct fmw_size_probe probe = {o->taskmanager ? FMW_ROLE_TASKMANAGER : FMW_ROLE_JOBMANAGER, *jm,
-                                   *tm};
+    struct fmw_size_probe probe = {role_of(o), *jm, *tm};
     probe.jm.conf = own;
     probe.tm.conf = own;
     if (fmw_accepted_process_sizes(&probe, o->pod_size, &r.min, &r.max) != FMW_OK)
@@ -679,11 +684,8 @@ static int apply_pod_size(const struct resolve_opts *o, struct fmw_conf *conf, s
 {
     if (!o->pod_size)
         return 0;
-    char value[32];
-    snprintf(value, sizeof value, "%" PRIu64 "b", o->pod_size);
     if (fmw_conf_copy(own, conf) != FMW_OK ||
-        fmw_conf_set(conf, fmw_str_c(o->taskmanager ? FMW_TM_PROCESS : FMW_JM_PROCESS),
-                     fmw_str_c(value), FMW_CONF_STRING, 0) != FMW_OK)
+        fmw_set_process_size(conf, role_of(o), o->pod_size) != FMW_OK)
         return usage_error("out of memory");
     return 0;
 }

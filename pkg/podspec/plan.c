@@ -211,10 +211,7 @@ struct ctx {
     const struct fmw_conf *conf; /* what BashJavaUtils reads: the file and the -D that reach it */
     struct fmw_buf base;         /* JSON Pointer of the container */
     bool standard_yaml;          /* the conf file read is config.yaml, standard YAML */
-    /* Sizing from the pod: "limits.memory" or "requests.memory" once it applies, else NULL;
-     * the size in bytes. */
-    const char *size_resource;
-    uint64_t pod_size;
+    uint64_t pod_size;           /* sized from the pod: the container's limit or request in bytes */
     /* Sized from the pod, but the container has no such size yet: the configuration's size is
      * given to it first, and the pod follows it from then on. */
     enum fmw_sizing sizing_later;
@@ -294,8 +291,8 @@ static bool quantity_of(json_t *v, uint64_t *bytes)
  * convertResourceMemoryToString, in float64 as there). False for any other reference. Used to
  * tell whether the webhook's own FMW_SIZE_ENV entry says what the sizing needs.
  */
-static bool resource_field_value(json_t *container, json_t *value_from, const char *resource,
-                                 char out[32])
+static bool resource_field_bytes(json_t *container, json_t *value_from, const char *resource,
+                                 uint64_t *out)
 {
     json_t *ref = json_object_get(value_from, "resourceFieldRef");
     const char *r = json_string_value(json_object_get(ref, "resource"));
@@ -310,7 +307,7 @@ static bool resource_field_value(json_t *container, json_t *value_from, const ch
     uint64_t bytes, divisor = 1;
     if (!quantity_of(q, &bytes) || (div && (!quantity_of(div, &divisor) || divisor == 0)))
         return false;
-    snprintf(out, 32, "%" PRId64, (int64_t)ceil((double)bytes / (double)divisor));
+    *out = (uint64_t)ceil((double)bytes / (double)divisor);
     return true;
 }
 
@@ -360,10 +357,18 @@ static enum fmw_err expand_env_again(struct env_var *env, size_t n_from, size_t 
     return FMW_OK;
 }
 
-/* <role>.memory.process.size */
-static const char *process_key(const struct ctx *c)
+/* The webhook's own -D: "<role>.memory.process.size=$(FMW_SIZE_ENV)b". */
+static void own_prop(const struct ctx *c, char out[128])
 {
-    return c->plan->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    snprintf(out, 128, "%s=$(" FMW_SIZE_ENV ")b", fmw_process_key(c->plan->role));
+}
+
+/* The resource a pod sized from itself reads its size from (its FMW_SIZE_ENV's), else NULL. */
+static const char *size_resource(const struct ctx *c)
+{
+    return c->plan->sizing == FMW_SIZING_LIMIT     ? "limits.memory"
+           : c->plan->sizing == FMW_SIZING_REQUEST ? "requests.memory"
+                                                   : NULL;
 }
 
 static const char *annotation(json_t *annotations, const char *key)
@@ -1099,6 +1104,16 @@ static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char
     return FMW_OK;
 }
 
+/* Appends `entry` (stolen) to the container's env, making the array where there is none. */
+static enum fmw_err add_env_entry(struct ctx *c, json_t *entry)
+{
+    if (!c->env_array_exists) {
+        c->env_array_exists = true;
+        return op(c, "add", "/env", json_pack("[o]", entry));
+    }
+    return op(c, "add", "/env/-", entry);
+}
+
 static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char *name,
                             const char *value)
 {
@@ -1128,12 +1143,7 @@ static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char
         fmw_buf_free(&esc);
         return err;
     }
-    json_t *entry = json_pack("{s:s,s:s}", "name", name, "value", value);
-    if (!c->env_array_exists) {
-        c->env_array_exists = true;
-        return op(c, "add", "/env", json_pack("[o]", entry));
-    }
-    return op(c, "add", "/env/-", entry);
+    return add_env_entry(c, json_pack("{s:s,s:s}", "name", name, "value", value));
 }
 
 static void flag_value_text(uint64_t bytes, char out[32])
@@ -1621,10 +1631,11 @@ static enum fmw_err remove_own_pair(struct ctx *c)
  */
 static enum fmw_err plan_follow(struct ctx *c)
 {
+    const char *resource = size_resource(c);
     const char *name = json_string_value(json_object_get(c->container, "name"));
     json_t *want = json_pack("{s:s,s:{s:{s:s,s:s,s:s}}}", "name", FMW_SIZE_ENV, "valueFrom",
                              "resourceFieldRef", "containerName", name ? name : "", "resource",
-                             c->size_resource, "divisor", "1");
+                             resource, "divisor", "1");
     if (!want)
         return FMW_ENOMEM;
     json_t *env = json_object_get(c->container, "env");
@@ -1638,41 +1649,37 @@ static enum fmw_err plan_follow(struct ctx *c)
         if (err || !n || strcmp(n, FMW_SIZE_ENV) != 0)
             continue;
         found = true;
-        char value[32];
+        uint64_t bytes;
         if (!json_object_get(e, "value") &&
-            resource_field_value(c->container, json_object_get(e, "valueFrom"), c->size_resource,
-                                 value) &&
-            strtoull(value, NULL, 10) == c->pod_size)
+            resource_field_bytes(c->container, json_object_get(e, "valueFrom"), resource, &bytes) &&
+            bytes == c->pod_size)
             continue;
         char suffix[32];
         snprintf(suffix, sizeof suffix, "/env/%zu", i);
         err = op(c, "replace", suffix, json_incref(want));
         if (!err)
-            err = change(c, FMW_SIZE_ENV " -> the container's %s", c->size_resource);
+            err = change(c, FMW_SIZE_ENV " -> the container's %s", resource);
     }
     if (!err && !found) {
-        json_t *v = c->env_array_exists ? json_incref(want) : json_pack("[O]", want);
-        err = !v ? FMW_ENOMEM : op(c, "add", c->env_array_exists ? "/env/-" : "/env", v);
-        c->env_array_exists = true;
+        err = add_env_entry(c, json_incref(want));
         if (!err)
-            err = change(c, FMW_SIZE_ENV " added: the container's %s in bytes", c->size_resource);
+            err = change(c, FMW_SIZE_ENV " added: the container's %s in bytes", resource);
     }
     json_decref(want);
     if (err)
         return err;
 
+    /* The pair: where it is right, kept; elsewhere, moved there (the launcher's place for it is
+     * never before the launcher's own words, so the removal does not shift the insertion). */
     size_t at;
     (void)layout_follows(c, &at);
     bool appended = at >= c->launch.end;
-    /* Where the pair stands now: right, or to be moved. */
     if (c->own_at >= 0 &&
         (appended ? (size_t)c->own_at + 2 == c->launch.end : (size_t)c->own_at == at))
         return FMW_OK;
-    if (c->own_at >= 0 && (size_t)c->own_at < at && !appended)
-        return FMW_OK; /* cannot happen: the pair goes first; kept rather than moved twice */
     err = remove_own_pair(c);
     char prop[128];
-    snprintf(prop, sizeof prop, "%s=$(" FMW_SIZE_ENV ")b", process_key(c));
+    own_prop(c, prop);
     const char *array;
     int index;
     char first[48], second[48];
@@ -1702,9 +1709,8 @@ static enum fmw_err plan_follow(struct ctx *c)
 static enum fmw_err plan_unfollow(struct ctx *c)
 {
     json_t *env = json_object_get(c->container, "env");
-    enum fmw_err err = FMW_OK;
     bool any = c->own_at >= 0;
-    err = remove_own_pair(c);
+    enum fmw_err err = remove_own_pair(c);
     for (size_t i = json_array_size(env); !err && i-- > 0;) {
         const char *n = json_string_value(json_object_get(json_array_get(env, i), "name"));
         if (n && strcmp(n, FMW_SIZE_ENV) == 0) {
@@ -2096,7 +2102,6 @@ static enum fmw_err choose_sizing(struct ctx *c)
         return not_applied(c, want,
                            "this TaskManager's start command does not pass the size to "
                            "Flink's scripts");
-    c->size_resource = want == FMW_SIZING_LIMIT ? "limits.memory" : "requests.memory";
     json_t *resources = json_object_get(c->container, "resources");
     uint64_t bytes;
     bool has =
@@ -2126,7 +2131,7 @@ static enum fmw_err choose_sizing(struct ctx *c)
 static void drop_own_prop(struct ctx *c, json_t *props)
 {
     char own[128];
-    snprintf(own, sizeof own, "%s=$(" FMW_SIZE_ENV ")b", process_key(c));
+    own_prop(c, own);
     c->own_at = -1;
     for (size_t i = 0; i + 1 < c->cl.nwords; i++) {
         if (strcmp(c->cl.words[i].text, "-D") == 0 && strcmp(c->cl.words[i + 1].text, own) == 0) {
@@ -2154,7 +2159,7 @@ static enum fmw_err check_follow(struct ctx *c, json_t *props)
     enum fmw_sizing want = p->sizing != FMW_SIZING_CONFIG ? p->sizing : c->sizing_later;
     if (want == FMW_SIZING_CONFIG || !layout_follows(c, NULL))
         return FMW_OK;
-    const char *key = process_key(c);
+    const char *key = fmw_process_key(c->plan->role);
     size_t n = strlen(key);
     if (c->launch.kind == L_ENTRY_SAJ || c->launch.kind == L_SCRIPT_SAJ) {
         size_t i;
@@ -2190,7 +2195,6 @@ static enum fmw_err check_follow(struct ctx *c, json_t *props)
         return FMW_OK; /* sized once: said with the rest (say_sized_once) */
     p->sizing = FMW_SIZING_CONFIG;
     c->sizing_later = FMW_SIZING_CONFIG;
-    c->size_resource = NULL;
     return not_applied(c, want, c->follow_blocked);
 }
 
@@ -2233,7 +2237,7 @@ static enum fmw_err size_from_config(struct ctx *c)
  */
 static enum fmw_err apply_pod_size(struct ctx *c, struct fmw_conf *conf)
 {
-    const char *key = process_key(c);
+    const char *key = fmw_process_key(c->plan->role);
     uint64_t had = 0;
     struct fmw_diag d = FMW_DIAG_INIT;
     enum fmw_err err = FMW_OK;
@@ -2249,9 +2253,7 @@ static enum fmw_err apply_pod_size(struct ctx *c, struct fmw_conf *conf)
         err = note(c, text);
     }
     fmw_diag_cleanup(&d);
-    char value[32];
-    snprintf(value, sizeof value, "%" PRIu64 "b", c->pod_size);
-    return err ? err : fmw_conf_set(conf, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0);
+    return err ? err : fmw_set_process_size(conf, c->plan->role, c->pod_size);
 }
 
 /*

@@ -104,6 +104,12 @@ const char *fmw_role_name(enum fmw_role role);
  * empty list. */
 bool fmw_roles_parse(const char *text, unsigned *roles);
 
+/* <role>.memory.process.size, and that key of `conf` set to `bytes` as the webhook's -D sets it
+ * ("<bytes>b"), replacing any value. */
+const char *fmw_process_key(enum fmw_role role);
+FMW_NODISCARD enum fmw_err fmw_set_process_size(struct fmw_conf *conf, enum fmw_role role,
+                                                uint64_t bytes);
+
 /*
  * The process sizes Flink accepts for a configuration when the role's
  * <role>.memory.process.size is set to them (the configuration's other sizes, legacy options and

@@ -1,7 +1,8 @@
 /*
- * Sizing from the pod (podspec.h, enum fmw_sizing): the words, and the smallest process size
- * Flink accepts for a configuration, which the webhook and `flink-memory resolve --from-limit`
- * add to Flink's message when the pod's size is refused.
+ * Sizing from the pod (podspec.h, enum fmw_sizing): the words, the process size set as the
+ * webhook's -D sets it, and the process sizes Flink accepts for a configuration, which the
+ * webhook and `flink-memory resolve --from-limit` add to Flink's message when the pod's size is
+ * refused.
  */
 #include "pkg/podspec/podspec.h"
 
@@ -29,15 +30,25 @@ const char *fmw_sizing_name(enum fmw_sizing v)
                                      : "from-config";
 }
 
+const char *fmw_process_key(enum fmw_role role)
+{
+    return role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+}
+
+enum fmw_err fmw_set_process_size(struct fmw_conf *conf, enum fmw_role role, uint64_t bytes)
+{
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu64 "b", bytes);
+    return fmw_conf_set(conf, fmw_str_c(fmw_process_key(role)), fmw_str_c(value), FMW_CONF_STRING,
+                        0);
+}
+
 /* Does Flink accept the probe's configuration with its process size at `bytes`? Resolved
  * with `total` set to the total process memory; false also when out of memory. */
 static bool accepts(const struct fmw_size_probe *probe, struct fmw_conf *scratch, uint64_t bytes,
                     bool set, uint64_t *total)
 {
-    char value[32];
-    snprintf(value, sizeof value, "%" PRIu64 "b", bytes);
-    const char *key = probe->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
-    if (set && fmw_conf_set(scratch, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0))
+    if (set && fmw_set_process_size(scratch, probe->role, bytes) != FMW_OK)
         return false;
     struct fmw_diag d = FMW_DIAG_INIT;
     bool ok;
@@ -75,7 +86,7 @@ enum fmw_err fmw_accepted_process_sizes(const struct fmw_size_probe *probe, uint
                                         uint64_t *min, uint64_t *max)
 {
     *min = *max = 0;
-    const char *key = probe->role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+    const char *key = fmw_process_key(probe->role);
     const struct fmw_conf *conf =
         probe->role == FMW_ROLE_TASKMANAGER ? probe->tm.conf : probe->jm.conf;
     struct fmw_conf scratch;

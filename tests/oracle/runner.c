@@ -392,9 +392,9 @@ static struct role_count {
               {"taskmanager unit-test data vs Flink", 0, 0},
               {"through flink-memory resolve", 0, 0}};
 
-/* The binary's replay (ORACLE_CLI), and the share of the random cases it takes. */
+/* The binary's replay (ORACLE_CLI; cli.path is NULL without it), and the share of the random
+ * cases it takes. */
 static struct oracle_cli cli;
-static bool use_cli;
 static json_int_t cli_share = 100;
 /* Two-file cases left out for want of ORACLE_CLI: said at the end, never counted as passed. */
 static size_t unreplayed;
@@ -434,10 +434,10 @@ static int replay(const char *path, size_t *total, size_t *mismatches)
         bool agrees;
         bool two_files = json_object_get(c, "second_file") != NULL;
         json_int_t id = json_integer_value(json_object_get(c, "id"));
-        bool via_cli = use_cli && !kube && (id % (seed == 0 ? 2 : cli_share) == 0 || two_files);
+        bool via_cli = cli.path && !kube && (id % (seed == 0 ? 2 : cli_share) == 0 || two_files);
         if (kube) {
             agrees = same_kubernetes(c, &why);
-        } else if (two_files && !use_cli) {
+        } else if (two_files && !cli.path) {
             unreplayed++; /* only the binary can replay it */
             fmw_buf_free(&why);
             json_decref(c);
@@ -513,7 +513,6 @@ int main(int argc, char **argv)
     if (env_cli && *env_cli) {
         if (!oracle_cli_init(&cli, env_cli))
             return 2;
-        use_cli = true;
         const char *env_share = getenv("ORACLE_CLI_SHARE");
         if (env_share && strtoll(env_share, NULL, 10) > 0)
             cli_share = strtoll(env_share, NULL, 10);
@@ -522,7 +521,7 @@ int main(int argc, char **argv)
         if (replay(argv[i], &total, &mismatches) != 0)
             failed_files++;
     }
-    if (use_cli) {
+    if (cli.path) {
         printf("oracle: %s ran %zu cases (one random case in %lld, every other curated one, every "
                "two-file case); %zu skipped (a NUL byte in an argument)\n",
                cli.path, cli.run, (long long)cli_share, cli.skipped);

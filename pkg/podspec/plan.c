@@ -895,6 +895,22 @@ static enum fmw_err plan_resources_from_pod(struct ctx *c)
     return err;
 }
 
+/* Whether the VerticalPodAutoscaler's admission controller set container `index`'s memory.
+ * It says what it set in the pod's annotation vpaUpdates: "Pod resources updated by <vpa>:
+ * container 0: memory request, memory limit; container 1: cpu request" (resource_updates.go
+ * in k8s.io/autoscaler/vertical-pod-autoscaler's admission controller). */
+static bool vpa_set_memory(const char *updates, int index)
+{
+    char key[32];
+    snprintf(key, sizeof key, "container %d: ", index);
+    const char *at = updates && index >= 0 ? strstr(updates, key) : NULL;
+    if (!at)
+        return false;
+    at += strlen(key);
+    const char *memory = strstr(at, "memory");
+    return memory && (size_t)(memory - at) < strcspn(at, ";");
+}
+
 static enum fmw_err plan_resources(struct ctx *c)
 {
     struct fmw_plan *p = c->plan;
@@ -961,6 +977,17 @@ static enum fmw_err plan_resources(struct ctx *c)
     if ((fix_limit || fix_request) &&
         !pod_level_fits(c, want_limit, fix_request ? want_request : request))
         return FMW_OK; /* UNREADABLE, said */
+    if (fix_limit || fix_request) {
+        /* On the reinvocation after the VerticalPodAutoscaler's admission controller, the
+         * memory it set gives way here: said, with the way to let it size Flink. */
+        if (vpa_set_memory(annotation(c->annotations, "vpaUpdates"), p->container_index)) {
+            err = note(c, "the VerticalPodAutoscaler's memory (annotation vpaUpdates) gives way to "
+                          "Flink's configured size; to let it size Flink, annotate " FMW_ANN_SIZING
+                          ": from-limit or from-request");
+            if (err)
+                return err;
+        }
+    }
 
     /* Beside the figures: where Flink's limit comes from. (How to keep headroom the webhook
      * removes is in the README and the resolved annotation's limit; a warning more on every such

@@ -176,6 +176,8 @@ def test_case(case, configmaps):
         assert any(text in w for w in remarks), (text, remarks)
     if expect.get("no_warnings"):
         assert warnings == []
+    for text in expect.get("absent_warnings", []):
+        assert not any(text in w for w in remarks), (text, remarks)
 
     assert resp["allowed"] == expect.get("allowed", True), resp
     if "message" in expect:

@@ -44,6 +44,8 @@ trap 'finish 1' INT TERM
 # shellcheck source=/dev/null
 source "$node_dir/env"
 "$here/images.sh" webhook && "$here/images.sh" flink ${NODE_FLINK_VERSIONS:-1.18.1 2.1.0} || finish 1
+# The VerticalPodAutoscaler's admission controller for test_sizing_from_the_pod.py.
+"$here/vpa/build.sh" || finish 1
 # NODE_PYTEST_ARGS: more pytest arguments while working on the suite (-k taskmanager -s).
 # shellcheck disable=SC2086 # several words on purpose
 python3 -m pytest -q -rfEsxX "$here" ${NODE_PYTEST_ARGS:-}

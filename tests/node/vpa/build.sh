@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the VerticalPodAutoscaler's admission controller from the module pinned in this
+# directory's go.mod into build/tools/bin/vpa-admission-controller, and copies the module's own
+# CustomResourceDefinitions (deploy/vpa-v1-crd-gen.yaml) beside it, for the node suite's VPA test
+# (tests/node/test_sizing_from_the_pod.py). Nothing of the module is kept in the repository.
+#
+# Go's module and build caches are its defaults (outside the repo); when build/tools/vpa.stamp
+# names this go.mod, go.sum and Go version, nothing is built. Prints only status lines.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+out=${FMW_TOOLS_DIR:-$root/build/tools}
+bin=$out/bin/vpa-admission-controller
+crd=$out/vpa/vpa-v1-crd-gen.yaml
+package=k8s.io/autoscaler/vertical-pod-autoscaler/pkg/admission-controller
+
+command -v go >/dev/null || { echo "vpa: go is not installed (Go >= 1.26 is needed)" >&2; exit 1; }
+
+want=$( (go env GOVERSION; cat "$here/go.mod" "$here/go.sum") | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$out/vpa.stamp" 2>/dev/null || true)" = "$want" ] && [ -x "$bin" ] && [ -s "$crd" ]; then
+    echo "vpa: up to date in ${bin#"$root"/}"
+    exit 0
+fi
+
+start=$(date +%s)
+version=$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/autoscaler/vertical-pod-autoscaler)
+echo "vpa: building the VerticalPodAutoscaler's admission controller $version (a few minutes the first time)"
+mkdir -p "$out/bin" "$out/vpa"
+log=$out/vpa/build.log
+# CGO off, as the project's own images build it: static, nothing from the C toolchain.
+if ! (cd "$here" && CGO_ENABLED=0 go build -o "$bin.tmp" "$package") >"$log" 2>&1; then
+    echo "vpa: go build failed; the end of ${log#"$root"/}:" >&2
+    tail -n 40 "$log" >&2
+    rm -f "$bin.tmp"
+    exit 1
+fi
+dir=$(cd "$here" && go list -m -f '{{.Dir}}' k8s.io/autoscaler/vertical-pod-autoscaler)
+cp "$dir/deploy/vpa-v1-crd-gen.yaml" "$crd.tmp"
+chmod u+w "$crd.tmp"
+mv -f "$bin.tmp" "$bin"
+mv -f "$crd.tmp" "$crd"
+echo "$want" >"$out/vpa.stamp"
+echo "vpa: built in $(($(date +%s) - start))s into ${bin#"$root"/}"

@@ -219,6 +219,8 @@ struct ctx {
     const char *follow_blocked;
     /* The word index of the "-D" of the webhook's own pair in the command, or -1. */
     long own_at;
+    /* The pod (or the webhook's setting) asks for sizing from the pod, applied or not. */
+    bool sizing_asked;
 };
 
 static enum fmw_err change(struct ctx *c, const char *fmt, ...)
@@ -897,8 +899,10 @@ static enum fmw_err plan_resources_from_pod(struct ctx *c)
 
 /* Whether the VerticalPodAutoscaler's admission controller set container `index`'s memory.
  * It says what it set in the pod's annotation vpaUpdates: "Pod resources updated by <vpa>:
- * container 0: memory request, memory limit; container 1: cpu request" (resource_updates.go
- * in k8s.io/autoscaler/vertical-pod-autoscaler's admission controller). */
+ * container 0: memory request, memory limit; container 1: cpu request", each container's part
+ * its notes and "<resource> request|limit" joined by ", " (getContainerPatch in
+ * resource_updates.go of k8s.io/autoscaler/vertical-pod-autoscaler's admission controller; a
+ * note such as "memory: limit NOT set since ..." is not a change). */
 static bool vpa_set_memory(const char *updates, int index)
 {
     char key[32];
@@ -907,8 +911,16 @@ static bool vpa_set_memory(const char *updates, int index)
     if (!at)
         return false;
     at += strlen(key);
-    const char *memory = strstr(at, "memory");
-    return memory && (size_t)(memory - at) < strcspn(at, ";");
+    const char *end = at + strcspn(at, ";");
+    while (at < end) {
+        const char *comma = strstr(at, ", ");
+        size_t n = (size_t)((comma && comma < end ? comma : end) - at);
+        if ((n == strlen("memory request") && strncmp(at, "memory request", n) == 0) ||
+            (n == strlen("memory limit") && strncmp(at, "memory limit", n) == 0))
+            return true;
+        at += n + (at + n < end ? 2 : 0);
+    }
+    return false;
 }
 
 static enum fmw_err plan_resources(struct ctx *c)
@@ -981,9 +993,13 @@ static enum fmw_err plan_resources(struct ctx *c)
         /* On the reinvocation after the VerticalPodAutoscaler's admission controller, the
          * memory it set gives way here: said, with the way to let it size Flink. */
         if (vpa_set_memory(annotation(c->annotations, "vpaUpdates"), p->container_index)) {
-            err = note(c, "the VerticalPodAutoscaler's memory (annotation vpaUpdates) gives way to "
-                          "Flink's configured size; to let it size Flink, annotate " FMW_ANN_SIZING
-                          ": from-limit or from-request");
+            /* Where the pod asked to be sized from itself, choose_sizing said why it is not. */
+            err = note(c, c->sizing_asked
+                              ? "the VerticalPodAutoscaler's memory (annotation vpaUpdates) gives "
+                                "way to Flink's configured size"
+                              : "the VerticalPodAutoscaler's memory (annotation vpaUpdates) gives "
+                                "way to Flink's configured size; to let it size Flink, "
+                                "annotate " FMW_ANN_SIZING ": from-limit or from-request");
             if (err)
                 return err;
         }
@@ -2113,6 +2129,7 @@ static enum fmw_err choose_sizing(struct ctx *c)
                            : FMW_OK;
     if (err || want == FMW_SIZING_CONFIG)
         return err;
+    c->sizing_asked = true;
     bool asked_by_pod = !bad && annotation(c->annotations, FMW_ANN_SIZING);
     const char *operator_share = deliberate_headroom(c);
     if (c->launch.kind == L_K8S_JM || c->launch.kind == L_K8S_TM)

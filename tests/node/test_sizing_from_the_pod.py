@@ -32,8 +32,9 @@ import time
 
 import pytest
 
-from test_node import (CHART, JM_NS, RELEASE, RESOLVED, VERSIONS, WEBHOOK_NS, chart,  # noqa: F401 (a fixture)
-                       chart_values, create, exec_, jobmanager, jvm_args_reference, pod_json,
+# chart: the fixture; pytestmark: skipped without a node, as test_node.py is.
+from test_node import (CHART, JM_NS, RELEASE, RESOLVED, VERSIONS, WEBHOOK_NS, chart,  # noqa: F401
+                       chart_values, create, exec_, jobmanager, jvm_args_reference, pod_json, pytestmark,
                        reference_flags, rest_overview, running, taskmanager, vm_flags, wait_for_webhook)
 from clusterlib import ROOT, helm, kubectl, qty, run, wait  # noqa: E402 (test_node puts tests/cluster on the path)
 
@@ -51,6 +52,16 @@ CLI = os.path.join(ROOT, "build", "bin", "flink-memory")
 # not called again, and the in-place resizes.
 WRITTEN, RECOMMENDED, REFUSED, UNCHECKED = "2Gi", "3Gi", "300Mi", "2560Mi"
 RESIZES = ["2560Mi", "1536Mi"]
+
+
+@pytest.fixture
+def made():
+    """(kinds, name) of what a test creates, deleted when it ends, however it ends: a failed
+    test leaves no JobManager of gigabytes running into the next."""
+    objs = []
+    yield objs
+    for kinds, name in reversed(objs):
+        kubectl("delete", kinds, name, "-n", JM_NS, "--ignore-not-found", "--wait=false", check=False)
 
 
 def free_port():
@@ -74,46 +85,57 @@ def serving_certificate(d):
     return ca, crt, key
 
 
+def remove_vpa():
+    kubectl("delete", "mutatingwebhookconfiguration", VPA_WEBHOOK, "--ignore-not-found", check=False)
+    kubectl("delete", "-f", VPA_CRD, "--ignore-not-found", "--timeout=60s", check=False)
+    # Its status Lease (status.AdmissionControllerStatusName in its module).
+    kubectl("delete", "lease", "-n", "default", "vpa-admission-controller", "--ignore-not-found", check=False)
+
+
 @pytest.fixture(scope="module")
 def vpa(chart):
     """The VPA's CRDs (from its module) and its admission controller, started on this host and
-    registered by URL; all removed at the end."""
+    registered by URL; all removed at the end, and first what a killed run left."""
     if not os.access(VPA_BIN, os.X_OK):
         pytest.fail(f"{VPA_BIN} is missing: tests/node/run.sh builds it (tests/node/vpa/build.sh)")
-    kubectl("apply", "--server-side", "-f", VPA_CRD)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/verticalpodautoscalers.autoscaling.k8s.io")
-    port = free_port()
+    remove_vpa()
+    proc = None
     os.makedirs(LOGS, exist_ok=True)
     log = open(os.path.join(LOGS, "vpa-admission-controller.log"), "w")
-    with tempfile.TemporaryDirectory() as d:
-        ca, crt, key = serving_certificate(d)
-        proc = subprocess.Popen(
-            [VPA_BIN, "--kubeconfig", os.environ["KUBECONFIG"], "--client-ca-file", ca, "--tls-cert-file", crt,
-             "--tls-private-key", key, "--port", str(port), "--address", f"127.0.0.1:{free_port()}",
-             "--register-webhook=true", "--register-by-url=true", "--webhook-address=https://127.0.0.1",
-             f"--webhook-port={port}", "--webhook-timeout-seconds=10", "--status-lease-namespace=default",
-             f"--vpa-object-namespace={JM_NS}", "--v=2"],
-            stdout=log, stderr=subprocess.STDOUT)
-        try:
+    try:
+        kubectl("apply", "--server-side", "-f", VPA_CRD)
+        kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                "crd/verticalpodautoscalers.autoscaling.k8s.io")
+        port = free_port()
+        with tempfile.TemporaryDirectory() as d:
+            ca, crt, key = serving_certificate(d)
+            proc = subprocess.Popen(
+                [VPA_BIN, "--kubeconfig", os.environ["KUBECONFIG"], "--client-ca-file", ca, "--tls-cert-file", crt,
+                 "--tls-private-key", key, "--port", str(port), "--address", f"127.0.0.1:{free_port()}",
+                 "--register-webhook=true", "--register-by-url=true", "--webhook-address=https://127.0.0.1",
+                 f"--webhook-port={port}", "--webhook-timeout-seconds=10", "--status-lease-namespace=default",
+                 f"--vpa-object-namespace={JM_NS}", "--v=2"],
+                stdout=log, stderr=subprocess.STDOUT)
+
+            def registered():
+                if proc.poll() is not None:
+                    raise AssertionError(f"the VPA's admission controller ended ({proc.returncode}); its log is"
+                                         " build/node/logs/vpa-admission-controller.log")
+                return kubectl("get", "mutatingwebhookconfiguration", VPA_WEBHOOK, check=False).returncode == 0
             # It registers itself 10 seconds after its start (webHookDelay in its main.go).
-            wait("the VPA's admission controller registered",
-                 lambda: proc.poll() is None and kubectl("get", "mutatingwebhookconfiguration", VPA_WEBHOOK,
-                                                         check=False).returncode == 0, timeout=90)
-            assert proc.poll() is None, "the VPA's admission controller ended; see its log in build/node/logs"
+            wait("the VPA's admission controller registered", registered, timeout=90)
+            time.sleep(2)   # the API server reads webhook configurations through an informer
             yield
-        finally:
+    finally:
+        if proc:
             proc.terminate()
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            log.close()
-            kubectl("delete", "mutatingwebhookconfiguration", VPA_WEBHOOK, "--ignore-not-found", check=False)
-            kubectl("delete", "-f", VPA_CRD, "--ignore-not-found", "--timeout=60s", check=False)
-            # Its status Lease (status.AdmissionControllerStatusName in its module).
-            kubectl("delete", "lease", "-n", "default", "vpa-admission-controller", "--ignore-not-found", check=False)
+        log.close()
+        remove_vpa()
 
 
 def conf_dir_of(cm):
@@ -238,7 +260,7 @@ def new_pod(dep, old):
                 (the_pod(dep)))
 
 
-def test_vpa_recommendation_is_flinks_process_size(vpa):
+def test_vpa_recommendation_is_flinks_process_size(vpa, made):
     # The order the API server calls them in: by their configurations' names.
     names = sorted(c["metadata"]["name"] for c in json.loads(
         kubectl("get", "mutatingwebhookconfigurations", "-o", "json").stdout)["items"])
@@ -248,11 +270,15 @@ def test_vpa_recommendation_is_flinks_process_size(vpa):
     for v in VERSIONS:
         name = f"vpa-{v.replace('.', '-')}"
         cm, dep, vpa_obj = deployment(name, v)
+        made.append(("deployment,verticalpodautoscaler", name))
+        made.append(("configmap", cm["metadata"]["name"]))
         create(cm, dep, vpa_obj)
         cases[name] = (cm, v)
     # The same, not sized from the pod: Flink's configuration sizes it, the VPA's memory gives way.
     config_sized = "vpa-config-sized"
     cm, dep, vpa_obj = deployment(config_sized, VERSIONS[0], annotations={})
+    made.append(("deployment,verticalpodautoscaler", config_sized))
+    made.append(("configmap", cm["metadata"]["name"]))
     create(cm, dep, vpa_obj)
     first = {}
     for name, (cm, v) in cases.items():
@@ -306,6 +332,8 @@ def test_vpa_recommendation_is_flinks_process_size(vpa):
     finally:
         helm("upgrade", RELEASE, CHART, "-n", WEBHOOK_NS, *chart_values(), "--wait", "--timeout", "180s")
         wait_for_webhook()
+    assert reinvocation_policies() == {"IfNeeded"}
+    time.sleep(2)
 
     # A recommendation Flink refuses: the ReplicaSet's pod is denied with Flink's message.
     recommend(name, REFUSED)
@@ -368,11 +396,12 @@ def check_tm_follows(name, cm, v, jm_ip, size, restarts=0):
           f" MaxDirectMemorySize {flags['MaxDirectMemorySize']}")
 
 
-def test_in_place_resize_restarts_the_jvm_at_the_new_size(chart):
+def test_in_place_resize_restarts_the_jvm_at_the_new_size(chart, made):
     pods = {}
     for v in VERSIONS:
         name = f"resize-{v.replace('.', '-')}"
         cm, pod = jobmanager(name, v, "session", limit=WRITTEN, annotations=SIZING, restart="Always")
+        made += [("pod", name), ("configmap", cm["metadata"]["name"])]
         create(cm, with_resize_policy(pod))
         pods[name] = (cm, v)
     for name, (cm, v) in pods.items():
@@ -385,6 +414,7 @@ def test_in_place_resize_restarts_the_jvm_at_the_new_size(chart):
         jm_ip = pod_json(name)["status"]["podIP"]
         cm, pod = taskmanager(f"{name}-tm", v, jm_ip, limit=WRITTEN, annotations=SIZING)
         pod["spec"]["restartPolicy"] = "Always"
+        made += [("pod", pod["metadata"]["name"]), ("configmap", cm["metadata"]["name"])]
         create(cm, with_resize_policy(pod))
         tms[pod["metadata"]["name"]] = (cm, v, jm_ip)
     for name, (cm, v, jm_ip) in tms.items():

@@ -17,22 +17,29 @@ package=k8s.io/autoscaler/vertical-pod-autoscaler/pkg/admission-controller
 
 command -v go >/dev/null || { echo "vpa: go is not installed (Go >= 1.26 is needed)" >&2; exit 1; }
 
-want=$( (go env GOVERSION; cat "$here/go.mod" "$here/go.sum") | sha256sum | cut -d' ' -f1)
+# Go's version as this module's directory sees it (a toolchain line would apply there), this
+# script, and the module pinned: what the binary is made of.
+want=$( (cd "$here" && go env GOVERSION; cat "$0" "$here/go.mod" "$here/go.sum") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$out/vpa.stamp" 2>/dev/null || true)" = "$want" ] && [ -x "$bin" ] && [ -s "$crd" ]; then
     echo "vpa: up to date in ${bin#"$root"/}"
     exit 0
 fi
 
 start=$(date +%s)
-version=$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/autoscaler/vertical-pod-autoscaler)
-echo "vpa: building the VerticalPodAutoscaler's admission controller $version (a few minutes the first time)"
 mkdir -p "$out/bin" "$out/vpa"
 log=$out/vpa/build.log
-# CGO off, as the project's own images build it: static, nothing from the C toolchain.
-if ! (cd "$here" && CGO_ENABLED=0 go build -o "$bin.tmp" "$package") >"$log" 2>&1; then
+trap 'rm -f "$bin.tmp" "$crd.tmp"' EXIT
+# The first go command downloads the modules: its words go to the log, not the screen.
+if ! version=$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/autoscaler/vertical-pod-autoscaler 2>"$log"); then
+    echo "vpa: go list failed; the end of ${log#"$root"/}:" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+fi
+echo "vpa: building the VerticalPodAutoscaler's admission controller $version (a few minutes the first time)"
+# CGO off, as tests/cluster/tools.sh builds the control plane: static, nothing from the C toolchain.
+if ! (cd "$here" && CGO_ENABLED=0 go build -o "$bin.tmp" "$package") >>"$log" 2>&1; then
     echo "vpa: go build failed; the end of ${log#"$root"/}:" >&2
     tail -n 40 "$log" >&2
-    rm -f "$bin.tmp"
     exit 1
 fi
 dir=$(cd "$here" && go list -m -f '{{.Dir}}' k8s.io/autoscaler/vertical-pod-autoscaler)

@@ -219,6 +219,9 @@ struct ctx {
     const char *follow_blocked;
     /* The word index of the "-D" of the webhook's own pair in the command, or -1. */
     long own_at;
+    /* docker-entrypoint.sh writes FLINK_PROPERTIES into the file read at start (the image's own).
+     */
+    bool properties_write;
     /* The pod (or the webhook's setting) asks for sizing from the pod, applied or not. */
     bool sizing_asked;
 };
@@ -653,6 +656,7 @@ static enum fmw_err check_assumed_source(struct ctx *c, const struct source_in *
         struct source_in other = *in;
         other.version = alt;
         other.yaml_out = NULL; /* the pod's own reading stands */
+        other.properties_write_out = NULL;
         struct fmw_conf scratch;
         fmw_conf_init(&scratch);
         struct fmw_diag msg = FMW_DIAG_INIT;
@@ -1634,6 +1638,7 @@ static enum fmw_err plan_follow_flags(struct ctx *c)
 }
 
 static bool layout_follows(const struct ctx *c, size_t *at);
+static enum fmw_err set_own_line(struct ctx *c, bool want);
 
 /* The container's array ("/command" or "/args") and index that hold command word `w`; false
  * when the word is not one element of its own (a script's). */
@@ -1672,6 +1677,60 @@ static enum fmw_err remove_own_pair(struct ctx *c)
  * container. A pod that has both, as they should be, gets no patch; an entry of that name saying
  * something else is replaced, and a pair elsewhere moved.
  */
+/*
+ * The webhook's own line in FLINK_PROPERTIES: wanted, it is the last line (a later line of the
+ * process size would win in the appended file), added, moved there or kept; not wanted, it is
+ * taken out, and a FLINK_PROPERTIES that held nothing else goes. Only the container's own env
+ * entry is edited (properties_follow), its text as written (references to other variables stay).
+ */
+static enum fmw_err set_own_line(struct ctx *c, bool want)
+{
+    char own[FMW_OWN_LINE_MAX];
+    fmw_own_properties_line(c->plan->role, own);
+    const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
+    json_t *entry = fp && fp->index >= 0
+                        ? json_array_get(json_object_get(c->container, "env"), (size_t)fp->index)
+                        : NULL;
+    const char *text = json_string_value(json_object_get(entry, "value"));
+    if (!fp || !text) {
+        if (!want)
+            return FMW_OK;
+        enum fmw_err err =
+            add_env_entry(c, json_pack("{s:s,s:s}", "name", "FLINK_PROPERTIES", "value", own));
+        return err ? err : change(c, "FLINK_PROPERTIES added: %s", own);
+    }
+    bool had;
+    char *rest = fmw_without_line(text, own, &had);
+    if (!rest)
+        return FMW_ENOMEM;
+    size_t n = strlen(rest);
+    struct fmw_buf value;
+    fmw_buf_init(&value, 1 << 22);
+    enum fmw_err err = fmw_buf_add(&value, rest, n);
+    if (!err && want && n > 0 && rest[n - 1] != '\n')
+        err = fmw_buf_addc(&value, '\n');
+    if (!err && want)
+        err = fmw_buf_adds(&value, own);
+    char path[48];
+    snprintf(path, sizeof path, "/env/%d", fp->index);
+    if (err || strcmp(fmw_buf_cstr(&value), text) == 0) {
+        /* as it should be */
+    } else if (!want && n == 0) {
+        err = op(c, "remove", path, NULL);
+        if (!err)
+            err = change(c, "FLINK_PROPERTIES removed: it held only the webhook's line");
+    } else {
+        snprintf(path, sizeof path, "/env/%d/value", fp->index);
+        err = op(c, "replace", path, fmw_json_text(fmw_buf_cstr(&value)));
+        if (!err)
+            err = want ? change(c, "FLINK_PROPERTIES: %s %s", own, had ? "moved last" : "added")
+                       : change(c, "FLINK_PROPERTIES: the webhook's line removed");
+    }
+    fmw_buf_free(&value);
+    free(rest);
+    return err;
+}
+
 static enum fmw_err plan_follow(struct ctx *c)
 {
     const char *resource = size_resource(c);
@@ -1712,10 +1771,15 @@ static enum fmw_err plan_follow(struct ctx *c)
     if (err)
         return err;
 
+    /* The size through FLINK_PROPERTIES (properties_follow), or through the -D pair. */
+    size_t at;
+    bool by_args = layout_follows(c, &at);
+    err = set_own_line(c, !by_args);
+    if (err || !by_args)
+        return err ? err : remove_own_pair(c);
+
     /* The pair: where it is right, kept; elsewhere, moved there (the launcher's place for it is
      * never before the launcher's own words, so the removal does not shift the insertion). */
-    size_t at;
-    (void)layout_follows(c, &at);
     bool appended = at >= c->launch.end;
     if (c->own_at >= 0 &&
         (appended ? (size_t)c->own_at + 2 == c->launch.end : (size_t)c->own_at == at))
@@ -1754,9 +1818,13 @@ static enum fmw_err plan_unfollow(struct ctx *c)
     json_t *env = json_object_get(c->container, "env");
     bool any = c->own_at >= 0;
     enum fmw_err err = remove_own_pair(c);
+    const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
     for (size_t i = json_array_size(env); !err && i-- > 0;) {
         const char *n = json_string_value(json_object_get(json_array_get(env, i), "name"));
-        if (n && strcmp(n, FMW_SIZE_ENV) == 0) {
+        /* From the last entry back, so that a removal shifts no index still to be used. */
+        if (fp && fp->index == (int)i)
+            err = set_own_line(c, false);
+        if (!err && n && strcmp(n, FMW_SIZE_ENV) == 0) {
             char suffix[32];
             snprintf(suffix, sizeof suffix, "/env/%zu", i);
             err = op(c, "remove", suffix, NULL);
@@ -2106,6 +2174,31 @@ static bool layout_follows(const struct ctx *c, size_t *at)
     return ok;
 }
 
+/*
+ * Where the -D cannot reach BashJavaUtils (jobmanager.sh before 1.16.3, 1.17.0-1.17.1:
+ * FLINK-32909) but docker-entrypoint.sh appends FLINK_PROPERTIES to the image's own conf file and
+ * runs envsubst over it at start (flink-docker's docker-entrypoint.sh up to 1.18), the size
+ * reaches Flink through the webhook's line there: a JobManager whose FLINK_PROPERTIES is absent
+ * or a plain value of its env (one from envFrom or valueFrom could not be extended here).
+ */
+static bool properties_follow(const struct ctx *c)
+{
+    if (c->plan->role != FMW_ROLE_JOBMANAGER || !c->properties_write || c->follow_blocked ||
+        c->cl.has_script || c->launch.bitnami || layout_follows(c, NULL))
+        return false;
+    const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
+    return !fp ||
+           (fp->index >= 0 && fp->value &&
+            json_string_value(json_object_get(
+                json_array_get(json_object_get(c->container, "env"), (size_t)fp->index), "value")));
+}
+
+/* The size reaches Flink at every start: through the -D, or through FLINK_PROPERTIES. */
+static bool can_follow(const struct ctx *c)
+{
+    return layout_follows(c, NULL) || properties_follow(c);
+}
+
 /* "<sizing> not applied: <why>; sized from the configuration" */
 static enum fmw_err not_applied(struct ctx *c, enum fmw_sizing want, const char *why)
 {
@@ -2201,7 +2294,9 @@ static enum fmw_err check_follow(struct ctx *c, json_t *props)
 {
     struct fmw_plan *p = c->plan;
     enum fmw_sizing want = p->sizing != FMW_SIZING_CONFIG ? p->sizing : c->sizing_later;
-    if (want == FMW_SIZING_CONFIG || !layout_follows(c, NULL))
+    if (p->sizing != FMW_SIZING_CONFIG)
+        p->follows = can_follow(c); /* choose_sizing knew the launcher, not yet the file */
+    if (want == FMW_SIZING_CONFIG || !can_follow(c))
         return FMW_OK;
     const char *key = fmw_process_key(c->plan->role);
     size_t n = strlen(key);
@@ -2264,7 +2359,7 @@ static enum fmw_err size_from_config(struct ctx *c)
     struct fmw_plan *p = c->plan;
     p->sizing = c->sizing_later;
     c->pod_size = p->sizing == FMW_SIZING_LIMIT ? p->limit : p->request;
-    p->follows = layout_follows(c, NULL);
+    p->follows = can_follow(c);
     char text[FMW_PLAN_TEXT], size[FMW_MEMSIZE_STRLEN];
     fmw_quantity_format(c->pod_size, size);
     snprintf(text, sizeof text,
@@ -2396,10 +2491,19 @@ enum fmw_err fmw_podspec_plan(json_t *pod, const char *ns, const char *prefix,
     if (err || plan->status == FMW_PLAN_UNREADABLE)
         goto out;
 
-    struct source_in in = {
-        c.spec,    c.container,     c.env,      c.nenv,
-        &c.launch, plan->version,   c.ns,       annotation(c.annotations, FMW_ANN_CONFIGMAP),
-        src,       c.cl.has_script, plan->role, &c.standard_yaml};
+    struct source_in in = {c.spec,
+                           c.container,
+                           c.env,
+                           c.nenv,
+                           &c.launch,
+                           plan->version,
+                           c.ns,
+                           annotation(c.annotations, FMW_ANN_CONFIGMAP),
+                           src,
+                           c.cl.has_script,
+                           plan->role,
+                           &c.standard_yaml,
+                           &c.properties_write};
     plan->status = fmw_source_gather(&in, &c.file_conf, plan->source, &plan->message, plan->notes);
     if (plan->status != FMW_PLAN_RESOLVED)
         goto out;

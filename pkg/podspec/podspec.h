@@ -107,8 +107,25 @@ bool fmw_roles_parse(const char *text, unsigned *roles);
 /* <role>.memory.process.size, and that key of `conf` set to `bytes` as the webhook's -D sets it
  * ("<bytes>b"), replacing any value. */
 const char *fmw_process_key(enum fmw_role role);
+
 FMW_NODISCARD enum fmw_err fmw_set_process_size(struct fmw_conf *conf, enum fmw_role role,
                                                 uint64_t bytes);
+
+/*
+ * The webhook's own line in FLINK_PROPERTIES, for a JobManager whose jobmanager.sh does not pass
+ * -D on but whose docker-entrypoint.sh appends FLINK_PROPERTIES to the image's own conf file and
+ * runs envsubst over it at start: "<process key>: ${FLINK_MEMORY_WEBHOOK_SIZE}b". Written into
+ * `out` (FMW_OWN_LINE_MAX bytes).
+ */
+#define FMW_OWN_LINE_MAX 96
+void fmw_own_properties_line(enum fmw_role role, char out[FMW_OWN_LINE_MAX]);
+
+/*
+ * `value` without every line that is exactly `line` (and the line break before it, or after it
+ * when it is the first line); a new string, or NULL when out of memory. *had says whether there
+ * was one. The webhook's line is taken out of what is resolved, as its -D is.
+ */
+char *fmw_without_line(const char *value, const char *line, bool *had);
 
 /*
  * The process sizes Flink accepts for a configuration when the role's

@@ -219,6 +219,10 @@ struct source_in {
     bool runs_script; /* the container runs a script of its own, which may write the conf dir */
     enum fmw_role role;
     bool *yaml_out; /* when not NULL: set to whether the file read is standard YAML */
+    /* When not NULL: set to whether docker-entrypoint.sh writes FLINK_PROPERTIES into the file
+     * read at start (the image's own, writable). The webhook's own line there
+     * (fmw_own_properties_line) is always left out of what is read. */
+    bool *properties_write_out;
 };
 
 /*

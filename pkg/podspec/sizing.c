@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool fmw_sizing_parse(const char *text, enum fmw_sizing *v)
@@ -33,6 +34,39 @@ const char *fmw_sizing_name(enum fmw_sizing v)
 const char *fmw_process_key(enum fmw_role role)
 {
     return role == FMW_ROLE_TASKMANAGER ? FMW_TM_PROCESS : FMW_JM_PROCESS;
+}
+
+void fmw_own_properties_line(enum fmw_role role, char out[FMW_OWN_LINE_MAX])
+{
+    snprintf(out, FMW_OWN_LINE_MAX, "%s: ${" FMW_SIZE_ENV "}b", fmw_process_key(role));
+}
+
+char *fmw_without_line(const char *value, const char *line, bool *had)
+{
+    size_t len = strlen(line);
+    char *out = malloc(strlen(value) + 1);
+    if (!out)
+        return NULL;
+    *had = false;
+    size_t w = 0; /* every line kept is copied with the break after it */
+    for (const char *p = value; *p;) {
+        size_t k = strcspn(p, "\n");
+        bool brk = p[k] == '\n';
+        if (k == len && strncmp(p, line, len) == 0) {
+            *had = true;
+            if (w > 0)
+                w--; /* the break before it; the one after it stays */
+            else
+                k += brk; /* the first line: the break after it */
+        } else {
+            memcpy(out + w, p, k + brk);
+            w += k + brk;
+            k += brk;
+        }
+        p += k;
+    }
+    out[w] = '\0';
+    return out;
 }
 
 enum fmw_err fmw_set_process_size(struct fmw_conf *conf, enum fmw_role role, uint64_t bytes)

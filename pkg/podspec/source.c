@@ -364,17 +364,22 @@ static const char *unknown_in_memory_lines(const char *text, const struct env_va
     return NULL;
 }
 
+static enum fmw_plan_status apply_properties_text(struct gather *g, struct fmw_conf *conf,
+                                                  const char *fp_value);
+
 /* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's
  * docker-entrypoint.sh). */
 static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
                                                    bool writable)
 {
     const struct env_var *fp = fmw_env_find(g->in->env, g->in->nenv, "FLINK_PROPERTIES");
-    if (!fp)
-        return FMW_PLAN_RESOLVED;
     bool entry_edits = g->in->launch->via_entrypoint &&
                        (line_at_least(g->in->version, 1, 12) || g->in->launch->kind == L_ENTRY_JM ||
                         g->in->launch->kind == L_ENTRY_SAJ || g->in->launch->kind == L_ENTRY_TM);
+    if (g->in->properties_write_out)
+        *g->in->properties_write_out = entry_edits && writable;
+    if (!fp)
+        return FMW_PLAN_RESOLVED;
     if (!entry_edits || !writable) {
         note(g, !entry_edits ? "FLINK_PROPERTIES is not applied: docker-entrypoint.sh does not "
                                "start this container"
@@ -385,13 +390,30 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
     if (!fp->value)
         return unreadable(g,
                           "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
-    const char *unknown = unknown_in_memory_lines(fp->value, g->in->env, g->in->nenv);
+    char own[FMW_OWN_LINE_MAX];
+    fmw_own_properties_line(g->in->role, own);
+    bool had;
+    char *value = fmw_without_line(fp->value, own, &had);
+    if (!value)
+        return unreadable(g, "out of memory");
+    /* Only the webhook's line: nothing of the user's edits the file. */
+    enum fmw_plan_status st =
+        had && !*value ? FMW_PLAN_RESOLVED : apply_properties_text(g, conf, value);
+    free(value);
+    return st;
+}
+
+/* FLINK_PROPERTIES' text (without the webhook's own line) as the entrypoint applies it. */
+static enum fmw_plan_status apply_properties_text(struct gather *g, struct fmw_conf *conf,
+                                                  const char *fp_value)
+{
+    const char *unknown = unknown_in_memory_lines(fp_value, g->in->env, g->in->nenv);
     if (unknown)
         return unreadable(g, "FLINK_PROPERTIES sets memory from $%.64s, which comes from valueFrom",
                           unknown);
     if (!line_at_least(g->in->version, 1, 19)) {
         /* ≤1.18: appended to flink-conf.yaml, then envsubst over the file; last key wins. */
-        char *text = fmw_envsubst(fp->value, g->in->env, g->in->nenv, NULL);
+        char *text = fmw_envsubst(fp_value, g->in->env, g->in->nenv, NULL);
         if (!text)
             return unreadable(g, "out of memory");
         enum fmw_err err = fmw_conf_parse_legacy(conf, text, strlen(text), g->msg);
@@ -401,7 +423,7 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
                    : FMW_PLAN_RESOLVED;
     }
     /* 1.19+: per line, all white space deleted, split at the first ':', value envsubst'ed. */
-    const char *p = fp->value;
+    const char *p = fp_value;
     while (*p) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);

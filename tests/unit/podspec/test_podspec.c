@@ -328,3 +328,43 @@ Test(podspec, expansion_stops_at_the_deadline)
     free(out);
     cr_assert_eq(fmw_expand_budget_end(), FMW_EXPAND_WITHIN);
 }
+
+/* The webhook's own FLINK_PROPERTIES line leaves the rest of the text as the user wrote it
+ * (plan.c's set_own_line appends it after a line break it adds where there is none). In the
+ * cases, '@' stands for the webhook's line. */
+Test(podspec, own_properties_line_comes_out_cleanly)
+{
+    char own[FMW_OWN_LINE_MAX];
+    fmw_own_properties_line(FMW_ROLE_JOBMANAGER, own);
+    cr_assert_str_eq(own, "jobmanager.memory.process.size: ${FLINK_MEMORY_WEBHOOK_SIZE}b");
+    static const struct {
+        const char *in, *out;
+        bool had;
+    } cases[] = {
+        {"@", "", true},
+        {"a: 1\n@", "a: 1", true},
+        {"a: 1\n@\n", "a: 1\n", true},
+        {"@\na: 1", "a: 1", true},
+        {"a: 1\n@\nb: 2", "a: 1\nb: 2", true},
+        {"@\n@", "", true},
+        {"a: 1\n\n@", "a: 1\n", true},
+        {"x@", NULL, false}, /* not the whole line */
+        {"a: 1\nb: 2", NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256] = "";
+        for (const char *p = cases[i].in; *p; p++) {
+            size_t n = strlen(text);
+            if (*p == '@')
+                snprintf(text + n, sizeof text - n, "%s", own);
+            else
+                snprintf(text + n, sizeof text - n, "%c", *p);
+        }
+        bool had;
+        char *out = fmw_without_line(text, own, &had);
+        cr_assert_not_null(out);
+        cr_assert_eq(had, cases[i].had, "%s", text);
+        cr_assert_str_eq(out, cases[i].out ? cases[i].out : text, "%s", text);
+        free(out);
+    }
+}

@@ -1692,7 +1692,7 @@ static enum fmw_err set_own_line(struct ctx *c, bool want)
                         ? json_array_get(json_object_get(c->container, "env"), (size_t)fp->index)
                         : NULL;
     const char *text = json_string_value(json_object_get(entry, "value"));
-    if (!fp || !text) {
+    if (!fp || !entry) {
         if (!want)
             return FMW_OK;
         enum fmw_err err =
@@ -1700,6 +1700,9 @@ static enum fmw_err set_own_line(struct ctx *c, bool want)
         return err ? err : change(c, "FLINK_PROPERTIES added: %s", own);
     }
     bool had;
+    bool valued = text != NULL;
+    if (!text)
+        text = ""; /* an empty FLINK_PROPERTIES: the entry has no value field */
     char *rest = fmw_without_line(text, own, &had);
     if (!rest)
         return FMW_ENOMEM;
@@ -1721,7 +1724,7 @@ static enum fmw_err set_own_line(struct ctx *c, bool want)
             err = change(c, "FLINK_PROPERTIES removed: it held only the webhook's line");
     } else {
         snprintf(path, sizeof path, "/env/%d/value", fp->index);
-        err = op(c, "replace", path, fmw_json_text(fmw_buf_cstr(&value)));
+        err = op(c, valued ? "replace" : "add", path, fmw_json_text(fmw_buf_cstr(&value)));
         if (!err)
             err = want ? change(c, "FLINK_PROPERTIES: %s %s", own, had ? "moved last" : "added")
                        : change(c, "FLINK_PROPERTIES: the webhook's line removed");
@@ -2174,23 +2177,44 @@ static bool layout_follows(const struct ctx *c, size_t *at)
     return ok;
 }
 
+/* A securityContext field of the container, else of the pod. */
+static json_t *security_field(const struct ctx *c, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(c->container, "securityContext"), key);
+    return v ? v : json_object_get(json_object_get(c->spec, "securityContext"), key);
+}
+
 /*
  * Where the -D cannot reach BashJavaUtils (jobmanager.sh before 1.16.3, 1.17.0-1.17.1:
  * FLINK-32909) but docker-entrypoint.sh appends FLINK_PROPERTIES to the image's own conf file and
  * runs envsubst over it at start (flink-docker's docker-entrypoint.sh up to 1.18), the size
  * reaches Flink through the webhook's line there: a JobManager whose FLINK_PROPERTIES is absent
- * or a plain value of its env (one from envFrom or valueFrom could not be extended here).
+ * or a value of its own env entry (one from envFrom or valueFrom could not be extended here),
+ * and whose entrypoint can write the file: /opt/flink/conf (a FLINK_CONF_DIR elsewhere is read
+ * by config.sh but not written by the entrypoint), a root filesystem that is not read-only, and
+ * the image's root or flink user (9999), who own it; another uid (OpenShift's, say) cannot.
  */
 static bool properties_follow(const struct ctx *c)
 {
     if (c->plan->role != FMW_ROLE_JOBMANAGER || !c->properties_write || c->follow_blocked ||
-        c->cl.has_script || c->launch.bitnami || layout_follows(c, NULL))
+        c->cl.has_script || c->launch.bitnami || layout_follows(c, NULL) ||
+        fmw_flink_version_cmp(c->plan->version, FMW_FLINK_LINE(1, 19)) >= 0)
+        return false;
+    const struct env_var *dir = fmw_env_find(c->env, c->nenv, "FLINK_CONF_DIR");
+    if (dir && (!dir->value || (*dir->value && strcmp(dir->value, "/opt/flink/conf") != 0 &&
+                                strcmp(dir->value, "/opt/flink/conf/") != 0)))
+        return false;
+    if (json_is_true(security_field(c, "readOnlyRootFilesystem")))
+        return false;
+    json_t *uid = security_field(c, "runAsUser");
+    if (uid && json_integer_value(uid) != 0 && json_integer_value(uid) != 9999)
         return false;
     const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
-    return !fp ||
-           (fp->index >= 0 && fp->value &&
-            json_string_value(json_object_get(
-                json_array_get(json_object_get(c->container, "env"), (size_t)fp->index), "value")));
+    json_t *entry = fp && fp->index >= 0
+                        ? json_array_get(json_object_get(c->container, "env"), (size_t)fp->index)
+                        : NULL;
+    /* An empty value is dropped by the API server: the entry then has neither field. */
+    return !fp || (entry && fp->value && !json_object_get(entry, "valueFrom"));
 }
 
 /* The size reaches Flink at every start: through the -D, or through FLINK_PROPERTIES. */

@@ -373,8 +373,10 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
                                                    bool writable)
 {
     const struct env_var *fp = fmw_env_find(g->in->env, g->in->nenv, "FLINK_PROPERTIES");
+    /* flink-docker's entrypoint of 1.11 and 1.12 edits the file only for its start commands
+     * (prepare_job_manager_start and the taskmanager branch); from 1.13 for every command. */
     bool entry_edits = g->in->launch->via_entrypoint &&
-                       (line_at_least(g->in->version, 1, 12) || g->in->launch->kind == L_ENTRY_JM ||
+                       (line_at_least(g->in->version, 1, 13) || g->in->launch->kind == L_ENTRY_JM ||
                         g->in->launch->kind == L_ENTRY_SAJ || g->in->launch->kind == L_ENTRY_TM);
     if (g->in->properties_write_out)
         *g->in->properties_write_out = entry_edits && writable;
@@ -396,9 +398,9 @@ static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_
     char *value = fmw_without_line(fp->value, own, &had);
     if (!value)
         return unreadable(g, "out of memory");
-    /* Only the webhook's line: nothing of the user's edits the file. */
-    enum fmw_plan_status st =
-        had && !*value ? FMW_PLAN_RESOLVED : apply_properties_text(g, conf, value);
+    /* Empty, or only the webhook's line: nothing of the user's edits the file (the entrypoint
+     * appends FLINK_PROPERTIES only when it is not empty: [ -n "${FLINK_PROPERTIES}" ]). */
+    enum fmw_plan_status st = !*value ? FMW_PLAN_RESOLVED : apply_properties_text(g, conf, value);
     free(value);
     return st;
 }
@@ -655,8 +657,18 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         return unreadable(g,
                           "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
     } else if (!err && fp && *fp->value) {
-        err = fmw_buf_addf(&text, "%s\n", fp->value); /* echo "${FLINK_PROPERTIES}" >> file */
-        edited = true;
+        /* The webhook's own line (fmw_own_properties_line) is left out, as everywhere. */
+        char own[FMW_OWN_LINE_MAX];
+        fmw_own_properties_line(in->role, own);
+        bool had;
+        char *value = fmw_without_line(fp->value, own, &had);
+        if (!value)
+            err = FMW_ENOMEM;
+        else if (*value || !had) {
+            err = fmw_buf_addf(&text, "%s\n", value); /* echo "${FLINK_PROPERTIES}" >> file */
+            edited = true;
+        }
+        free(value);
     }
     /* ${!FLINK_CFG_@}: the names, sorted, each once (the last definition is the value). */
     const char **names = calloc(in->nenv ? in->nenv : 1, sizeof *names);

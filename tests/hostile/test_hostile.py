@@ -525,7 +525,7 @@ def test_garbage_tls(env, name, data):
 def test_slowloris_and_idle_connections(env):
     """Twenty connections trickle a request (a byte every 0.5 s), ten finish a handshake and say
     nothing, ten open TCP and say nothing: the server closes all of them by its request
-    deadline (10 s), and meanwhile serves good reviews without delay."""
+    deadline (10 s), and meanwhile serves good reviews without waiting for them."""
     stop = threading.Event()
     closed_after = []
 
@@ -590,7 +590,11 @@ def test_slowloris_and_idle_connections(env):
     assert len(closed_after) == 40
     assert None not in closed_after, closed_after
     assert max(closed_after) < 16, closed_after
-    assert max(latencies) < 2.0, latencies
+    # Not a speed check (make bench measures that): a server that waited on the slow
+    # connections would answer only once they are cut, at the request deadline (10 s). Half of
+    # it leaves room for the TLS handshakes of forty connections under ASan on two cores (2.8 s
+    # seen once).
+    assert max(latencies) < 5.0, latencies
 
 
 def test_resources_bounded_after_catalogue(env):

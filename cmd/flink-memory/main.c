@@ -319,11 +319,6 @@ static int choose_file(const struct resolve_opts *o, char **path, enum format *f
     return 0;
 }
 
-/*
- * Flink's message for a configuration it rejects: {"error": …} in JSON, with "exception" (the
- * simple name of the Java class Flink throws) where it is known, else on stderr. `detail` is
- * ours (where in the file), on stderr. Returns EXIT_REJECTED.
- */
 /* The process the options size. */
 static enum fmw_role role_of(const struct resolve_opts *o)
 {
@@ -336,6 +331,11 @@ struct accepted {
     uint64_t min, max;
 };
 
+/*
+ * Flink's message for a configuration it rejects: {"error": …} in JSON, with "exception" (the
+ * simple name of the Java class Flink throws) where it is known, else on stderr. `detail` is
+ * ours (where in the file), on stderr. Returns EXIT_REJECTED.
+ */
 static int print_rejected(const struct resolve_opts *o, const char *msg, const char *exception,
                           const char *detail, struct accepted sizes)
 {

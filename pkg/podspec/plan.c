@@ -1151,6 +1151,14 @@ static enum fmw_err load_source(struct ctx *c, struct opts_source *s, const char
     return FMW_OK;
 }
 
+/* The container's own env entry of `var`, or NULL (none, or one from envFrom). */
+static json_t *env_entry(const struct ctx *c, const struct env_var *var)
+{
+    return var && var->index >= 0
+               ? json_array_get(json_object_get(c->container, "env"), (size_t)var->index)
+               : NULL;
+}
+
 /* Appends `entry` (stolen) to the container's env, making the array where there is none. */
 static enum fmw_err add_env_entry(struct ctx *c, json_t *entry)
 {
@@ -1165,8 +1173,8 @@ static enum fmw_err set_env(struct ctx *c, const struct env_var *var, const char
                             const char *value)
 {
     char suffix[64];
-    if (var && var->index >= 0) {
-        json_t *entry = json_array_get(json_object_get(c->container, "env"), (size_t)var->index);
+    json_t *entry = env_entry(c, var);
+    if (entry) {
         snprintf(suffix, sizeof suffix, "/env/%d/value", var->index);
         if (!var->owned)
             return op(c, json_object_get(entry, "value") ? "replace" : "add", suffix,
@@ -1638,7 +1646,6 @@ static enum fmw_err plan_follow_flags(struct ctx *c)
 }
 
 static bool layout_follows(const struct ctx *c, size_t *at);
-static enum fmw_err set_own_line(struct ctx *c, bool want);
 
 /* The container's array ("/command" or "/args") and index that hold command word `w`; false
  * when the word is not one element of its own (a script's). */
@@ -1670,14 +1677,6 @@ static enum fmw_err remove_own_pair(struct ctx *c)
 }
 
 /*
- * The size at every start: FMW_SIZE_ENV from the downward API (the container's own limit or
- * request, divisor 1: bytes) and "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" where the
- * launcher passes it to BashJavaUtils after every other -D (fmw_launch_follow_at: appended, or for
- * standalone-job before the entry point's options), which the kubelet expands when it starts the
- * container. A pod that has both, as they should be, gets no patch; an entry of that name saying
- * something else is replaced, and a pair elsewhere moved.
- */
-/*
  * The webhook's own line in FLINK_PROPERTIES: wanted, it is the last line (a later line of the
  * process size would win in the appended file), added, moved there or kept; not wanted, it is
  * taken out, and a FLINK_PROPERTIES that held nothing else goes. Only the container's own env
@@ -1688,11 +1687,9 @@ static enum fmw_err set_own_line(struct ctx *c, bool want)
     char own[FMW_OWN_LINE_MAX];
     fmw_own_properties_line(c->plan->role, own);
     const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
-    json_t *entry = fp && fp->index >= 0
-                        ? json_array_get(json_object_get(c->container, "env"), (size_t)fp->index)
-                        : NULL;
+    json_t *entry = env_entry(c, fp);
     const char *text = json_string_value(json_object_get(entry, "value"));
-    if (!fp || !entry) {
+    if (!entry) {
         if (!want)
             return FMW_OK;
         enum fmw_err err =
@@ -1734,6 +1731,14 @@ static enum fmw_err set_own_line(struct ctx *c, bool want)
     return err;
 }
 
+/*
+ * The size at every start: FMW_SIZE_ENV from the downward API (the container's own limit or
+ * request, divisor 1: bytes) and "-D <role>.memory.process.size=$(FMW_SIZE_ENV)b" where the
+ * launcher passes it to BashJavaUtils after every other -D (fmw_launch_follow_at: appended, or for
+ * standalone-job before the entry point's options), which the kubelet expands when it starts the
+ * container. A pod that has both, as they should be, gets no patch; an entry of that name saying
+ * something else is replaced, and a pair elsewhere moved.
+ */
 static enum fmw_err plan_follow(struct ctx *c)
 {
     const char *resource = size_resource(c);
@@ -2177,22 +2182,13 @@ static bool layout_follows(const struct ctx *c, size_t *at)
     return ok;
 }
 
-/* A securityContext field of the container, else of the pod. */
-static json_t *security_field(const struct ctx *c, const char *key)
-{
-    json_t *v = json_object_get(json_object_get(c->container, "securityContext"), key);
-    return v ? v : json_object_get(json_object_get(c->spec, "securityContext"), key);
-}
-
 /*
  * Where the -D cannot reach BashJavaUtils (jobmanager.sh before 1.16.3, 1.17.0-1.17.1:
- * FLINK-32909) but docker-entrypoint.sh appends FLINK_PROPERTIES to the image's own conf file and
- * runs envsubst over it at start (flink-docker's docker-entrypoint.sh up to 1.18), the size
- * reaches Flink through the webhook's line there: a JobManager whose FLINK_PROPERTIES is absent
- * or a value of its own env entry (one from envFrom or valueFrom could not be extended here),
- * and whose entrypoint can write the file: /opt/flink/conf (a FLINK_CONF_DIR elsewhere is read
- * by config.sh but not written by the entrypoint), a root filesystem that is not read-only, and
- * the image's root or flink user (9999), who own it; another uid (OpenShift's, say) cannot.
+ * FLINK-32909) but docker-entrypoint.sh writes FLINK_PROPERTIES into the conf file Flink reads
+ * (source.c says where it does) and runs envsubst over it at start (flink-docker's
+ * docker-entrypoint.sh up to 1.18), the size reaches Flink through the webhook's line there: a
+ * JobManager whose FLINK_PROPERTIES is absent or a value of its own env entry (one from envFrom
+ * or valueFrom could not be extended here).
  */
 static bool properties_follow(const struct ctx *c)
 {
@@ -2200,19 +2196,8 @@ static bool properties_follow(const struct ctx *c)
         c->cl.has_script || c->launch.bitnami || layout_follows(c, NULL) ||
         fmw_flink_version_cmp(c->plan->version, FMW_FLINK_LINE(1, 19)) >= 0)
         return false;
-    const struct env_var *dir = fmw_env_find(c->env, c->nenv, "FLINK_CONF_DIR");
-    if (dir && (!dir->value || (*dir->value && strcmp(dir->value, "/opt/flink/conf") != 0 &&
-                                strcmp(dir->value, "/opt/flink/conf/") != 0)))
-        return false;
-    if (json_is_true(security_field(c, "readOnlyRootFilesystem")))
-        return false;
-    json_t *uid = security_field(c, "runAsUser");
-    if (uid && json_integer_value(uid) != 0 && json_integer_value(uid) != 9999)
-        return false;
     const struct env_var *fp = fmw_env_find(c->env, c->nenv, "FLINK_PROPERTIES");
-    json_t *entry = fp && fp->index >= 0
-                        ? json_array_get(json_object_get(c->container, "env"), (size_t)fp->index)
-                        : NULL;
+    json_t *entry = env_entry(c, fp);
     /* An empty value is dropped by the API server: the entry then has neither field. */
     return !fp || (entry && fp->value && !json_object_get(entry, "valueFrom"));
 }

@@ -112,22 +112,6 @@ FMW_NODISCARD enum fmw_err fmw_set_process_size(struct fmw_conf *conf, enum fmw_
                                                 uint64_t bytes);
 
 /*
- * The webhook's own line in FLINK_PROPERTIES, for a JobManager whose jobmanager.sh does not pass
- * -D on but whose docker-entrypoint.sh appends FLINK_PROPERTIES to the image's own conf file and
- * runs envsubst over it at start: "<process key>: ${FLINK_MEMORY_WEBHOOK_SIZE}b". Written into
- * `out` (FMW_OWN_LINE_MAX bytes).
- */
-#define FMW_OWN_LINE_MAX 96
-void fmw_own_properties_line(enum fmw_role role, char out[FMW_OWN_LINE_MAX]);
-
-/*
- * `value` without every line that is exactly `line` (and the line break before it, or after it
- * when it is the first line); a new string, or NULL when out of memory. *had says whether there
- * was one. The webhook's line is taken out of what is resolved, as its -D is.
- */
-char *fmw_without_line(const char *value, const char *line, bool *had);
-
-/*
  * The process sizes Flink accepts for a configuration when the role's
  * <role>.memory.process.size is set to them (the configuration's other sizes, legacy options and
  * environment as in the role's input, whose conf is read and not changed): *min the smallest,

@@ -4,7 +4,7 @@
  * webhook and `flink-memory resolve --from-limit` add to Flink's message when the pod's size is
  * refused.
  */
-#include "pkg/podspec/podspec.h"
+#include "pkg/podspec/podspec_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

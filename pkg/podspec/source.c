@@ -18,6 +18,7 @@
 #define LEGACY_FILE      "flink-conf.yaml"
 #define STANDARD_FILE    "config.yaml"
 #define MAX_CMS          8
+#define READ_ONLY_MOUNT  "the conf file is a read-only ConfigMap mount"
 
 /* The image's shipped configuration, as far as memory goes (the conf file of Flink's distribution
  * for its line): the process size of each role. */
@@ -364,45 +365,14 @@ static const char *unknown_in_memory_lines(const char *text, const struct env_va
     return NULL;
 }
 
-static enum fmw_plan_status apply_properties_text(struct gather *g, struct fmw_conf *conf,
-                                                  const char *fp_value);
-
-/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to a writable conf file (flink-docker's
- * docker-entrypoint.sh). */
-static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
-                                                   bool writable)
+/* FLINK_PROPERTIES' value without the webhook's own line (fmw_own_properties_line), which the
+ * webhook's sizing gives, as it does its -D: a new string, NULL when out of memory. */
+static char *user_properties(const struct source_in *in, const char *value)
 {
-    const struct env_var *fp = fmw_env_find(g->in->env, g->in->nenv, "FLINK_PROPERTIES");
-    /* flink-docker's entrypoint of 1.11 and 1.12 edits the file only for its start commands
-     * (prepare_job_manager_start and the taskmanager branch); from 1.13 for every command. */
-    bool entry_edits = g->in->launch->via_entrypoint &&
-                       (line_at_least(g->in->version, 1, 13) || g->in->launch->kind == L_ENTRY_JM ||
-                        g->in->launch->kind == L_ENTRY_SAJ || g->in->launch->kind == L_ENTRY_TM);
-    if (g->in->properties_write_out)
-        *g->in->properties_write_out = entry_edits && writable;
-    if (!fp)
-        return FMW_PLAN_RESOLVED;
-    if (!entry_edits || !writable) {
-        note(g, !entry_edits ? "FLINK_PROPERTIES is not applied: docker-entrypoint.sh does not "
-                               "start this container"
-                             : "FLINK_PROPERTIES is not applied: the conf file is a read-only "
-                               "ConfigMap mount");
-        return FMW_PLAN_RESOLVED;
-    }
-    if (!fp->value)
-        return unreadable(g,
-                          "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
     char own[FMW_OWN_LINE_MAX];
-    fmw_own_properties_line(g->in->role, own);
+    fmw_own_properties_line(in->role, own);
     bool had;
-    char *value = fmw_without_line(fp->value, own, &had);
-    if (!value)
-        return unreadable(g, "out of memory");
-    /* Empty, or only the webhook's line: nothing of the user's edits the file (the entrypoint
-     * appends FLINK_PROPERTIES only when it is not empty: [ -n "${FLINK_PROPERTIES}" ]). */
-    enum fmw_plan_status st = !*value ? FMW_PLAN_RESOLVED : apply_properties_text(g, conf, value);
-    free(value);
-    return st;
+    return fmw_without_line(value, own, &had);
 }
 
 /* FLINK_PROPERTIES' text (without the webhook's own line) as the entrypoint applies it. */
@@ -454,15 +424,76 @@ static enum fmw_plan_status apply_properties_text(struct gather *g, struct fmw_c
     return FMW_PLAN_RESOLVED;
 }
 
+/* docker-entrypoint.sh's FLINK_PROPERTIES, applied to the conf file read where the entrypoint
+ * writes it (flink-docker's docker-entrypoint.sh); `unwritten` says why it does not, or NULL. */
+static enum fmw_plan_status apply_flink_properties(struct gather *g, struct fmw_conf *conf,
+                                                   const char *unwritten)
+{
+    const struct env_var *fp = fmw_env_find(g->in->env, g->in->nenv, "FLINK_PROPERTIES");
+    /* flink-docker's entrypoint of 1.11 and 1.12 edits the file only for its start commands
+     * (prepare_job_manager_start and the taskmanager branch); from 1.13 for every command. */
+    bool entry_edits = g->in->launch->via_entrypoint &&
+                       (line_at_least(g->in->version, 1, 13) || g->in->launch->kind == L_ENTRY_JM ||
+                        g->in->launch->kind == L_ENTRY_SAJ || g->in->launch->kind == L_ENTRY_TM);
+    if (g->in->properties_write_out)
+        *g->in->properties_write_out = entry_edits && !unwritten;
+    if (!fp)
+        return FMW_PLAN_RESOLVED;
+    if (!entry_edits || unwritten) {
+        char text[FMW_PLAN_TEXT];
+        snprintf(text, sizeof text, "FLINK_PROPERTIES is not applied: %s",
+                 !entry_edits ? "docker-entrypoint.sh does not start this container" : unwritten);
+        note(g, text);
+        return FMW_PLAN_RESOLVED;
+    }
+    if (!fp->value)
+        return unreadable(g,
+                          "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
+    char *value = user_properties(g->in, fp->value);
+    if (!value)
+        return unreadable(g, "out of memory");
+    /* Empty, or only the webhook's line: nothing of the user's edits the file (the entrypoint
+     * appends FLINK_PROPERTIES only when it is not empty: [ -n "${FLINK_PROPERTIES}" ]). */
+    enum fmw_plan_status st = !*value ? FMW_PLAN_RESOLVED : apply_properties_text(g, conf, value);
+    free(value);
+    return st;
+}
+
+/*
+ * Why docker-entrypoint.sh does not write the image's own conf file that Flink reads, or NULL
+ * where it does: it edits /opt/flink/conf (owned by flink, uid 9999, in flink-docker's images)
+ * in place, which fails on a read-only root filesystem or for another uid than root's or flink's
+ * (OpenShift's, say), and config.sh reads FLINK_CONF_DIR, which may be elsewhere.
+ */
+static const char *image_conf_unwritten(const struct source_in *in, const char *conf_dir,
+                                        char buf[96])
+{
+    json_t *ctx = json_object_get(in->container, "securityContext");
+    json_t *uid = json_object_get(ctx, "runAsUser");
+    if (!uid)
+        uid = json_object_get(json_object_get(in->spec, "securityContext"), "runAsUser");
+    if (strcmp(conf_dir, DEFAULT_CONF_DIR) != 0)
+        return "Flink reads FLINK_CONF_DIR, not the conf dir the entrypoint edits";
+    if (json_is_true(json_object_get(ctx, "readOnlyRootFilesystem")))
+        return "the root filesystem is read-only";
+    if (uid && json_integer_value(uid) != 0 && json_integer_value(uid) != 9999) {
+        snprintf(buf, 96, "uid %" JSON_INTEGER_FORMAT " cannot write the image's conf dir",
+                 json_integer_value(uid));
+        return buf;
+    }
+    return NULL;
+}
+
 static enum fmw_plan_status image_default(struct gather *g, struct fmw_conf *conf,
-                                          char source[FMW_PLAN_TEXT])
+                                          const char *conf_dir, char source[FMW_PLAN_TEXT])
 {
     const char *file = fmw_flink_reads_standard_file(g->in->version) ? STANDARD_FILE : LEGACY_FILE;
     const char *key = image_default_key(g->in), *value = image_default_value(g->in);
     snprintf(source, FMW_PLAN_TEXT, "the image's %s (%s: %s)", file, key, value);
     if (fmw_conf_set(conf, fmw_str_c(key), fmw_str_c(value), FMW_CONF_STRING, 0))
         return unreadable(g, "out of memory");
-    return apply_flink_properties(g, conf, true);
+    char buf[96];
+    return apply_flink_properties(g, conf, image_conf_unwritten(g->in, conf_dir, buf));
 }
 
 /* The annotation flink-memory-webhook/configmap: NAME[/KEY]. */
@@ -657,14 +688,10 @@ static enum fmw_plan_status bitnami_config(struct gather *g, struct fmw_conf *co
         return unreadable(g,
                           "FLINK_PROPERTIES comes from valueFrom: what it sets is not known here");
     } else if (!err && fp && *fp->value) {
-        /* The webhook's own line (fmw_own_properties_line) is left out, as everywhere. */
-        char own[FMW_OWN_LINE_MAX];
-        fmw_own_properties_line(in->role, own);
-        bool had;
-        char *value = fmw_without_line(fp->value, own, &had);
+        char *value = user_properties(in, fp->value);
         if (!value)
             err = FMW_ENOMEM;
-        else if (*value || !had) {
+        else if (*value) {
             err = fmw_buf_addf(&text, "%s\n", value); /* echo "${FLINK_PROPERTIES}" >> file */
             edited = true;
         }
@@ -854,7 +881,7 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
         snprintf(source, FMW_PLAN_TEXT, "%s", chosen->where);
         st = parse_file(g, conf, file, chosen->text, chosen->len);
         if (st == FMW_PLAN_RESOLVED)
-            st = apply_flink_properties(g, conf, false);
+            st = apply_flink_properties(g, conf, READ_ONLY_MOUNT);
         goto done;
     }
 
@@ -870,7 +897,7 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
                            : "the mounted config.yaml is ignored by this Flink version");
     }
     if (k < 0) {
-        st = image_default(g, conf, source);
+        st = image_default(g, conf, conf_dir, source);
         goto done;
     }
     const char *why = opaque_volume(file_vol[k]);
@@ -895,7 +922,7 @@ static enum fmw_plan_status from_mounts(struct gather *g, struct fmw_conf *conf,
     snprintf(source, FMW_PLAN_TEXT, "%s", f.where);
     st = parse_file(g, conf, FILES[k], f.text, f.len);
     if (st == FMW_PLAN_RESOLVED)
-        st = apply_flink_properties(g, conf, false);
+        st = apply_flink_properties(g, conf, READ_ONLY_MOUNT);
 done:
     return st;
 }

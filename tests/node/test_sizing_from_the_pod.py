@@ -173,6 +173,12 @@ def flink_process_size(pod):
     return next((e["value"] for e in entries if e.get("key") == "jobmanager.memory.process.size"), None)
 
 
+def running_since(name, restarts):
+    """Pod `name` once its container runs after at least `restarts` restarts, else None."""
+    pod = running(name)
+    return pod if pod and pod["status"]["containerStatuses"][0].get("restartCount", 0) >= restarts else None
+
+
 # The environment of the container's PID 1 (the JVM), read as its own user as jvm-flags.sh does:
 # /proc/1/environ is readable only by the process's owner.
 ENVIRON_AS_JVM = ('o=$(stat -c "%u %g" /proc/1); [ "$(id -u)" = "${o% *}" ] && exec cat /proc/1/environ; '
@@ -189,8 +195,7 @@ def check_follows(name, cm, v, size, restarts=0):
     """The running container of pod `name` at `size`: its cgroup limit, the variable the kubelet
     gave it, Flink's own process size, and the JVM's limits Flink's for that size."""
     want = qty(size)
-    pod = wait(f"{name} Running at {size}", lambda: (lambda p: p if p and p["status"]["containerStatuses"][0]
-                                                     .get("restartCount", 0) >= restarts else None)(running(name)))
+    pod = wait(f"{name} Running at {size}", lambda: running_since(name, restarts))
     wait(f"{name}'s REST /overview", lambda: rest_overview(running(name)), timeout=180)
     pod = running(name)
     assert pod["status"]["containerStatuses"][0].get("restartCount", 0) == restarts, pod["status"]
@@ -256,8 +261,10 @@ def reinvocation_policies():
 
 
 def new_pod(dep, old):
-    return wait(f"{dep}'s new pod", lambda: (lambda p: p if p and p["metadata"]["name"] != old else None)
-                (the_pod(dep)))
+    def other():
+        pod = the_pod(dep)
+        return pod if pod and pod["metadata"]["name"] != old else None
+    return wait(f"{dep}'s new pod", other)
 
 
 def test_vpa_recommendation_is_flinks_process_size(vpa, made):
@@ -375,8 +382,7 @@ def check_tm_follows(name, cm, v, jm_ip, size, restarts=0):
     """The TaskManager of pod `name` at `size`: registered with its JobManager reporting Flink's
     components for that size, its cgroup and variable, and its JVM's limits Flink's flags."""
     want = qty(size)
-    pod = wait(f"{name} Running at {size}", lambda: (lambda p: p if p and p["status"]["containerStatuses"][0]
-                                                     .get("restartCount", 0) >= restarts else None)(running(name)))
+    pod = wait(f"{name} Running at {size}", lambda: running_since(name, restarts))
     sizes = flinks_sizes(cm, v, size, role="taskmanager")
     tm = wait(f"{name} registered at {size}", lambda: tm_registration(jm_ip, pod["status"]["podIP"], want),
               timeout=180)
